@@ -1,0 +1,47 @@
+"""The catalogue: event type ↔ model ↔ routing key. Every event class registers with `@event`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from contracts.base import Event, routing_key_for
+from contracts.envelope import ContractError
+
+_BY_TYPE: dict[str, type[Event]] = {}
+
+
+def event[T: type[Event]](source: str, *, version: int = 1) -> Callable[[T], T]:
+    """Register an event class under its class name, emitted by `source`."""
+
+    def register(cls: T) -> T:
+        name = cls.__name__
+        if name in _BY_TYPE:
+            raise RuntimeError(f"event type {name} registered twice")
+        cls.TYPE = name
+        cls.VERSION = version
+        cls.SOURCE = source
+        cls.ROUTING_KEY = routing_key_for(name)
+        _BY_TYPE[name] = cls
+        return cls
+
+    return register
+
+
+def event_class(event_type: str) -> type[Event]:
+    """The model registered for a type name, or ContractError."""
+    _load_catalogue()
+    try:
+        return _BY_TYPE[event_type]
+    except KeyError:
+        raise ContractError(f"unknown event type {event_type!r}") from None
+
+
+def all_events() -> dict[str, type[Event]]:
+    """Every registered event type, by name."""
+    _load_catalogue()
+    return dict(sorted(_BY_TYPE.items()))
+
+
+def _load_catalogue() -> None:
+    # Importing the producer modules runs their @event decorators.
+    import contracts.catalogue  # noqa: F401
