@@ -1,0 +1,3 @@
+"""Fixtures shared by every test in the workspace live in kit.testing."""
+
+pytest_plugins = ["kit.testing"]
