@@ -1,0 +1,49 @@
+"""Settings of one service's bus: names, retry schedule, relay pacing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+@dataclass(frozen=True, slots=True)
+class BusConfig:
+    """How one service talks to the broker; tests shrink the delays and add a name prefix."""
+
+    service: str
+    amqp_url: str = DEFAULT_AMQP_URL
+    # Prepended to every exchange and queue name, so that test runs (and environments sharing a
+    # broker) never see each other's messages.
+    prefix: str = ""
+    # Seconds to wait before each retry. Short first (a lost write conflict clears at once), then
+    # longer for a dependency that is restarting, then a minute for one that is really down.
+    retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
+    # Deliveries before a message goes to the DLQ; 0 means one per delay plus the first.
+    max_attempts: int = 0
+    # Broker-side backstop for consumers that die before they can ack or reroute a message.
+    delivery_limit: int = 20
+    prefetch: int = 16
+    relay_poll_interval: float = 0.2
+    relay_batch_size: int = 100
+    lease_seconds: float = 30.0
+    extra_bindings: tuple[str, ...] = ()
+    reconnect_interval: float = 2.0
+    error_max_length: int = 1000
+    connection_name: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.service:
+            raise ValueError("BusConfig.service must not be empty")
+        if not self.retry_delays or any(d <= 0 for d in self.retry_delays):
+            raise ValueError("retry_delays must be positive and not empty")
+        if self.max_attempts == 0:
+            object.__setattr__(self, "max_attempts", len(self.retry_delays) + 1)
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if not self.connection_name:
+            object.__setattr__(self, "connection_name", f"{self.prefix}{self.service}")
+
+    def delay_for(self, attempt: int) -> float:
+        """The wait before delivery `attempt + 1` (the last delay repeats when attempts outrun)."""
+        return self.retry_delays[min(attempt, len(self.retry_delays)) - 1]

@@ -1,0 +1,318 @@
+"""The consumer: one message → each handler in its own transaction with its inbox row → ack.
+
+Ack ordering is the whole point: a message is acknowledged only after every handler committed,
+or after its retry/dead-letter copy was confirmed by the broker. A process that dies anywhere in
+between leaves the message unacked, so the broker redelivers it and the inbox skips the handlers
+that already committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractRobustChannel as Channel
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus.config import BusConfig
+from bus.connection import BusConnection
+from bus.context import (
+    Handler,
+    HandlerContext,
+    HandlerTable,
+    check_table,
+    handler_name,
+    handlers_for,
+    routing_keys_for,
+)
+from bus.inbox import Inbox
+from bus.outbox import Outbox
+from bus.publisher import publish_confirmed
+from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
+from bus.topology import Names, declare_topology
+from bus.tracing import extract_context, tracer
+from contracts import ContractError, Envelope
+from kit.transactions import run_in_transaction
+
+__all__ = ["Consumer", "Handler", "HandlerContext", "HandlerTable", "OnCommitted"]
+
+log = structlog.get_logger("bus.consumer")
+
+type OnCommitted = Callable[[Envelope[Any]], Awaitable[None]]
+
+
+class _AlreadyProcessed(Exception):
+    """The inbox already holds (event id, handler): abort the transaction and skip."""
+
+
+class Consumer:
+    """Consumes a service's queue with manual acks, retries through delay queues, then the DLQ."""
+
+    def __init__(
+        self,
+        config: BusConfig,
+        handlers: HandlerTable,
+        mongo_client: AsyncMongoClient[Any],
+        db: AsyncDatabase[Any],
+        *,
+        connection: BusConnection | None = None,
+        outbox: Outbox | None = None,
+        on_committed: OnCommitted | None = None,
+        on_emitted: Callable[[], None] | None = None,
+    ) -> None:
+        check_table(handlers)
+        self.config = config
+        self.names = Names.of(config)
+        self._handlers = handlers
+        self._client = mongo_client
+        self._db = db
+        self._inbox = Inbox(db)
+        self._outbox = outbox or Outbox(db)
+        self._own_connection = connection is None
+        self._connection = connection or BusConnection.for_config(config)
+        # Test hook: runs between the commit and the ack (fault tests crash the process there).
+        self._on_committed = on_committed
+        # Called after a commit that emitted events (the service wakes its relay with it).
+        self._on_emitted = on_emitted
+        self._channel: Channel | None = None
+        self._publish_channel: Channel | None = None
+        self._default_exchange: AbstractExchange | None = None
+        self._queue: AbstractQueue | None = None
+        self._consumer_tag: str | None = None
+        self._in_flight: set[asyncio.Task[Any]] = set()
+
+    @property
+    def running(self) -> bool:
+        """True while consuming on an open channel."""
+        channel = self._channel
+        return (
+            self._consumer_tag is not None
+            and channel is not None
+            and not channel.is_closed
+            and self._connection.is_connected
+        )
+
+    async def start(self) -> None:
+        """Declare the topology and start consuming."""
+        self._channel = await self._connection.channel(prefetch=self.config.prefetch)
+        # Retry and DLQ copies go out on their own channel: a publishing error can never close
+        # the channel the deliveries (and their pending acks) live on.
+        self._publish_channel = await self._connection.channel(on_return_raises=False)
+        self._default_exchange = self._publish_channel.default_exchange
+        topology = await declare_topology(
+            self._channel, self.config, routing_keys_for(self._handlers)
+        )
+        self._queue = topology.queue
+        self._consumer_tag = await self._queue.consume(self._on_message)
+        log.info("bus.consuming", service=self.config.service, queue=self.names.queue)
+
+    async def stop(self, *, timeout: float = 10.0) -> None:
+        """Stop taking messages, let those in flight finish, close the channels."""
+        if self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._consumer_tag)
+        self._consumer_tag = None
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout)
+        for channel in (self._channel, self._publish_channel):
+            if channel is not None and not channel.is_closed:
+                with contextlib.suppress(Exception):
+                    await channel.close()
+        self._channel = self._publish_channel = None
+        if self._own_connection:
+            await self._connection.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self._process(message)
+        except Exception as exc:  # never let one message kill the consumer
+            log.exception("bus.consumer_error", service=self.config.service, error=repr(exc))
+            await self._settle(message, requeue=True)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        headers = dict(message.headers or {})
+        attempt = attempt_of(headers)
+        routing_key = str(headers.get("x-original-routing-key") or message.routing_key or "")
+        try:
+            envelope = Envelope.from_json(message.body)
+        except ContractError as exc:
+            # A message that does not match the catalogue will never parse: no retries.
+            failure = Failure(exc, attempt, routing_key, None, self.config.service)
+            await self._dead_letter(message, failure, headers)
+            return
+
+        bound = log.bind(
+            service=self.config.service,
+            event_id=envelope.id,
+            event_type=envelope.type,
+            correlation_id=envelope.correlation_id,
+            routing_key=routing_key,
+            attempt=attempt,
+        )
+        with tracer.start_as_current_span(
+            f"{routing_key} process",
+            context=extract_context(headers),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "process",
+                "messaging.destination.name": routing_key,
+                "messaging.message.id": envelope.id,
+                "messaging.rabbitmq.attempt": attempt,
+            },
+        ) as span:
+            for handler in handlers_for(self._handlers, type(envelope.data)):
+                name = handler_name(handler)
+                try:
+                    await self._run_handler(handler, name, envelope, attempt, bound)
+                except Exception as exc:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                    failure = Failure(exc, attempt, routing_key, name, self.config.service)
+                    await self._fail(message, failure, headers, bound)
+                    return
+        if self._on_committed is not None:
+            await self._on_committed(envelope)
+        await self._settle(message)
+
+    async def _run_handler(
+        self,
+        handler: Handler,
+        name: str,
+        envelope: Envelope[Any],
+        attempt: int,
+        bound: Any,
+    ) -> None:
+        handler_log = bound.bind(handler=name)
+        started = time.perf_counter()
+
+        async def body(session: AsyncClientSession) -> int:
+            if not await self._inbox.first_time(session, envelope.id, name):
+                raise _AlreadyProcessed
+            ctx = HandlerContext(
+                session=session,
+                db=self._db,
+                envelope=envelope,
+                log=handler_log,
+                outbox=self._outbox,
+                handler=name,
+                attempt=attempt,
+            )
+            await handler(envelope, ctx)
+            return len(ctx.emitted)
+
+        try:
+            emitted = await run_in_transaction(self._client, body)
+        except _AlreadyProcessed:
+            handler_log.info("bus.duplicate_skipped")
+            return
+        handler_log.info(
+            "bus.handled", emitted=emitted, duration_ms=round((time.perf_counter() - started) * 1e3)
+        )
+        if emitted and self._on_emitted is not None:
+            self._on_emitted()
+
+    async def _fail(
+        self,
+        message: AbstractIncomingMessage,
+        failure: Failure,
+        headers: dict[str, Any],
+        bound: Any,
+    ) -> None:
+        if failure.attempt >= self.config.max_attempts:
+            await self._dead_letter(message, failure, headers)
+            return
+        delay = self.config.delay_for(failure.attempt)
+        copy = self._copy(message, retry_headers(headers, failure, self.config.error_max_length))
+        # Confirmed copy first, ack second: dying in between only duplicates the message.
+        if await self._send(copy, self.names.retry_queue(delay)):
+            bound.warning(
+                "bus.retry_scheduled",
+                handler=failure.handler,
+                error=repr(failure.error),
+                delay_s=delay,
+                next_attempt=failure.attempt + 1,
+            )
+            await self._settle(message)
+        else:
+            await self._requeue_later(message)
+
+    async def _dead_letter(
+        self, message: AbstractIncomingMessage, failure: Failure, headers: dict[str, Any]
+    ) -> None:
+        copy = self._copy(
+            message, dead_letter_headers(headers, failure, self.config.error_max_length)
+        )
+        if await self._send(copy, self.names.dlq):
+            log.error(
+                "bus.dead_lettered",
+                service=self.config.service,
+                message_id=message.message_id,
+                routing_key=failure.routing_key,
+                handler=failure.handler,
+                attempts=failure.attempt,
+                error=repr(failure.error),
+            )
+            await self._settle(message)
+        else:
+            await self._requeue_later(message)
+
+    async def _requeue_later(self, message: AbstractIncomingMessage) -> None:
+        # The copy could not be placed (broker trouble): hand the message back after a pause
+        # rather than spinning; the delivery limit dead-letters it if this never recovers.
+        await asyncio.sleep(self.config.reconnect_interval)
+        await self._settle(message, requeue=True)
+
+    @staticmethod
+    def _copy(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+        return aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            content_encoding=message.content_encoding,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message.message_id,
+            correlation_id=message.correlation_id,
+            type=message.type,
+            timestamp=message.timestamp,
+        )
+
+    async def _send(self, copy: aio_pika.Message, queue: str) -> bool:
+        """Publish a copy straight to a queue and wait for the confirm; False if it failed."""
+        assert self._default_exchange is not None
+        try:
+            # mandatory: a missing delay queue must fail loudly, not drop the message.
+            await publish_confirmed(self._default_exchange, copy, queue, mandatory=True)
+        except Exception as exc:
+            log.warning(
+                "bus.copy_failed", service=self.config.service, queue=queue, error=repr(exc)
+            )
+            return False
+        return True
+
+    async def _settle(self, message: AbstractIncomingMessage, *, requeue: bool = False) -> None:
+        """Ack (or requeue); on a dead channel the broker redelivers the message anyway."""
+        try:
+            if requeue:
+                # Requeued deliveries count towards the quorum queue's delivery limit, which
+                # dead-letters a message that keeps failing this way.
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+        except Exception as exc:
+            log.warning("bus.settle_failed", service=self.config.service, error=repr(exc))

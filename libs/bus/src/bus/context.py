@@ -1,0 +1,77 @@
+"""What a handler receives, and the handler table type (style.md habit 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from structlog.typing import FilteringBoundLogger
+
+from bus.outbox import OutboxWriter
+from contracts import Actor, Envelope, Event
+
+
+@dataclass(slots=True)
+class HandlerContext:
+    """A handler's transaction, database, the envelope it handles and a way to emit events."""
+
+    session: AsyncClientSession | None
+    db: AsyncDatabase[Any]
+    envelope: Envelope[Any]
+    log: FilteringBoundLogger
+    outbox: OutboxWriter
+    handler: str = ""
+    attempt: int = 1
+    emitted: list[Envelope[Any]] = field(default_factory=list)
+
+    async def emit[E: Event](self, event: E, *, actor: Actor | None = None) -> Envelope[E]:
+        """Write `event`, caused by the handled envelope, to the outbox in this transaction."""
+        return await self.emit_envelope(self.envelope.caused(event, actor=actor))
+
+    async def emit_envelope[E: Event](self, envelope: Envelope[E]) -> Envelope[E]:
+        """Write a ready-made envelope (e.g. a new correlation) to the outbox, same transaction."""
+        await self.outbox.add(self.session, envelope)
+        self.emitted.append(envelope)
+        return envelope
+
+
+type Handler = Callable[[Envelope[Any], HandlerContext], Awaitable[None]]
+type HandlerTable = dict[type[Event], list[Handler]]
+
+# A handler registered for `Event` itself receives every event the queue gets (analytics).
+ALL_EVENTS = "#"
+
+
+def handler_name(handler: Handler) -> str:
+    """The stable name of a handler, used in inbox ids (renaming a handler resets its inbox)."""
+    module = getattr(handler, "__module__", None) or "handler"
+    qualname = getattr(handler, "__qualname__", None) or type(handler).__name__
+    return f"{module}.{qualname}"
+
+
+def routing_keys_for(handlers: HandlerTable) -> set[str]:
+    """The binding keys a handler table needs: each event's routing key, `#` for `Event`."""
+    return {ALL_EVENTS if cls is Event else cls.ROUTING_KEY for cls in handlers}
+
+
+def handlers_for(handlers: HandlerTable, event_type: type[Event]) -> list[Handler]:
+    """Handlers of an event's class and of its bases (e.g. `Event`), most specific first."""
+    found: list[Handler] = []
+    for cls in event_type.__mro__:
+        for handler in handlers.get(cast(type[Event], cls), []):
+            if handler not in found:
+                found.append(handler)
+    return found
+
+
+def check_table(handlers: HandlerTable) -> None:
+    """Refuse two handlers with the same name: their inbox rows would collide."""
+    names: dict[str, Handler] = {}
+    for table_handlers in handlers.values():
+        for handler in table_handlers:
+            name = handler_name(handler)
+            if names.setdefault(name, handler) is not handler:
+                raise ValueError(f"two different handlers are both named {name}")

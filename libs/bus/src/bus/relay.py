@@ -1,0 +1,207 @@
+"""The outbox relay: claims pending rows with a lease, publishes with confirms, marks them sent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import structlog
+from aio_pika.exceptions import DeliveryError
+from opentelemetry.trace import SpanKind
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus.config import BusConfig
+from bus.outbox import COLLECTION, PENDING, SENT
+from bus.publisher import PublishFailed
+from bus.tracing import extract_context, inject_headers, tracer
+from contracts import new_id
+from kit.transactions import run_in_transaction
+
+log = structlog.get_logger("bus.relay")
+
+
+class RawPublisher(Protocol):
+    """What the relay needs from a publisher: send serialised bytes and wait for the confirm."""
+
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        type_: str,
+        correlation_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+
+class OutboxRelay:
+    """Publishes a service's outbox. Several may run: a lease gives each row to one at a time.
+
+    A crash between the broker's confirm and marking the row sent publishes the row again after
+    the lease expires: a duplicate that the consumers' inboxes absorb. Nothing committed is lost.
+    """
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        publisher: RawPublisher,
+        config: BusConfig,
+        *,
+        owner: str | None = None,
+    ) -> None:
+        self._db = db
+        self._rows = db[COLLECTION]
+        self._publisher = publisher
+        self._config = config
+        self.owner = owner or f"{config.service}-{new_id()}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._log = log.bind(service=config.service, relay=self.owner)
+
+    def notify(self) -> None:
+        """Wake the loop now (call after committing outbox rows) instead of at the next poll."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        """True while the relay task is alive."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the relay loop as a background task."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=f"outbox-relay-{self.owner}")
+        return self._task
+
+    async def stop(self) -> None:
+        """Cancel the loop; rows it had claimed are retaken when their lease expires."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def run(self) -> None:
+        """Publish until cancelled, surviving broker and database outages without losing rows."""
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.publish_pending_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Broker or Mongo unreachable: the rows stay pending; try again shortly.
+                self._log.warning("relay.pass_failed", error=repr(exc))
+                await asyncio.sleep(self._config.reconnect_interval)
+                continue
+            if published >= self._config.relay_batch_size:
+                continue  # more rows are probably waiting
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._config.relay_poll_interval)
+
+    async def publish_pending_once(self) -> int:
+        """Claim one batch, publish it, mark what the broker confirmed; the count marked sent."""
+        rows = await self._claim()
+        confirmed: list[str] = []
+        try:
+            for index, row in enumerate(rows):
+                try:
+                    await self._publish(row)
+                except (DeliveryError, PublishFailed) as exc:
+                    # The broker refused this one (e.g. a full queue): its lease makes it wait
+                    # before the next try, while the rest of the batch goes on.
+                    self._log.warning("relay.publish_refused", event_id=row["_id"], error=repr(exc))
+                    continue
+                except BaseException:
+                    # Connection lost: give back the rows not confirmed so that any relay can
+                    # publish them as soon as the broker is back (a lost confirm → a duplicate).
+                    await self._release([r["_id"] for r in rows[index:]])
+                    raise
+                confirmed.append(row["_id"])
+        finally:
+            marked = await self._mark_sent(confirmed) if confirmed else 0
+        return marked
+
+    async def _claim(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC)
+        lease_until = now + timedelta(seconds=self._config.lease_seconds)
+
+        async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
+            # One transaction for the batch: two relays racing for a row conflict, one retries
+            # and moves on to rows nobody holds.
+            rows: list[dict[str, Any]] = []
+            for _ in range(self._config.relay_batch_size):
+                row = await self._rows.find_one_and_update(
+                    {
+                        "status": PENDING,
+                        "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
+                    },
+                    {
+                        "$set": {"lease_until": lease_until, "lease_owner": self.owner},
+                        "$inc": {"attempts": 1},
+                    },
+                    sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+                if row is None:
+                    break
+                rows.append(row)
+            return rows
+
+        return await run_in_transaction(self._db.client, claim)
+
+    async def _publish(self, row: Mapping[str, Any]) -> None:
+        stored: Mapping[str, Any] = row.get("headers") or {}
+        routing_key: str = row["routing_key"]
+        with tracer.start_as_current_span(
+            f"{routing_key} publish",
+            context=extract_context(stored),
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": routing_key,
+                "messaging.message.id": row["_id"],
+            },
+        ):
+            headers = {**stored, **inject_headers()}
+            body = row["body"]
+            await self._publisher.publish_raw(
+                routing_key,
+                body.encode() if isinstance(body, str) else bytes(body),
+                message_id=row["_id"],
+                type_=row["type"],
+                correlation_id=row.get("correlation_id"),
+                headers=headers,
+            )
+
+    async def _mark_sent(self, ids: list[str]) -> int:
+        async def mark(session: AsyncClientSession) -> int:
+            result = await self._rows.update_many(
+                {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
+                {"$set": {"status": SENT, "sent_at": datetime.now(UTC), "lease_until": None}},
+                session=session,
+            )
+            return result.modified_count
+
+        marked = await run_in_transaction(self._db.client, mark)
+        self._log.debug("relay.marked_sent", count=marked)
+        return marked
+
+    async def _release(self, ids: list[str]) -> None:
+        async def release(session: AsyncClientSession) -> None:
+            await self._rows.update_many(
+                {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
+                {"$set": {"lease_until": None, "lease_owner": None}},
+                session=session,
+            )
+
+        with contextlib.suppress(Exception):  # Mongo down too: the lease expires by itself
+            await run_in_transaction(self._db.client, release)

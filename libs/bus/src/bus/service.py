@@ -1,0 +1,75 @@
+"""A service's whole bus: connection, consumer and outbox relay, started and stopped together."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus.config import BusConfig
+from bus.connection import BusConnection
+from bus.consumer import Consumer, OnCommitted
+from bus.context import HandlerTable
+from bus.outbox import Outbox
+from bus.publisher import AmqpPublisher
+from bus.relay import OutboxRelay
+
+
+class ServiceBus:
+    """Consumer + relay of one service over one robust connection; `outbox` for HTTP writes."""
+
+    def __init__(
+        self,
+        config: BusConfig,
+        handlers: HandlerTable,
+        mongo_client: AsyncMongoClient[Any],
+        db: AsyncDatabase[Any],
+        *,
+        connection: BusConnection | None = None,
+        on_committed: OnCommitted | None = None,
+    ) -> None:
+        self.config = config
+        self._own_connection = connection is None
+        self.connection = connection or BusConnection.for_config(config)
+        self.outbox = Outbox(db)
+        self.publisher = AmqpPublisher(self.connection, config)
+        self.relay = OutboxRelay(db, self.publisher, config)
+        # Every service declares its queue, even with an empty handler table: the queue exists
+        # (and collects its bindings) from the first start on.
+        self.consumer = Consumer(
+            config,
+            handlers,
+            mongo_client,
+            db,
+            connection=self.connection,
+            outbox=self.outbox,
+            on_committed=on_committed,
+            on_emitted=self.relay.notify,
+        )
+        self._started = False
+
+    async def start(self) -> None:
+        """Connect, create the outbox indexes, start consuming and relaying."""
+        await self.connection.connect()
+        await self.outbox.ensure_indexes()
+        await self.consumer.start()
+        self.relay.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop the relay, drain the consumer, close the connection if this bus opened it."""
+        await self.relay.stop()
+        await self.consumer.stop()
+        await self.publisher.close()
+        if self._own_connection:
+            await self.connection.close()
+        self._started = False
+
+    def ready(self) -> bool:
+        """Broker connected, consumer running and relay alive (for `/readyz`)."""
+        return self._started and self.consumer.running and self.relay.running
+
+    def notify(self) -> None:
+        """Wake the relay after committing outbox rows outside a handler (HTTP writes)."""
+        self.relay.notify()

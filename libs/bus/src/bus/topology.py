@@ -1,0 +1,121 @@
+"""Exchange and queue names, and their declaration on the broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+from bus.config import BusConfig
+
+
+def format_delay(seconds: float) -> str:
+    """`0.2` → `0.2s`, `10.0` → `10s`: short, stable queue name parts."""
+    return f"{seconds:g}s"
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Every broker name one service uses, prefix included."""
+
+    exchange: str
+    dlx: str
+    queue: str
+    dlq: str
+    retry_queues: dict[float, str]
+
+    @classmethod
+    def of(cls, config: BusConfig) -> Names:
+        p, s = config.prefix, config.service
+        return cls(
+            exchange=f"{p}shop.events",
+            dlx=f"{p}shop.dlx",
+            queue=f"{p}{s}.events",
+            dlq=f"{p}{s}.dlq",
+            retry_queues={d: f"{p}{s}.retry.{format_delay(d)}" for d in config.retry_delays},
+        )
+
+    def retry_queue(self, delay: float) -> str:
+        """The delay queue for `delay` seconds."""
+        return self.retry_queues[delay]
+
+
+def service_queue_arguments(config: BusConfig, names: Names) -> dict[str, Any]:
+    """Arguments of `<service>.events`: quorum, broker-side delivery limit, DLX at-least-once."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": config.delivery_limit,
+        "x-dead-letter-exchange": names.dlx,
+        "x-dead-letter-routing-key": names.dlq,
+        # at-least-once keeps a dead letter in the source queue until the DLQ confirms it; it
+        # requires reject-publish overflow (publishers see a nack instead of silent drops).
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def retry_queue_arguments(names: Names, delay: float) -> dict[str, Any]:
+    """Arguments of a delay queue: expire after `delay`, then go back to the service queue."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": max(1, round(delay * 1000)),
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": names.queue,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+DLQ_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """The declared objects a consumer works with."""
+
+    names: Names
+    exchange: AbstractExchange
+    queue: AbstractQueue
+
+
+async def declare_exchange(channel: AbstractChannel, config: BusConfig) -> AbstractExchange:
+    """Declare the shared topic exchange `shop.events` (idempotent)."""
+    return await channel.declare_exchange(
+        Names.of(config).exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
+
+
+async def declare_topology(
+    channel: AbstractChannel, config: BusConfig, routing_keys: Iterable[str]
+) -> Topology:
+    """Declare exchanges, the service queue with its bindings, delay queues and the DLQ."""
+    names = Names.of(config)
+    exchange = await declare_exchange(channel, config)
+    dlx = await channel.declare_exchange(names.dlx, aio_pika.ExchangeType.DIRECT, durable=True)
+    dlq = await channel.declare_queue(names.dlq, durable=True, arguments=DLQ_ARGUMENTS)
+    await dlq.bind(dlx, routing_key=names.dlq)
+    queue = await channel.declare_queue(
+        names.queue, durable=True, arguments=service_queue_arguments(config, names)
+    )
+    for key in sorted({*routing_keys, *config.extra_bindings}):
+        await queue.bind(exchange, routing_key=key)
+    for delay in names.retry_queues:
+        await channel.declare_queue(
+            names.retry_queue(delay), durable=True, arguments=retry_queue_arguments(names, delay)
+        )
+    return Topology(names=names, exchange=exchange, queue=queue)
+
+
+async def delete_topology(
+    channel: AbstractChannel, config: BusConfig, *, exchanges: bool = False
+) -> None:
+    """Delete a service's queues (and with `exchanges=True` the shared exchanges): test cleanup."""
+    names = Names.of(config)
+    for queue in (names.queue, names.dlq, *names.retry_queues.values()):
+        await channel.queue_delete(queue)
+    if exchanges:
+        await channel.exchange_delete(names.dlx)
+        await channel.exchange_delete(names.exchange)

@@ -1,0 +1,28 @@
+"""W3C trace context in AMQP headers, so that one saga is one trace across services."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+
+tracer = trace.get_tracer("bus")
+
+
+def inject_headers() -> dict[str, str]:
+    """`traceparent` (and `tracestate`) of the current OpenTelemetry context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def extract_context(headers: Mapping[str, Any] | None) -> otel_context.Context:
+    """The OpenTelemetry context carried by message headers (empty when there is none)."""
+    carrier = {
+        k: v.decode() if isinstance(v, bytes) else str(v)
+        for k, v in (headers or {}).items()
+        if k in ("traceparent", "tracestate", "baggage")
+    }
+    return propagate.extract(carrier)
