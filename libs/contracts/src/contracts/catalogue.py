@@ -1,3 +1,68 @@
-"""Imports every producer module so that the registry knows the whole catalogue."""
+"""The whole catalogue: imports every producer module and says who consumes what.
 
-from contracts import order  # noqa: F401
+`CONSUMERS` is events.md's "consumed by" column; it feeds the AsyncAPI document (the queues a
+service actually binds come from its handler table). Analytics binds `#`, so it is listed for
+every event.
+
+Beyond events.md's table (its closing note: state-changing admin and manager actions are events,
+so the audit trail is complete):
+- `StockAdjusted` (inventory): an Admin's stock adjustment.
+- `OrderApproved` (order): a Manager's approval (a rejection is `OrderRejected`).
+- `DeadLettersRedriven` (gateway): an Admin's DLQ redrive.
+Admin user edits are `UserProfileUpdated` / `UserRoleChanged` / `UserDeleted`; product CRUD is
+`ProductCreated` / `ProductUpdated` / `ProductDeleted`.
+
+Also added: notify consumes `OrderPlaced` (api.md's `ORDER_PLACED` notification needs it).
+"""
+
+from __future__ import annotations
+
+from contracts import analytics, gateway, inventory, notify, order, payment, user  # noqa: F401
+
+PRODUCERS = ("gateway", "user", "inventory", "order", "payment", "notify", "analytics")
+
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    # user
+    "UserRegistered": ("order", "notify", "analytics"),
+    "UserLoggedIn": ("analytics",),
+    "UserProfileUpdated": ("order", "notify", "analytics"),
+    "UserRoleChanged": ("order", "notify", "analytics"),
+    "UserDeleted": ("order", "notify", "analytics"),
+    # inventory
+    "ProductCreated": ("order", "analytics"),
+    "ProductUpdated": ("order", "analytics"),
+    "ProductDeleted": ("order", "analytics"),
+    "StockReserved": ("order", "analytics"),
+    "StockPartiallyReserved": ("order", "notify", "analytics"),
+    "StockUnavailable": ("order", "notify", "analytics"),
+    "StockReleased": ("order", "analytics"),
+    "StockCommitted": ("order", "analytics"),
+    "StockCommitFailed": ("order", "analytics"),
+    "StockLow": ("notify", "analytics"),
+    "StockAdjusted": ("analytics",),
+    # order
+    "OrderPlaced": ("inventory", "notify", "analytics"),
+    "OrderApprovalRequired": ("notify", "analytics"),
+    "OrderApproved": ("analytics",),
+    "PaymentRequested": ("payment", "analytics"),
+    "OrderPaid": ("inventory", "analytics"),
+    "OrderConfirmed": ("payment", "user", "notify", "analytics"),
+    "OrderRejected": ("inventory", "payment", "notify", "analytics"),
+    "OrderCancelled": ("inventory", "payment", "notify", "analytics"),
+    "PromotionRedeemed": ("analytics",),
+    # payment
+    "PaymentAuthorized": ("order", "analytics"),
+    "PaymentFailed": ("order", "notify", "analytics"),
+    "PaymentReviewRequired": ("order", "analytics"),
+    "PaymentCaptured": ("order", "notify", "analytics"),
+    "PaymentVoided": ("order", "notify", "analytics"),
+    "PaymentRefunded": ("order", "notify", "analytics"),
+    # notify
+    "NotificationSent": ("analytics",),
+    "NotificationFailed": ("analytics",),
+    # analytics (it stores its own events too)
+    "PromotionGranted": ("order", "notify", "analytics"),
+    # gateway
+    "AccessDenied": ("analytics",),
+    "DeadLettersRedriven": ("analytics",),
+}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import AwareDatetime, Field, ValidationError
 
@@ -52,7 +52,9 @@ class Envelope[E: Event](ContractModel):
         actor: Actor = SYSTEM,
     ) -> Envelope[F]:
         """Put a new event in an envelope with a fresh id and the current time."""
-        return Envelope[type(event)](  # type: ignore[return-value, misc]
+        # Parametrize with the concrete class so the schema and `data` keep the event's type.
+        model = cast("type[Envelope[F]]", Envelope[type(event)])  # type: ignore[misc]
+        return model(
             type=event.TYPE,
             version=event.VERSION,
             source=event.SOURCE,
@@ -92,6 +94,11 @@ class Envelope[E: Event](ContractModel):
         except ValidationError as exc:
             raise ContractError(f"not an envelope: {_summary(exc)}") from exc
         model = event_class(header.type)
+        if header.version != model.VERSION:
+            # A new version is a breaking change: never read it with the old model.
+            raise ContractError(
+                f"unsupported {header.type} version {header.version} (known: {model.VERSION})"
+            )
         try:
             return Envelope[model].model_validate_json(raw)  # type: ignore[valid-type]
         except ValidationError as exc:

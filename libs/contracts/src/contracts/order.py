@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
+
 from contracts.base import Event
 from contracts.registry import event
 from contracts.types import Line, PricedLine
@@ -9,10 +13,12 @@ from contracts.types import Line, PricedLine
 
 @event("order")
 class OrderPlaced(Event):
+    """A customer placed an order that passed the pre-order checks."""
+
     order_id: str
     user_id: str
     items: tuple[PricedLine, ...]
-    total_cents: int
+    total_cents: int = Field(ge=0)
     currency: str = "USD"
     address_id: str
     payment_method_id: str
@@ -20,7 +26,95 @@ class OrderPlaced(Event):
 
 
 @event("order")
+class OrderApprovalRequired(Event):
+    """An order waits for a Manager's approval (high value or flagged by fraud rules)."""
+
+    order_id: str
+    user_id: str
+    reason: Literal["highValue", "fraud"]
+    total_cents: int = Field(ge=0)
+    currency: str = "USD"
+
+
+@event("order")
+class OrderApproved(Event):
+    """A Manager or Admin approved an order that waited for approval."""
+
+    order_id: str
+    approved_by: str
+    reason: str
+
+
+@event("order")
+class PaymentRequested(Event):
+    """Order asks payment to authorize `amount_cents` for an order (one per attempt)."""
+
+    order_id: str
+    user_id: str
+    amount_cents: int = Field(ge=0)
+    currency: str = "USD"
+    payment_method_id: str
+    review_passed: bool = False
+    attempt: int = Field(ge=1)
+
+
+@event("order")
 class OrderPaid(Event):
+    """An order's payment is authorized; inventory may commit these lines."""
+
     order_id: str
     lines: tuple[Line, ...]
     payment_id: str
+
+
+@event("order")
+class OrderConfirmed(Event):
+    """An order is final: paid and its stock committed (terminal)."""
+
+    order_id: str
+    user_id: str
+    items: tuple[PricedLine, ...]
+    total_cents: int = Field(ge=0)
+    currency: str = "USD"
+    payment_method_id: str
+    payment_id: str | None = None
+    partial_fulfillment: bool = False
+
+
+@event("order")
+class OrderRejected(Event):
+    """An order was rejected: out of stock, by a Manager, or for fraud (terminal)."""
+
+    order_id: str
+    user_id: str
+    reason: Literal["OUT_OF_STOCK", "MANAGER_REJECTED", "FRAUD"]
+    alternatives: tuple[str, ...] = ()
+    rejected_by: str | None = None
+    comment: str | None = None
+
+
+@event("order")
+class OrderCancelled(Event):
+    """An order was cancelled by its customer, an Admin or a deadline (terminal)."""
+
+    order_id: str
+    user_id: str
+    reason: Literal[
+        "CUSTOMER",
+        "DECISION_TIMEOUT",
+        "APPROVAL_TIMEOUT",
+        "PAYMENT_FAILED",
+        "PAYMENT_TIMEOUT",
+        "COMMIT_FAILED",
+        "ADMIN",
+    ]
+    cancelled_by: str | None = None
+
+
+@event("order")
+class PromotionRedeemed(Event):
+    """A promotion code was used by a placed order."""
+
+    user_id: str
+    code: str
+    order_id: str
