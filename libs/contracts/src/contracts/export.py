@@ -1,7 +1,8 @@
 """Write the catalogue as JSON Schemas and one AsyncAPI 3 document: `python -m contracts.export`.
 
 `--check` writes nothing: it exits 1 and says what differs when the files on disk are not what
-this code would write. Schema files of older versions are published history and are left alone.
+this code would write. Schema files of older versions are published history and are left alone,
+and a published schema is not overwritten by an incompatible one (bump the event's version).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 
 from contracts.base import Event
 from contracts.catalogue import CONSUMERS
+from contracts.compat import compatibility_problems
 from contracts.envelope import Envelope
 from contracts.registry import all_events
 
@@ -152,8 +154,15 @@ def rendered(root: Path = ROOT) -> dict[Path, str]:
     return files
 
 
-def write(root: Path = ROOT) -> list[Path]:
-    """Write the generated files; returns the ones whose content changed."""
+def write(root: Path = ROOT, *, force: bool = False) -> list[Path]:
+    """Write the generated files; returns the ones whose content changed.
+
+    Refuses (BreakingChange) to overwrite a published schema with an incompatible one, unless
+    `force`: the fix is a new version, whose schema gets a file of its own.
+    """
+    problems = breaking_changes(root)
+    if problems and not force:
+        raise BreakingChange(problems)
     changed = []
     for path, content in rendered(root).items():
         if not path.exists() or path.read_text() != content:
@@ -161,6 +170,37 @@ def write(root: Path = ROOT) -> list[Path]:
             path.write_text(content)
             changed.append(path)
     return changed
+
+
+class BreakingChange(Exception):
+    """The code changed a published schema incompatibly without bumping the event's version."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def breaking_changes(root: Path = ROOT) -> list[str]:
+    """How the code breaks the schemas published in `root/schemas`; empty when it does not."""
+    problems = []
+    events = all_events()
+    for path in sorted((root / SCHEMA_DIR).glob("*.v*.json")):
+        event_type, _, suffix = path.name.removesuffix(".json").rpartition(".v")
+        cls = events.get(event_type)
+        if cls is None:
+            problems.append(f"{path.name}: published event {event_type} is gone from the code")
+            continue
+        published = int(suffix)
+        if published < cls.VERSION:
+            continue  # history: the current version has a file of its own
+        if published > cls.VERSION:
+            problems.append(f"{path.name}: published, but the code is at v{cls.VERSION}")
+            continue
+        for problem in compatibility_problems(json.loads(path.read_text()), envelope_schema(cls)):
+            problems.append(
+                f"{path.name}: {problem} (incompatible: bump the version of {event_type})"
+            )
+    return problems
 
 
 def check(root: Path = ROOT) -> list[str]:
@@ -188,6 +228,9 @@ def check(root: Path = ROOT) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m contracts.export", description=__doc__)
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 on drift")
+    parser.add_argument(
+        "--force", action="store_true", help="overwrite published schemas even when incompatible"
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help="the libs/contracts directory")
     args = parser.parse_args(argv)
     if args.check:
@@ -199,7 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print("contracts are up to date")
         return 0
-    for path in write(args.root):
+    try:
+        changed = write(args.root, force=args.force)
+    except BreakingChange as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("nothing written (--force overwrites published schemas)", file=sys.stderr)
+        return 1
+    for path in changed:
         print(f"wrote {path.relative_to(args.root)}")
     return 0
 
