@@ -69,7 +69,7 @@ async def list_dead_letters(
     dies midway (the broker requeues unacked messages of a closed channel). While listed they
     are invisible to a concurrent redrive, so run one admin operation at a time.
     """
-    queue = await channel.get_queue(Names.of(config).dlq, ensure=True)
+    queue = await channel.get_queue(Names.of(config).dlq, ensure=False)
     held: list[AbstractIncomingMessage] = []
     try:
         while len(held) < limit:
@@ -90,9 +90,8 @@ async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None
     cannot keep the loop going. Each copy is confirmed before its DLQ original is acked.
     """
     names = Names.of(config)
-    queue = await channel.get_queue(names.dlq, ensure=True)
-    declared = queue.declaration_result
-    present = int(getattr(declared, "message_count", 0) or 0)
+    queue = await channel.get_queue(names.dlq, ensure=False)
+    present = await _message_count(channel, names.dlq)
     todo = present if limit is None else min(limit, present)
     moved = 0
     for _ in range(todo):
@@ -122,5 +121,12 @@ async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None
 
 async def dead_letter_count(channel: AbstractChannel, config: BusConfig) -> int:
     """Messages ready in the DLQ (a metric and a readiness signal for operators)."""
-    queue = await channel.get_queue(Names.of(config).dlq, ensure=True)
-    return int(getattr(queue.declaration_result, "message_count", 0) or 0)
+    return await _message_count(channel, Names.of(config).dlq)
+
+
+async def _message_count(channel: AbstractChannel, queue: str) -> int:
+    # A passive declare on the raw channel: aio-pika's robust channel answers passive
+    # declarations of known queues from its cache, with a stale message count.
+    raw = await channel.get_underlay_channel()
+    declared = await raw.queue_declare(queue, passive=True)
+    return int(declared.message_count or 0)

@@ -1,0 +1,99 @@
+"""Helpers for tests that run against the real broker: polling, probe queues, dropped links."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
+from bus.config import BusConfig
+from bus.connection import BusConnection
+from bus.topology import Names
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool],
+    *,
+    timeout: float = 15.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> None:
+    """Poll `check` (sync or async) until it is true, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class Probe:
+    """A temporary queue bound to `shop.events` that records every message it receives."""
+
+    def __init__(self, queue: AbstractQueue) -> None:
+        self.queue = queue
+        self.messages: list[AbstractIncomingMessage] = []
+
+    @classmethod
+    async def bind(cls, channel: AbstractChannel, config: BusConfig, *keys: str) -> Probe:
+        """Declare an exclusive queue bound to `keys` and start recording."""
+        exchange = await channel.declare_exchange(
+            Names.of(config).exchange, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        for key in keys:
+            await queue.bind(exchange, routing_key=key)
+        probe = cls(queue)
+
+        async def record(message: AbstractIncomingMessage) -> None:
+            probe.messages.append(message)
+            await message.ack()
+
+        await queue.consume(record)
+        return probe
+
+    @property
+    def ids(self) -> list[str | None]:
+        """Message ids (= envelope ids) in arrival order."""
+        return [m.message_id for m in self.messages]
+
+
+def can_drop_connections() -> bool:
+    """True when `rabbitmqctl` is available to close a connection from the broker side."""
+    return shutil.which("rabbitmqctl") is not None
+
+
+async def drop_connection(connection: BusConnection, reason: str = "test") -> None:
+    """Make the broker close `connection` (found by its connection name), as a failover would."""
+    listing = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await listing.communicate()
+    pids = [
+        line.split("\t", 1)[0]
+        for line in out.decode().splitlines()
+        if f'"connection_name","{connection.name}"' in line
+    ]
+    if not pids:
+        raise RuntimeError(f"no broker connection named {connection.name!r}")
+    for pid in pids:
+        closing = await asyncio.create_subprocess_exec(
+            "rabbitmqctl", "close_connection", pid, reason, stdout=asyncio.subprocess.DEVNULL
+        )
+        if await closing.wait() != 0:
+            raise RuntimeError(f"rabbitmqctl close_connection {pid} failed")

@@ -1,0 +1,108 @@
+"""Retries through delay queues, and the inbox absorbing duplicate deliveries."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
+from bus.testing import Probe, eventually
+from contracts import Envelope, Event
+from contracts.registry import event
+
+pytestmark = pytest.mark.integration
+
+
+@event("test")
+class BusRetryPing(Event):
+    key: str
+
+
+@event("test")
+class BusInboxPing(Event):
+    key: str
+
+
+@event("test")
+class BusInboxPong(Event):
+    key: str
+
+
+async def test_handler_failing_twice_succeeds_on_third_attempt_and_changes_state_once(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    seen: list[int] = []
+
+    async def count_flaky_ping(envelope: Envelope[BusRetryPing], ctx: HandlerContext) -> None:
+        seen.append(ctx.attempt)
+        await db.state.update_one(
+            {"_id": envelope.data.key}, {"$inc": {"n": 1}}, upsert=True, session=ctx.session
+        )
+        if ctx.attempt < 3:
+            raise RuntimeError(f"flaky on attempt {ctx.attempt}")
+
+    bus = ServiceBus(
+        config, {BusRetryPing: [count_flaky_ping]}, mongo_client, db, connection=connection
+    )
+    await bus.start()
+    try:
+        await bus.publisher.publish(Envelope.wrap(BusRetryPing(key="k1"), correlation_id="c1"))
+        await eventually(lambda: len(seen) >= 3, what="three deliveries")
+        await asyncio.sleep(0.3)  # nothing else may arrive
+        assert seen == [1, 2, 3]
+        assert await db.state.find_one({"_id": "k1"}) == {"_id": "k1", "n": 1}
+        assert await db.inbox.count_documents({}) == 1
+    finally:
+        await bus.stop()
+
+
+async def test_same_event_three_times_changes_state_once_and_emits_once(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    handled = 0
+
+    async def record_ping_and_answer(envelope: Envelope[BusInboxPing], ctx: HandlerContext) -> None:
+        nonlocal handled
+        handled += 1
+        await db.state.update_one(
+            {"_id": envelope.data.key}, {"$inc": {"n": 1}}, upsert=True, session=ctx.session
+        )
+        await ctx.emit(BusInboxPong(key=envelope.data.key))
+
+    bus = ServiceBus(
+        config, {BusInboxPing: [record_ping_and_answer]}, mongo_client, db, connection=connection
+    )
+    probe_channel = await connection.channel()
+    probe = await Probe.bind(probe_channel, config, BusInboxPong.ROUTING_KEY)
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusInboxPing(key="dup"), correlation_id="c2")
+        for _ in range(3):
+            await bus.publisher.publish(envelope)
+        await eventually(lambda: len(probe.messages) >= 1, what="the emitted pong")
+        assert handled >= 1
+        await asyncio.sleep(0.5)  # let the duplicates (and any duplicate pong) arrive
+        assert await db.state.find_one({"_id": "dup"}) == {"_id": "dup", "n": 1}
+        assert await db.outbox.count_documents({}) == 1
+        assert await db.outbox.count_documents({"status": "sent"}) == 1
+        assert len(probe.messages) == 1
+        pong = Envelope.from_json(probe.messages[0].body)
+        assert isinstance(pong.data, BusInboxPong)
+        assert pong.causation_id == envelope.id
+        assert pong.correlation_id == "c2"
+    finally:
+        await bus.stop()
+        await probe_channel.close()

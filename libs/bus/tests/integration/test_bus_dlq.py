@@ -1,0 +1,172 @@
+"""Dead letters: a handler that keeps failing, malformed messages, listing and redriving."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus import (
+    BusConfig,
+    BusConnection,
+    HandlerContext,
+    ServiceBus,
+    dead_letter_count,
+    list_dead_letters,
+    redrive,
+)
+from bus.testing import eventually
+from contracts import Envelope, Event
+from contracts.registry import event
+
+pytestmark = pytest.mark.integration
+
+
+@event("test")
+class BusDlqPing(Event):
+    key: str
+    poison: bool = False
+
+
+@event("test")
+class BusMalformedPing(Event):
+    key: str
+    count: int
+
+
+async def test_always_failing_message_goes_to_dlq_while_others_flow_then_redrive(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    broken = True
+    poison_attempts: list[int] = []
+    good_done: set[str] = set()  # a set: a transaction body may run twice on conflicts
+
+    async def store_ping(envelope: Envelope[BusDlqPing], ctx: HandlerContext) -> None:
+        if envelope.data.poison:
+            poison_attempts.append(ctx.attempt)
+            if broken:
+                raise ValueError(f"cannot handle {envelope.data.key}")
+        await db.state.insert_one({"_id": envelope.data.key}, session=ctx.session)
+        if not envelope.data.poison:
+            good_done.add(envelope.data.key)
+
+    bus = ServiceBus(config, {BusDlqPing: [store_ping]}, mongo_client, db, connection=connection)
+    admin = await connection.channel()
+    await bus.start()
+    try:
+        poison = Envelope.wrap(BusDlqPing(key="bad", poison=True), correlation_id="c3")
+        await bus.publisher.publish(poison)
+        for i in range(5):
+            await bus.publisher.publish(
+                Envelope.wrap(BusDlqPing(key=f"good{i}"), correlation_id="c3")
+            )
+        # The good messages do not wait for the poison one's retries.
+        await eventually(lambda: len(good_done) == 5, what="good messages")
+        assert await dead_letter_count(admin, config) == 0
+        assert len(poison_attempts) < config.max_attempts
+
+        await eventually(
+            lambda: _equals(dead_letter_count(admin, config), 1), what="the dead letter"
+        )
+        assert poison_attempts == [1, 2, 3] == list(range(1, config.max_attempts + 1))
+        letters = await list_dead_letters(admin, config)
+        assert len(letters) == 1
+        letter = letters[0]
+        assert letter.message_id == poison.id
+        assert letter.type == "BusDlqPing"
+        assert letter.error == "ValueError: cannot handle bad"
+        assert letter.error_type == "ValueError"
+        assert letter.attempts == 3
+        assert letter.routing_key == BusDlqPing.ROUTING_KEY
+        assert letter.service == config.service
+        assert letter.handler is not None and letter.handler.endswith("store_ping")
+        assert letter.failed_at is not None
+        assert '"poison":true' in letter.body_excerpt
+        # Listing leaves the message where it was.
+        assert await dead_letter_count(admin, config) == 1
+        assert len(await list_dead_letters(admin, config)) == 1
+
+        broken = False
+        assert await redrive(admin, config) == 1
+        await eventually(
+            lambda: _equals(db.state.count_documents({"_id": "bad"}), 1), what="redriven"
+        )
+        assert poison_attempts[-1] == 1  # the attempt count starts again
+        await asyncio.sleep(0.2)
+        assert await list_dead_letters(admin, config) == []
+        assert await db.state.count_documents({}) == 6
+    finally:
+        await bus.stop()
+        await admin.close()
+
+
+async def test_malformed_messages_go_to_dlq_at_once_and_the_next_good_one_is_processed(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    handled: list[str] = []
+
+    async def count_malformed_ping(
+        envelope: Envelope[BusMalformedPing], ctx: HandlerContext
+    ) -> None:
+        handled.append(envelope.data.key)
+
+    bus = ServiceBus(
+        config, {BusMalformedPing: [count_malformed_ping]}, mongo_client, db, connection=connection
+    )
+    admin = await connection.channel()
+    await bus.start()
+    try:
+        good = Envelope.wrap(BusMalformedPing(key="ok", count=1), correlation_id="c4")
+        wire = good.to_wire()
+        bodies = {
+            "not-json": b"{this is not json",
+            "unknown-type": json.dumps({**wire, "id": "u1", "type": "BusNoSuchEvent"}).encode(),
+            "invalid-data": json.dumps(
+                {**wire, "id": "u2", "data": {"key": "x", "count": "many"}}
+            ).encode(),
+        }
+        for message_id, body in bodies.items():
+            await bus.publisher.publish_raw(
+                BusMalformedPing.ROUTING_KEY,
+                body,
+                message_id=message_id,
+                type_="BusMalformedPing",
+                correlation_id="c4",
+            )
+        await bus.publisher.publish(good)
+        await eventually(lambda: handled == ["ok"], what="the good message")
+        await eventually(
+            lambda: _equals(dead_letter_count(admin, config), 3), what="three dead letters"
+        )
+        letters = {letter.message_id: letter for letter in await list_dead_letters(admin, config)}
+        assert set(letters) == set(bodies)
+        for letter in letters.values():
+            assert letter.error_type == "ContractError"
+            assert letter.attempts == 1
+            assert letter.handler is None
+            assert "x-last-error" not in letter.headers  # never went through a delay queue
+        assert "not an envelope" in (letters["not-json"].error or "")
+        assert "unknown event type 'BusNoSuchEvent'" in (letters["unknown-type"].error or "")
+        assert "invalid BusMalformedPing" in (letters["invalid-data"].error or "")
+        assert letters["not-json"].body_excerpt == "{this is not json"
+        assert bus.ready()
+    finally:
+        await bus.stop()
+        await admin.close()
+
+
+async def _equals(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
