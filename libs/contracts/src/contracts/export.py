@@ -94,7 +94,7 @@ def asyncapi_document() -> dict[str, Any]:
         operations[f"{cls.SOURCE}.send{name}"] = {
             "action": "send",
             "channel": channel_ref,
-            "summary": f"{cls.SOURCE} publishes {name} (through its outbox).",
+            "summary": f"{cls.SOURCE} publishes {name}.",
             "messages": message_ref,
             "bindings": {"amqp": {"deliveryMode": 2, "bindingVersion": AMQP_BINDING_VERSION}},
         }
