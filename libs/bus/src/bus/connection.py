@@ -23,6 +23,7 @@ class BusConnection:
         self._reconnect_interval = reconnect_interval
         self._connection: AbstractRobustConnection | None = None
         self._lock = asyncio.Lock()
+        self.reconnections = 0
 
     @classmethod
     def for_config(cls, config: BusConfig) -> BusConnection:
@@ -58,12 +59,17 @@ class BusConnection:
                         client_properties={"connection_name": self._name},
                         reconnect_interval=self._reconnect_interval,
                     )
+                    self._connection.reconnect_callbacks.add(self._on_reconnect)
                     return self._connection
                 except (OSError, aio_pika.exceptions.AMQPConnectionError) as exc:
                     if attempts is not None and tried >= attempts:
                         raise
                     log.warning("bus.connect_failed", error=str(exc), attempt=tried)
                     await asyncio.sleep(self._reconnect_interval)
+
+    def _on_reconnect(self, *_: object) -> None:
+        self.reconnections += 1
+        log.warning("bus.reconnected", connection=self._name, reconnections=self.reconnections)
 
     async def channel(
         self, *, prefetch: int = 0, on_return_raises: bool = False

@@ -1,0 +1,189 @@
+"""The outbox and its relay: committed events are published, aborted ones never are."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractChannel
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus import AmqpPublisher, BusConfig, BusConnection, Outbox, OutboxRelay
+from bus.testing import Probe, eventually
+from contracts import Envelope, Event
+from contracts.registry import event
+from kit.transactions import run_in_transaction
+
+pytestmark = pytest.mark.integration
+
+
+@event("test")
+class BusOutboxPing(Event):
+    n: int
+
+
+def pings(count: int, start: int = 0) -> list[Envelope[BusOutboxPing]]:
+    return [
+        Envelope.wrap(BusOutboxPing(n=i), correlation_id="outbox")
+        for i in range(start, start + count)
+    ]
+
+
+async def commit(client: AsyncMongoClient[Any], outbox: Outbox, *envelopes: Envelope[Any]) -> None:
+    async def body(session: AsyncClientSession) -> None:
+        await outbox.add(session, *envelopes)
+
+    await run_in_transaction(client, body)
+
+
+@pytest.fixture
+async def channel(connection: BusConnection) -> AsyncIterator[AbstractChannel]:
+    ch = await connection.channel()
+    yield ch
+    await ch.close()
+
+
+class StuckPublisher:
+    """Claims are made, then publishing never finishes (a relay about to crash)."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        type_: str,
+        correlation_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.entered.set()
+        await asyncio.Event().wait()
+
+
+async def test_relay_cancelled_after_commit_and_before_publishing_loses_nothing(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    channel: AbstractChannel,
+) -> None:
+    config = make_config(lease_seconds=1.0)
+    outbox = Outbox(db)
+    await outbox.ensure_indexes()
+    probe = await Probe.bind(channel, config, BusOutboxPing.ROUTING_KEY)
+    publisher = AmqpPublisher(connection, config)
+
+    # 1. The relay is down while the transaction commits.
+    idle = OutboxRelay(db, publisher, config)
+    idle.start()
+    await idle.stop()
+    first = pings(3)
+    await commit(mongo_client, outbox, *first)
+    await asyncio.sleep(0.2)
+    assert probe.messages == []
+
+    # 2. A relay is cancelled in the middle of publishing: it hands its claims back.
+    stuck_publisher = StuckPublisher()
+    stuck = OutboxRelay(db, stuck_publisher, config)
+    stuck.start()
+    await asyncio.wait_for(stuck_publisher.entered.wait(), 5)
+    await stuck.stop()
+
+    # 3. A relay dies without a word after claiming: its lease expires, another one takes over.
+    second = pings(2, start=3)
+    await commit(mongo_client, outbox, *second)
+    crashed = OutboxRelay(db, StuckPublisher(), config)
+    claimed = await crashed._claim()
+    assert {row["_id"] for row in claimed} == {e.id for e in first + second}
+
+    fresh = OutboxRelay(db, publisher, config)
+    fresh.start()
+    try:
+        await eventually(lambda: len(probe.messages) >= 5, what="every committed event")
+        await asyncio.sleep(0.2)
+        assert sorted(probe.ids, key=str) == sorted((e.id for e in first + second), key=str)
+        assert await db.outbox.count_documents({"status": "sent"}) == 5
+    finally:
+        await fresh.stop()
+        await publisher.close()
+
+
+async def test_aborted_transaction_never_publishes_its_event(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    channel: AbstractChannel,
+) -> None:
+    config = make_config()
+    outbox = Outbox(db)
+    probe = await Probe.bind(channel, config, BusOutboxPing.ROUTING_KEY)
+    publisher = AmqpPublisher(connection, config)
+    relay = OutboxRelay(db, publisher, config)
+    doomed, kept = pings(2)
+
+    async def add_then_fail(session: AsyncClientSession) -> None:
+        await outbox.add(session, doomed)
+        raise LookupError("business rule says no")
+
+    with pytest.raises(LookupError):
+        await run_in_transaction(mongo_client, add_then_fail)
+    await commit(mongo_client, outbox, kept)
+
+    assert await relay.publish_pending_once() == 1
+    assert await relay.publish_pending_once() == 0
+    await eventually(lambda: len(probe.messages) == 1, what="the committed event")
+    await asyncio.sleep(0.2)
+    assert probe.ids == [kept.id]
+    assert await db.outbox.find_one({"_id": doomed.id}) is None
+    await publisher.close()
+
+
+async def test_two_relays_publish_fifty_rows_each_exactly_once(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    channel: AbstractChannel,
+) -> None:
+    config = make_config(relay_batch_size=5)
+    outbox = Outbox(db)
+    await outbox.ensure_indexes()
+    probe = await Probe.bind(channel, config, BusOutboxPing.ROUTING_KEY)
+    envelopes = pings(50)
+    for i in range(0, 50, 10):
+        await commit(mongo_client, outbox, *envelopes[i : i + 10])
+
+    publishers = [AmqpPublisher(connection, config) for _ in range(2)]
+    relays = [OutboxRelay(db, p, config) for p in publishers]
+    marked: Counter[str] = Counter()
+
+    async def drain(relay: OutboxRelay) -> None:
+        idle_passes = 0
+        while idle_passes < 3:
+            count = await relay.publish_pending_once()
+            marked[relay.owner] += count
+            idle_passes = idle_passes + 1 if count == 0 else 0
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    await eventually(lambda: len(probe.messages) >= 50, what="fifty messages")
+    await asyncio.sleep(0.3)
+
+    assert sum(marked.values()) == 50
+    assert len(probe.messages) == 50
+    assert set(probe.ids) == {e.id for e in envelopes}
+    rows = await db.outbox.find({}).to_list()
+    assert {row["status"] for row in rows} == {"sent"}
+    assert {row["attempts"] for row in rows} == {1}  # each row was claimed exactly once
+    assert {row["lease_owner"] for row in rows} <= {r.owner for r in relays}
+    for p in publishers:
+        await p.close()
