@@ -1,0 +1,88 @@
+"""One trace from the writer's span, through the outbox and relay, into the handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
+from bus.testing import eventually
+from contracts import Envelope, Event
+from contracts.registry import event
+from kit.transactions import run_in_transaction
+
+pytestmark = pytest.mark.integration
+
+
+@event("test")
+class BusTracePing(Event):
+    key: str
+
+
+@pytest.fixture
+def exporter() -> InMemorySpanExporter:
+    """An in-memory exporter on the global SDK tracer provider (installed once per process)."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    return memory
+
+
+async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    exporter: InMemorySpanExporter,
+) -> None:
+    config = make_config()
+    seen: list[int] = []
+
+    async def note_trace(envelope: Envelope[BusTracePing], ctx: HandlerContext) -> None:
+        seen.append(trace.get_current_span().get_span_context().trace_id)
+
+    bus = ServiceBus(config, {BusTracePing: [note_trace]}, mongo_client, db, connection=connection)
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusTracePing(key="t"), correlation_id="trace")
+        with trace.get_tracer("test").start_as_current_span("POST /orders") as root:
+            trace_id = root.get_span_context().trace_id
+
+            async def body(session: AsyncClientSession) -> None:
+                await bus.outbox.add(session, envelope)
+
+            await run_in_transaction(mongo_client, body)
+        row = await db.outbox.find_one({"_id": envelope.id})
+        assert row is not None and row["headers"]["traceparent"].split("-")[1] == f"{trace_id:032x}"
+        bus.notify()
+        await eventually(lambda: len(seen) >= 1, what="the handler")
+        assert set(seen) == {trace_id}  # (the body may run twice on a write conflict)
+
+        def spans() -> dict[str, Any]:
+            finished = exporter.get_finished_spans()
+            return {s.name: s for s in finished if s.context and s.context.trace_id == trace_id}
+
+        await eventually(lambda: len(spans()) >= 3, what="root, publish and process spans")
+        spans_by_name = spans()
+        publish = spans_by_name[f"{BusTracePing.ROUTING_KEY} publish"]
+        process = spans_by_name[f"{BusTracePing.ROUTING_KEY} process"]
+        assert publish.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+        assert (
+            publish.parent is not None and publish.parent.span_id == root.get_span_context().span_id
+        )
+        assert process.parent is not None and process.parent.span_id == publish.context.span_id
+    finally:
+        await bus.stop()
