@@ -89,6 +89,7 @@ class Consumer:
         self._queue: AbstractQueue | None = None
         self._consumer_tag: str | None = None
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(config.handler_concurrency)
 
     @property
     def running(self) -> bool:
@@ -217,7 +218,8 @@ class Consumer:
             return len(ctx.emitted)
 
         try:
-            emitted = await run_in_transaction(self._client, body)
+            async with self._slots:
+                emitted = await run_in_transaction(self._client, body)
         except _AlreadyProcessed:
             handler_log.info("bus.duplicate_skipped")
             return
@@ -297,7 +299,13 @@ class Consumer:
         assert self._default_exchange is not None
         try:
             # mandatory: a missing delay queue must fail loudly, not drop the message.
-            await publish_confirmed(self._default_exchange, copy, queue, mandatory=True)
+            await publish_confirmed(
+                self._default_exchange,
+                copy,
+                queue,
+                mandatory=True,
+                timeout=self.config.publish_timeout,
+            )
         except Exception as exc:
             log.warning(
                 "bus.copy_failed", service=self.config.service, queue=queue, error=repr(exc)

@@ -57,10 +57,17 @@ def build_message(
 
 
 async def publish_confirmed(
-    exchange: AbstractExchange, message: AbstractMessage, routing_key: str, *, mandatory: bool
+    exchange: AbstractExchange,
+    message: AbstractMessage,
+    routing_key: str,
+    *,
+    mandatory: bool,
+    timeout: float | None = None,
 ) -> None:
     """Publish and wait for the broker's confirm; a returned (unroutable) message raises."""
-    result = await exchange.publish(message, routing_key=routing_key, mandatory=mandatory)
+    result = await exchange.publish(
+        message, routing_key=routing_key, mandatory=mandatory, timeout=timeout
+    )
     if isinstance(result, DeliveredMessage):
         raise PublishFailed(f"unroutable: exchange={exchange.name!r} routing_key={routing_key!r}")
 
@@ -114,7 +121,9 @@ class AmqpPublisher:
             body, message_id=message_id, type_=type_, correlation_id=correlation_id, headers=headers
         )
         # Not mandatory: an event nobody subscribes to yet is not an error.
-        await publish_confirmed(exchange, message, routing_key, mandatory=False)
+        await publish_confirmed(
+            exchange, message, routing_key, mandatory=False, timeout=self._config.publish_timeout
+        )
         log.debug(
             "bus.published",
             service=self._config.service,

@@ -69,7 +69,13 @@ def retry_queue_arguments(names: Names, delay: float) -> dict[str, Any]:
     }
 
 
-DLQ_ARGUMENTS: dict[str, Any] = {"x-queue-type": "quorum"}
+DLQ_ARGUMENTS: dict[str, Any] = {
+    "x-queue-type": "quorum",
+    # Listing requeues what it reads, which counts as a delivery; RabbitMQ 4 gives quorum queues
+    # a default limit of 20 and this queue has no DLX, so a low limit would silently drop dead
+    # letters after a few listings.
+    "x-delivery-limit": 1_000_000,
+}
 
 
 @dataclass(frozen=True, slots=True)

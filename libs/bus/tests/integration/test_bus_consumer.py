@@ -106,3 +106,45 @@ async def test_same_event_three_times_changes_state_once_and_emits_once(
     finally:
         await bus.stop()
         await probe_channel.close()
+
+
+async def test_service_without_handlers_still_declares_its_queue(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    bus = ServiceBus(config, {}, mongo_client, db, connection=connection)
+    await bus.start()
+    try:
+        await eventually(bus.ready, what="readiness")
+        raw = await (await connection.channel()).get_underlay_channel()
+        declared = await raw.queue_declare(bus.consumer.names.queue, passive=True)
+        assert declared.message_count == 0
+        await raw.close()
+    finally:
+        await bus.stop()
+    assert not bus.ready()
+
+
+async def test_catch_all_handler_binds_everything_and_sees_every_event_type(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config()
+    stored: set[str] = set()
+
+    async def store_raw_event(envelope: Envelope[Any], ctx: HandlerContext) -> None:
+        stored.add(envelope.type)
+
+    bus = ServiceBus(config, {Event: [store_raw_event]}, mongo_client, db, connection=connection)
+    await bus.start()
+    try:
+        await bus.publisher.publish(Envelope.wrap(BusInboxPing(key="a"), correlation_id="c"))
+        await bus.publisher.publish(Envelope.wrap(BusInboxPong(key="b"), correlation_id="c"))
+        await eventually(lambda: stored == {"BusInboxPing", "BusInboxPong"}, what="both types")
+    finally:
+        await bus.stop()
