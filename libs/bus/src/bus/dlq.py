@@ -44,13 +44,18 @@ def to_dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
     """Describe a DLQ message from its properties and our dead-letter headers."""
     headers = dict(message.headers or {})
     attempts = headers.get(retry.ATTEMPTS)
+    error, error_type = _text(headers.get(retry.ERROR)), _text(headers.get(retry.ERROR_TYPE))
+    reason = _broker_reason(headers)
+    if error is None and reason is not None:
+        # Dead-lettered by the broker itself (the delivery-limit backstop): no error of ours.
+        error, error_type = f"dead-lettered by the broker: {reason}", reason
     return DeadLetter(
         message_id=message.message_id,
         type=message.type,
         correlation_id=message.correlation_id,
         routing_key=_text(headers.get(retry.ORIGINAL_ROUTING_KEY)),
-        error=_text(headers.get(retry.ERROR)),
-        error_type=_text(headers.get(retry.ERROR_TYPE)),
+        error=error,
+        error_type=error_type,
         attempts=int(attempts) if isinstance(attempts, int | str) else None,
         failed_at=_text(headers.get(retry.FAILED_AT)),
         handler=_text(headers.get(retry.HANDLER)),
@@ -58,6 +63,13 @@ def to_dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         body_excerpt=message.body[:EXCERPT].decode(errors="replace"),
         headers={k: v for k, v in headers.items() if isinstance(v, str | int | float | bool)},
     )
+
+
+def _broker_reason(headers: dict[str, Any]) -> str | None:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return _text(deaths[0].get("reason"))  # the most recent death comes first
+    return None
 
 
 async def list_dead_letters(

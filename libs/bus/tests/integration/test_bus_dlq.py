@@ -170,3 +170,50 @@ async def test_malformed_messages_go_to_dlq_at_once_and_the_next_good_one_is_pro
 
 async def _equals(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
+
+
+@event("test")
+class BusBackstopPing(Event):
+    key: str
+
+
+async def test_broker_delivery_limit_dead_letters_a_message_whose_consumer_keeps_dying(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config(delivery_limit=2)
+    committed: list[str] = []
+
+    async def note_backstop_ping(envelope: Envelope[BusBackstopPing], ctx: HandlerContext) -> None:
+        await db.state.insert_one({"_id": envelope.id}, session=ctx.session)
+
+    async def die_before_ack(envelope: Envelope[Any]) -> None:
+        committed.append(envelope.id)
+        raise SystemError("process dies between commit and ack")
+
+    bus = ServiceBus(
+        config,
+        {BusBackstopPing: [note_backstop_ping]},
+        mongo_client,
+        db,
+        connection=connection,
+        on_committed=die_before_ack,
+    )
+    admin = await connection.channel()
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusBackstopPing(key="k"), correlation_id="c5")
+        await bus.publisher.publish(envelope)
+        await eventually(
+            lambda: _equals(dead_letter_count(admin, config), 1), what="broker dead-lettering"
+        )
+        assert len(committed) == 3  # first delivery + delivery_limit redeliveries
+        assert await db.state.count_documents({}) == 1  # the inbox kept the handler to one run
+        [letter] = await list_dead_letters(admin, config)
+        assert letter.message_id == envelope.id
+        assert letter.error == "dead-lettered by the broker: delivery_limit"
+    finally:
+        await bus.stop()
+        await admin.close()
