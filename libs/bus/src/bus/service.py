@@ -14,6 +14,7 @@ from bus.context import HandlerTable
 from bus.outbox import Outbox
 from bus.publisher import AmqpPublisher
 from bus.relay import OutboxRelay
+from kit.transactions import TransactionBody, run_in_transaction
 
 
 class ServiceBus:
@@ -30,6 +31,7 @@ class ServiceBus:
         on_committed: OnCommitted | None = None,
     ) -> None:
         self.config = config
+        self._client = mongo_client
         self._own_connection = connection is None
         self.connection = connection or BusConnection.for_config(config)
         self.outbox = Outbox(db)
@@ -69,6 +71,12 @@ class ServiceBus:
     def ready(self) -> bool:
         """Broker connected, consumer running and relay alive (for `/readyz`)."""
         return self._started and self.consumer.running and self.relay.running
+
+    async def write[T](self, body: TransactionBody[T]) -> T:
+        """Run `body(session)` with `run_in_transaction`, then wake the relay (HTTP writes)."""
+        result = await run_in_transaction(self._client, body)
+        self.relay.notify()
+        return result
 
     def notify(self) -> None:
         """Wake the relay after committing outbox rows outside a handler (HTTP writes)."""

@@ -17,7 +17,6 @@ from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
 from bus.testing import can_drop_connections, drop_connection, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
-from kit.transactions import run_in_transaction
 
 pytestmark = [
     pytest.mark.integration,
@@ -72,8 +71,7 @@ async def test_connection_dropped_mid_stream_every_message_processed_exactly_onc
         async def body(session: AsyncClientSession) -> None:
             await bus.outbox.add(session, envelope)
 
-        await run_in_transaction(mongo_client, body)
-        bus.notify()
+        await bus.write(body)
 
     async def writer() -> None:
         for n in range(total):

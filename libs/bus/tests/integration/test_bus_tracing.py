@@ -19,7 +19,6 @@ from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
 from bus.testing import eventually
 from contracts import Envelope, Event
 from contracts.registry import event
-from kit.transactions import run_in_transaction
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +63,9 @@ async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
             async def body(session: AsyncClientSession) -> None:
                 await bus.outbox.add(session, envelope)
 
-            await run_in_transaction(mongo_client, body)
+            await bus.write(body)  # commits, then wakes the relay
         row = await db.outbox.find_one({"_id": envelope.id})
         assert row is not None and row["headers"]["traceparent"].split("-")[1] == f"{trace_id:032x}"
-        bus.notify()
         await eventually(lambda: len(seen) >= 1, what="the handler")
         assert set(seen) == {trace_id}  # (the body may run twice on a write conflict)
 
