@@ -22,6 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.typing import FilteringBoundLogger
 
 from bus.config import BusConfig
 from bus.connection import BusConnection
@@ -197,7 +198,7 @@ class Consumer:
         name: str,
         envelope: Envelope[Any],
         attempt: int,
-        bound: Any,
+        bound: FilteringBoundLogger,
     ) -> None:
         handler_log = bound.bind(handler=name)
         started = time.perf_counter()
@@ -234,7 +235,7 @@ class Consumer:
         message: AbstractIncomingMessage,
         failure: Failure,
         headers: dict[str, Any],
-        bound: Any,
+        bound: FilteringBoundLogger,
     ) -> None:
         if failure.attempt >= self.config.max_attempts:
             await self._dead_letter(message, failure, headers)

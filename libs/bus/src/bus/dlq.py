@@ -20,7 +20,7 @@ EXCERPT = 500
 class DeadLetter:
     """One message in a DLQ, as an admin sees it."""
 
-    message_id: str | None
+    id: str | None
     type: str | None
     correlation_id: str | None
     routing_key: str | None
@@ -50,7 +50,7 @@ def to_dead_letter(message: AbstractIncomingMessage) -> DeadLetter:
         # Dead-lettered by the broker itself (the delivery-limit backstop): no error of ours.
         error, error_type = f"dead-lettered by the broker: {reason}", reason
     return DeadLetter(
-        message_id=message.message_id,
+        id=message.message_id,
         type=message.type,
         correlation_id=message.correlation_id,
         routing_key=_text(headers.get(retry.ORIGINAL_ROUTING_KEY)),

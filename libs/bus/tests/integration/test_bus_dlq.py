@@ -81,7 +81,7 @@ async def test_always_failing_message_goes_to_dlq_while_others_flow_then_redrive
         letters = await list_dead_letters(admin, config)
         assert len(letters) == 1
         letter = letters[0]
-        assert letter.message_id == poison.id
+        assert letter.id == poison.id
         assert letter.type == "BusDlqPing"
         assert letter.error == "ValueError: cannot handle bad"
         assert letter.error_type == "ValueError"
@@ -151,7 +151,7 @@ async def test_malformed_messages_go_to_dlq_at_once_and_the_next_good_one_is_pro
         await eventually(
             lambda: _equals(dead_letter_count(admin, config), 3), what="three dead letters"
         )
-        letters = {letter.message_id: letter for letter in await list_dead_letters(admin, config)}
+        letters = {letter.id: letter for letter in await list_dead_letters(admin, config)}
         assert set(letters) == set(bodies)
         for letter in letters.values():
             assert letter.error_type == "ContractError"
@@ -212,7 +212,7 @@ async def test_broker_delivery_limit_dead_letters_a_message_whose_consumer_keeps
         assert len(committed) == 3  # first delivery + delivery_limit redeliveries
         assert await db.state.count_documents({}) == 1  # the inbox kept the handler to one run
         [letter] = await list_dead_letters(admin, config)
-        assert letter.message_id == envelope.id
+        assert letter.id == envelope.id
         assert letter.error == "dead-lettered by the broker: delivery_limit"
     finally:
         await bus.stop()
