@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,23 +96,29 @@ async def list_dead_letters(
     finally:
         for message in held:
             await message.reject(requeue=True)
+        if held:
+            await _wait_until_back(channel, queue.name, len(held))
 
 
 async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None = None) -> int:
     """Move dead letters back to the service queue with a fresh attempt count; how many moved.
 
-    Only the messages present when it starts are moved, so a message that fails again at once
-    cannot keep the loop going. Each copy is confirmed before its DLQ original is acked.
+    Each copy is confirmed before its DLQ original is acked. A message that comes back to the
+    DLQ during the run (it failed again at once) ends the run, so the loop always stops.
     """
     names = Names.of(config)
     queue = await channel.get_queue(names.dlq, ensure=False)
-    present = await _message_count(channel, names.dlq)
-    todo = present if limit is None else min(limit, present)
+    seen: set[str] = set()
     moved = 0
-    for _ in range(todo):
+    while limit is None or moved < limit:
         message = await queue.get(no_ack=False, fail=False)
         if message is None:
             break
+        key = message.message_id or hashlib.sha256(message.body).hexdigest()
+        if key in seen:
+            await message.reject(requeue=True)
+            break
+        seen.add(key)
         copy = aio_pika.Message(
             message.body,
             headers=retry.redrive_headers(message.headers),
@@ -134,6 +143,14 @@ async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None
 async def dead_letter_count(channel: AbstractChannel, config: BusConfig) -> int:
     """Messages ready in the DLQ (a metric and a readiness signal for operators)."""
     return await _message_count(channel, Names.of(config).dlq)
+
+
+async def _wait_until_back(channel: AbstractChannel, queue: str, count: int) -> None:
+    # Requeueing is asynchronous on the broker (a quorum queue commits the return through its
+    # log): wait briefly so that a count or a redrive right after a listing sees the messages.
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline and await _message_count(channel, queue) < count:
+        await asyncio.sleep(0.02)
 
 
 async def _message_count(channel: AbstractChannel, queue: str) -> int:

@@ -163,6 +163,13 @@ async def test_malformed_messages_go_to_dlq_at_once_and_the_next_good_one_is_pro
         assert "invalid BusMalformedPing" in (letters["invalid-data"].error or "")
         assert letters["not-json"].body_excerpt == "{this is not json"
         assert bus.ready()
+
+        # Redriving messages that fail again at once moves each one once and stops.
+        assert await redrive(admin, config) == 3
+        await eventually(
+            lambda: _equals(dead_letter_count(admin, config), 3), what="back in the DLQ"
+        )
+        assert handled == ["ok"]
     finally:
         await bus.stop()
         await admin.close()
