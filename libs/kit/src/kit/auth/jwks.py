@@ -1,0 +1,141 @@
+"""Where verification keys come from: the user service's JWKS document, cached.
+
+`JwksKeySource(url)` fetches `{"keys": [...]}` with httpx on first use and keeps the RSA keys by
+`kid`. A token signed with a `kid` it does not know triggers one refetch (the user service rotated
+its key), but at most once per `min_refresh_interval` seconds, so a flood of tokens with made-up
+kids cannot turn into a flood of requests to the user service. `StaticKeySource` serves fixed keys
+(tests, or a service that signs its own tokens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import httpx
+import jwt
+import structlog
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+
+log = structlog.get_logger("kit.auth.jwks")
+
+DEFAULT_MIN_REFRESH_INTERVAL = 30.0
+DEFAULT_TIMEOUT = 3.0
+
+
+class KeySource(Protocol):
+    """Gives the public key for a `kid`, or None when there is no such key."""
+
+    async def get_key(self, kid: str) -> RSAPublicKey | None: ...
+
+
+def parse_jwks(document: Mapping[str, Any]) -> dict[str, RSAPublicKey]:
+    """The RSA signing keys of a JWKS document by `kid` (others, and broken entries, skipped)."""
+    keys: dict[str, RSAPublicKey] = {}
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        return keys
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA" or not entry.get("kid"):
+            continue
+        if entry.get("use", "sig") != "sig" or entry.get("alg", "RS256") != "RS256":
+            continue
+        try:
+            key = jwt.PyJWK(entry, algorithm="RS256").key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+            log.warning("jwks.bad_key", kid=entry.get("kid"))
+            continue
+        if isinstance(key, RSAPublicKey):
+            keys[str(entry["kid"])] = key
+    return keys
+
+
+class PublicKeyHolder(Protocol):
+    """What `StaticKeySource` needs of a key object (`kit.auth.signing.SigningKey` fits)."""
+
+    @property
+    def kid(self) -> str: ...
+
+    @property
+    def public_key(self) -> RSAPublicKey: ...
+
+
+class StaticKeySource:
+    """Fixed public keys by `kid`."""
+
+    def __init__(self, keys: Mapping[str, RSAPublicKey] | Iterable[PublicKeyHolder]) -> None:
+        self.keys: dict[str, RSAPublicKey] = {}
+        if isinstance(keys, Mapping):
+            self.keys.update(keys)
+        else:
+            for holder in keys:
+                self.keys[holder.kid] = holder.public_key
+
+    async def get_key(self, kid: str) -> RSAPublicKey | None:
+        return self.keys.get(kid)
+
+    async def aclose(self) -> None:
+        return None
+
+
+class JwksKeySource:
+    """The JWKS at `url`, fetched lazily and refreshed when an unknown `kid` shows up."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
+        timeout: float = DEFAULT_TIMEOUT,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.url = url
+        self.min_refresh_interval = min_refresh_interval
+        self.timeout = timeout
+        self._client = client
+        self._owns_client = client is None
+        self._keys: dict[str, RSAPublicKey] = {}
+        self._fetched_at: float | None = None
+        self._lock = asyncio.Lock()
+        self.fetches = 0
+
+    async def get_key(self, kid: str) -> RSAPublicKey | None:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        async with self._lock:
+            key = self._keys.get(kid)  # another request may have refreshed meanwhile
+            if key is None and self._may_refresh():
+                await self._refresh()
+                key = self._keys.get(kid)
+        return key
+
+    def _may_refresh(self) -> bool:
+        if self._fetched_at is None:
+            return True
+        return time.monotonic() - self._fetched_at >= self.min_refresh_interval
+
+    async def _refresh(self) -> None:
+        # Counted as an attempt even when it fails: a down user service is not hammered either.
+        self._fetched_at = time.monotonic()
+        self.fetches += 1
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+        try:
+            response = await self._client.get(self.url, timeout=self.timeout)
+            response.raise_for_status()
+            document = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("jwks.fetch_failed", url=self.url, error=repr(exc))
+            return
+        keys = parse_jwks(document if isinstance(document, dict) else {})
+        if keys:
+            self._keys = keys
+        log.info("jwks.fetched", url=self.url, kids=sorted(keys))
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
