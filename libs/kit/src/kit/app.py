@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from kit.errors import install_problem_handlers
-from kit.health import router as health_router
+from kit.health import install_health_routes
 from kit.logging import configure_logging
 from kit.request_context import RequestContextMiddleware
 from kit.settings import ServiceSettings
@@ -79,7 +79,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(ServerSpanMiddleware, service=settings.service_name)
 
-    app.include_router(health_router)
+    install_health_routes(app)
     for router in routers:
         app.include_router(router)
     return app

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 log = structlog.get_logger("kit.health")
@@ -20,8 +20,6 @@ log = structlog.get_logger("kit.health")
 type ReadinessCheck = Callable[[], Awaitable[bool]]
 
 DEFAULT_CHECK_TIMEOUT = 2.0
-
-router = APIRouter(tags=["health"])
 
 
 def _checks(app: FastAPI) -> dict[str, tuple[ReadinessCheck, float]]:
@@ -70,13 +68,11 @@ def _service(request: Request) -> str:
     return str(getattr(settings, "service_name", None) or request.app.title)
 
 
-@router.get("/healthz")
 async def healthz(request: Request) -> dict[str, str]:
     """Liveness: the process is up and serving."""
     return {"status": "ok", "service": _service(request)}
 
 
-@router.get("/readyz", responses={503: {"description": "A dependency is not reachable"}})
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: every registered check passed within its timeout."""
     ready, checks = await readiness(request.app)
@@ -86,3 +82,15 @@ async def readyz(request: Request) -> JSONResponse:
         "checks": checks,
     }
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def install_health_routes(app: FastAPI) -> None:
+    """Add `/healthz` and `/readyz` to `app` as plain routes (so an app may replace one by path)."""
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    app.add_api_route(
+        "/readyz",
+        readyz,
+        methods=["GET"],
+        tags=["health"],
+        responses={503: {"description": "A dependency is not reachable"}},
+    )
