@@ -53,6 +53,8 @@ class ServiceBus:
 
     async def start(self) -> None:
         """Connect, create the outbox indexes, start consuming and relaying."""
+        if self._started:
+            return
         await self.connection.connect()
         await self.outbox.ensure_indexes()
         await self.consumer.start()

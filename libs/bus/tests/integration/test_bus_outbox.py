@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bus import AmqpPublisher, BusConfig, BusConnection, Outbox, OutboxRelay
+from bus import AmqpPublisher, BusConfig, BusConnection, Outbox, OutboxRelay, PublishFailed
 from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
@@ -187,3 +187,58 @@ async def test_two_relays_publish_fifty_rows_each_exactly_once(
     assert {row["lease_owner"] for row in rows} <= {r.owner for r in relays}
     for p in publishers:
         await p.close()
+
+
+class FlakyPublisher:
+    """Fails each publish with the given errors, in order, then records successes."""
+
+    def __init__(self, *errors: BaseException) -> None:
+        self.errors = list(errors)
+        self.sent: list[str] = []
+
+    async def publish_raw(
+        self,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        type_: str,
+        correlation_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append(message_id)
+
+
+async def test_refused_publish_waits_for_the_lease_and_lost_connection_releases_at_once(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+) -> None:
+    config = make_config(lease_seconds=0.5)
+    outbox = Outbox(db)
+    refused, other = pings(2)
+    await commit(mongo_client, outbox, refused, other)
+
+    # The broker nacks the first row: it stays leased, the rest of the batch goes on.
+    publisher = FlakyPublisher(PublishFailed("nack"))
+    relay = OutboxRelay(db, publisher, config)
+    assert await relay.publish_pending_once() == 1
+    assert publisher.sent == [other.id]
+    assert await relay.publish_pending_once() == 0  # still leased
+    await asyncio.sleep(0.6)
+    assert await relay.publish_pending_once() == 1
+    row = await db.outbox.find_one({"_id": refused.id})
+    assert row is not None and row["status"] == "sent" and row["attempts"] == 2
+
+    # The connection drops mid-batch: the unconfirmed rows are handed back immediately.
+    third, fourth = pings(2, start=10)
+    await commit(mongo_client, outbox, third, fourth)
+    broken = FlakyPublisher(ConnectionResetError("link lost"))
+    with pytest.raises(ConnectionResetError):
+        await OutboxRelay(db, broken, config).publish_pending_once()
+    pending = await db.outbox.find({"status": "pending"}).to_list()
+    assert {r["_id"] for r in pending} == {third.id, fourth.id}
+    assert {r["lease_until"] for r in pending} == {None}
+    assert await relay.publish_pending_once() == 2
