@@ -1,1 +1,1 @@
-
+"""The analytics service."""

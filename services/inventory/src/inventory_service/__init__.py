@@ -1,1 +1,1 @@
-
+"""The inventory service."""

@@ -1,1 +1,1 @@
-
+"""The notify service."""

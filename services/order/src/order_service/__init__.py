@@ -1,1 +1,1 @@
-
+"""The order service."""

@@ -1,1 +1,1 @@
-
+"""The payment service."""

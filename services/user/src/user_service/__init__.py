@@ -1,1 +1,1 @@
-
+"""The user service."""

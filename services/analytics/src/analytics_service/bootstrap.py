@@ -1,0 +1,29 @@
+"""Wiring of the analytics service: real adapters by default, fakes when a test passes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from service_runtime import Bus, ServiceDeps
+
+from analytics_service.handlers import BINDINGS, HANDLERS
+from analytics_service.settings import AnalyticsSettings
+
+
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
+    """What the analytics service's routes and handlers work with."""
+
+    settings: AnalyticsSettings
+
+
+def bootstrap(
+    settings: AnalyticsSettings,
+    *,
+    mongo: AsyncMongoClient[Any] | None = None,
+    bus: Bus | None = None,
+) -> Deps:
+    """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
+    return Deps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)

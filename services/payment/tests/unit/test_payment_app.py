@@ -1,0 +1,43 @@
+"""Smoke tests of the payment service: settings, wiring, the app without its lifespan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from payment_service.bootstrap import bootstrap
+from payment_service.handlers import HANDLERS
+from payment_service.main import create_app
+from payment_service.settings import PaymentSettings
+from pymongo import AsyncMongoClient
+from service_runtime.testing import NullBus
+
+pytestmark = pytest.mark.unit
+
+
+def test_settings_defaults_and_env_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert PaymentSettings().service_name == "payment"
+    assert PaymentSettings().port == 8004
+    monkeypatch.setenv("PAYMENT_PORT", "9004")
+    assert PaymentSettings().port == 9004
+
+
+def test_bootstrap_takes_fakes() -> None:
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)
+    bus = NullBus()
+    deps = bootstrap(PaymentSettings(), mongo=mongo, bus=bus)
+    assert deps.bus is bus
+    assert deps.db.name == deps.settings.database_name
+    assert isinstance(HANDLERS, dict)
+
+
+async def test_app_answers_healthz_without_lifespan() -> None:
+    app = create_app(PaymentSettings())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
+        response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.headers["x-request-id"]
+    api_paths = [p for p in app.openapi()["paths"] if p.startswith("/api/")]
+    assert all(p.startswith("/api/v1/") for p in api_paths)

@@ -1,0 +1,60 @@
+"""The shared service lifespan against a real MongoDB-protocol server (the bus is a fake)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, ClassVar
+
+import pytest
+from fastapi import FastAPI
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from service_runtime import ServiceDeps, service_lifespan
+from service_runtime.testing import NullBus
+
+from kit.health import readiness
+from kit.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+class DemoSettings(ServiceSettings):
+    service_name: ClassVar[str] = "demo"
+
+
+INDEXES = {"things": [IndexModel([("key", ASCENDING)], name="key_unique", unique=True)]}
+
+
+async def test_lifespan_connects_indexes_starts_the_bus_and_stops_it(mongo_url: str) -> None:
+    settings = DemoSettings(mongo_url=mongo_url, db_prefix=f"t{secrets.token_hex(4)}_")
+    bus = NullBus()
+
+    def bootstrap(s: DemoSettings) -> ServiceDeps:
+        return ServiceDeps.wire(s, {}, bus=bus)
+
+    app = FastAPI(lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES))
+    async with app.router.lifespan_context(app):
+        deps: ServiceDeps = app.state.deps
+        assert deps.db.name == f"{settings.db_prefix}demo"
+        assert bus.started
+        ready, checks = await readiness(app)
+        assert ready and checks == {"mongo": True, "broker": True}
+        names = [ix["name"] async for ix in await deps.db["things"].list_indexes()]
+        assert "key_unique" in names
+        await deps.mongo.drop_database(deps.db.name)
+    assert bus.stopped
+
+
+async def test_readiness_reports_a_bus_that_is_not_ready(mongo_url: str) -> None:
+    settings = DemoSettings(mongo_url=mongo_url)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+    app = FastAPI(
+        lifespan=service_lifespan(
+            settings,
+            lambda s: ServiceDeps.wire(s, {}, mongo=client, bus=NullBus(ready=False)),
+            indexes={},
+        )
+    )
+    async with app.router.lifespan_context(app):
+        ready, checks = await readiness(app)
+    assert not ready
+    assert checks == {"mongo": True, "broker": False}

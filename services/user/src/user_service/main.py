@@ -1,0 +1,23 @@
+"""The user service's app: kit's factory, its routes, the shared service lifespan."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from service_runtime import service_lifespan
+
+from kit.app import create_app as create_kit_app
+from user_service.api import ROUTERS
+from user_service.bootstrap import bootstrap
+from user_service.settings import UserSettings
+from user_service.store import INDEXES
+
+
+def create_app(settings: UserSettings | None = None) -> FastAPI:
+    """The user service's FastAPI app (nothing connects until the lifespan starts)."""
+    settings = settings or UserSettings()
+    return create_kit_app(
+        settings,
+        title="user",
+        routers=ROUTERS,
+        lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES),
+    )
