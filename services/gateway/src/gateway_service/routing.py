@@ -9,6 +9,7 @@ ROUTES: Mapping[str, str] = {
     "users": "user",
     "products": "inventory",
     "orders": "order",
+    "payments": "payment",  # payment lookup (admin); architecture.md, not yet in api.md
     "notifications": "notify",
     "recommendations": "analytics",
     "promotions": "analytics",

@@ -1,0 +1,70 @@
+"""The gateway app: kit's factory, the proxy, the system's readiness and the merged OpenAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from gateway_service.api import proxy, system
+from gateway_service.auth import authenticator
+from gateway_service.openapi import MergedOpenAPI
+from gateway_service.proxy import Proxy
+from gateway_service.settings import GatewaySettings
+from kit.app import Lifespan
+from kit.app import create_app as create_kit_app
+
+# kit's factory serves FastAPI's own document and docs, and a /readyz about this process only;
+# the gateway answers these itself (the merged document, the whole system's readiness).
+REPLACED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/readyz"})
+
+
+def http_client(settings: GatewaySettings) -> httpx.AsyncClient:
+    """The one pooled client every upstream call goes through."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(
+            settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+        ),
+        follow_redirects=False,
+    )
+
+
+def lifespan(settings: GatewaySettings) -> Lifespan:
+    """Open the pooled upstream client with the app, close it when the app stops."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        async with http_client(settings) as client:
+            app.state.http = client
+            app.state.proxy = Proxy(
+                client,
+                settings.service_urls(),
+                body_limit=settings.max_body_bytes,
+                authenticate=authenticator(settings),
+            )
+            app.state.openapi = MergedOpenAPI(
+                client,
+                settings.service_urls(),
+                ttl=settings.openapi_cache_seconds,
+                timeout=settings.openapi_fetch_timeout,
+            )
+            yield
+
+    return run
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway's FastAPI app (the upstream client opens with the lifespan)."""
+    settings = settings or GatewaySettings()
+    app = create_kit_app(settings, title="shop", routers=[proxy], lifespan=lifespan(settings))
+    app.router.routes[:] = [
+        r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
+    ]
+    app.include_router(system)
+    return app

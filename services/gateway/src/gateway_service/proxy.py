@@ -1,0 +1,153 @@
+"""Forwarding one request to the owning service and streaming its answer back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+
+import httpx
+import structlog
+from fastapi import Request, Response
+from opentelemetry import propagate
+from starlette.background import BackgroundTask
+from starlette.responses import StreamingResponse
+
+from gateway_service.routing import (
+    REQUEST_DROP,
+    RESPONSE_DROP,
+    end_to_end,
+    forwarded_for,
+)
+from kit.errors import Problem
+
+log = structlog.get_logger("gateway.proxy")
+
+# Called before a request is forwarded; raises a Problem (401/403) to refuse it.
+type Authenticator = Callable[[Request], Awaitable[None]]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole request body, refusing more than `limit` bytes (declared or streamed)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> Problem:
+    return Problem(
+        413,
+        "PAYLOAD_TOO_LARGE",
+        "Request body too large",
+        detail=f"The request body exceeds {limit} bytes.",
+    )
+
+
+def request_id_of(request: Request) -> str | None:
+    """The id the request-id middleware chose (it also echoes it on the response)."""
+    value = getattr(request.state, "request_id", None)
+    return str(value) if value else request.headers.get("x-request-id")
+
+
+def upstream_headers(request: Request) -> list[tuple[str, str]]:
+    """The client's end-to-end headers plus X-Forwarded-*, X-Request-Id and traceparent."""
+    headers = end_to_end(request.headers.items(), drop=REQUEST_DROP)
+    headers = [(k, v) for k, v in headers if k.lower() not in {"x-forwarded-for", "x-request-id"}]
+    client_ip = request.client.host if request.client else None
+    xff = forwarded_for(request.headers.get("x-forwarded-for"), client_ip)
+    if xff:
+        headers.append(("x-forwarded-for", xff))
+    headers.append(("x-forwarded-proto", request.url.scheme))
+    if host := request.headers.get("host"):
+        headers.append(("x-forwarded-host", host))
+    if request_id := request_id_of(request):
+        headers.append(("x-request-id", request_id))
+    # The gateway's own span, when tracing is on; else the client's traceparent passes through.
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    if carrier:
+        injected = {k.lower() for k in carrier}
+        headers = [(k, v) for k, v in headers if k.lower() not in injected]
+        headers.extend(carrier.items())
+    return headers
+
+
+class Proxy:
+    """One pooled client for every upstream; `forward` answers as the upstream did."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        urls: Mapping[str, str],
+        *,
+        body_limit: int,
+        authenticate: Authenticator,
+    ) -> None:
+        self.client = client
+        self.urls = dict(urls)
+        self.body_limit = body_limit
+        self.authenticate = authenticate
+
+    def target(self, request: Request, service: str) -> httpx.URL:
+        # raw_path keeps the client's percent-encoding exactly as sent.
+        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
+        url = self.urls[service].rstrip("/") + raw_path.decode("latin-1")
+        query = request.url.query
+        return httpx.URL(f"{url}?{query}" if query else url)
+
+    async def forward(self, request: Request, service: str) -> Response:
+        """Send the request to `service`; 502/504 problems when it is down or too slow."""
+        await self.authenticate(request)
+        body = await read_body(request, self.body_limit)
+        outgoing = self.client.build_request(
+            request.method,
+            self.target(request, service),
+            headers=upstream_headers(request),
+            content=body,
+        )
+        try:
+            upstream = await self.client.send(outgoing, stream=True)
+        except httpx.TimeoutException as exc:
+            log.warning("gateway.upstream_timeout", upstream=service, error=repr(exc))
+            raise Problem(
+                504,
+                "UPSTREAM_TIMEOUT",
+                "Upstream timed out",
+                detail=f"The {service} service did not answer in time.",
+                service=service,
+            ) from exc
+        except httpx.TransportError as exc:
+            log.warning("gateway.upstream_unavailable", upstream=service, error=repr(exc))
+            raise Problem(
+                502,
+                "UPSTREAM_UNAVAILABLE",
+                "Upstream unavailable",
+                detail=f"The {service} service is not reachable.",
+                service=service,
+            ) from exc
+        response = StreamingResponse(
+            _relay(upstream, service),
+            status_code=upstream.status_code,
+            background=BackgroundTask(upstream.aclose),
+        )
+        # Raw pairs keep repeated fields (Set-Cookie) and the upstream's exact Content-Length
+        # (the body is relayed undecoded, so the length and Content-Encoding stay true).
+        # X-Request-Id is dropped here because the gateway's middleware sets the same value.
+        kept = end_to_end(upstream.headers.multi_items(), drop={*RESPONSE_DROP, "x-request-id"})
+        response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in kept]
+        return response
+
+
+async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:
+    """The upstream body as it arrives; a failure half-way can only cut the response short."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    except httpx.HTTPError as exc:
+        log.warning("gateway.upstream_body_failed", upstream=service, error=repr(exc))

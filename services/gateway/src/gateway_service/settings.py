@@ -1,0 +1,50 @@
+"""Settings of the gateway: where each service answers, and the proxy's limits (`GATEWAY_`)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic_settings import SettingsConfigDict
+
+from kit.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    """The gateway's settings (`GATEWAY_PORT`, `GATEWAY_USER_URL`, …)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    service_name: ClassVar[str] = "gateway"
+    port: int = 8000
+
+    user_url: str = "http://127.0.0.1:8001"
+    inventory_url: str = "http://127.0.0.1:8002"
+    order_url: str = "http://127.0.0.1:8003"
+    payment_url: str = "http://127.0.0.1:8004"
+    notify_url: str = "http://127.0.0.1:8005"
+    analytics_url: str = "http://127.0.0.1:8006"
+
+    # Proxy (request bodies above the shared MAX_BODY_BYTES, 1 MiB, answer 413).
+    connect_timeout: float = 2.0
+    read_timeout: float = 15.0
+    max_connections: int = 200
+    max_keepalive_connections: int = 50
+
+    # /readyz asks every service; one that does not answer this fast counts as not ready.
+    readiness_timeout: float = 1.5
+    openapi_cache_seconds: float = 5.0
+    openapi_fetch_timeout: float = 2.0
+
+    # SHORTCUT: services verify tokens themselves for now; see gateway_service.auth for the hook.
+    verify_jwt: bool = False
+
+    def service_urls(self) -> dict[str, str]:
+        """{service name: base URL} of every upstream."""
+        return {
+            "user": self.user_url,
+            "inventory": self.inventory_url,
+            "order": self.order_url,
+            "payment": self.payment_url,
+            "notify": self.notify_url,
+            "analytics": self.analytics_url,
+        }
