@@ -90,7 +90,8 @@ async def drop_connection(connection: BusConnection, reason: str = "test") -> No
         if f'"connection_name","{connection.name}"' in line
     ]
     if not pids:
-        raise RuntimeError(f"no broker connection named {connection.name!r}")
+        # e.g. the broker runs in a container that this rabbitmqctl does not manage
+        raise LookupError(f"no broker connection named {connection.name!r}")
     for pid in pids:
         closing = await asyncio.create_subprocess_exec(
             "rabbitmqctl", "close_connection", pid, reason, stdout=asyncio.subprocess.DEVNULL
