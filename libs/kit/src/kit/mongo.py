@@ -1,0 +1,113 @@
+"""The service's MongoDB client, its index declarations and a readiness ping.
+
+`connect(settings)` makes the one client a service process uses (no I/O until first use):
+datetimes come back timezone-aware, UUIDs are stored in the standard binary representation, the
+application name is the service (it shows in the server's logs and `currentOp`), and timeouts are
+short enough that a down server fails a request instead of hanging it.
+
+`store.py` declares its indexes as `IndexSpec`s; the lifespan runs `ensure_indexes(db, specs)`,
+which is idempotent (an existing index with the same spec is left alone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from kit.settings import ServiceSettings
+
+type Document = dict[str, Any]
+type IndexKeys = str | Sequence[tuple[str, int | str]]
+
+SERVER_SELECTION_TIMEOUT_MS = 5_000
+CONNECT_TIMEOUT_MS = 5_000
+# Generous for one operation, far below the request timeouts of the gateway.
+SOCKET_TIMEOUT_MS = 20_000
+PING_TIMEOUT = 2.0
+
+
+def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Document]:
+    """The client for `settings.mongo_url` (lazy: connects on first use)."""
+    options: dict[str, Any] = {
+        "tz_aware": True,
+        "uuidRepresentation": "standard",
+        "appname": settings.service_name,
+        "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
+        "connectTimeoutMS": CONNECT_TIMEOUT_MS,
+        "socketTimeoutMS": SOCKET_TIMEOUT_MS,
+    }
+    options.update(overrides)
+    return AsyncMongoClient(settings.mongo_url, **options)
+
+
+def database(
+    client: AsyncMongoClient[Document], settings: ServiceSettings
+) -> AsyncDatabase[Document]:
+    """The service's own database (`settings.database_name`)."""
+    return client[settings.database_name]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """One index: `IndexSpec("users", "email", unique=True)`.
+
+    `keys` is a field name (ascending) or `[(field, direction), ...]`; `ttl_seconds` makes a TTL
+    index (documents expire that long after the date in the field); `partial_filter` indexes only
+    the documents matching it (e.g. unique among non-deleted).
+    """
+
+    collection: str
+    keys: IndexKeys
+    unique: bool = False
+    ttl_seconds: int | None = None
+    partial_filter: Mapping[str, Any] | None = None
+    name: str | None = None
+    sparse: bool = False
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def key_list(self) -> list[tuple[str, int | str]]:
+        if isinstance(self.keys, str):
+            return [(self.keys, ASCENDING)]
+        return list(self.keys)
+
+    def default_name(self) -> str:
+        return "_".join(f"{name}_{direction}" for name, direction in self.key_list())
+
+    def model(self) -> IndexModel:
+        """The PyMongo `IndexModel` for this spec."""
+        kwargs: dict[str, Any] = dict(self.options)
+        kwargs["name"] = self.name or self.default_name()
+        if self.unique:
+            kwargs["unique"] = True
+        if self.sparse:
+            kwargs["sparse"] = True
+        if self.ttl_seconds is not None:
+            kwargs["expireAfterSeconds"] = int(self.ttl_seconds)
+        if self.partial_filter is not None:
+            kwargs["partialFilterExpression"] = dict(self.partial_filter)
+        return IndexModel(self.key_list(), **kwargs)
+
+
+async def ensure_indexes(db: AsyncDatabase[Any], specs: Iterable[IndexSpec]) -> list[str]:
+    """Create every declared index, collection by collection; returns the index names."""
+    by_collection: dict[str, list[IndexModel]] = {}
+    for spec in specs:
+        by_collection.setdefault(spec.collection, []).append(spec.model())
+    names: list[str] = []
+    for collection, models in by_collection.items():
+        names += await db[collection].create_indexes(models)
+    return names
+
+
+async def ping(client: AsyncMongoClient[Any], timeout: float = PING_TIMEOUT) -> bool:
+    """True when the server answers `ping` within `timeout` seconds (readiness)."""
+    try:
+        await asyncio.wait_for(client.admin.command("ping"), timeout)
+    except Exception:  # any failure means "not ready"
+        return False
+    return True
