@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import structlog
 from aio_pika.exceptions import DeliveryError
 from opentelemetry.trace import SpanKind
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -131,29 +131,44 @@ class OutboxRelay:
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         lease_until = now + timedelta(seconds=self._config.lease_seconds)
+        claimable = {
+            "status": PENDING,
+            "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
+        }
 
         async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
-            # One transaction for the batch: two relays racing for a row conflict, one retries
-            # and moves on to rows nobody holds.
-            rows: list[dict[str, Any]] = []
-            for _ in range(self._config.relay_batch_size):
-                row = await self._rows.find_one_and_update(
-                    {
-                        "status": PENDING,
-                        "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
+            # Pick candidates, take them with one conditional update, read back what this claim
+            # got. In a transaction: two relays racing for a row conflict, one of them retries
+            # and moves on to rows nobody holds. (Three round trips per batch: claiming row by
+            # row with find_one_and_update was ten times slower on the embedded server.)
+            candidates = await self._rows.find(
+                claimable,
+                projection={"_id": 1},
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                limit=self._config.relay_batch_size,
+                session=session,
+            ).to_list()
+            if not candidates:
+                return []
+            claim_id = new_id()
+            ids = [c["_id"] for c in candidates]
+            await self._rows.update_many(
+                {"_id": {"$in": ids}, **claimable},
+                {
+                    "$set": {
+                        "lease_until": lease_until,
+                        "lease_owner": self.owner,
+                        "claim_id": claim_id,
                     },
-                    {
-                        "$set": {"lease_until": lease_until, "lease_owner": self.owner},
-                        "$inc": {"attempts": 1},
-                    },
-                    sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-                    return_document=ReturnDocument.AFTER,
-                    session=session,
-                )
-                if row is None:
-                    break
-                rows.append(row)
-            return rows
+                    "$inc": {"attempts": 1},
+                },
+                session=session,
+            )
+            return await self._rows.find(
+                {"_id": {"$in": ids}, "claim_id": claim_id},
+                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+                session=session,
+            ).to_list()
 
         return await run_in_transaction(self._db.client, claim)
 
