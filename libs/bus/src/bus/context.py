@@ -47,8 +47,9 @@ ALL_EVENTS = "#"
 
 def handler_name(handler: Handler) -> str:
     """The stable name of a handler, used in inbox ids (renaming a handler resets its inbox)."""
-    module = getattr(handler, "__module__", None) or "handler"
-    qualname = getattr(handler, "__qualname__", None) or type(handler).__name__
+    target = getattr(handler, "func", handler)  # functools.partial: name the function
+    module = getattr(target, "__module__", None) or "handler"
+    qualname = getattr(target, "__qualname__", None) or type(target).__name__
     return f"{module}.{qualname}"
 
 
@@ -68,10 +69,10 @@ def handlers_for(handlers: HandlerTable, event_type: type[Event]) -> list[Handle
 
 
 def check_table(handlers: HandlerTable) -> None:
-    """Refuse two handlers with the same name: their inbox rows would collide."""
-    names: dict[str, Handler] = {}
-    for table_handlers in handlers.values():
-        for handler in table_handlers:
+    """Refuse two handlers with one name for one event type: their inbox rows would collide."""
+    for event_type in handlers:
+        names: dict[str, Handler] = {}
+        for handler in handlers_for(handlers, event_type):
             name = handler_name(handler)
             if names.setdefault(name, handler) is not handler:
-                raise ValueError(f"two different handlers are both named {name}")
+                raise ValueError(f"two handlers of {event_type.__name__} are named {name}")
