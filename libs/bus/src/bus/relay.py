@@ -80,7 +80,7 @@ class OutboxRelay:
         return self._task
 
     async def stop(self) -> None:
-        """Cancel the loop; rows it had claimed are retaken when their lease expires."""
+        """Cancel the loop; unconfirmed rows of the batch in hand are handed back."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
