@@ -3,15 +3,18 @@
 `create_app(settings, title=..., routers=..., lifespan=...)` gives a service, in this order:
 logging and tracing set up for `settings.service_name`; problem+json for every error; the
 request-context middleware (`X-Request-Id`, body limit, last-resort 500) inside a server span
-per request; `/healthz` and `/readyz`; the JWT verifier on `app.state.token_verifier`; the
-settings on `app.state.settings`; and the service's own lifespan wrapped so start and stop are
-logged (and the verifier's HTTP client closed).
+per request (FastAPI's native telemetry, else `kit.tracing_middleware`); `/healthz` and
+`/readyz`; the JWT verifier on `app.state.token_verifier`; the settings on `app.state.settings`;
+and the service's own lifespan wrapped so start and stop are logged (and the verifier's HTTP
+client closed).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 import structlog
 import uvicorn
@@ -55,6 +58,24 @@ def _wrap_lifespan(settings: ServiceSettings, inner: Lifespan | None) -> Lifespa
     return lifespan
 
 
+# FastAPI >= 0.16x traces every request itself (a SERVER span continuing the caller's
+# traceparent, named after the route template); older versions get kit's small middleware.
+NATIVE_TELEMETRY = "telemetry" in inspect.signature(FastAPI.__init__).parameters
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    return scope.get("path") in UNTRACED_PATHS
+
+
+def _telemetry_options() -> dict[str, Any]:
+    if not NATIVE_TELEMETRY:
+        return {}
+    # Probes every few seconds would drown the traces; FastAPI's own log records (validation
+    # failures with their input, exception messages) stay off: kit logs those, redacted.
+    return {"telemetry": {"logs": False, "exclude": _untraced}}
+
+
 def create_app(
     settings: ServiceSettings,
     *,
@@ -67,7 +88,12 @@ def create_app(
     configure_logging(settings.service_name, settings.log_level, settings.log_format)
     setup_tracing(settings.service_name, settings.otel_exporter_otlp_endpoint)
 
-    app = FastAPI(title=title, version=version, lifespan=_wrap_lifespan(settings, lifespan))
+    app = FastAPI(
+        title=title,
+        version=version,
+        lifespan=_wrap_lifespan(settings, lifespan),
+        **_telemetry_options(),
+    )
     app.state.settings = settings
     app.state.service_name = settings.service_name
     app.state.readiness_checks = {}
@@ -77,7 +103,8 @@ def create_app(
     # add_middleware puts each new one outside the previous: the span wraps the request context,
     # so logs of the whole request (its 500 included) carry the trace id.
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(ServerSpanMiddleware, service=settings.service_name)
+    if not NATIVE_TELEMETRY:
+        app.add_middleware(ServerSpanMiddleware, service=settings.service_name)
 
     install_health_routes(app)
     for router in routers:

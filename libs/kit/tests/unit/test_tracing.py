@@ -1,0 +1,91 @@
+"""Trace context: propagation helpers and one server span per request."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from kit.tracing import extract_context, inject_traceparent, setup_tracing, traces_url
+
+pytestmark = pytest.mark.unit
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture(scope="module")
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    setup_tracing("demo", None).add_span_processor(SimpleSpanProcessor(exporter))
+    return exporter
+
+
+def test_setup_is_idempotent() -> None:
+    assert setup_tracing("demo", None) is setup_tracing("demo", None)
+    assert trace.get_tracer_provider() is setup_tracing("other", None)
+
+
+def test_traces_url() -> None:
+    assert traces_url("http://jaeger:4318") == "http://jaeger:4318/v1/traces"
+    assert traces_url("http://jaeger:4318/v1/traces/") == "http://jaeger:4318/v1/traces"
+
+
+def test_inject_then_extract_keeps_the_trace(spans: InMemorySpanExporter) -> None:
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("publish") as span:
+        headers = inject_traceparent({})
+        sent = span.get_span_context()
+    assert headers["traceparent"].split("-")[1] == format(sent.trace_id, "032x")
+    context = extract_context({"Traceparent": headers["traceparent"]})
+    with tracer.start_as_current_span("consume", context=context) as child:
+        assert child.get_span_context().trace_id == sent.trace_id
+    assert extract_context(None) is not None
+
+
+async def test_each_request_is_a_server_span_continuing_the_caller(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient
+) -> None:
+    spans.clear()
+    response = await client.get("/things", headers={"traceparent": PARENT})
+    assert response.status_code == 200
+    (span,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert span.name == "GET /things"
+    assert span.attributes is not None
+    assert span.attributes["http.response.status_code"] == 200
+
+
+async def test_a_500_marks_the_span_as_error(
+    spans: InMemorySpanExporter, client: httpx.AsyncClient
+) -> None:
+    spans.clear()
+    await client.get("/boom")
+    (span,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.SERVER]
+    assert not span.status.is_ok
+
+
+async def test_fallback_middleware_makes_a_server_span_named_after_the_route(
+    spans: InMemorySpanExporter,
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from kit.tracing_middleware import ServerSpanMiddleware
+
+    async def item(request: object) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    app = ServerSpanMiddleware(Starlette(routes=[Route("/items/{item_id}", item)]))
+    spans.clear()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/items/7", headers={"traceparent": PARENT})).status_code == 200
+    (span,) = spans.get_finished_spans()
+    assert span.kind == SpanKind.SERVER
+    assert span.name == "GET /items/{item_id}"
+    assert format(span.context.trace_id, "032x") == TRACE_ID
