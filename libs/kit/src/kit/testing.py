@@ -1,3 +1,4 @@
+# mypy: disable-error-code="unused-ignore"
 """Pytest fixtures that give tests a real broker and a real MongoDB-protocol server.
 
 Order of preference (architecture.md, "Where it runs"): testcontainers when a Docker engine
