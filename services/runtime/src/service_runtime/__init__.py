@@ -9,22 +9,6 @@ SHORTCUT: this belongs in `libs/kit` (the lifespan) and `libs/bus` (the wiring);
 under `services/`, until those libraries take it over.
 """
 
-from service_runtime.lifespan import (
-    Bus,
-    Indexes,
-    ServiceDeps,
-    bus_config,
-    ensure_indexes,
-    open_mongo,
-    service_lifespan,
-)
+from service_runtime.lifespan import Bus, ServiceDeps, bus_config, service_lifespan
 
-__all__ = [
-    "Bus",
-    "Indexes",
-    "ServiceDeps",
-    "bus_config",
-    "ensure_indexes",
-    "open_mongo",
-    "service_lifespan",
-]
+__all__ = ["Bus", "ServiceDeps", "bus_config", "service_lifespan"]

@@ -2,27 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import structlog
 from fastapi import FastAPI
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConfig, HandlerTable, ServiceBus
 from kit.health import add_readiness_check
+from kit.mongo import IndexSpec, connect, ensure_indexes, ping
 from kit.settings import ServiceSettings
 
 log = structlog.get_logger("service.lifespan")
-
-# collection name → the indexes it needs (store.py declares them, the lifespan creates them).
-type Indexes = Mapping[str, Sequence[IndexModel]]
-
-MONGO_PING_TIMEOUT = 2.0
 
 
 class Bus(Protocol):
@@ -33,11 +28,6 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
     def ready(self) -> bool: ...
-
-
-def open_mongo(settings: ServiceSettings) -> AsyncMongoClient[Any]:
-    """A client for `MONGO_URL` (no I/O until first use); datetimes come back tz-aware."""
-    return AsyncMongoClient(settings.mongo_url, tz_aware=True, appname=settings.service_name)
 
 
 def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ()) -> BusConfig:
@@ -71,28 +61,12 @@ class ServiceDeps:
         **extra: Any,
     ) -> Self:
         """Real adapters for whatever is not given; `extra` fills a subclass's own fields."""
-        client = mongo if mongo is not None else open_mongo(settings)
+        client = mongo if mongo is not None else connect(settings)
         db = client[settings.database_name]
         if bus is None:
             config = bus_config(settings, extra_bindings=extra_bindings)
             bus = ServiceBus(config, handlers, client, db)
         return cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
-
-
-async def ensure_indexes(db: AsyncDatabase[Any], indexes: Indexes) -> None:
-    """Create the declared indexes (idempotent: existing ones with the same spec are kept)."""
-    for collection, models in indexes.items():
-        if models:
-            await db[collection].create_indexes(list(models))
-
-
-async def mongo_ready(client: AsyncMongoClient[Any]) -> bool:
-    """True when the server answers a ping within a couple of seconds."""
-    try:
-        await asyncio.wait_for(client.admin.command("ping"), MONGO_PING_TIMEOUT)
-    except Exception:  # noqa: BLE001 - any failure means "not ready"
-        return False
-    return True
 
 
 type Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -102,11 +76,13 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
     settings: S,
     bootstrap: Callable[[S], D],
     *,
-    indexes: Indexes,
+    indexes: Sequence[IndexSpec],
+    on_started: Callable[[FastAPI, D], None] | None = None,
 ) -> Lifespan:
     """Connect Mongo, ensure indexes, start the bus, register readiness; undo it all on stop.
 
     The deps land on `app.state.deps` before anything starts, so routes see the same objects.
+    `on_started(app, deps)` is the place for a service's own start-up step.
     """
 
     @asynccontextmanager
@@ -117,8 +93,10 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
             await deps.mongo.admin.command("ping")
             await ensure_indexes(deps.db, indexes)
             await deps.bus.start()
-            add_readiness_check(app, "mongo", lambda: mongo_ready(deps.mongo))
+            add_readiness_check(app, "mongo", lambda: ping(deps.mongo))
             add_readiness_check(app, "broker", _as_async(deps.bus.ready))
+            if on_started is not None:
+                on_started(app, deps)
             log.info("service.started", service=settings.service_name)
             yield
         finally:

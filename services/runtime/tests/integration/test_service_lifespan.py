@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 
 import pytest
 from fastapi import FastAPI
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient
 from service_runtime import ServiceDeps, service_lifespan
 from service_runtime.testing import NullBus
 
 from kit.health import readiness
+from kit.mongo import IndexSpec
 from kit.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -21,7 +22,7 @@ class DemoSettings(ServiceSettings):
     service_name: ClassVar[str] = "demo"
 
 
-INDEXES = {"things": [IndexModel([("key", ASCENDING)], name="key_unique", unique=True)]}
+INDEXES = [IndexSpec("things", "key", unique=True, name="key_unique")]
 
 
 async def test_lifespan_connects_indexes_starts_the_bus_and_stops_it(mongo_url: str) -> None:
@@ -51,7 +52,7 @@ async def test_readiness_reports_a_bus_that_is_not_ready(mongo_url: str) -> None
         lifespan=service_lifespan(
             settings,
             lambda s: ServiceDeps.wire(s, {}, mongo=client, bus=NullBus(ready=False)),
-            indexes={},
+            indexes=[],
         )
     )
     async with app.router.lifespan_context(app):

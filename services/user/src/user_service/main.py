@@ -6,10 +6,16 @@ from fastapi import FastAPI
 from service_runtime import service_lifespan
 
 from kit.app import create_app as create_kit_app
+from kit.auth.deps import use_static_keys
 from user_service.api import ROUTERS
-from user_service.bootstrap import bootstrap
+from user_service.bootstrap import Deps, bootstrap
 from user_service.settings import UserSettings
 from user_service.store import INDEXES
+
+
+def trust_own_key(app: FastAPI, deps: Deps) -> None:
+    """The service verifies its own tokens with the key it signs with, not over HTTP."""
+    use_static_keys(app, deps.signing_key)
 
 
 def create_app(settings: UserSettings | None = None) -> FastAPI:
@@ -19,5 +25,5 @@ def create_app(settings: UserSettings | None = None) -> FastAPI:
         settings,
         title="user",
         routers=ROUTERS,
-        lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES),
+        lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES, on_started=trust_own_key),
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Self
 
+from pydantic import model_validator
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -23,3 +24,9 @@ class UserSettings(ServiceSettings):
     # one is generated in memory per process.
     jwt_private_key_path: Path | None = None
     keys_dir: Path = Path(".run/keys")  # USER_KEYS_DIR
+
+    @model_validator(mode="after")
+    def _key_in_production(self) -> Self:
+        if self.env == "prod" and self.jwt_private_key_path is None:
+            raise ValueError("USER_JWT_PRIVATE_KEY_PATH is required when SHOP_ENV=prod")
+        return self

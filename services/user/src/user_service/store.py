@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel
-from service_runtime import Indexes
+from kit.mongo import IndexSpec
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "users": [
-        IndexModel([("email", ASCENDING)], name="email_unique", unique=True),
-        IndexModel([("username", ASCENDING)], name="username_unique", unique=True),
-    ],
-    "refresh_tokens": [
-        IndexModel([("family_id", ASCENDING)], name="family"),
-        IndexModel([("expires_at", ASCENDING)], name="expiry_ttl", expireAfterSeconds=0),
-    ],
-}
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec("users", "email", unique=True, name="email_unique"),
+    IndexSpec("users", "username", unique=True, name="username_unique"),
+    IndexSpec("refresh_tokens", "family_id", name="family"),
+    IndexSpec("refresh_tokens", "expires_at", ttl_seconds=0, name="expiry_ttl"),
+]

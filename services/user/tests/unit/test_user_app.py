@@ -13,6 +13,8 @@ from user_service.handlers import HANDLERS
 from user_service.main import create_app
 from user_service.settings import UserSettings
 
+from kit.auth.signing import SigningKey
+
 pytestmark = pytest.mark.unit
 
 
@@ -26,7 +28,7 @@ def test_settings_defaults_and_env_prefix(monkeypatch: pytest.MonkeyPatch) -> No
 def test_bootstrap_takes_fakes() -> None:
     mongo: AsyncMongoClient[Any] = AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)
     bus = NullBus()
-    deps = bootstrap(UserSettings(), mongo=mongo, bus=bus)
+    deps = bootstrap(UserSettings(), mongo=mongo, bus=bus, signing_key=SigningKey.generate())
     assert deps.bus is bus
     assert deps.db.name == deps.settings.database_name
     assert isinstance(HANDLERS, dict)
