@@ -130,6 +130,8 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         MONGO_URL=mongo_url,
         AMQP_URL=config.amqp_url,
         SHOP_ENV=env.get("SHOP_ENV", "dev"),
+        # Readable lines for a terminal; LOG_FORMAT=json gives what production ships.
+        LOG_FORMAT=env.get("LOG_FORMAT", "console"),
         JWKS_URL=f"{config.url('user')}/api/v1/users/.well-known/jwks.json",
         USER_KEYS_DIR=str(config.run_dir / "keys"),
     )
@@ -247,9 +249,9 @@ class Child:
             await self._forward_output(process)
             code = await process.wait()
             if self.stopping:
-                self.say("runner", f"{self.name} stopped (exit {code})")
+                self.say("runner", f"{self.name} stopped ({describe_exit(code)})")
                 return
-            self.say("runner", f"{self.name} exited unexpectedly with code {code}")
+            self.say("runner", f"{self.name} exited unexpectedly ({describe_exit(code)})")
             if not self.restart:
                 return
             if time.monotonic() - started >= BACKOFF_RESET_AFTER:
@@ -269,21 +271,34 @@ class Child:
     async def stop(self, grace: float) -> None:
         """SIGTERM, then SIGKILL after `grace` seconds; waits for the supervision task."""
         self.stopping = True
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), grace)
-            except TimeoutError:
-                self.say("runner", f"{self.name} did not stop within {grace:g}s: killing it")
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
+        await self._terminate(grace)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Let it forward the last lines and report the exit; a restart backoff is cancelled.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 2.0)
+        await self._terminate(grace)  # a restart that raced with the stop
+
+    async def _terminate(self, grace: float) -> None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), grace)
+        except TimeoutError:
+            self.say("runner", f"{self.name} did not stop within {grace:g}s: killing it")
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+def describe_exit(code: int) -> str:
+    """`exit 1`, or `SIGTERM` for a process ended by a signal (uvicorn re-raises SIGTERM)."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return signal.Signals(-code).name
+    return f"exit {code}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,40 +330,47 @@ or point AMQP_URL at a broker you have (amqp://user:password@host:5672/vhost).
 """
 
 
-async def service_readiness(
-    client: httpx.AsyncClient, config: Config, names: Sequence[str]
-) -> dict[str, str]:
-    """Each service's own answer: "ready", "not ready (503)" or "down"."""
+async def readiness(client: httpx.AsyncClient, config: Config) -> dict[str, str]:
+    """{service: "ready" | why not} for every started service.
 
-    async def one(name: str) -> tuple[str, str]:
-        # A partial run (--only) cannot make the gateway ready: its liveness is enough then.
-        path = (
-            "/readyz" if name != "gateway" or set(config.only) == set(SERVICE_NAMES) else "/healthz"
-        )
+    A full run asks the gateway, whose `/readyz` reports every service. A partial run
+    (`--only`), or a full one whose gateway does not answer yet, asks each service itself (the
+    gateway only for liveness: it cannot be ready without all the services behind it).
+    """
+    if set(config.only) == set(SERVICE_NAMES):
         try:
-            response = await client.get(config.url(name) + path, timeout=2.0)
-        except httpx.HTTPError:
-            return name, "down"
-        return (
-            name,
-            "ready" if response.status_code == 200 else f"not ready ({response.status_code})",
-        )
+            response = await client.get(config.url("gateway") + "/readyz", timeout=3.0)
+            services = response.json()["services"]
+            return {name: str(services.get(name, "unknown")) for name in config.only}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass
+    statuses = await asyncio.gather(*(own_status(client, config, n) for n in config.only))
+    return dict(zip(config.only, statuses, strict=True))
 
-    return dict(await asyncio.gather(*(one(n) for n in names)))
+
+async def own_status(client: httpx.AsyncClient, config: Config, name: str) -> str:
+    """One service's own answer: "ready", "not ready (503)" or "down"."""
+    path = "/healthz" if name == "gateway" else "/readyz"
+    try:
+        response = await client.get(config.url(name) + path, timeout=2.0)
+    except httpx.HTTPError:
+        return "down"
+    return "ready" if response.status_code == 200 else f"not ready ({response.status_code})"
 
 
 async def wait_ready(config: Config, stop: asyncio.Event) -> dict[str, str]:
-    """Poll until every started service is ready; the last statuses (all "ready" on success)."""
+    """Poll until every started service is ready; {service: status} of those that are not."""
     deadline = time.monotonic() + config.ready_timeout
-    statuses: dict[str, str] = {}
+    not_ready: dict[str, str] = dict.fromkeys(config.only, "no answer")
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline and not stop.is_set():
-            statuses = await service_readiness(client, config, config.only)
-            if all(s == "ready" for s in statuses.values()):
-                return statuses
+            statuses = await readiness(client, config)
+            not_ready = {n: s for n, s in statuses.items() if s != "ready"}
+            if not not_ready:
+                return {}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
-    return statuses
+    return not_ready
 
 
 def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
@@ -462,10 +484,9 @@ async def run(config: Config) -> int:
             children.append(child)
 
         if config.wait:
-            statuses = await wait_ready(config, stop)
+            not_ready = await wait_ready(config, stop)
             if stop.is_set():
                 return 0
-            not_ready = {n: s for n, s in statuses.items() if s != "ready"}
             if not_ready:
                 for name, status in not_ready.items():
                     say("runner", f"not ready after {config.ready_timeout:g}s: {name} ({status})")

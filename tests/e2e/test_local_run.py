@@ -1,0 +1,196 @@
+"""`make run` works: the runner brings up every service behind the gateway and stops them all.
+
+The runner is started as `make run` starts it (`python scripts/run_local.py`), on a free block of
+seven ports (`SHOP_PORT_BASE`), with its own embedded Mongo on a free port, its own broker name
+prefix and its own run directory, so it can run next to a developer's `make run`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"gateway", "user", "inventory", "order", "payment", "notify", "analytics"}
+READY_TIMEOUT = 120.0
+
+
+def free_port_block(size: int = 7) -> int:
+    """A base port such that base … base+size-1 are all free right now."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(30000)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free block of ports")
+
+
+def process_state(pid: int) -> str | None:
+    """The /proc state letter of `pid` (`Z` for a zombie), None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def descendants(root: int) -> set[int]:
+    """Every process below `root`, from /proc (children of children included)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            parents[int(entry.name)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {root}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+@dataclass
+class Runner:
+    process: subprocess.Popen[str]
+    base: int
+    lines: list[str] = field(default_factory=list)
+    _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        """The first output line containing `text`; fails with the output so far."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if line is None:
+                break
+            self.lines.append(line)
+            if text in line:
+                return line
+        tail = "\n".join(self.lines[-60:])
+        pytest.fail(f"runner never printed {text!r}; last output:\n{tail}")
+
+    def drain(self) -> None:
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.base}"
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> Iterator[Runner]:
+    base = free_port_block()
+    env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
+    env.update(
+        SHOP_PORT_BASE=str(base),
+        SHOP_MONGO_PORT="0",
+        SHOP_RUN_DIR=str(tmp_path / "run"),
+        BUS_PREFIX=f"e2e{secrets.token_hex(3)}.",
+        DB_PREFIX=f"e2e{secrets.token_hex(3)}_",
+        NO_COLOR="1",
+        PYTHONUNBUFFERED="1",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "scripts/run_local.py", "--ready-timeout", str(READY_TIMEOUT)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = Runner(process, base)
+    try:
+        yield run
+    finally:
+        if process.poll() is None:
+            for pid in descendants(process.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            process.kill()
+            process.wait()
+
+
+def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
+    runner.wait_for("ready in", READY_TIMEOUT + 10)
+
+    with httpx.Client(base_url=runner.url, timeout=10) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["status"] == "ready"
+        assert set(body["services"]) == SERVICES
+        assert set(body["services"].values()) == {"ready"}
+
+        openapi = client.get("/openapi.json")
+        assert openapi.status_code == 200
+        assert "/api/v1/users/.well-known/jwks.json" in openapi.json()["paths"]
+
+        jwks = client.get("/api/v1/users/.well-known/jwks.json")
+        assert jwks.status_code == 200
+        assert jwks.json()["keys"], "the user service publishes a signing key"
+        assert jwks.headers["x-request-id"]
+
+        nope = client.get("/api/v1/nope")
+        assert nope.status_code == 404
+        assert nope.headers["content-type"].startswith("application/problem+json")
+        assert nope.json()["code"] == "NOT_FOUND"
+
+        assert client.get("/docs").status_code == 200
+
+    children = descendants(runner.process.pid)
+    started = {
+        int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in runner.lines if "(pid " in line
+    }
+    assert started <= children
+    assert len(started) == len(SERVICES) + 1  # and the embedded Mongo
+
+    runner.process.send_signal(signal.SIGTERM)
+    assert runner.process.wait(timeout=60) == 0
+    runner.drain()
+    deadline = time.monotonic() + 10
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if process_state(pid) not in (None, "Z")}
+        time.sleep(0.2)
+    assert not alive, f"processes left after SIGTERM: {sorted(alive)}"
