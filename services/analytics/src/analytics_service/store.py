@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from service_runtime import Indexes
+from pymongo import ASCENDING, DESCENDING
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "events": [
-        IndexModel([("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_time"),
-        IndexModel([("correlation_id", ASCENDING)], name="correlation"),
-    ],
-    "audit": [
-        IndexModel([("actor.user_id", ASCENDING), ("at", DESCENDING)], name="actor_time"),
-        IndexModel([("entity_id", ASCENDING), ("at", DESCENDING)], name="entity_time"),
-    ],
-}
+from kit.mongo import IndexSpec
+
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec("events", [("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_time"),
+    IndexSpec("events", "correlation_id", name="correlation"),
+    IndexSpec("audit", [("actor.user_id", ASCENDING), ("at", DESCENDING)], name="actor_time"),
+    IndexSpec("audit", [("entity_id", ASCENDING), ("at", DESCENDING)], name="entity_time"),
+]

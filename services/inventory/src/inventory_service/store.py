@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel
-from service_runtime import Indexes
+from pymongo import ASCENDING
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "products": [IndexModel([("category", ASCENDING), ("name", ASCENDING)], name="category_name")],
-    "reservations": [
-        IndexModel([("order_id", ASCENDING)], name="order_unique", unique=True),
-        IndexModel([("expires_at", ASCENDING)], name="expiry"),
-    ],
-    "stock_ledger": [IndexModel([("product_id", ASCENDING), ("at", ASCENDING)], name="product_at")],
-}
+from kit.mongo import IndexSpec
+
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec("products", [("category", ASCENDING), ("name", ASCENDING)], name="category_name"),
+    IndexSpec("reservations", "order_id", unique=True, name="order_unique"),
+    IndexSpec("reservations", "expires_at", name="expiry"),
+    IndexSpec("stock_ledger", [("product_id", ASCENDING), ("at", ASCENDING)], name="product_at"),
+]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from service_runtime import Indexes
+from pymongo import ASCENDING, DESCENDING
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "notifications": [
-        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
-        IndexModel([("dedupe_key", ASCENDING)], name="dedupe_unique", unique=True),
-    ],
-}
+from kit.mongo import IndexSpec
+
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec(
+        "notifications", [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"
+    ),
+    # One notification per (event, channel): a redelivered event never sends twice.
+    IndexSpec("notifications", "dedupe_key", unique=True, name="dedupe_unique"),
+]

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
-from service_runtime import Indexes
+from pymongo import ASCENDING, DESCENDING
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "orders": [
-        IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
-        IndexModel([("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
-    ],
-    "idempotency_keys": [
-        IndexModel([("user_id", ASCENDING), ("key", ASCENDING)], name="user_key", unique=True),
-        IndexModel([("created_at", ASCENDING)], name="expiry_ttl", expireAfterSeconds=86400),
-    ],
-}
+from kit.mongo import IndexSpec
+
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec("orders", [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
+    IndexSpec("orders", [("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
+    IndexSpec(
+        "idempotency_keys",
+        [("user_id", ASCENDING), ("key", ASCENDING)],
+        unique=True,
+        name="user_key",
+    ),
+    # api.md: an Idempotency-Key is kept 24 h per user.
+    IndexSpec("idempotency_keys", "created_at", ttl_seconds=24 * 3600, name="expiry_ttl"),
+]

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, IndexModel
-from service_runtime import Indexes
+from pymongo import ASCENDING
 
-# Created at start-up by the lifespan (idempotent). Collections of later issues add theirs here.
-INDEXES: Indexes = {
-    "payments": [IndexModel([("order_id", ASCENDING)], name="order_unique", unique=True)],
-    "attempts": [
-        IndexModel(
-            [("payment_id", ASCENDING), ("number", ASCENDING)], name="payment_number", unique=True
-        ),
-    ],
-}
+from kit.mongo import IndexSpec
+
+# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+INDEXES: list[IndexSpec] = [
+    IndexSpec("payments", "order_id", unique=True, name="order_unique"),
+    IndexSpec(
+        "attempts", [("payment_id", ASCENDING), ("number", ASCENDING)], unique=True, name="number"
+    ),
+]
