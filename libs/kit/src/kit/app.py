@@ -20,7 +20,7 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
-from kit.errors import install_problem_handlers
+from kit.errors import install_problem_handlers, install_problem_openapi
 from kit.health import install_health_routes
 from kit.logging import configure_logging
 from kit.request_context import RequestContextMiddleware
@@ -99,6 +99,7 @@ def create_app(
     app.state.readiness_checks = {}
     install_token_verifier(app, settings)
     install_problem_handlers(app)
+    install_problem_openapi(app)
 
     # add_middleware puts each new one outside the previous: the span wraps the request context,
     # so logs of the whole request (its 500 included) carry the trace id.

@@ -20,6 +20,7 @@ A 429 always carries `Retry-After`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
@@ -365,11 +366,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
 def problem_response(description: str) -> dict[str, Any]:
-    """One `responses=` entry documenting a problem+json answer."""
+    """One `responses=` entry documenting a problem+json answer (the `Problem` component)."""
     return {
         "description": description,
-        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
     }
 
 
@@ -381,3 +385,35 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: problem_response("VALIDATION_ERROR with the offending fields, or a specific code"),
     429: problem_response("RATE_LIMITED / TOO_MANY_ATTEMPTS, with Retry-After"),
 }
+
+
+def install_problem_openapi(app: FastAPI) -> None:
+    """Make `app`'s OpenAPI document say what the handlers do.
+
+    Adds the `Problem` component, and replaces FastAPI's default 422 (`HTTPValidationError`,
+    `application/json`) with the `VALIDATION_ERROR` problem that is really sent.
+    """
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = FastAPI.openapi(app)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        schemas["Problem"] = PROBLEM_SCHEMA
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses") if isinstance(operation, dict) else None
+                if not responses or "422" not in responses:
+                    continue
+                content = responses["422"].get("content", {})
+                schema = content.get("application/json", {}).get("schema", {})
+                if schema.get("$ref", "").endswith("/HTTPValidationError"):
+                    responses["422"] = problem_response("VALIDATION_ERROR: the offending fields")
+        text = json.dumps(document)
+        for name in ("HTTPValidationError", "ValidationError"):
+            if f"#/components/schemas/{name}" not in text:
+                schemas.pop(name, None)
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

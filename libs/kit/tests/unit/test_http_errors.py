@@ -145,3 +145,16 @@ async def test_oversized_chunked_body_is_413(client: httpx.AsyncClient) -> None:
 async def test_string_fields_are_capped(client: httpx.AsyncClient) -> None:
     response = await client.post("/things", json={"name": "a" * 2001})
     assert_problem(response, 422, "VALIDATION_ERROR")
+
+
+def test_openapi_documents_problems_not_fastapis_default_422(app: object) -> None:
+    from fastapi import FastAPI
+
+    assert isinstance(app, FastAPI)
+    document = app.openapi()
+    assert document["info"]["title"] == "demo"
+    assert "Problem" in document["components"]["schemas"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+    unprocessable = document["paths"]["/things"]["post"]["responses"]["422"]
+    assert unprocessable["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
+    assert {"/healthz", "/readyz"} <= set(document["paths"])

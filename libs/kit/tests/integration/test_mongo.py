@@ -1,0 +1,76 @@
+"""kit.mongo against a real MongoDB-protocol server: client options, indexes, readiness."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import pytest
+from pydantic_settings import SettingsConfigDict
+from pymongo import DESCENDING
+from pymongo.errors import DuplicateKeyError
+
+from kit.mongo import IndexSpec, connect, database, ensure_indexes, ping
+from kit.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+
+class StockSettings(ServiceSettings):
+    service_name: ClassVar[str] = "stock"
+    model_config = SettingsConfigDict(env_prefix="STOCK_")
+
+
+SPECS = [
+    IndexSpec("users", "email", unique=True),
+    IndexSpec("users", [("role", 1), ("createdAt", DESCENDING)]),
+    IndexSpec(
+        "users",
+        "username",
+        unique=True,
+        partial_filter={"deleted": False},
+        name="username_live",
+    ),
+    IndexSpec("sessions", "expiresAt", ttl_seconds=0),
+]
+
+
+async def test_connect_ensure_indexes_and_ping(mongo_url: str, db_name: str) -> None:
+    settings = StockSettings(mongo_url=mongo_url, mongo_db=db_name)
+    client = connect(settings)
+    try:
+        assert await ping(client)
+        db = database(client, settings)
+        assert db.name == db_name
+        names = await ensure_indexes(db, SPECS)
+        assert set(names) == {"email_1", "role_1_createdAt_-1", "username_live", "expiresAt_1"}
+        assert set(await ensure_indexes(db, SPECS)) == set(names)  # idempotent
+
+        info: dict[str, Any] = await db.users.index_information()
+        assert info["email_1"]["unique"] is True
+        await db.users.insert_one({"email": "a@x", "username": "a", "deleted": False})
+        with pytest.raises(DuplicateKeyError):
+            await db.users.insert_one({"email": "a@x", "username": "b", "deleted": False})
+
+        # Datetimes come back aware; UUIDs round-trip in the standard representation.
+        token = uuid.uuid4()
+        later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+        await db.sessions.insert_one({"_id": token, "expiresAt": later})
+        stored = await db.sessions.find_one({"_id": token})
+        assert stored is not None
+        assert stored["_id"] == token
+        assert stored["expiresAt"] == later
+        assert stored["expiresAt"].tzinfo is not None
+    finally:
+        await client.drop_database(db_name)
+        await client.close()
+
+
+async def test_ping_is_false_when_nothing_answers() -> None:
+    settings = StockSettings(mongo_url="mongodb://127.0.0.1:1/?directConnection=true")
+    client = connect(settings, serverSelectionTimeoutMS=200)
+    try:
+        assert await ping(client, timeout=1.0) is False
+    finally:
+        await client.close()
