@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -67,4 +68,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
     ]
     app.include_router(system)
+    # httpx logs every upstream call at INFO: each one is already in the gateway's access log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return app

@@ -35,7 +35,7 @@ class GatewaySettings(ServiceSettings):
     openapi_cache_seconds: float = 5.0
     openapi_fetch_timeout: float = 2.0
 
-    # SHORTCUT: services verify tokens themselves for now; see gateway_service.auth for the hook.
+    # Services verify tokens themselves; true adds verification at the edge (gateway_service.auth).
     verify_jwt: bool = False
 
     def service_urls(self) -> dict[str, str]:

@@ -13,6 +13,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from gateway_service.main import create_app
 from gateway_service.settings import GatewaySettings
 
+from kit.auth.deps import use_static_keys
+from kit.auth.signing import SigningKey, issue_access_token
+
 pytestmark = pytest.mark.integration
 
 SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
@@ -220,3 +223,24 @@ async def test_merged_openapi_answers_with_what_it_has(gateway: httpx.AsyncClien
     docs = await gateway.get("/docs")
     assert docs.status_code == 200
     assert "/openapi.json" in docs.text
+
+
+async def test_edge_verification_refuses_bad_tokens_when_switched_on(serve: Any) -> None:
+    key = SigningKey.generate()
+    async with serve(upstream_app()) as upstream:
+        app = create_app(settings_for({"user": upstream}, verify_jwt=True))
+        use_static_keys(app, key)
+        async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
+            anonymous = await client.get("/api/v1/users/echo")
+            token = issue_access_token(key, "u1", "Customer", "shop-user", "shop")
+            good = await client.get(
+                "/api/v1/users/echo", headers={"authorization": f"Bearer {token}"}
+            )
+            bad = await client.get("/api/v1/users/echo", headers={"authorization": "Bearer nope"})
+            other = await client.get("/api/v1/users/echo", headers={"authorization": "Basic eA=="})
+    assert anonymous.status_code == 200
+    assert good.status_code == 200
+    assert headers_of(good.json(), "authorization") == [f"Bearer {token}"]
+    for refused in (bad, other):
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "UNAUTHENTICATED"
