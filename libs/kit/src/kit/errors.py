@@ -316,6 +316,8 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 
 
 async def _unhandled_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, Problem):  # raised by a middleware outside the exception middleware
+        return exc.response()
     request_id = _request_id(request)
     log.error(
         "request.failed",

@@ -78,6 +78,11 @@ class RequestContextMiddleware:
                 return
             try:
                 await self.app(scope, _limited(receive, limit), send_with_id)
+            except Problem as problem:
+                # Raised outside the exception middleware (by another middleware): still a problem.
+                if started:
+                    raise
+                await problem.response()(scope, receive, send_with_id)
             except Exception as exc:
                 if started:
                     raise  # the client already has a status line; nothing better to send

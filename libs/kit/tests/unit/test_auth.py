@@ -262,6 +262,22 @@ async def test_jwks_source_refreshes_on_unknown_kid_at_most_once_per_interval(
     await http.aclose()
 
 
+async def test_jwks_source_retries_soon_after_a_failed_fetch(signing_key: SigningKey) -> None:
+    up = False
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("refused")  # the user service is still starting
+        return httpx.Response(200, json=jwks_document([signing_key]))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    source = JwksKeySource("http://user/jwks", client=http, failure_backoff=0)
+    assert await source.get_key(signing_key.kid) is None
+    up = True
+    assert await source.get_key(signing_key.kid) is not None
+    await http.aclose()
+
+
 async def test_jwks_source_survives_an_unreachable_user_service(signing_key: SigningKey) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")

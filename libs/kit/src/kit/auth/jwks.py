@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 log = structlog.get_logger("kit.auth.jwks")
 
 DEFAULT_MIN_REFRESH_INTERVAL = 30.0
+# After a failed fetch (the user service is still starting, in local mode) retry sooner.
+DEFAULT_FAILURE_BACKOFF = 2.0
 DEFAULT_TIMEOUT = 3.0
 
 
@@ -88,16 +90,19 @@ class JwksKeySource:
         url: str,
         *,
         min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
+        failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
         self.min_refresh_interval = min_refresh_interval
+        self.failure_backoff = failure_backoff
         self.timeout = timeout
         self._client = client
         self._owns_client = client is None
         self._keys: dict[str, RSAPublicKey] = {}
         self._fetched_at: float | None = None
+        self._last_failed = False
         self._lock = asyncio.Lock()
         self.fetches = 0
 
@@ -115,7 +120,8 @@ class JwksKeySource:
     def _may_refresh(self) -> bool:
         if self._fetched_at is None:
             return True
-        return time.monotonic() - self._fetched_at >= self.min_refresh_interval
+        wait = self.failure_backoff if self._last_failed else self.min_refresh_interval
+        return time.monotonic() - self._fetched_at >= wait
 
     async def _refresh(self) -> None:
         # Counted as an attempt even when it fails: a down user service is not hammered either.
@@ -128,9 +134,11 @@ class JwksKeySource:
             response.raise_for_status()
             document = response.json()
         except (httpx.HTTPError, ValueError) as exc:
+            self._last_failed = True
             log.warning("jwks.fetch_failed", url=self.url, error=repr(exc))
             return
         keys = parse_jwks(document if isinstance(document, dict) else {})
+        self._last_failed = not keys
         if keys:
             self._keys = keys
         log.info("jwks.fetched", url=self.url, kids=sorted(keys))
