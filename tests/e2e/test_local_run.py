@@ -7,6 +7,7 @@ prefix and its own run directory, so it can run next to a developer's `make run`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import queue
@@ -24,10 +25,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bus import BusConfig, BusConnection, delete_topology
+from kit.settings import ServiceSettings
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"gateway", "user", "inventory", "order", "payment", "notify", "analytics"}
+BUS_SERVICES = SERVICES - {"gateway"}
 READY_TIMEOUT = 120.0
 
 
@@ -118,15 +123,34 @@ class Runner:
         return f"http://127.0.0.1:{self.base}"
 
 
+def delete_broker_state(amqp_url: str, prefix: str) -> None:
+    """Delete the queues and exchanges the run declared under its prefix."""
+
+    async def delete() -> None:
+        connection = BusConnection(amqp_url, name=f"{prefix}cleanup")
+        delays = ServiceSettings().bus_retry_delays  # as the services named their delay queues
+        try:
+            channel = await connection.channel()
+            for service in sorted(BUS_SERVICES):
+                config = BusConfig(service=service, prefix=prefix, retry_delays=delays)
+                await delete_topology(channel, config, exchanges=service == "user")
+        finally:
+            await connection.close()
+
+    asyncio.run(delete())
+
+
 @pytest.fixture
-def runner(tmp_path: Path) -> Iterator[Runner]:
+def runner(tmp_path: Path, amqp_url: str) -> Iterator[Runner]:
     base = free_port_block()
+    prefix = f"e2e{secrets.token_hex(3)}."
     env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
     env.update(
         SHOP_PORT_BASE=str(base),
         SHOP_MONGO_PORT="0",
         SHOP_RUN_DIR=str(tmp_path / "run"),
-        BUS_PREFIX=f"e2e{secrets.token_hex(3)}.",
+        AMQP_URL=amqp_url,
+        BUS_PREFIX=prefix,
         DB_PREFIX=f"e2e{secrets.token_hex(3)}_",
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
@@ -149,6 +173,7 @@ def runner(tmp_path: Path) -> Iterator[Runner]:
                     os.kill(pid, signal.SIGKILL)
             process.kill()
             process.wait()
+        delete_broker_state(amqp_url, prefix)
 
 
 def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:

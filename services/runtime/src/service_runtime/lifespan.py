@@ -31,11 +31,13 @@ class Bus(Protocol):
 
 
 def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ()) -> BusConfig:
-    """The service's bus settings, named after it and prefixed with `BUS_PREFIX`."""
+    """The service's bus settings: named after it, `BUS_PREFIX`ed, kit's retry schedule."""
     return BusConfig(
         service=settings.service_name,
         amqp_url=settings.amqp_url,
         prefix=settings.bus_prefix,
+        retry_delays=settings.bus_retry_delays,
+        max_attempts=settings.bus_max_attempts,
         extra_bindings=tuple(extra_bindings),
     )
 
