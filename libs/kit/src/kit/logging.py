@@ -91,6 +91,12 @@ def add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     return event_dict
 
 
+def drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """uvicorn adds an ANSI-coloured copy of each message as an extra; JSON has no use for it."""
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
 def _add_service(service: str) -> Processor:
     def add_service(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         event_dict.setdefault("service", service)
@@ -121,6 +127,7 @@ def configure_logging(
         _add_service(service),
         add_trace_ids,
         structlog.stdlib.ExtraAdder(),
+        drop_color_message,
     ]
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=False)
