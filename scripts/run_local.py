@@ -399,7 +399,7 @@ def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
     if missing:
         lines += [
             "bootstrap accounts: set SHOP_ADMIN_EMAIL/SHOP_ADMIN_PASSWORD and",
-            "  SHOP_MANAGER_EMAIL/SHOP_MANAGER_PASSWORD (environment or .env) before `make run`",
+            "  SHOP_MANAGER_EMAIL/SHOP_MANAGER_PASSWORD in the environment before `make run`",
             "  to get an Admin and a Manager; SHOP_SEED_CATALOG=0 skips the demo catalogue.",
         ]
     else:

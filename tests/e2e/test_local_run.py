@@ -176,6 +176,28 @@ def runner(tmp_path: Path, amqp_url: str) -> Iterator[Runner]:
         delete_broker_state(amqp_url, prefix)
 
 
+def started_pids(lines: list[str]) -> dict[str, int]:
+    """{name: pid} from the runner's `started <name> (pid N)` lines (the latest one wins)."""
+    pids: dict[str, int] = {}
+    for line in lines:
+        if "| started " in line and "(pid " in line:
+            name = line.split("| started ", 1)[1].split(" ", 1)[0]
+            pids[name] = int(line.rsplit("pid ", 1)[1].rstrip(")"))
+    return pids
+
+
+def wait_until_ready(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=3).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"{url}/readyz did not become 200 within {timeout}s")
+
+
 def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
     runner.wait_for("ready in", READY_TIMEOUT + 10)
 
@@ -203,13 +225,19 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
 
         assert client.get("/docs").status_code == 200
 
-    children = descendants(runner.process.pid)
-    started = {
-        int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in runner.lines if "(pid " in line
-    }
-    assert started <= children
-    assert len(started) == len(SERVICES) + 1  # and the embedded Mongo
+    started = started_pids(runner.lines)
+    assert set(started) == {*SERVICES, "mongo"}
+    assert set(started.values()) <= descendants(runner.process.pid)
 
+    # The supervisor restarts a child that dies, and the system becomes ready again.
+    os.kill(started["order"], signal.SIGKILL)
+    runner.wait_for("started order", 30)
+    restarted = started_pids(runner.lines)["order"]
+    assert restarted != started["order"]
+    wait_until_ready(runner.url, 60)
+
+    children = descendants(runner.process.pid)
+    assert restarted in children
     runner.process.send_signal(signal.SIGTERM)
     assert runner.process.wait(timeout=60) == 0
     runner.drain()
