@@ -3,7 +3,8 @@
 `connect(settings)` makes the one client a service process uses (no I/O until first use):
 datetimes come back timezone-aware, UUIDs are stored in the standard binary representation, the
 application name is the service (it shows in the server's logs and `currentOp`), and timeouts are
-short enough that a down server fails a request instead of hanging it.
+short enough that a down server fails a request instead of hanging it. Each command is a
+client span (`kit.tracing_clients.MongoCommandTracer`).
 
 `store.py` declares its indexes as `IndexSpec`s; the lifespan runs `ensure_indexes(db, specs)`,
 which is idempotent (an existing index with the same spec is left alone).
@@ -20,6 +21,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kit.settings import ServiceSettings
+from kit.tracing_clients import MongoCommandTracer
 
 type Document = dict[str, Any]
 type IndexKeys = str | Sequence[tuple[str, int | str]]
@@ -40,6 +42,7 @@ def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Doc
         "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
         "connectTimeoutMS": CONNECT_TIMEOUT_MS,
         "socketTimeoutMS": SOCKET_TIMEOUT_MS,
+        "event_listeners": [MongoCommandTracer()],
     }
     options.update(overrides)
     return AsyncMongoClient(settings.mongo_url, **options)

@@ -74,3 +74,36 @@ async def test_ping_is_false_when_nothing_answers() -> None:
         assert await ping(client, timeout=1.0) is False
     finally:
         await client.close()
+
+
+async def test_each_command_is_a_client_span_of_the_current_trace(
+    mongo_url: str, db_name: str
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind
+
+    from kit.tracing import setup_tracing
+
+    exporter = InMemorySpanExporter()
+    setup_tracing("stock", None).add_span_processor(SimpleSpanProcessor(exporter))
+    settings = StockSettings(mongo_url=mongo_url, mongo_db=db_name)
+    client = connect(settings)
+    try:
+        db = database(client, settings)
+        with trace.get_tracer("test").start_as_current_span("handler") as parent:
+            await db.things.insert_one({"secret": "hunter2"})
+            await db.things.find_one({})
+        trace_id = parent.get_span_context().trace_id
+        commands = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
+        names = [s.name for s in commands]
+        assert "mongo insert things" in names
+        assert "mongo find things" in names
+        for span in commands:
+            if span.name.endswith("things"):
+                assert span.context.trace_id == trace_id
+                assert "hunter2" not in str(span.attributes)
+    finally:
+        await client.drop_database(db_name)
+        await client.close()

@@ -89,3 +89,26 @@ async def test_fallback_middleware_makes_a_server_span_named_after_the_route(
     assert span.kind == SpanKind.SERVER
     assert span.name == "GET /items/{item_id}"
     assert format(span.context.trace_id, "032x") == TRACE_ID
+
+
+async def test_outgoing_http_is_a_client_span_carrying_traceparent(
+    spans: InMemorySpanExporter,
+) -> None:
+    from kit.tracing_clients import TracingTransport
+
+    seen: list[str] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("traceparent", ""))
+        return httpx.Response(503)
+
+    spans.clear()
+    transport = TracingTransport(httpx.MockTransport(upstream))
+    async with httpx.AsyncClient(transport=transport) as client:
+        with trace.get_tracer("test").start_as_current_span("handler") as parent:
+            await client.get("http://inventory/api/v1/products")
+            trace_id = format(parent.get_span_context().trace_id, "032x")
+    (client_span,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert seen and seen[0].split("-")[1] == trace_id
+    assert seen[0].split("-")[2] == format(client_span.context.span_id, "016x")
+    assert not client_span.status.is_ok

@@ -19,6 +19,8 @@ import jwt
 import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
+from kit.tracing_clients import TracingTransport
+
 log = structlog.get_logger("kit.auth.jwks")
 
 DEFAULT_MIN_REFRESH_INTERVAL = 30.0
@@ -128,7 +130,7 @@ class JwksKeySource:
         self._fetched_at = time.monotonic()
         self.fetches += 1
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.timeout)
+            self._client = httpx.AsyncClient(timeout=self.timeout, transport=TracingTransport())
         try:
             response = await self._client.get(self.url, timeout=self.timeout)
             response.raise_for_status()
