@@ -1,0 +1,1 @@
+"""The pieces of `scripts/run_local.py`: configuration, supervised children, checks."""

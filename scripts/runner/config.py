@@ -1,0 +1,115 @@
+"""What the runner decides before it starts anything: services, ports, URLs, environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+# Name, port offset from SHOP_PORT_BASE. The gateway is started last and stopped first.
+SERVICES: tuple[tuple[str, int], ...] = (
+    ("user", 1),
+    ("inventory", 2),
+    ("order", 3),
+    ("payment", 4),
+    ("notify", 5),
+    ("analytics", 6),
+    ("gateway", 0),
+)
+SERVICE_NAMES = tuple(name for name, _ in SERVICES)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the runner decides before starting anything."""
+
+    only: tuple[str, ...]
+    wait: bool
+    restart: bool
+    ready_timeout: float
+    grace: float
+    port_base: int
+    mongo_url: str | None  # None: start the embedded server
+    mongo_port: int
+    mongo_path: str | None
+    amqp_url: str
+    run_dir: Path
+    colour: bool
+
+    def port(self, service: str) -> int:
+        return self.port_base + dict(SERVICES)[service]
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.port(service)}"
+
+
+def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Command line first, then the environment, then defaults."""
+    env = dict(os.environ) if env is None else env
+    parser = argparse.ArgumentParser(description="Run the shop locally (what `make run` does).")
+    parser.add_argument("--only", default="", help="comma-separated services, e.g. gateway,user")
+    parser.add_argument("--no-wait", action="store_true", help="do not wait for /readyz")
+    parser.add_argument("--no-restart", action="store_true", help="do not restart dead children")
+    parser.add_argument("--ready-timeout", type=float, default=60.0)
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds from SIGTERM to KILL")
+    parser.add_argument(
+        "--mongo-path",
+        default=env.get("SHOP_MONGO_PATH") or None,
+        help="SQLite file for the embedded Mongo (durable but much slower); default: memory",
+    )
+    args = parser.parse_args(argv)
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SERVICE_NAMES
+    unknown = sorted(set(only) - set(SERVICE_NAMES))
+    if unknown:
+        parser.error(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}")
+    colour = not env.get("NO_COLOR") and (bool(env.get("FORCE_COLOR")) or sys.stdout.isatty())
+    return Config(
+        only=tuple(s for s in SERVICE_NAMES if s in only),
+        wait=not args.no_wait,
+        restart=not args.no_restart and env.get("SHOP_RESTART", "1") != "0",
+        ready_timeout=args.ready_timeout,
+        grace=args.grace,
+        port_base=int(env.get("SHOP_PORT_BASE", "8000")),
+        mongo_url=env.get("MONGO_URL") or None,
+        mongo_port=int(env.get("SHOP_MONGO_PORT", "27017")),
+        mongo_path=args.mongo_path,
+        amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
+        run_dir=(ROOT / env.get("SHOP_RUN_DIR", ".run")).resolve(),
+        colour=colour,
+    )
+
+
+def child_env(config: Config, mongo_url: str) -> dict[str, str]:
+    """The environment every child gets: shared URLs, each service's port, the gateway's map."""
+    env = dict(os.environ)
+    env.update(
+        PYTHONUNBUFFERED="1",
+        MONGO_URL=mongo_url,
+        AMQP_URL=config.amqp_url,
+        SHOP_ENV=env.get("SHOP_ENV", "dev"),
+        # Readable lines for a terminal; LOG_FORMAT=json gives what production ships.
+        LOG_FORMAT=env.get("LOG_FORMAT", "console"),
+        JWKS_URL=f"{config.url('user')}/api/v1/users/.well-known/jwks.json",
+        USER_KEYS_DIR=str(config.run_dir / "keys"),
+    )
+    for name, _ in SERVICES:
+        env[f"{name.upper()}_PORT"] = str(config.port(name))
+        if name != "gateway":
+            env[f"GATEWAY_{name.upper()}_URL"] = config.url(name)
+    return env
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for printing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
