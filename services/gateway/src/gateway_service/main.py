@@ -63,6 +63,7 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway's FastAPI app (the upstream client opens with the lifespan)."""
     settings = settings or GatewaySettings()
+    # The gateway's own `ops` routes (later) go before `proxy`, whose catch-all answers the rest.
     app = create_kit_app(settings, title="shop", routers=[proxy], lifespan=lifespan(settings))
     app.router.routes[:] = [
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
