@@ -39,7 +39,7 @@ READY_TIMEOUT = 120.0
 def free_port_block(size: int = 7) -> int:
     """A base port such that base … base+size-1 are all free right now."""
     for _ in range(200):
-        base = 20000 + secrets.randbelow(30000)
+        base = 20000 + secrets.randbelow(12000)  # below the ephemeral range (32768+)
         sockets: list[socket.socket] = []
         try:
             for port in range(base, base + size):
