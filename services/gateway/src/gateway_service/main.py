@@ -16,6 +16,7 @@ from gateway_service.proxy import Proxy
 from gateway_service.settings import GatewaySettings
 from kit.app import Lifespan
 from kit.app import create_app as create_kit_app
+from kit.tracing_clients import TracingTransport
 
 # kit's factory serves FastAPI's own document and docs, and a /readyz about this process only;
 # the gateway answers these itself (the merged document, the whole system's readiness).
@@ -23,14 +24,17 @@ REPLACED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "
 
 
 def http_client(settings: GatewaySettings) -> httpx.AsyncClient:
-    """The one pooled client every upstream call goes through."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(
-            settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
-        ),
+    """The one pooled client every upstream call goes through (a CLIENT span per call)."""
+    pool = httpx.AsyncHTTPTransport(
         limits=httpx.Limits(
             max_connections=settings.max_connections,
             max_keepalive_connections=settings.max_keepalive_connections,
+        )
+    )
+    return httpx.AsyncClient(
+        transport=TracingTransport(pool),
+        timeout=httpx.Timeout(
+            settings.read_timeout, connect=settings.connect_timeout, pool=settings.connect_timeout
         ),
         follow_redirects=False,
     )
