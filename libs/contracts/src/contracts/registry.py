@@ -37,9 +37,17 @@ def event_class(event_type: str) -> type[Event]:
 
 
 def all_events() -> dict[str, type[Event]]:
-    """Every registered event type, by name."""
+    """The published catalogue, by name: the events defined in this package.
+
+    Events registered elsewhere (a test's own ping events) can be parsed with `event_class`, but
+    they are not part of the catalogue, its schemas or its AsyncAPI document.
+    """
     _load_catalogue()
-    return dict(sorted(_BY_TYPE.items()))
+    return {
+        name: cls
+        for name, cls in sorted(_BY_TYPE.items())
+        if cls.__module__.startswith(f"{__package__}.")
+    }
 
 
 def _load_catalogue() -> None:
