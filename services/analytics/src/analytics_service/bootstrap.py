@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from service_runtime import Bus, ServiceDeps
 
 from analytics_service.handlers import BINDINGS, HANDLERS
 from analytics_service.settings import AnalyticsSettings
+from bus.runtime import Bus, ServiceDeps
 
 
 @dataclass(kw_only=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from service_runtime import service_lifespan
 
 from analytics_service.api import ROUTERS
 from analytics_service.bootstrap import bootstrap
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import INDEXES
+from bus.runtime import service_lifespan
 from kit.app import create_app as create_kit_app
 
 

@@ -11,9 +11,9 @@ from analytics_service.handlers import HANDLERS
 from analytics_service.main import create_app
 from analytics_service.settings import AnalyticsSettings
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
 
 from bus import ServiceBus
+from bus.fake import NullBus
 
 pytestmark = pytest.mark.unit
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from service_runtime import Bus, ServiceDeps
 
+from bus.runtime import Bus, ServiceDeps
 from inventory_service.handlers import HANDLERS
 from inventory_service.settings import InventorySettings
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from service_runtime import service_lifespan
 
+from bus.runtime import service_lifespan
 from inventory_service.api import ROUTERS
 from inventory_service.bootstrap import bootstrap
 from inventory_service.settings import InventorySettings

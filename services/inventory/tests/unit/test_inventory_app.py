@@ -11,7 +11,8 @@ from inventory_service.handlers import HANDLERS
 from inventory_service.main import create_app
 from inventory_service.settings import InventorySettings
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
+
+from bus.fake import NullBus
 
 pytestmark = pytest.mark.unit
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from service_runtime import service_lifespan
 
+from bus.runtime import service_lifespan
 from kit.app import create_app as create_kit_app
 from notify_service.api import ROUTERS
 from notify_service.bootstrap import bootstrap

@@ -11,7 +11,8 @@ from notify_service.handlers import HANDLERS
 from notify_service.main import create_app
 from notify_service.settings import NotifySettings
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
+
+from bus.fake import NullBus
 
 pytestmark = pytest.mark.unit
 

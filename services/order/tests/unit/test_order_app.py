@@ -11,7 +11,8 @@ from order_service.handlers import HANDLERS
 from order_service.main import create_app
 from order_service.settings import OrderSettings
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
+
+from bus.fake import NullBus
 
 pytestmark = pytest.mark.unit
 

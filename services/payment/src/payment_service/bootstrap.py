@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from service_runtime import Bus, ServiceDeps
 
+from bus.runtime import Bus, ServiceDeps
 from payment_service.handlers import HANDLERS
 from payment_service.settings import PaymentSettings
 

@@ -11,7 +11,8 @@ from payment_service.handlers import HANDLERS
 from payment_service.main import create_app
 from payment_service.settings import PaymentSettings
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
+
+from bus.fake import NullBus
 
 pytestmark = pytest.mark.unit
 

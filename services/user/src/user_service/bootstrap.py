@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
-from service_runtime import Bus, ServiceDeps
 
+from bus.runtime import Bus, ServiceDeps
 from kit.auth.signing import SigningKey
 from user_service.handlers import HANDLERS
 from user_service.keys import load_signing_key

@@ -7,12 +7,12 @@ from typing import Any
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
 from user_service.bootstrap import bootstrap
 from user_service.handlers import HANDLERS
 from user_service.main import create_app
 from user_service.settings import UserSettings
 
+from bus.fake import NullBus
 from kit.auth.signing import SigningKey
 
 pytestmark = pytest.mark.unit

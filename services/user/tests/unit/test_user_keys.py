@@ -11,12 +11,12 @@ import jwt
 import pytest
 from pydantic import ValidationError
 from pymongo import AsyncMongoClient
-from service_runtime.testing import NullBus
 from user_service.bootstrap import bootstrap
 from user_service.keys import DEV_KEY_FILE, load_signing_key
 from user_service.main import create_app
 from user_service.settings import UserSettings
 
+from bus.fake import NullBus
 from kit.auth.signing import SigningKey, issue_access_token
 
 pytestmark = pytest.mark.unit

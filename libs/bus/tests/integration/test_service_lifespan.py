@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 import pytest
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
-from service_runtime import ServiceDeps, service_lifespan
-from service_runtime.testing import NullBus
 
+from bus.fake import NullBus
+from bus.runtime import ServiceDeps, service_lifespan
 from kit.health import readiness
 from kit.mongo import IndexSpec
 from kit.settings import ServiceSettings

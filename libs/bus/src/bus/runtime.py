@@ -1,4 +1,10 @@
-"""Wiring a service to Mongo and the bus, and the lifespan that starts and stops them."""
+"""What every service process does the same way: wiring to Mongo and the bus, and the lifespan.
+
+`ServiceDeps.wire` (Mongo client, the service's database, `ServiceBus`) for each service's
+`bootstrap`, and `service_lifespan` (connect Mongo, ensure indexes, start the bus, register the
+`mongo` and `broker` readiness checks, stop cleanly). Services keep only what differs: their
+settings class, handler table, indexes and routes.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bus import BusConfig, HandlerTable, ServiceBus
+from bus.config import BusConfig
+from bus.context import HandlerTable
+from bus.service import ServiceBus
 from kit.health import add_readiness_check
 from kit.mongo import IndexSpec, connect, ensure_indexes, ping
 from kit.settings import ServiceSettings
