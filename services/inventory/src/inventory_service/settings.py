@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -16,3 +17,13 @@ class InventorySettings(ServiceSettings):
 
     service_name: ClassVar[str] = "inventory"
     port: int = 8002
+
+    # How long a reservation holds stock before the sweeper gives it back (api: 15 min).
+    reservation_ttl_seconds: float = Field(900.0, gt=0)
+    sweep_interval_seconds: float = Field(5.0, gt=0)
+    # Longer than a sweep takes, short enough that a dead instance's lease lapses quickly.
+    sweep_lease_seconds: float = Field(30.0, gt=0)
+    # Demo catalogue at start-up in dev (SHOP_SEED_CATALOG=0 skips it; never outside dev).
+    seed_catalog: bool = Field(
+        True, validation_alias=AliasChoices("SHOP_SEED_CATALOG", "seed_catalog")
+    )

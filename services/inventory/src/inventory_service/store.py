@@ -1,15 +1,271 @@
-"""Mongo storage of the inventory service: the collections it owns and their indexes."""
+"""Mongo storage of the inventory service: products, reservations, the stock ledger, leases.
+
+Stock counters change only through conditional atomic updates (`available >= n` in the filter,
+`$inc` of two counters at once), so concurrent writers can never oversell or lose a unit.
+Documents use snake_case; the API maps them to camelCase.
+"""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from inventory_service.domain import Candidate, Ledger, LineRequest, ReservationStatus
 from kit.mongo import IndexSpec
 
-# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+type Db = AsyncDatabase[Any]
+type Session = AsyncClientSession | None
+type Doc = dict[str, Any]
+
+PRODUCTS = "products"
+RESERVATIONS = "reservations"
+LEDGER = "stock_ledger"
+LEASES = "leases"
+AUDIT_LOG_CAP = 20
+CANDIDATE_SCAN = 200
+
+# Created at start-up by the service lifespan (idempotent).
 INDEXES: list[IndexSpec] = [
-    IndexSpec("products", [("category", ASCENDING), ("name", ASCENDING)], name="category_name"),
-    IndexSpec("reservations", "order_id", unique=True, name="order_unique"),
-    IndexSpec("reservations", "expires_at", name="expiry"),
-    IndexSpec("stock_ledger", [("product_id", ASCENDING), ("at", ASCENDING)], name="product_at"),
+    IndexSpec(PRODUCTS, [("category", ASCENDING), ("name", ASCENDING)], name="category_name"),
+    IndexSpec(PRODUCTS, [("name", ASCENDING), ("_id", ASCENDING)], name="name_id"),
+    IndexSpec(RESERVATIONS, "order_id", unique=True, name="order_unique"),
+    IndexSpec(
+        RESERVATIONS, [("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"
+    ),
+    IndexSpec(LEDGER, [("product_id", ASCENDING), ("at", ASCENDING)], name="product_at"),
 ]
+
+LIVE: Doc = {"deleted": False}
+
+
+# --- products ---------------------------------------------------------------------------------
+
+
+async def insert_products(db: Db, docs: Sequence[Doc], session: Session) -> None:
+    """Insert new product documents."""
+    if docs:
+        await db[PRODUCTS].insert_many(list(docs), session=session)
+
+
+async def get_product(db: Db, product_id: str, session: Session = None) -> Doc | None:
+    """A live (not deleted) product, or None."""
+    return await db[PRODUCTS].find_one({"_id": product_id, **LIVE}, session=session)
+
+
+async def existing_ids(db: Db, ids: Sequence[str], session: Session) -> set[str]:
+    """Which of `ids` are stored already (deleted ones included)."""
+    found = db[PRODUCTS].find({"_id": {"$in": list(ids)}}, {"_id": 1}, session=session)
+    return {doc["_id"] async for doc in found}
+
+
+async def list_products(
+    db: Db,
+    *,
+    q: str | None,
+    category: str | None,
+    after: tuple[str, str] | None,
+    limit: int,
+) -> list[Doc]:
+    """Live products by name then id, after the `(name, id)` position, at most `limit`."""
+    clauses: list[Doc] = [LIVE]
+    if q:
+        # mongoeco has no $text without a text index; an escaped, case-insensitive regex is a
+        # plain substring match and can never become an operator.
+        pattern = {"$regex": re.escape(q), "$options": "i"}
+        clauses.append({"$or": [{"name": pattern}, {"description": pattern}]})
+    if category:
+        clauses.append({"category": category})
+    if after is not None:
+        name, last_id = after
+        clauses.append({"$or": [{"name": {"$gt": name}}, {"name": name, "_id": {"$gt": last_id}}]})
+    cursor = (
+        db[PRODUCTS]
+        .find({"$and": clauses})
+        .sort([("name", ASCENDING), ("_id", ASCENDING)])
+        .limit(limit)
+    )
+    return [doc async for doc in cursor]
+
+
+async def find_products(db: Db, ids: Sequence[str], session: Session = None) -> dict[str, Doc]:
+    """Live products among `ids`, by id."""
+    found = db[PRODUCTS].find({"_id": {"$in": list(ids)}, **LIVE}, session=session)
+    return {doc["_id"]: doc async for doc in found}
+
+
+async def alternative_candidates(
+    db: Db, category: str, exclude: Sequence[str], session: Session = None
+) -> list[Candidate]:
+    """In-stock live products of a category (bounded scan), as ranking candidates."""
+    found = (
+        db[PRODUCTS]
+        .find(
+            {"category": category, "available": {"$gt": 0}, "_id": {"$nin": list(exclude)}, **LIVE},
+            {"price_cents": 1, "available": 1},
+            session=session,
+        )
+        .limit(CANDIDATE_SCAN)
+    )
+    return [Candidate(d["_id"], d["price_cents"], d["available"]) async for d in found]
+
+
+def audit_push(entry: Doc) -> Doc:
+    """The `$push` that appends to a product's audit log and keeps only the last entries."""
+    return {"audit_logs": {"$each": [entry], "$slice": -AUDIT_LOG_CAP}}
+
+
+async def update_product(
+    db: Db, product_id: str, changes: Doc, audit: Doc, session: Session
+) -> Doc | None:
+    """Set fields of a live product and log the change; the new document, or None."""
+    return await db[PRODUCTS].find_one_and_update(
+        {"_id": product_id, **LIVE},
+        {"$set": changes, "$push": audit_push(audit)},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+
+
+async def adjust_stock(
+    db: Db, product_id: str, delta: int, set_fields: Doc, audit: Doc, session: Session
+) -> Doc | None:
+    """Receive or write off `delta` units (never below zero available); None when refused."""
+    condition: Doc = {"available": {"$gte": -delta}} if delta < 0 else {}
+    return await db[PRODUCTS].find_one_and_update(
+        {"_id": product_id, **LIVE, **condition},
+        {
+            "$inc": {"received": delta, "available": delta},
+            "$set": set_fields,
+            "$push": audit_push(audit),
+        },
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+
+
+async def set_low_stock_flag(db: Db, product_id: str, flag: bool, session: Session) -> bool:
+    """Flip `low_stock` to `flag`; True only for the writer that flipped it (once per crossing)."""
+    result = await db[PRODUCTS].update_one(
+        {"_id": product_id, "low_stock": not flag},
+        {"$set": {"low_stock": flag}},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
+# --- stock moves ------------------------------------------------------------------------------
+
+
+async def take_available(
+    db: Db, product_id: str, quantity: int, session: Session, *, into: str = "reserved"
+) -> Doc | None:
+    """Move `quantity` from available to `into` if that many are available; the new document."""
+    return await db[PRODUCTS].find_one_and_update(
+        {"_id": product_id, **LIVE, "available": {"$gte": quantity}},
+        {"$inc": {"available": -quantity, into: quantity}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+
+
+async def move_reserved(
+    db: Db, product_id: str, quantity: int, to: str, session: Session
+) -> Doc | None:
+    """Move `quantity` from reserved to `to` (available or committed); deleted products too."""
+    return await db[PRODUCTS].find_one_and_update(
+        {"_id": product_id, "reserved": {"$gte": quantity}},
+        {"$inc": {"reserved": -quantity, to: quantity}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+
+
+async def put_back(db: Db, product_id: str, quantity: int, into: str, session: Session) -> None:
+    """Undo a `take_available` into `into` inside the same transaction."""
+    await db[PRODUCTS].update_one(
+        {"_id": product_id}, {"$inc": {"available": quantity, into: -quantity}}, session=session
+    )
+
+
+async def record_ledger(db: Db, ledger: Ledger, session: Session) -> None:
+    """Write an operation's ledger rows in one batch."""
+    if ledger.rows:
+        await db[LEDGER].insert_many([dict(r) for r in ledger.rows], session=session)
+
+
+# --- reservations -----------------------------------------------------------------------------
+
+
+def lines_doc(lines: Sequence[LineRequest]) -> list[Doc]:
+    return [{"product_id": line.product_id, "quantity": line.quantity} for line in lines]
+
+
+def doc_lines(doc: Doc) -> list[LineRequest]:
+    return [LineRequest(line["product_id"], line["quantity"]) for line in doc.get("lines", [])]
+
+
+async def get_reservation(db: Db, order_id: str, session: Session = None) -> Doc | None:
+    """The reservation record of an order, whatever its status."""
+    return await db[RESERVATIONS].find_one({"_id": order_id}, session=session)
+
+
+async def insert_reservation(db: Db, doc: Doc, session: Session) -> None:
+    """Store an order's reservation record (one per order: `_id` and `order_id` are unique)."""
+    await db[RESERVATIONS].insert_one(doc, session=session)
+
+
+async def transition_reservation(
+    db: Db,
+    order_id: str,
+    from_statuses: Sequence[ReservationStatus],
+    to: ReservationStatus,
+    now: datetime,
+    session: Session,
+    **fields: Any,
+) -> Doc | None:
+    """Move a reservation between statuses; None when it was not in `from_statuses` (no-op)."""
+    return await db[RESERVATIONS].find_one_and_update(
+        {"_id": order_id, "status": {"$in": list(from_statuses)}},
+        {"$set": {"status": to, "updated_at": now, **fields}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+
+
+async def expired_reservations(db: Db, now: datetime, limit: int) -> list[str]:
+    """Ids of held reservations past their expiry, oldest first."""
+    found = (
+        db[RESERVATIONS]
+        .find({"status": "reserved", "expires_at": {"$lte": now}}, {"_id": 1})
+        .sort("expires_at", ASCENDING)
+        .limit(limit)
+    )
+    return [doc["_id"] async for doc in found]
+
+
+# --- leases -----------------------------------------------------------------------------------
+
+
+async def acquire_lease(db: Db, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    """Take or renew the lease `name` unless another holder's lease is still running."""
+    try:
+        await db[LEASES].find_one_and_update(
+            {"_id": name, "$or": [{"holder": holder}, {"until": {"$lte": now}}]},
+            {"$set": {"holder": holder, "until": until}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # the lease exists and someone else holds it
+    return True
+
+
+async def release_lease(db: Db, name: str, holder: str) -> None:
+    """Give a lease up (only the holder's own)."""
+    await db[LEASES].delete_one({"_id": name, "holder": holder})

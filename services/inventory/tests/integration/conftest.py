@@ -1,0 +1,144 @@
+"""Fixtures for the inventory service against the real broker and a MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from inventory_service.bootstrap import Deps
+from inventory_service.main import create_app
+from inventory_service.settings import InventorySettings
+from pymongo import AsyncMongoClient
+
+from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus.fake import NullBus
+from bus.runtime import bus_config
+from bus.testing import Probe
+from contracts import Envelope
+from kit.auth import SigningKey, issue_access_token, use_static_keys
+
+SIGNING_KEY = SigningKey.generate()
+
+
+@pytest.fixture
+def settings_for(mongo_url: str, run_prefix: str) -> Callable[..., InventorySettings]:
+    """Settings with a database and bus names of their own (no demo seed unless asked)."""
+    tag = secrets.token_hex(4)
+
+    def make(**overrides: Any) -> InventorySettings:
+        values: dict[str, Any] = {
+            "mongo_url": mongo_url,
+            "db_prefix": f"t{tag}_",
+            "bus_prefix": f"{run_prefix}{tag}.",
+            "bus_retry_delays": (0.2, 0.5),
+            "seed_catalog": False,
+            "sweep_interval_seconds": 0.2,
+        }
+        values.update(overrides)
+        return InventorySettings(**values)
+
+    return make
+
+
+class Running:
+    """A started inventory app: its deps, an HTTP client, and (with a broker) a way to publish."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.http = client
+        self.publisher: AmqpPublisher | None = None
+        self.probe: Probe | None = None
+
+    @property
+    def deps(self) -> Deps:
+        deps: Deps = self.app.state.deps
+        return deps
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        assert self.publisher is not None
+        await self.publisher.publish(envelope)
+
+    def emitted(self, event_type: str) -> list[dict[str, Any]]:
+        """Envelopes (wire dicts) of `event_type` the probe saw, in arrival order."""
+        assert self.probe is not None
+        found = [Envelope.from_json(m.body) for m in self.probe.messages]
+        return [e.to_wire() for e in found if e.type == event_type]
+
+
+type Start = Callable[..., AbstractAsyncContextManager[Running]]
+
+
+@pytest.fixture
+async def start_inventory(
+    settings_for: Callable[..., InventorySettings], amqp_url: str
+) -> AsyncIterator[Start]:
+    """Start the service (lifespan and all); `broker=True` runs the real bus and a probe."""
+    cleanups: list[Callable[[], Awaitable[None]]] = []
+
+    @asynccontextmanager
+    async def start(*, broker: bool = False, **overrides: Any) -> AsyncIterator[Running]:
+        settings = settings_for(amqp_url=amqp_url, **overrides)
+        app = create_app(settings, bus=None if broker else NullBus())
+        use_static_keys(app, SIGNING_KEY)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://inventory") as client,
+        ):
+            running = Running(app, client)
+            connection: BusConnection | None = None
+            if broker:
+                config = bus_config(settings)
+                connection = BusConnection(amqp_url, name=f"{settings.bus_prefix}test")
+                await connection.connect()
+                running.publisher = AmqpPublisher(connection, config)
+                channel = await connection.channel()
+                running.probe = await Probe.bind(channel, config, "stock.#", "product.#")
+                cleanups.append(lambda: _delete_topology(amqp_url, config))
+            try:
+                yield running
+            finally:
+                if running.publisher is not None:
+                    await running.publisher.close()
+                if connection is not None:
+                    await connection.close()
+                await running.deps.mongo.drop_database(running.deps.db.name)
+
+    yield start
+    for cleanup in cleanups:
+        await cleanup()
+
+
+async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
+    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, config, exchanges=True)
+    finally:
+        await connection.close()
+
+
+def token(role: str, user_id: str | None = None) -> dict[str, str]:
+    """An Authorization header for a user with `role`."""
+    access = issue_access_token(
+        SIGNING_KEY,
+        sub=user_id or f"u-{role.lower()}-{secrets.token_hex(3)}",
+        role=role,
+        issuer="shop-user",
+        audience="shop",
+    )
+    return {"Authorization": f"Bearer {access}"}
+
+
+@pytest.fixture
+async def mongo(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
+    try:
+        yield client
+    finally:
+        await client.close()
