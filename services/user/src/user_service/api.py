@@ -1,17 +1,235 @@
-"""HTTP routes of the user service, under `/api/v1/users` (reached through the gateway)."""
+"""HTTP routes of the user service, under `/api/v1/users` (reached through the gateway).
+
+Request bodies are strict (`kit.models.StrictModel`): an unknown field such as `role`,
+`orderCount` or `isProfileComplete` in a customer's body is a 422 `VALIDATION_ERROR`, never
+silently applied or ignored; a value of the wrong JSON type (an object such as `{"$ne": ""}`
+where a string is expected) is a 422 too and never reaches a query. A body holding anything that
+looks like a raw card number is refused with 422 `RAW_CARD_NUMBER_REJECTED` before it is parsed,
+and is neither stored nor logged.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from kit.auth.signing import jwks_document
-from kit.models import ResponseModel
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
+
+from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
+from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated
+from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
+from kit.request_context import actor_from_request
+from user_service import commands, domain
+from user_service.commands import Caller
 from user_service.deps import DepsDep
-
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+from user_service.store import Doc
 
 # Verifiers refetch on an unknown `kid` anyway; a short cache spares the service the rest.
 JWKS_CACHE_CONTROL = "public, max-age=300"
+
+Role = Literal["Customer", "Manager", "Admin"]
+Channel = Literal["email", "sms", "push", "inApp"]
+Short = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+async def reject_card_numbers(request: Request) -> None:
+    """422 `RAW_CARD_NUMBER_REJECTED` for a body holding a Luhn-valid 13-19 digit number."""
+    raw = await request.body()
+    if not raw:
+        return
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return  # FastAPI answers the malformed JSON itself
+    if domain.contains_card_number(body):
+        raise Problem(
+            422,
+            "RAW_CARD_NUMBER_REJECTED",
+            "Raw card numbers are not accepted",
+            "Send a payment provider token (pm_…), never a card number.",
+        )
+
+
+router = APIRouter(
+    prefix="/api/v1/users",
+    tags=["users"],
+    dependencies=[Depends(reject_card_numbers)],
+    responses=PROBLEM_RESPONSES,
+)
+
+
+# ── request bodies ─────────────────────────────────────────────────────────────────────────
+
+
+class DeviceInfo(StrictModel):
+    user_agent: str | None = Field(None, max_length=500)
+    os: str | None = Field(None, max_length=100)
+    browser: str | None = Field(None, max_length=100)
+    device_type: str | None = Field(None, max_length=50)
+    screen: str | None = Field(None, max_length=50)
+
+
+class CheckBody(StrictModel):
+    identifier: Annotated[str, Field(min_length=1, max_length=254)]
+
+
+class RegisterBody(StrictModel):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
+    phone: str | None = Field(None, max_length=32)
+    device_info: DeviceInfo | None = None
+    region: str | None = Field(None, max_length=64)
+
+
+class LoginBody(StrictModel):
+    identifier: Annotated[str, Field(min_length=1, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
+    device_info: DeviceInfo | None = None
+
+
+class RefreshBody(StrictModel):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class AddressIn(StrictModel):
+    label: Short
+    line1: Short
+    line2: str | None = Field(None, max_length=200)
+    city: Short
+    state: Short
+    zip: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[str, Field(min_length=2, max_length=56)]
+    is_default: bool = False
+
+
+class PreferencesIn(StrictModel):
+    delivery_time: str | None = Field(None, max_length=100)
+    payment_method: str | None = Field(None, max_length=100)
+    newsletter_opt_in: bool | None = None
+    notification_channels: list[Channel] | None = Field(None, max_length=4)
+    partial_fulfillment: Literal["ask", "accept", "cancel"] | None = None
+
+
+class PaymentMethodIn(StrictModel):
+    type: Literal["card"]
+    token: Annotated[str, Field(min_length=1, max_length=100)]
+    is_default: bool = False
+
+
+class DetailsBody(StrictModel):
+    addresses: list[AddressIn] | None = Field(None, max_length=20)
+    preferences: PreferencesIn | None = None
+    payment_methods: list[PaymentMethodIn] | None = Field(None, max_length=10)
+    phone: str | None = Field(None, max_length=32)
+
+
+class CreateUserBody(StrictModel):
+    username: Annotated[str, Field(min_length=1, max_length=64)]
+    email: Annotated[str, Field(min_length=3, max_length=254)]
+    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
+    role: Role
+    phone: str | None = Field(None, max_length=32)
+
+
+class PatchUserBody(StrictModel):
+    role: Role | None = None
+    email: str | None = Field(None, min_length=3, max_length=254)
+    username: str | None = Field(None, min_length=1, max_length=64)
+    phone: str | None = Field(None, max_length=32)
+    disabled: bool | None = None
+
+
+# ── responses ──────────────────────────────────────────────────────────────────────────────
+
+
+class AddressOut(ResponseModel):
+    address_id: str
+    label: str | None = None
+    line1: str
+    line2: str | None = None
+    city: str
+    state: str | None = None
+    zip: str
+    country: str
+    is_default: bool
+
+
+class PaymentMethodOut(ResponseModel):
+    """A stored payment method: never the provider token."""
+
+    payment_method_id: str
+    type: str
+    brand: str | None = None
+    last4: str | None = None
+    is_default: bool
+
+
+class PreferencesOut(ResponseModel):
+    delivery_time: str | None = None
+    payment_method: str | None = None
+    newsletter_opt_in: bool = False
+    notification_channels: list[str] = []
+    partial_fulfillment: str = "ask"
+
+
+class Flags(ResponseModel):
+    is_profile_complete: bool
+    profile_completion_prompted: bool
+    last_active_at: datetime | None = None
+    preferred_payment_method: str | None = None
+    order_count: int = 0
+
+
+class Profile(ResponseModel):
+    user_id: str
+    username: str
+    email: str
+    phone: str | None = None
+    role: str
+    addresses: list[AddressOut]
+    preferences: PreferencesOut
+    payment_methods: list[PaymentMethodOut]
+    flags: Flags
+
+
+class AdminUser(Profile):
+    """What an Admin sees of a user: the profile plus where it signed up and last came from."""
+
+    device_info: dict[str, Any] | None = None
+    registered_ip: str | None = None
+    last_ip: str | None = None
+    region: str | None = None
+    disabled: bool = False
+    created_at: datetime
+    updated_at: datetime
+
+
+class CheckResult(ResponseModel):
+    exists: bool
+    user_id: str | None = None
+    role: str | None = None
+
+
+class Registered(ResponseModel):
+    user_id: str
+    status: Literal["created"] = "created"
+    role: str
+    access_token: str
+    refresh_token: str
+
+
+class TokenPair(ResponseModel):
+    access_token: str
+    refresh_token: str
+    user_id: str
+    role: str
+
+
+class LoggedIn(TokenPair):
+    flags: Flags
 
 
 class PublicJwk(ResponseModel):
@@ -31,11 +249,261 @@ class Jwks(ResponseModel):
     keys: list[PublicJwk]
 
 
+def profile_of(user: Doc) -> Profile:
+    return Profile(
+        user_id=user["_id"],
+        username=user["username"],
+        email=user["email"],
+        phone=user.get("phone"),
+        role=user["role"],
+        addresses=[AddressOut(**a) for a in user.get("addresses", [])],
+        preferences=PreferencesOut(**user.get("preferences", {})),
+        payment_methods=[
+            PaymentMethodOut(**{k: v for k, v in pm.items() if k != "token"})
+            for pm in user.get("payment_methods", [])
+        ],
+        flags=Flags.model_validate(domain.flags_of(user)),
+    )
+
+
+def admin_view(user: Doc) -> AdminUser:
+    return AdminUser(
+        **profile_of(user).model_dump(by_alias=False),
+        device_info=user.get("device_info"),
+        registered_ip=user.get("registered_ip"),
+        last_ip=user.get("last_ip"),
+        region=user.get("region"),
+        disabled=bool(user.get("disabled")),
+        created_at=user["created_at"],
+        updated_at=user["updated_at"],
+    )
+
+
+# ── dependencies ───────────────────────────────────────────────────────────────────────────
+
+
+def caller_of(request: Request, principal: Principal | None = None) -> Caller:
+    return Caller(
+        actor=actor_from_request(request, principal),
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
+    """The caller's live account: a deleted or disabled account, or a token whose role is no
+    longer the account's (demoted since it was issued), is a 401 even with a valid signature."""
+    user = await deps.store.get(principal.user_id)
+    if user is None or user.get("disabled") or user["role"] != principal.role:
+        raise unauthenticated("The account behind this token is no longer active.")
+    return user
+
+
+Me = Annotated[Doc, Depends(active_user)]
+AdminOnly = Annotated[Principal, require_roles("Admin")]
+
+
+# ── routes ─────────────────────────────────────────────────────────────────────────────────
+
+
 @router.get("/.well-known/jwks.json", response_model=Jwks)
 async def jwks(deps: DepsDep, response: Response) -> Jwks:
     """The public keys that verify access tokens (anyone may fetch them)."""
+    from kit.auth.signing import jwks_document
+
     response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
-    return Jwks.model_validate(jwks_document([deps.signing_key]))
+    return Jwks.model_validate(jwks_document(deps.public_keys or [deps.signing_key]))
+
+
+@router.post("/check")
+async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult:
+    """checkUserExists: by email or username; touches `lastActiveAt` when it exists."""
+    user = await commands.check(deps, body.identifier, caller_of(request))
+    if user is None:
+        return CheckResult(exists=False)
+    return CheckResult(exists=True, user_id=user["_id"], role=user["role"])
+
+
+@router.post("/register", status_code=201)
+async def register(body: RegisterBody, deps: DepsDep, request: Request) -> Registered:
+    """registerUser: a Customer with an incomplete profile, and its first token pair."""
+    user, tokens = await commands.register(
+        deps,
+        username=body.username,
+        email=body.email,
+        password=body.password,
+        phone=body.phone,
+        device_info=body.device_info.model_dump(by_alias=True) if body.device_info else None,
+        region=body.region,
+        caller=caller_of(request),
+    )
+    return Registered(user_id=user["_id"], role=user["role"], **_tokens(tokens))
+
+
+def _tokens(tokens: dict[str, str]) -> dict[str, str]:
+    return {"access_token": tokens["accessToken"], "refresh_token": tokens["refreshToken"]}
+
+
+@router.post("/login")
+async def login(body: LoginBody, deps: DepsDep, request: Request) -> LoggedIn:
+    """login: a token pair and the flags; one 401 for every wrong case, 429 while locked."""
+    user, tokens = await commands.login(
+        deps,
+        identifier=body.identifier,
+        password=body.password,
+        device_info=body.device_info.model_dump(by_alias=True) if body.device_info else None,
+        caller=caller_of(request),
+    )
+    return LoggedIn(
+        user_id=user["_id"],
+        role=user["role"],
+        flags=Flags.model_validate(domain.flags_of(user)),
+        **_tokens(tokens),
+    )
+
+
+@router.post("/token/refresh")
+async def refresh(body: RefreshBody, deps: DepsDep) -> TokenPair:
+    """Rotate a refresh token; a reused one revokes its whole family (401)."""
+    user, tokens = await commands.refresh(deps, body.refresh_token)
+    return TokenPair(user_id=user["_id"], role=user["role"], **_tokens(tokens))
+
+
+@router.get("/me")
+async def me(user: Me) -> Profile:
+    """The caller's profile with its flags."""
+    return profile_of(user)
+
+
+@router.post("/me/details")
+async def add_details(
+    body: DetailsBody, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
+) -> Profile:
+    """addUserDetails: append addresses and payment methods, merge preferences."""
+    updated = await commands.add_details(
+        deps,
+        user["_id"],
+        addresses=[a.model_dump() for a in body.addresses or []],
+        preferences=body.preferences.model_dump(exclude_unset=True) if body.preferences else None,
+        payment_methods=[pm.model_dump() for pm in body.payment_methods or []],
+        phone=body.phone,
+        caller=caller_of(request, principal),
+    )
+    return profile_of(updated)
+
+
+@router.put("/me/addresses/{address_id}")
+async def edit_address(
+    address_id: str,
+    body: AddressIn,
+    user: Me,
+    deps: DepsDep,
+    request: Request,
+    principal: CurrentUser,
+) -> Profile:
+    """Replace one of the caller's addresses."""
+    updated = await commands.edit_address(
+        deps, user["_id"], address_id, body.model_dump(), caller_of(request, principal)
+    )
+    return profile_of(updated)
+
+
+@router.delete("/me/addresses/{address_id}")
+async def remove_address(
+    address_id: str, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
+) -> Profile:
+    """Remove one of the caller's addresses (the default moves to the next one)."""
+    updated = await commands.remove_address(
+        deps, user["_id"], address_id, caller_of(request, principal)
+    )
+    return profile_of(updated)
+
+
+@router.post("/me/addresses/{address_id}/default")
+async def default_address(
+    address_id: str, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
+) -> Profile:
+    """Make one of the caller's addresses the default."""
+    updated = await commands.default_address(
+        deps, user["_id"], address_id, caller_of(request, principal)
+    )
+    return profile_of(updated)
+
+
+@router.post("/me/profile-prompted")
+async def profile_prompted(user: Me, deps: DepsDep) -> Profile:
+    """Remember that the caller was asked to complete the profile."""
+    return profile_of(await commands.mark_prompted(deps, user["_id"]))
+
+
+@router.get("")
+async def list_users(
+    admin: AdminOnly,
+    deps: DepsDep,
+    role: Role | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 20,
+    cursor: Cursor = None,
+) -> Page[AdminUser]:
+    """Admin: users in sign-up order, filtered by `role` and `q` (email or username part)."""
+    await active_user(deps, admin)
+    position = decode_cursor(cursor) or {}
+    after = position.get("id")
+    users = await deps.store.page(
+        role=role, q=q, after=after if isinstance(after, str) else None, limit=limit + 1
+    )
+    more = len(users) > limit
+    users = users[:limit]
+    next_cursor = encode_cursor({"id": users[-1]["_id"]}) if more and users else None
+    return Page[AdminUser](items=[admin_view(u) for u in users], next_cursor=next_cursor)
+
+
+@router.post("", status_code=201)
+async def create_user(
+    body: CreateUserBody, admin: AdminOnly, deps: DepsDep, request: Request
+) -> AdminUser:
+    """Admin: create a user of any role."""
+    await active_user(deps, admin)
+    user, _ = await commands.create_account(
+        deps,
+        username=body.username,
+        email=body.email,
+        password=body.password,
+        role=body.role,
+        phone=body.phone,
+        caller=caller_of(request, admin),
+        with_tokens=False,
+    )
+    return admin_view(user)
+
+
+@router.get("/{user_id}")
+async def get_user(user_id: str, principal: CurrentUser, deps: DepsDep) -> AdminUser | Profile:
+    """Admin: any user with its sign-up details; anyone else: only themselves."""
+    await active_user(deps, principal)
+    ensure_owner(principal, user_id, commands.user_not_found)
+    user = await deps.store.get(user_id)
+    if user is None:
+        raise commands.user_not_found()
+    return admin_view(user) if principal.is_admin else profile_of(user)
+
+
+@router.patch("/{user_id}")
+async def patch_user(
+    user_id: str, body: PatchUserBody, admin: AdminOnly, deps: DepsDep, request: Request
+) -> AdminUser:
+    """Admin: change role, email, username, phone or disabled."""
+    await active_user(deps, admin)
+    patch = body.model_dump(exclude_unset=True)
+    updated = await commands.admin_update(deps, user_id, patch, caller_of(request, admin))
+    return admin_view(updated)
+
+
+@router.delete("/{user_id}", status_code=204)
+async def delete_user(user_id: str, admin: AdminOnly, deps: DepsDep, request: Request) -> Response:
+    """Admin: soft delete; the user's tokens are revoked."""
+    await active_user(deps, admin)
+    await commands.admin_delete(deps, user_id, caller_of(request, admin))
+    return Response(status_code=204)
 
 
 ROUTERS = [router]

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
 
 from pymongo import AsyncMongoClient
 
+from bus.outbox import OutboxWriter
 from bus.runtime import Bus, ServiceDeps
 from kit.auth.signing import SigningKey
+from kit.transactions import TransactionBody
 from user_service.handlers import HANDLERS
-from user_service.keys import load_signing_key
+from user_service.keys import load_previous_keys, load_signing_key
+from user_service.passwords import Passwords
 from user_service.settings import UserSettings
+from user_service.store import UserStore
+
+
+class WritingBus(Bus, Protocol):
+    """A bus HTTP writes go through: state and outbox rows in one transaction."""
+
+    outbox: OutboxWriter
+
+    async def write[T](self, body: TransactionBody[T]) -> T: ...
 
 
 @dataclass(kw_only=True)
@@ -20,6 +32,18 @@ class Deps(ServiceDeps):
 
     settings: UserSettings
     signing_key: SigningKey
+    # Keys still published in the JWKS (the signing key first, then retired ones).
+    public_keys: tuple[SigningKey, ...] = ()
+    passwords: Passwords = field(default_factory=Passwords)
+
+    @property
+    def store(self) -> UserStore:
+        return UserStore(self.db)
+
+    @property
+    def writer(self) -> WritingBus:
+        """The bus as a transactional writer (`bus.ServiceBus` in the running service)."""
+        return cast(WritingBus, self.bus)
 
 
 def bootstrap(
@@ -31,4 +55,12 @@ def bootstrap(
 ) -> Deps:
     """The user service's dependencies; `mongo`/`bus`/`signing_key` replace the real ones."""
     key = signing_key if signing_key is not None else load_signing_key(settings)
-    return Deps.wire(settings, HANDLERS, mongo=mongo, bus=bus, signing_key=key)
+    return Deps.wire(
+        settings,
+        HANDLERS,
+        mongo=mongo,
+        bus=bus,
+        signing_key=key,
+        public_keys=(key, *load_previous_keys(settings)),
+        passwords=Passwords.from_settings(settings),
+    )

@@ -6,6 +6,25 @@ the service's queue to the routing keys of its keys.
 
 from __future__ import annotations
 
-from bus import HandlerTable
+from bus import HandlerContext, HandlerTable
+from contracts import Envelope
+from contracts.order import OrderConfirmed
 
-HANDLERS: HandlerTable = {}
+
+async def count_confirmed_order(envelope: Envelope[OrderConfirmed], ctx: HandlerContext) -> None:
+    """A confirmed order: orderCount + 1, preferredPaymentMethod and lastActiveAt move."""
+    # Once per event id: the consumer's inbox row commits in this same transaction, so a
+    # redelivered OrderConfirmed is skipped before it gets here.
+    order = envelope.data
+    await ctx.db["users"].update_one(
+        {"_id": order.user_id},
+        {
+            "$inc": {"order_count": 1},
+            "$set": {"preferred_payment_method": order.payment_method_id},
+            "$max": {"last_active_at": envelope.occurred_at},
+        },
+        session=ctx.session,
+    )
+
+
+HANDLERS: HandlerTable = {OrderConfirmed: [count_confirmed_order]}

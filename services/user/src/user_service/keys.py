@@ -49,3 +49,8 @@ def local_key(path: Path) -> SigningKey:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return key
+
+
+def load_previous_keys(settings: UserSettings) -> list[SigningKey]:
+    """Retired keys whose public halves stay in the JWKS until their tokens have expired."""
+    return [SigningKey.from_pem(path.read_bytes()) for path in settings.jwt_previous_key_paths]

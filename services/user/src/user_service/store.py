@@ -1,13 +1,207 @@
-"""Mongo storage of the user service: the collections it owns and their indexes."""
+"""Mongo storage of the user service: users, refresh tokens and the attempt counters.
+
+A user document (snake_case fields): `_id` (UUIDv7), `username`, `username_key` (lower-case,
+unique), `email` (lower-case, unique), `password_hash`, `role`, `phone`, `addresses`,
+`payment_methods` (provider `token` kept here only), `preferences`, the flags
+(`is_profile_complete`, `profile_completion_prompted`, `last_active_at`,
+`preferred_payment_method`, `order_count`), where it came from (`device_info`, `registered_ip`,
+`last_ip`, `region`, `last_login`), `disabled`, `deleted_at`, `created_at`, `updated_at`.
+
+Counters (`attempts`) live in Mongo, not in process memory, so that every instance of the
+service sees the same rate limits and lockouts; a TTL index forgets them.
+"""
 
 from __future__ import annotations
 
-from kit.mongo import IndexSpec
+import hashlib
+import re
+from datetime import datetime, timedelta
+from typing import Any
 
-# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from kit.mongo import IndexSpec
+from user_service import domain
+
+type Doc = dict[str, Any]
+type Session = AsyncClientSession | None
+
+# Created at start-up by the service lifespan (idempotent).
 INDEXES: list[IndexSpec] = [
     IndexSpec("users", "email", unique=True, name="email_unique"),
-    IndexSpec("users", "username", unique=True, name="username_unique"),
+    IndexSpec("users", "username_key", unique=True, name="username_key_unique"),
     IndexSpec("refresh_tokens", "family_id", name="family"),
+    IndexSpec("refresh_tokens", "user_id", name="user"),
     IndexSpec("refresh_tokens", "expires_at", ttl_seconds=0, name="expiry_ttl"),
+    IndexSpec("attempts", "expires_at", ttl_seconds=0, name="attempts_ttl"),
 ]
+
+
+class IdentityTaken(Exception):
+    """The email or the username belongs to another account."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(field)
+        self.field = field
+
+
+def token_hash(token: str) -> str:
+    """Refresh tokens are stored as SHA-256 (they are 256-bit random: no salt or KDF needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class UserStore:
+    """The user service's collections."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self.users = db["users"]
+        self.tokens = db["refresh_tokens"]
+        self.attempts = db["attempts"]
+
+    # ── users ──
+
+    async def get(self, user_id: str, session: Session = None) -> Doc | None:
+        """A user that is not deleted."""
+        if not isinstance(user_id, str):
+            return None
+        doc: Doc | None = await self.users.find_one(
+            {"_id": user_id, "deleted_at": None}, session=session
+        )
+        return doc
+
+    async def by_identifier(self, identifier: str) -> Doc | None:
+        """The live user with this email (any case) or username (any case)."""
+        key = (
+            {"email": domain.normalise_email(identifier)}
+            if domain.is_email(identifier)
+            else {"username_key": domain.username_key(identifier)}
+        )
+        doc: Doc | None = await self.users.find_one({**key, "deleted_at": None})
+        return doc
+
+    async def by_email(self, email: str) -> Doc | None:
+        doc: Doc | None = await self.users.find_one({"email": domain.normalise_email(email)})
+        return doc
+
+    async def insert(self, user: Doc, session: Session) -> None:
+        """Insert a new user; `IdentityTaken` names the field a unique index refused."""
+        try:
+            await self.users.insert_one(user, session=session)
+        except DuplicateKeyError as exc:
+            raise IdentityTaken(self._taken_field(exc)) from exc
+
+    async def update(
+        self, user_id: str, changes: Doc, session: Session, *, inc: Doc | None = None
+    ) -> Doc | None:
+        """Apply `changes` to a live user and answer the result (None when there is none)."""
+        update: Doc = {"$set": changes}
+        if inc:
+            update["$inc"] = inc
+        try:
+            doc: Doc | None = await self.users.find_one_and_update(
+                {"_id": user_id, "deleted_at": None},
+                update,
+                session=session,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError as exc:
+            raise IdentityTaken(self._taken_field(exc)) from exc
+        return doc
+
+    @staticmethod
+    def _taken_field(exc: DuplicateKeyError) -> str:
+        details = exc.details or {}
+        pattern = details.get("keyPattern") or {}
+        text = f"{pattern} {details.get('errmsg', '')} {exc}"
+        return "username" if "username" in text else "email"
+
+    async def touch(self, user_id: str, at: datetime) -> None:
+        """Record activity outside any transaction (check, login bookkeeping)."""
+        await self.users.update_one({"_id": user_id}, {"$max": {"last_active_at": at}})
+
+    async def page(
+        self, *, role: str | None, q: str | None, after: str | None, limit: int
+    ) -> list[Doc]:
+        """Live users in id (= creation) order, after `after`, filtered by role and text."""
+        query: Doc = {"deleted_at": None}
+        if role:
+            query["role"] = role
+        if q:
+            pattern = re.escape(q.strip().lower())
+            query["$or"] = [{"email": {"$regex": pattern}}, {"username_key": {"$regex": pattern}}]
+        if after:
+            query["_id"] = {"$gt": after}
+        cursor = self.users.find(query).sort("_id", 1).limit(limit)
+        return [doc async for doc in cursor]
+
+    # ── refresh tokens ──
+
+    async def add_refresh(
+        self, token: str, *, user_id: str, family_id: str, expires_at: datetime, session: Session
+    ) -> None:
+        await self.tokens.insert_one(
+            {
+                "_id": token_hash(token),
+                "user_id": user_id,
+                "family_id": family_id,
+                "expires_at": expires_at,
+                "used_at": None,
+                "revoked": False,
+            },
+            session=session,
+        )
+
+    async def refresh_record(self, token: str) -> Doc | None:
+        doc: Doc | None = await self.tokens.find_one({"_id": token_hash(token)})
+        return doc
+
+    async def mark_used(self, token: str, at: datetime, session: Session) -> bool:
+        """Claim a refresh token once; False when someone else already rotated it."""
+        result = await self.tokens.update_one(
+            {"_id": token_hash(token), "used_at": None, "revoked": False},
+            {"$set": {"used_at": at}},
+            session=session,
+        )
+        return result.modified_count == 1
+
+    async def revoke_family(self, family_id: str) -> None:
+        await self.tokens.update_many({"family_id": family_id}, {"$set": {"revoked": True}})
+
+    async def revoke_user(self, user_id: str, session: Session) -> None:
+        await self.tokens.update_many(
+            {"user_id": user_id}, {"$set": {"revoked": True}}, session=session
+        )
+
+    # ── counters (rate limits, lockouts) ──
+
+    async def hit(self, key: str, window: timedelta, now: datetime) -> int:
+        """Count one request in the fixed window `key` falls in; answer the window's count."""
+        bucket = int(now.timestamp() // window.total_seconds())
+        doc = await self.attempts.find_one_and_update(
+            {"_id": f"{key}:{bucket}"},
+            {"$inc": {"count": 1}, "$setOnInsert": {"expires_at": now + 2 * window}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return int(doc["count"]) if doc else 1
+
+    async def failures(self, key: str) -> list[datetime]:
+        doc = await self.attempts.find_one({"_id": key})
+        return list(doc.get("failures", [])) if doc else []
+
+    async def add_failure(self, key: str, at: datetime, keep: int, expires_at: datetime) -> None:
+        """Remember one failed login under `key` (the last `keep` are enough for the maths)."""
+        await self.attempts.update_one(
+            {"_id": key},
+            {
+                "$push": {"failures": {"$each": [at], "$slice": -keep}},
+                "$set": {"expires_at": expires_at},
+            },
+            upsert=True,
+        )
+
+    async def clear_failures(self, key: str) -> None:
+        await self.attempts.delete_one({"_id": key})

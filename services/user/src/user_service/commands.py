@@ -1,0 +1,664 @@
+"""What the user service's routes do: load, apply the domain rules, store and emit in one write.
+
+Every state change goes through `deps.writer.write(body)`, so the user document, refresh tokens
+and the outbox rows of its events commit together (architecture.md, outbox). Counters for rate
+limits and lockouts are plain upserts outside transactions: they are not business state.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from contracts import Actor, Envelope, Event, new_id
+from contracts.types import Address, PaymentMethodSummary, Preferences
+from contracts.user import (
+    UserDeleted,
+    UserLoggedIn,
+    UserProfileUpdated,
+    UserRegistered,
+    UserRoleChanged,
+)
+from kit.auth.signing import issue_access_token
+from kit.errors import Problem, conflict, not_found, too_many_requests
+from user_service import domain
+from user_service.bootstrap import Deps
+from user_service.store import Doc, IdentityTaken
+
+log = structlog.get_logger("user.commands")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Where a request comes from: the audit actor plus the raw User-Agent."""
+
+    actor: Actor
+    user_agent: str | None = None
+
+    @property
+    def ip(self) -> str | None:
+        return self.actor.ip
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def invalid_credentials() -> Problem:
+    return Problem(
+        401,
+        "INVALID_CREDENTIALS",
+        "Invalid credentials",
+        "The identifier or the password is wrong.",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def user_not_found() -> Problem:
+    return not_found("USER_NOT_FOUND", "No such user.")
+
+
+def taken(field: str) -> Problem:
+    code = "USERNAME_TAKEN" if field == "username" else "EMAIL_TAKEN"
+    return conflict(code, f"This {field} is already registered.")
+
+
+def field_problem(field: str, message: str, code: str = "VALIDATION_ERROR") -> Problem:
+    return Problem(
+        422, code, "Validation error", message, errors=[{"field": field, "message": message}]
+    )
+
+
+# ── rate limits and lockouts ───────────────────────────────────────────────────────────────
+
+
+async def limit_ip(deps: Deps, caller: Caller) -> None:
+    """api.md: per client IP, `ip_rate_limit` requests per window on check/register/login."""
+    s = deps.settings
+    window = timedelta(seconds=s.ip_rate_window_seconds)
+    at = now()
+    count = await deps.store.hit(f"ip:{caller.ip or 'unknown'}", window, at)
+    if count > s.ip_rate_limit:
+        left = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
+        raise too_many_requests(max(1, left))
+
+
+def _lockout_keys(identifier: str, user: Doc | None, caller: Caller) -> tuple[str, str]:
+    # Unknown identifiers lock out exactly like real accounts: no enumeration by behaviour.
+    account = f"login:user:{user['_id']}" if user else f"login:id:{identifier.strip().lower()}"
+    return account, f"login:ip:{caller.ip or 'unknown'}"
+
+
+async def _locked_for(deps: Deps, account_key: str, ip_key: str) -> int:
+    s = deps.settings
+    at = now()
+    window = timedelta(seconds=s.login_failure_window_seconds)
+    lockout = timedelta(seconds=s.lockout_seconds)
+    by_account = domain.lockout_remaining(
+        await deps.store.failures(account_key),
+        at,
+        max_failures=s.login_max_failures,
+        window=window,
+        lockout=lockout,
+    )
+    by_ip = domain.lockout_remaining(
+        await deps.store.failures(ip_key),
+        at,
+        max_failures=s.login_ip_max_failures,
+        window=window,
+        lockout=lockout,
+    )
+    return max(by_account, by_ip)
+
+
+async def _record_failure(deps: Deps, account_key: str, ip_key: str) -> None:
+    s = deps.settings
+    at = now()
+    expires = at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
+    await deps.store.add_failure(account_key, at, s.login_max_failures, expires)
+    await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, expires)
+
+
+# ── tokens ─────────────────────────────────────────────────────────────────────────────────
+
+
+async def _issue_tokens(
+    deps: Deps, user: Doc, session: AsyncClientSession, family_id: str | None = None
+) -> dict[str, str]:
+    """A fresh access token and the next refresh token of `family_id` (a new family if None)."""
+    s = deps.settings
+    access = issue_access_token(
+        deps.signing_key,
+        user["_id"],
+        user["role"],
+        s.jwt_issuer,
+        s.jwt_audience,
+        ttl=timedelta(minutes=s.access_token_minutes),
+    )
+    refresh = secrets.token_urlsafe(32)
+    await deps.store.add_refresh(
+        refresh,
+        user_id=user["_id"],
+        family_id=family_id or new_id(),
+        expires_at=now() + timedelta(days=s.refresh_token_days),
+        session=session,
+    )
+    return {"accessToken": access, "refreshToken": refresh}
+
+
+def _wrap(event: Event, user_id: str, actor: Actor) -> Envelope[Any]:
+    return Envelope.wrap(event, correlation_id=user_id, actor=actor)
+
+
+def profile_event(user: Doc, changed: tuple[str, ...] = ()) -> UserProfileUpdated:
+    """The whole profile as it now stands, without secrets (never the payment token)."""
+    return UserProfileUpdated(
+        user_id=user["_id"],
+        username=user["username"],
+        email=user["email"],
+        phone=user.get("phone"),
+        is_profile_complete=bool(user.get("is_profile_complete")),
+        addresses=tuple(Address(**a) for a in user.get("addresses", [])),
+        default_address_id=domain.current_default(user.get("addresses", []), "address_id"),
+        payment_methods=tuple(
+            PaymentMethodSummary(**{k: v for k, v in pm.items() if k != "token"})
+            for pm in user.get("payment_methods", [])
+        ),
+        preferences=Preferences(**user.get("preferences", {})),
+        disabled=bool(user.get("disabled")),
+        changed_fields=changed,
+    )
+
+
+# ── identification, registration, login ───────────────────────────────────────────────────
+
+
+async def check(deps: Deps, identifier: str, caller: Caller) -> Doc | None:
+    """The live user with this identifier; its `lastActiveAt` moves to now."""
+    await limit_ip(deps, caller)
+    user = await deps.store.by_identifier(identifier)
+    if user is not None:
+        await deps.store.touch(user["_id"], now())
+    return user
+
+
+def _validate_identity(email: str, username: str, password: str) -> None:
+    if not domain.valid_email(email):
+        raise field_problem("email", "Not a valid email address.")
+    if not domain.valid_username(username):
+        raise field_problem(
+            "username", "3-32 letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    if problem := domain.password_problem(password, email=email, username=username):
+        raise field_problem("password", problem, code="WEAK_PASSWORD")
+
+
+async def create_account(
+    deps: Deps,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    role: str,
+    phone: str | None,
+    caller: Caller,
+    device: domain.Device | None = None,
+    region: str | None = None,
+    with_tokens: bool,
+) -> tuple[Doc, dict[str, str] | None]:
+    """Store a new user and emit `UserRegistered`; tokens too for a self sign-up."""
+    email = domain.normalise_email(email)
+    _validate_identity(email, username, password)
+    password_hash = await deps.passwords.hash(password)
+    at = now()
+    user_id = new_id()
+    user: Doc = {
+        "_id": user_id,
+        "username": username,
+        "username_key": domain.username_key(username),
+        "email": email,
+        "password_hash": password_hash,
+        "role": role,
+        "phone": phone,
+        "addresses": [],
+        "payment_methods": [],
+        "preferences": Preferences().model_dump(),
+        "is_profile_complete": False,
+        "profile_completion_prompted": False,
+        "last_active_at": at,
+        "preferred_payment_method": None,
+        "order_count": 0,
+        "device_info": device.as_doc() if device else None,
+        "registered_ip": caller.ip if with_tokens else None,
+        "last_ip": caller.ip if with_tokens else None,
+        "region": region,
+        "disabled": False,
+        "deleted_at": None,
+        "created_at": at,
+        "updated_at": at,
+    }
+    actor = caller.actor
+    if with_tokens:  # self sign-up: the new user is the actor
+        actor = actor.model_copy(
+            update={"user_id": user_id, "role": role, "region": region, "device": _label(device)}
+        )
+    event = UserRegistered(
+        user_id=user_id,
+        username=username,
+        email=email,
+        phone=phone,
+        role=role,  # type: ignore[arg-type]
+        region=region,
+        device=_label(device),
+    )
+
+    async def body(session: AsyncClientSession) -> dict[str, str] | None:
+        await deps.store.insert(dict(user), session)
+        tokens = await _issue_tokens(deps, user, session) if with_tokens else None
+        await deps.writer.outbox.add(session, _wrap(event, user_id, actor))
+        return tokens
+
+    try:
+        tokens = await deps.writer.write(body)
+    except IdentityTaken as exc:
+        raise taken(exc.field) from exc
+    log.info("user.registered", user_id=user_id, role=role)
+    return user, tokens
+
+
+def _label(device: domain.Device | None) -> str | None:
+    return device.label() if device else None
+
+
+async def register(
+    deps: Deps,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    phone: str | None,
+    device_info: dict[str, Any] | None,
+    region: str | None,
+    caller: Caller,
+) -> tuple[Doc, dict[str, str]]:
+    """Self sign-up: a Customer with an incomplete profile, signed in at once."""
+    await limit_ip(deps, caller)
+    device = domain.device_from(device_info, caller.user_agent)
+    user, tokens = await create_account(
+        deps,
+        username=username,
+        email=email,
+        password=password,
+        role="Customer",
+        phone=phone,
+        caller=caller,
+        device=device,
+        region=domain.region_for(region or caller.actor.region, caller.ip),
+        with_tokens=True,
+    )
+    assert tokens is not None
+    return user, tokens
+
+
+async def login(
+    deps: Deps,
+    *,
+    identifier: str,
+    password: str,
+    device_info: dict[str, Any] | None,
+    caller: Caller,
+) -> tuple[Doc, dict[str, str]]:
+    """Tokens for the right password; one 401 for every wrong case; 429 while locked out."""
+    await limit_ip(deps, caller)
+    user = await deps.store.by_identifier(identifier)
+    account_key, ip_key = _lockout_keys(identifier, user, caller)
+    if wait := await _locked_for(deps, account_key, ip_key):
+        raise too_many_requests(wait, code="TOO_MANY_ATTEMPTS")
+    usable = user is not None and not user.get("disabled")
+    stored = user["password_hash"] if usable and user is not None else None
+    if not await deps.passwords.verify(stored, password) or user is None:
+        await _record_failure(deps, account_key, ip_key)
+        raise invalid_credentials()
+    await deps.store.clear_failures(account_key)
+
+    at = now()
+    device = domain.device_from(device_info, caller.user_agent)
+    region = domain.region_for(caller.actor.region, caller.ip)
+    changes: Doc = {
+        "last_active_at": at,
+        "last_ip": caller.ip,
+        "last_login": {"at": at, "ip": caller.ip, "device": device.as_doc(), "region": region},
+    }
+    if deps.passwords.needs_rehash(user["password_hash"]):
+        changes["password_hash"] = await deps.passwords.hash(password)
+    actor = caller.actor.model_copy(
+        update={
+            "user_id": user["_id"],
+            "role": user["role"],
+            "region": region,
+            "device": device.label(),
+        }
+    )
+    event = UserLoggedIn(user_id=user["_id"], ip=caller.ip, device=device.label(), region=region)
+
+    async def body(session: AsyncClientSession) -> tuple[Doc, dict[str, str]]:
+        current = await deps.store.update(user["_id"], changes, session)
+        if current is None or current.get("disabled"):
+            raise invalid_credentials()
+        tokens = await _issue_tokens(deps, current, session)
+        await deps.writer.outbox.add(session, _wrap(event, user["_id"], actor))
+        return current, tokens
+
+    return await deps.writer.write(body)
+
+
+class _Reused(Exception):
+    """A rotated refresh token came back."""
+
+
+def invalid_refresh() -> Problem:
+    return Problem(
+        401,
+        "INVALID_REFRESH_TOKEN",
+        "Invalid refresh token",
+        "The refresh token is invalid, expired or was already used.",
+    )
+
+
+async def refresh(deps: Deps, token: str) -> tuple[Doc, dict[str, str]]:
+    """The next token pair of the family; a reused token revokes the whole family (401)."""
+    record = await deps.store.refresh_record(token)
+    verdict = domain.refresh_verdict(record, now())
+    if record is None or verdict == "invalid":
+        raise invalid_refresh()
+    if verdict == "reuse":
+        await deps.store.revoke_family(record["family_id"])
+        log.warning("user.refresh_reuse", user_id=record["user_id"], family=record["family_id"])
+        raise invalid_refresh()
+
+    async def body(session: AsyncClientSession) -> tuple[Doc, dict[str, str]]:
+        if not await deps.store.mark_used(token, now(), session):
+            raise _Reused
+        user = await deps.store.get(record["user_id"], session)
+        if user is None or user.get("disabled"):
+            raise invalid_refresh()
+        return user, await _issue_tokens(deps, user, session, family_id=record["family_id"])
+
+    try:
+        return await deps.writer.write(body)
+    except _Reused:
+        await deps.store.revoke_family(record["family_id"])
+        raise invalid_refresh() from None
+
+
+# ── the caller's own profile ───────────────────────────────────────────────────────────────
+
+
+async def update_profile(
+    deps: Deps,
+    user_id: str,
+    change: Callable[[Doc], Doc],
+    caller: Caller,
+    *,
+    fields: tuple[str, ...],
+) -> Doc:
+    """Load the user, apply `change(user) -> changes`, recompute completeness, emit the profile."""
+
+    async def body(session: AsyncClientSession) -> Doc:
+        user = await deps.store.get(user_id, session)
+        if user is None:
+            raise user_not_found()
+        changes: Doc = change(user)
+        merged = {**user, **changes}
+        addresses: list[Doc] = merged.get("addresses") or []
+        methods: list[Doc] = merged.get("payment_methods") or []
+        changes["is_profile_complete"] = domain.is_profile_complete(addresses, methods)
+        changes["updated_at"] = changes["last_active_at"] = now()
+        updated = await deps.store.update(user_id, changes, session)
+        if updated is None:
+            raise user_not_found()
+        changed = fields
+        if changes["is_profile_complete"] != bool(user.get("is_profile_complete")):
+            changed = (*fields, "isProfileComplete")
+        event = profile_event(updated, changed)
+        await deps.writer.outbox.add(session, _wrap(event, user_id, caller.actor))
+        return updated
+
+    try:
+        return await deps.writer.write(body)
+    except domain.DomainError as exc:
+        raise _domain_problem(exc) from exc
+    except IdentityTaken as exc:
+        raise taken(exc.field) from exc
+
+
+def _domain_problem(exc: domain.DomainError) -> Problem:
+    if exc.code.endswith("_NOT_FOUND"):
+        return not_found(exc.code, exc.detail)
+    if exc.field:
+        return field_problem(exc.field, exc.detail, code=exc.code)
+    return Problem(422, exc.code, "Unprocessable", exc.detail)
+
+
+async def add_details(
+    deps: Deps,
+    user_id: str,
+    *,
+    addresses: list[Doc] | None,
+    preferences: Doc | None,
+    payment_methods: list[Doc] | None,
+    phone: str | None,
+    caller: Caller,
+) -> Doc:
+    """addUserDetails: append addresses and payment methods, merge preferences, set the phone."""
+    try:
+        methods = [
+            {
+                **domain.payment_method_from_token(pm["type"], pm["token"]),
+                "is_default": pm.get("is_default", False),
+            }
+            for pm in payment_methods or []
+        ]
+    except domain.DomainError as exc:
+        raise _domain_problem(exc) from exc
+    given = {
+        "addresses": addresses,
+        "paymentMethods": methods,
+        "preferences": preferences,
+        "phone": phone,
+    }
+    fields = tuple(name for name, value in given.items() if value)
+
+    def change(user: Doc) -> Doc:
+        changes: Doc = {}
+        if addresses:
+            changes["addresses"] = domain.append_items(
+                user.get("addresses", []), addresses, "address_id", new_id
+            )
+        if methods:
+            changes["payment_methods"] = domain.append_items(
+                user.get("payment_methods", []), methods, "payment_method_id", new_id
+            )
+        if preferences:
+            changes["preferences"] = {**user.get("preferences", {}), **preferences}
+        if phone is not None:
+            changes["phone"] = phone
+        return changes
+
+    return await update_profile(deps, user_id, change, caller, fields=fields)
+
+
+async def edit_address(
+    deps: Deps, user_id: str, address_id: str, address: Doc, caller: Caller
+) -> Doc:
+    """Replace one address (and make it the default when asked)."""
+    return await update_profile(
+        deps,
+        user_id,
+        lambda u: {
+            "addresses": domain.replace_item(u["addresses"], "address_id", address_id, address)
+        },
+        caller,
+        fields=("addresses",),
+    )
+
+
+async def remove_address(deps: Deps, user_id: str, address_id: str, caller: Caller) -> Doc:
+    """Remove one address; the default moves to the first remaining one."""
+    return await update_profile(
+        deps,
+        user_id,
+        lambda u: {"addresses": domain.remove_item(u["addresses"], "address_id", address_id)},
+        caller,
+        fields=("addresses",),
+    )
+
+
+async def default_address(deps: Deps, user_id: str, address_id: str, caller: Caller) -> Doc:
+    """Make one address the default."""
+    return await update_profile(
+        deps,
+        user_id,
+        lambda u: {"addresses": domain.make_default(u["addresses"], "address_id", address_id)},
+        caller,
+        fields=("defaultAddressId",),
+    )
+
+
+async def mark_prompted(deps: Deps, user_id: str) -> Doc:
+    """`profileCompletionPrompted = true` (a UI flag: no event for the replicas)."""
+
+    async def body(session: AsyncClientSession) -> Doc:
+        user = await deps.store.update(
+            user_id, {"profile_completion_prompted": True, "last_active_at": now()}, session
+        )
+        if user is None:
+            raise user_not_found()
+        return user
+
+    return await deps.writer.write(body)
+
+
+# ── admin ──────────────────────────────────────────────────────────────────────────────────
+
+
+async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> Doc:
+    """PATCH by an Admin: role, email, username, phone, disabled; events for each change."""
+    if "email" in patch:
+        patch["email"] = domain.normalise_email(patch["email"])
+        if not domain.valid_email(patch["email"]):
+            raise field_problem("email", "Not a valid email address.")
+    if "username" in patch:
+        if not domain.valid_username(patch["username"]):
+            raise field_problem("username", "Not a valid username.")
+        patch["username_key"] = domain.username_key(patch["username"])
+
+    async def body(session: AsyncClientSession) -> Doc:
+        user = await deps.store.get(user_id, session)
+        if user is None:
+            raise user_not_found()
+        updated = await deps.store.update(user_id, {**patch, "updated_at": now()}, session)
+        if updated is None:
+            raise user_not_found()
+        envelopes = []
+        if "role" in patch and patch["role"] != user["role"]:
+            envelopes.append(
+                _wrap(
+                    UserRoleChanged(
+                        user_id=user_id, role=patch["role"], previous_role=user["role"]
+                    ),
+                    user_id,
+                    caller.actor,
+                )
+            )
+        if patch.get("disabled"):
+            await deps.store.revoke_user(user_id, session)
+        changed = tuple(domain_name for name, domain_name in _PATCH_FIELDS.items() if name in patch)
+        envelopes.append(_wrap(profile_event(updated, changed), user_id, caller.actor))
+        await deps.writer.outbox.add(session, *envelopes)
+        return updated
+
+    try:
+        return await deps.writer.write(body)
+    except IdentityTaken as exc:
+        raise taken(exc.field) from exc
+
+
+_PATCH_FIELDS = {
+    "role": "role",
+    "email": "email",
+    "username": "username",
+    "phone": "phone",
+    "disabled": "disabled",
+}
+
+
+async def admin_delete(deps: Deps, user_id: str, caller: Caller) -> None:
+    """Soft delete: the account stays for the audit trail, its tokens are revoked, and its
+    email and username are freed (kept under `deleted_identity`) so they can sign up again."""
+
+    async def body(session: AsyncClientSession) -> None:
+        user = await deps.store.get(user_id, session)
+        if user is None:
+            raise user_not_found()
+        at = now()
+        tombstone = f"deleted:{user_id}"
+        await deps.store.update(
+            user_id,
+            {
+                "deleted_at": at,
+                "updated_at": at,
+                "email": tombstone,
+                "username_key": tombstone,
+                "deleted_identity": {"email": user["email"], "username": user["username"]},
+            },
+            session,
+        )
+        await deps.store.revoke_user(user_id, session)
+        event = UserDeleted(user_id=user_id, role=user["role"])
+        await deps.writer.outbox.add(session, _wrap(event, user_id, caller.actor))
+
+    await deps.writer.write(body)
+
+
+async def ensure_bootstrap_accounts(deps: Deps) -> None:
+    """Create the Admin and Manager named in the settings, once (start-up; idempotent)."""
+    s = deps.settings
+    wanted = [
+        (s.admin_email, s.admin_password, "Admin"),
+        (s.manager_email, s.manager_password, "Manager"),
+    ]
+    caller = Caller(actor=Actor())
+    for email, password, role in wanted:
+        if not email or password is None:
+            continue
+        if await deps.store.by_email(email) is not None:
+            continue
+        base = "".join(ch for ch in email.split("@")[0] if ch.isalnum() or ch in "._-")
+        username = (base or role.lower())[:24]
+        if await deps.store.by_identifier(username) is not None:
+            username = f"{username[:24]}-{secrets.token_hex(3)}"
+        if len(username) < 3:
+            username = f"{role.lower()}-{username}"
+        try:
+            await create_account(
+                deps,
+                username=username,
+                email=email,
+                password=password.get_secret_value(),
+                role=role,
+                phone=None,
+                caller=caller,
+                with_tokens=False,
+            )
+        except Problem as problem:
+            # Another instance created it meanwhile (409), or the password breaks the policy.
+            log.warning("user.bootstrap_account_skipped", role=role, code=problem.code)
+        else:
+            log.info("user.bootstrap_account_created", role=role, email=email)
