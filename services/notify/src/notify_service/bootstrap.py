@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from bus.outbox import OutboxWriter
 from bus.runtime import Bus, ServiceDeps
-from notify_service.handlers import HANDLERS
+from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
+from notify_service.delivery import DeliveryPolicy, DeliveryWorker
+from notify_service.handlers import build_handlers
 from notify_service.settings import NotifySettings
+from notify_service.store import NotifyStore
 
 
 @dataclass(kw_only=True)
@@ -17,6 +23,23 @@ class Deps(ServiceDeps):
     """What the notify service's routes and handlers work with."""
 
     settings: NotifySettings
+    store: NotifyStore
+    senders: Mapping[str, Sender]
+    worker: DeliveryWorker
+
+
+def default_senders(settings: NotifySettings) -> dict[str, Sender]:
+    """Email over SMTP; SMS and push through the sandbox providers."""
+    return {
+        "email": SmtpEmailSender(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.mail_from,
+            timeout=settings.smtp_timeout,
+        ),
+        "sms": SandboxProvider("sms", latency=settings.sandbox_latency_seconds),
+        "push": SandboxProvider("push", latency=settings.sandbox_latency_seconds),
+    }
 
 
 def bootstrap(
@@ -24,6 +47,35 @@ def bootstrap(
     *,
     mongo: AsyncMongoClient[Any] | None = None,
     bus: Bus | None = None,
+    senders: Mapping[str, Sender] | None = None,
 ) -> Deps:
-    """The notify service's dependencies; `mongo`/`bus` replace the real ones in tests."""
-    return Deps.wire(settings, HANDLERS, mongo=mongo, bus=bus)
+    """The notify service's dependencies; `mongo`/`bus`/`senders` replace the real ones in tests."""
+    base = ServiceDeps.wire(
+        settings, build_handlers(settings.public_base_url), mongo=mongo, bus=bus
+    )
+    store = NotifyStore(base.db)
+    chosen = dict(senders) if senders is not None else default_senders(settings)
+    outbox: OutboxWriter = getattr(base.bus, "outbox", None) or base.bus  # type: ignore[assignment]
+    notify_relay = getattr(base.bus, "notify", None)
+    worker = DeliveryWorker(
+        base.mongo,
+        store,
+        outbox,
+        chosen,
+        DeliveryPolicy(
+            retry_delays=settings.delivery_retry_delays,
+            max_attempts=settings.delivery_max_attempts,
+            lease=timedelta(seconds=settings.delivery_lease_seconds),
+            poll_interval=settings.delivery_poll_seconds,
+        ),
+        on_committed=notify_relay if callable(notify_relay) else (lambda: None),
+    )
+    return Deps(
+        settings=settings,
+        mongo=base.mongo,
+        db=base.db,
+        bus=base.bus,
+        store=store,
+        senders=chosen,
+        worker=worker,
+    )

@@ -1,7 +1,299 @@
 """Pure rules of the notify service (no I/O, no framework imports).
 
-What will live here: which event becomes which notification (`WELCOME`, `ORDER_CONFIRMED`,
-`PAYMENT_FAILED`, …), on which channels given the user's preferences (in-app always, email by
-default, SMS and push when chosen), the message texts, and the idempotency key that makes a
-redelivered event never send twice.
+Which event becomes which notification (`WELCOME`, `ORDER_CONFIRMED`, …) for whom, on which
+channels given the user's preferences (in-app always, email by default, SMS and push when chosen),
+the message texts, and the key that makes a redelivered event never send twice.
 """
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from contracts import Envelope, Event
+from contracts.analytics import PromotionGranted
+from contracts.inventory import StockLow, StockPartiallyReserved
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+)
+from contracts.payment import PaymentFailed
+from contracts.types import Channel, NotificationType, UserRole
+from contracts.user import UserRegistered
+
+# Channels a user gets when they never chose any (api.md: "email is on by default").
+DEFAULT_CHANNELS: tuple[Channel, ...] = ("inApp", "email")
+# Channels that leave the service through a provider; in-app is delivered by being stored.
+EXTERNAL_CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
+NOTIFICATION_NAMESPACE = uuid.UUID("6f1c8f3e-5b7a-4c61-9a7e-2f0d3c9b8a11")
+
+Status = Literal["pending", "sent", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """What notify knows of a user (its replica of the user service's facts)."""
+
+    user_id: str
+    email: str | None = None
+    phone: str | None = None
+    role: UserRole = "Customer"
+    channels: tuple[Channel, ...] = ()
+    partial_fulfillment: str = "ask"
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """A message for one user or for everyone holding a role, before channels are chosen."""
+
+    type: NotificationType
+    title: str
+    body: str
+    user_id: str | None = None
+    role: UserRole | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    # What makes two drafts "the same notification"; the event id unless a rule says otherwise.
+    dedupe_scope: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One notification on one channel to one recipient: the unit sent exactly once."""
+
+    notification_id: str
+    dedupe_key: str
+    user_id: str
+    channel: Channel
+    type: NotificationType
+    title: str
+    body: str
+    address: str | None = None
+    entity_type: str | None = None
+    entity_id: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def channels_for(contact: Contact) -> tuple[Channel, ...]:
+    """In-app always; the chosen channels, or email by default when none were chosen."""
+    chosen = contact.channels or DEFAULT_CHANNELS
+    ordered: list[Channel] = ["inApp"]
+    ordered += [c for c in EXTERNAL_CHANNELS if c in chosen]
+    return tuple(ordered)
+
+
+def address_for(contact: Contact, channel: Channel) -> str | None:
+    """Where a channel reaches the user (push targets the user id; in-app needs nothing)."""
+    if channel == "email":
+        return contact.email
+    if channel == "sms":
+        return contact.phone
+    if channel == "push":
+        return contact.user_id
+    return None
+
+
+def dedupe_key(scope: str, channel: Channel, user_id: str) -> str:
+    """The unique key of (event, channel, recipient)."""
+    return f"{scope}|{channel}|{user_id}"
+
+
+def notification_id(key: str) -> str:
+    """A stable id from the dedupe key, so a retried transaction writes the same row."""
+    return str(uuid.uuid5(NOTIFICATION_NAMESPACE, key))
+
+
+def deliveries(draft: Draft, scope: str, contact: Contact) -> list[Delivery]:
+    """The draft on every channel the contact uses and can be reached on; none when deleted."""
+    if contact.deleted:
+        return []
+    out: list[Delivery] = []
+    for channel in channels_for(contact):
+        address = address_for(contact, channel)
+        if channel != "inApp" and not address:
+            continue  # e.g. SMS chosen but no phone number: nothing to send it to
+        key = dedupe_key(draft.dedupe_scope or scope, channel, contact.user_id)
+        out.append(
+            Delivery(
+                notification_id=notification_id(key),
+                dedupe_key=key,
+                user_id=contact.user_id,
+                channel=channel,
+                type=draft.type,
+                title=draft.title,
+                body=draft.body,
+                address=address,
+                entity_type=draft.entity_type,
+                entity_id=draft.entity_id,
+            )
+        )
+    return out
+
+
+def _money(cents: int, currency: str) -> str:
+    return f"{cents / 100:.2f} {currency}"
+
+
+def _short(entity_id: str) -> str:
+    return entity_id[-8:]
+
+
+def drafts_for(
+    envelope: Envelope[Event], *, base_url: str, customer: Contact | None
+) -> list[Draft]:
+    """The notifications an event asks for (`customer`: the replica of the user it concerns)."""
+    data = envelope.data
+    match data:
+        case UserRegistered():
+            return [
+                Draft(
+                    "WELCOME",
+                    "Welcome to the shop",
+                    f"Hello {data.username}, your account is ready. Complete your profile "
+                    "(address and payment method) to order in one click.",
+                    user_id=data.user_id,
+                    entity_type="user",
+                    entity_id=data.user_id,
+                )
+            ]
+        case OrderPlaced():
+            return [
+                Draft(
+                    "ORDER_PLACED",
+                    f"Order {_short(data.order_id)} received",
+                    f"We received your order of {len(data.items)} item(s) for "
+                    f"{_money(data.total_cents, data.currency)}.",
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case StockPartiallyReserved():
+            # Only a customer whose preference is "ask" must decide; order settles the others.
+            if customer is not None and customer.partial_fulfillment != "ask":
+                return []
+            missing = ", ".join(
+                f"{m.product_id} ({m.available}/{m.requested})" for m in data.missing
+            )
+            return [
+                Draft(
+                    "ORDER_DECISION_REQUIRED",
+                    f"Order {_short(data.order_id)}: part of it is out of stock",
+                    f"Some items are short: {missing}. Accept the partial order or cancel it "
+                    f"before {data.expires_at.isoformat()}: "
+                    f"{base_url}/api/v1/orders/{data.order_id}/decision",
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case OrderConfirmed():
+            return [
+                Draft(
+                    "ORDER_CONFIRMED",
+                    f"Order {_short(data.order_id)} confirmed",
+                    f"Your order is confirmed: {_money(data.total_cents, data.currency)}"
+                    + (" (partially fulfilled)." if data.partial_fulfillment else "."),
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case OrderRejected():
+            alternatives = (
+                f" You might like instead: {', '.join(data.alternatives)}."
+                if data.alternatives
+                else ""
+            )
+            return [
+                Draft(
+                    "ORDER_REJECTED",
+                    f"Order {_short(data.order_id)} could not be accepted",
+                    f"Your order was rejected ({data.reason}).{alternatives}",
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case OrderCancelled():
+            return [
+                Draft(
+                    "ORDER_CANCELLED",
+                    f"Order {_short(data.order_id)} cancelled",
+                    f"Your order was cancelled ({data.reason}).",
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case PaymentFailed():
+            return [
+                Draft(
+                    "PAYMENT_FAILED",
+                    f"Payment for order {_short(data.order_id)} failed",
+                    f"The payment did not go through ({data.reason}). Retry it, with the same "
+                    f"or another card: {base_url}/api/v1/orders/{data.order_id}/payment/retry",
+                    user_id=data.user_id,
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case PromotionGranted():
+            return [
+                Draft(
+                    "PROMOTION_GRANTED",
+                    f"{data.percent_off}% off your next order",
+                    f"Use code {data.code} before {data.expires_at.date().isoformat()}.",
+                    user_id=data.user_id,
+                    entity_type="promotion",
+                    entity_id=data.code,
+                )
+            ]
+        case OrderApprovalRequired():
+            return [
+                Draft(
+                    "APPROVAL_REQUIRED",
+                    f"Order {_short(data.order_id)} needs approval",
+                    f"Order {data.order_id} of {_money(data.total_cents, data.currency)} waits "
+                    f"for a Manager ({data.reason}): {base_url}/api/v1/orders/{data.order_id}",
+                    role="Manager",
+                    entity_type="order",
+                    entity_id=data.order_id,
+                )
+            ]
+        case StockLow():
+            return [
+                Draft(
+                    "LOW_STOCK",
+                    f"Low stock: {data.name}",
+                    f"{data.name} ({data.product_id}) is down to {data.available} "
+                    f"(threshold {data.threshold}).",
+                    role="Admin",
+                    entity_type="product",
+                    entity_id=data.product_id,
+                )
+            ]
+    return []
+
+
+def profile_nudge(user_id: str) -> Draft:
+    """The profile completion nudge; its scope is the user, so it goes out once per user."""
+    return Draft(
+        "PROFILE_INCOMPLETE",
+        "Complete your profile",
+        "Add a delivery address and a payment method to order in one click.",
+        user_id=user_id,
+        entity_type="user",
+        entity_id=user_id,
+        dedupe_scope=f"profile-nudge:{user_id}",
+    )
+
+
+def retry_delay(attempt: int, delays: tuple[float, ...]) -> float:
+    """The wait after failed attempt `attempt` (1-based); the last delay repeats."""
+    return delays[min(attempt, len(delays)) - 1]

@@ -1,11 +1,165 @@
 """Event handlers of the notify service, and its handler table.
 
-`HANDLERS` at the bottom is the only place the service's subscriptions appear: the consumer binds
-the service's queue to the routing keys of its keys.
+Each handler writes its notification rows (and in-app `NotificationSent` events) in its own
+transaction, keyed by (event, channel, recipient); it never talks to a provider, so a slow or
+failing channel never holds up the saga. The delivery worker (`delivery.py`) sends the rest.
+`build_handlers(base_url)` at the bottom is the only place the subscriptions appear.
 """
 
 from __future__ import annotations
 
-from bus import HandlerTable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
-HANDLERS: HandlerTable = {}
+from bus import HandlerContext, HandlerTable
+from contracts import Envelope, Event
+from contracts.analytics import PromotionGranted
+from contracts.inventory import StockLow, StockPartiallyReserved
+from contracts.notify import NotificationSent
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+)
+from contracts.payment import PaymentFailed
+from contracts.user import (
+    UserDeleted,
+    UserLoggedIn,
+    UserProfileUpdated,
+    UserRegistered,
+    UserRoleChanged,
+)
+from notify_service.domain import Contact, Delivery, Draft, deliveries, drafts_for, profile_nudge
+from notify_service.store import NotifyStore
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _write(store: NotifyStore, ctx: HandlerContext, items: list[Delivery]) -> None:
+    envelope = ctx.envelope
+    for item in items:
+        created = await store.add(
+            item,
+            now=_now(),
+            event_id=envelope.id,
+            correlation_id=envelope.correlation_id,
+            session=ctx.session,
+        )
+        if created and item.channel == "inApp":
+            # In-app is delivered by being stored: say so in the same transaction.
+            await ctx.emit(
+                NotificationSent(
+                    notification_id=item.notification_id,
+                    user_id=item.user_id,
+                    channel="inApp",
+                    template=item.type,
+                    entity_type=item.entity_type,
+                    entity_id=item.entity_id,
+                )
+            )
+
+
+async def _recipients(store: NotifyStore, draft: Draft, ctx: HandlerContext) -> list[Contact]:
+    if draft.role is not None:
+        return await store.contacts_with_role(draft.role, ctx.session)
+    if draft.user_id is None:
+        return []
+    contact = await store.contact(draft.user_id, ctx.session)
+    # An unknown user still gets the in-app row; email etc. wait for the replica to know them.
+    return [contact or Contact(user_id=draft.user_id)]
+
+
+async def notify_about_event(
+    envelope: Envelope[Event], ctx: HandlerContext, *, base_url: str = DEFAULT_BASE_URL
+) -> None:
+    """Write the notifications an event asks for, once per (event, channel, recipient)."""
+    store = NotifyStore(ctx.db)
+    user_id = getattr(envelope.data, "user_id", None)
+    customer = await store.contact(user_id, ctx.session) if isinstance(user_id, str) else None
+    for draft in drafts_for(envelope, base_url=base_url, customer=customer):
+        for contact in await _recipients(store, draft, ctx):
+            await _write(store, ctx, deliveries(draft, envelope.id, contact))
+
+
+async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> None:
+    """Keep the replica of a user's contact, role and channels; nudge an incomplete profile once."""
+    store = NotifyStore(ctx.db)
+    data = envelope.data
+    fields: dict[str, Any]
+    match data:
+        case UserRegistered():
+            fields = {
+                "email": data.email.lower(),
+                "phone": data.phone,
+                "role": data.role,
+                "username": data.username,
+                "is_profile_complete": False,
+            }
+        case UserProfileUpdated():
+            fields = {
+                "email": data.email.lower(),
+                "phone": data.phone,
+                "username": data.username,
+                "channels": list(data.preferences.notification_channels),
+                "partial_fulfillment": data.preferences.partial_fulfillment,
+                "is_profile_complete": data.is_profile_complete,
+                "deleted": data.disabled,
+            }
+        case UserRoleChanged():
+            fields = {"role": data.role}
+        case UserDeleted():
+            fields = {"role": data.role, "deleted": True}
+        case UserLoggedIn():
+            fields = {}
+        case _:
+            return
+    if fields:
+        await store.upsert_user(data.user_id, fields, ctx.session)
+    if isinstance(data, UserProfileUpdated | UserLoggedIn):
+        flags = await store.user_flags(data.user_id, ctx.session)
+        if flags.get("is_profile_complete") is False and not flags.get("deleted"):
+            contact = await store.contact(data.user_id, ctx.session)
+            if contact is not None:
+                # The nudge's dedupe scope is the user: only the first incomplete sighting sends.
+                await _write(store, ctx, deliveries(profile_nudge(data.user_id), "", contact))
+
+
+NOTIFYING_EVENTS: tuple[type[Event], ...] = (
+    UserRegistered,
+    OrderPlaced,
+    StockPartiallyReserved,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    PaymentFailed,
+    PromotionGranted,
+    OrderApprovalRequired,
+    StockLow,
+)
+USER_EVENTS: tuple[type[Event], ...] = (
+    UserRegistered,
+    UserProfileUpdated,
+    UserRoleChanged,
+    UserDeleted,
+    UserLoggedIn,
+)
+
+
+def build_handlers(base_url: str = DEFAULT_BASE_URL) -> HandlerTable:
+    """The handler table, with links in messages pointing at `base_url` (the gateway)."""
+    notify = partial(notify_about_event, base_url=base_url)
+    table: HandlerTable = {cls: [keep_user_replica] for cls in USER_EVENTS}
+    for cls in NOTIFYING_EVENTS:
+        # The replica first: a welcome email needs the address UserRegistered just brought.
+        table.setdefault(cls, []).append(notify)
+    return table
+
+
+HANDLERS: HandlerTable = build_handlers()

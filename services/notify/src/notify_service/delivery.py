@@ -1,0 +1,171 @@
+"""The delivery worker: sends pending notifications outside any handler transaction.
+
+It leases one due row at a time (so several instances never send the same row at once), calls
+the channel's sender with the notification id as idempotency key, then records the outcome:
+`sent` + `NotificationSent`, or a retry later with backoff, or after the last attempt `failed` +
+`NotificationFailed`, each outcome and its event in one transaction (the outbox). A crash between
+the send and the record leaves the row leased; once the lease runs out it is sent again: the one
+window where a provider may see a message twice, which its idempotency key lets it drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from bus.outbox import OutboxWriter
+from contracts import Envelope
+from contracts.notify import NotificationFailed, NotificationSent
+from kit.transactions import run_in_transaction
+from notify_service.channels import (
+    OutgoingMessage,
+    PermanentDeliveryError,
+    Sender,
+    TransientDeliveryError,
+)
+from notify_service.domain import retry_delay
+from notify_service.store import NotifyStore
+
+log = structlog.get_logger("notify.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPolicy:
+    """How often and how long the worker tries."""
+
+    retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
+    max_attempts: int = 4
+    lease: timedelta = timedelta(seconds=60)
+    poll_interval: float = 0.5
+
+
+class DeliveryWorker:
+    """Sends due notifications; `wake()` after a handler wrote some, `stop()` on shutdown."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Any],
+        store: NotifyStore,
+        outbox: OutboxWriter,
+        senders: Mapping[str, Sender],
+        policy: DeliveryPolicy,
+        *,
+        on_committed: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.store = store
+        self.outbox = outbox
+        self.senders = senders
+        self.policy = policy
+        self.on_committed = on_committed
+        self.clock = clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="notify-delivery")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                while await self.deliver_one():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a Mongo hiccup must not end the worker
+                log.warning("notify.delivery_loop_error", error=repr(exc))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
+
+    async def deliver_one(self) -> bool:
+        """Send one due notification; False when none is due."""
+        row = await self.store.lease_due(self.clock(), self.policy.lease)
+        if row is None:
+            return False
+        sender = self.senders.get(row["channel"])
+        attempt = int(row.get("attempts", 0)) + 1
+        try:
+            if sender is None:
+                raise PermanentDeliveryError(f"no sender for channel {row['channel']}")
+            if not row.get("address"):
+                raise PermanentDeliveryError(f"no {row['channel']} address")
+            await sender.send(
+                OutgoingMessage(row["_id"], row["address"], row["title"], row["body"])
+            )
+        except TransientDeliveryError as exc:
+            if attempt < self.policy.max_attempts:
+                delay = retry_delay(attempt, self.policy.retry_delays)
+                await self.store.mark_retry(
+                    row["_id"], str(exc), self.clock() + timedelta(seconds=delay)
+                )
+                log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
+                return True
+            await self._record_failure(row, str(exc))
+            return True
+        except PermanentDeliveryError as exc:
+            await self._record_failure(row, str(exc))
+            return True
+        await self._record(row, None)
+        return True
+
+    async def _record_failure(self, row: dict[str, Any], reason: str) -> None:
+        log.warning(
+            "notify.failed", notification_id=row["_id"], channel=row["channel"], reason=reason
+        )
+        await self._record(row, reason)
+
+    async def _record(self, row: dict[str, Any], failure: str | None) -> None:
+        common = {
+            "notification_id": row["_id"],
+            "user_id": row["user_id"],
+            "channel": row["channel"],
+            "template": row["type"],
+            "entity_type": row.get("entity_type"),
+            "entity_id": row.get("entity_id"),
+        }
+        event = (
+            NotificationSent(**common)
+            if failure is None
+            else NotificationFailed(**common, reason=failure[:500])
+        )
+        envelope = Envelope.wrap(
+            event,
+            correlation_id=row.get("correlation_id") or row["_id"],
+            causation_id=row.get("event_id"),
+        )
+        now = self.clock()
+
+        async def body(session: AsyncClientSession) -> None:
+            if failure is None:
+                await self.store.mark_sent(row["_id"], now, session)
+            else:
+                await self.store.mark_failed(row["_id"], failure, now, session)
+            await self.outbox.add(session, envelope)
+
+        await run_in_transaction(self.client, body)
+        self.on_committed()

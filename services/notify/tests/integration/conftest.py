@@ -1,0 +1,94 @@
+"""A running notify service (real Mongo, real broker, its own SMTP sink) for integration tests."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from notify_service.bootstrap import Deps, bootstrap
+from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
+from notify_service.main import create_app
+from notify_service.settings import NotifySettings
+from notify_service.smtp_sink import MailSink
+
+from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from contracts import Envelope
+from kit.auth import SigningKey, issue_access_token, use_static_keys
+
+
+@pytest.fixture(scope="session")
+def signing_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@dataclass
+class NotifyHarness:
+    """The service, a way to publish to its exchange, its sink and providers, and a client."""
+
+    deps: Deps
+    publisher: AmqpPublisher
+    sink: MailSink
+    sms: SandboxProvider
+    push: SandboxProvider
+    client: httpx.AsyncClient
+    key: SigningKey
+    config: BusConfig
+    connection: BusConnection
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        await self.publisher.publish(envelope)
+
+    def headers(self, user_id: str, role: str = "Customer") -> dict[str, str]:
+        token = issue_access_token(self.key, user_id, role, "shop-user", "shop")
+        return {"authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def notify(
+    mongo_url: str, amqp_url: str, run_prefix: str, signing_key: SigningKey
+) -> AsyncIterator[NotifyHarness]:
+    """Start notify with a per-test bus prefix and database; tear it all down after."""
+    sink = MailSink()
+    smtp_port = await sink.start()
+    prefix = f"{run_prefix}n{secrets.token_hex(3)}."
+    settings = NotifySettings(
+        mongo_url=mongo_url,
+        db_prefix=prefix.replace(".", "_"),
+        amqp_url=amqp_url,
+        bus_prefix=prefix,
+        bus_retry_delays=(0.2, 0.5),
+        smtp_port=smtp_port,
+        delivery_retry_delays=(0.05, 0.1),
+        delivery_max_attempts=3,
+        delivery_poll_seconds=0.05,
+    )
+    sms = SandboxProvider("sms", latency=0.001)
+    push = SandboxProvider("push", latency=0.001)
+    senders: dict[str, Sender] = {
+        "email": SmtpEmailSender("127.0.0.1", smtp_port, settings.mail_from),
+        "sms": sms,
+        "push": push,
+    }
+    app = create_app(settings, bootstrap_fn=lambda s: bootstrap(s, senders=senders))
+    use_static_keys(app, signing_key)
+    config = BusConfig(service="notify", amqp_url=amqp_url, prefix=prefix, retry_delays=(0.2, 0.5))
+    connection = BusConnection(amqp_url, name=f"{prefix}test")
+    await connection.connect()
+    publisher = AmqpPublisher(connection, config)
+    async with app.router.lifespan_context(app):
+        deps: Deps = app.state.deps
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://notify") as client:
+            yield NotifyHarness(
+                deps, publisher, sink, sms, push, client, signing_key, config, connection
+            )
+        await deps.mongo.drop_database(deps.db.name)
+    await publisher.close()
+    channel = await connection.channel()
+    await delete_topology(channel, config, exchanges=True)
+    await connection.close()
+    await sink.stop()

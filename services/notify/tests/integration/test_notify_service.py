@@ -1,0 +1,241 @@
+"""Notify against the real broker and Mongo: exactly-once delivery, retries, the inbox API."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bus.testing import Probe, eventually
+from contracts import Actor, Envelope, Event
+from contracts.inventory import StockLow
+from contracts.notify import NotificationFailed
+from contracts.order import OrderApprovalRequired, OrderPlaced
+from contracts.payment import PaymentFailed
+from contracts.types import Preferences, PricedLine
+from contracts.user import UserLoggedIn, UserProfileUpdated, UserRegistered
+
+if TYPE_CHECKING:
+    from conftest import NotifyHarness
+
+pytestmark = pytest.mark.integration
+
+
+def wrap(event: Event, correlation: str = "c") -> Envelope[Any]:
+    return Envelope.wrap(event, correlation_id=correlation, actor=Actor(role="Customer"))
+
+
+def registered(user_id: str, role: str = "Customer") -> Envelope[Any]:
+    return wrap(
+        UserRegistered(
+            user_id=user_id, username=user_id, email=f"{user_id}@example.com", role=role
+        ),  # type: ignore[arg-type]
+        user_id,
+    )
+
+
+async def count(h: NotifyHarness, **query: Any) -> int:
+    return await h.deps.store.notifications.count_documents(query)
+
+
+async def publish_twice(h: NotifyHarness, *envelopes: Envelope[Any]) -> None:
+    for envelope in envelopes:
+        await h.publish(envelope)
+        await h.publish(envelope)  # the same envelope again: a redelivery
+
+
+async def settled(h: NotifyHarness) -> None:
+    """Wait until nothing is pending, then a little more so late duplicates would show."""
+
+    async def idle() -> bool:
+        return await count(h, status="pending") == 0
+
+    await eventually(idle, what="no pending notifications")
+    await asyncio.sleep(0.4)
+    assert await idle()
+
+
+async def test_every_event_delivered_twice_sends_each_message_once(notify: NotifyHarness) -> None:
+    h = notify
+    await publish_twice(h, registered("m1", "Manager"), registered("a1", "Admin"), registered("c1"))
+
+    async def welcomed() -> bool:
+        return len(h.sink.messages) >= 3
+
+    await eventually(welcomed, what="three welcome emails")
+
+    profile = UserProfileUpdated(
+        user_id="c1",
+        username="c1",
+        email="c1@example.com",
+        phone="+15550001",
+        is_profile_complete=False,
+        preferences=Preferences(notification_channels=("email", "sms", "push")),
+    )
+    await publish_twice(h, wrap(profile, "c1"))
+    await eventually(lambda: count(h, type="PROFILE_INCOMPLETE", channel="sms"), what="nudge")
+    # A second incomplete profile update and a login: the nudge went out once already.
+    await publish_twice(
+        h,
+        wrap(profile.model_copy(update={"username": "c1-renamed"}), "c1"),
+        wrap(UserLoggedIn(user_id="c1"), "c1"),
+    )
+    await publish_twice(
+        h,
+        wrap(
+            OrderPlaced(
+                order_id="o1",
+                user_id="c1",
+                items=(PricedLine(product_id="p1", quantity=2, price_cents=500),),
+                total_cents=1000,
+                address_id="a",
+                payment_method_id="pm",
+            ),
+            "o1",
+        ),
+        wrap(
+            OrderApprovalRequired(order_id="o1", user_id="c1", reason="fraud", total_cents=1000),
+            "o1",
+        ),
+        wrap(
+            PaymentFailed(
+                order_id="o1",
+                user_id="c1",
+                payment_id="pay1",
+                reason="declined",
+                attempts=1,
+                retryable=False,
+            ),
+            "o1",
+        ),
+        wrap(StockLow(product_id="p1", name="Lamp", available=1, threshold=5), "p1"),
+    )
+    await eventually(lambda: count(h, type="LOW_STOCK"), what="low stock")
+    await settled(h)
+
+    subjects = sorted((m.to[0], m.subject) for m in h.sink.messages)
+    assert subjects == sorted(
+        [
+            ("m1@example.com", "Welcome to the shop"),
+            ("a1@example.com", "Welcome to the shop"),
+            ("c1@example.com", "Welcome to the shop"),
+            ("c1@example.com", "Complete your profile"),
+            ("c1@example.com", "Order o1 received"),
+            ("m1@example.com", "Order o1 needs approval"),
+            ("c1@example.com", "Payment for order o1 failed"),
+            ("a1@example.com", "Low stock: Lamp"),
+        ]
+    )
+    assert len(h.sink.to("c1@example.com")) == 4
+    retry = next(m for m in h.sink.messages if m.subject.startswith("Payment"))
+    assert "/api/v1/orders/o1/payment/retry" in retry.body
+    # The nudge went out once on each of c1's channels; SMS/push only after c1 chose them.
+    assert await count(h, type="PROFILE_INCOMPLETE") == 4
+    assert [r.title for r in h.sms.sent].count("Complete your profile") == 1
+    assert [r.to for r in h.sms.sent] == ["+15550001"] * 3
+    assert len(h.push.sent) == 3
+    assert await count(h, type="APPROVAL_REQUIRED", user_id="m1") == 2  # in-app + email
+    assert await count(h, type="APPROVAL_REQUIRED", user_id={"$ne": "m1"}) == 0
+    assert await count(h, type="LOW_STOCK", user_id="a1") == 2
+    assert await count(h, status="sent") == await count(h)
+
+
+async def test_a_failing_channel_is_retried_then_recorded_failed(notify: NotifyHarness) -> None:
+    h = notify
+    channel = await h.connection.channel()
+    probe = await Probe.bind(channel, h.config, NotificationFailed.ROUTING_KEY)
+    h.sms.fail_next(100)
+    await h.publish(registered("c2"))
+    await eventually(lambda: len(h.sink.messages) == 1, what="welcome email")
+    profile = UserProfileUpdated(
+        user_id="c2",
+        username="c2",
+        email="c2@example.com",
+        phone="+15550003",
+        is_profile_complete=True,
+        preferences=Preferences(notification_channels=("email", "sms")),
+    )
+    await h.publish(wrap(profile, "c2"))
+    await eventually(
+        lambda: h.deps.store.users.count_documents({"_id": "c2", "channels": "sms"}),
+        what="replica with sms",
+    )
+    await h.publish(
+        wrap(
+            PaymentFailed(
+                order_id="o2", user_id="c2", payment_id="p", reason="x", attempts=1, retryable=True
+            ),
+            "o2",
+        )
+    )
+    await eventually(lambda: count(h, channel="sms", status="failed"), what="sms failed")
+    await eventually(lambda: len(probe.messages) == 1, what="NotificationFailed published")
+    await asyncio.sleep(0.2)
+    assert len(probe.messages) == 1
+    failed = Envelope.from_json(probe.messages[0].body)
+    assert isinstance(failed.data, NotificationFailed)
+    assert failed.data.channel == "sms" and failed.data.template == "PAYMENT_FAILED"
+    assert failed.correlation_id == "o2"
+    assert h.sms.calls == 3  # delivery_max_attempts
+    # The other channels went out regardless.
+    assert [m.subject for m in h.sink.to("c2@example.com")] == [
+        "Welcome to the shop",
+        "Payment for order o2 failed",
+    ]
+    row = await h.deps.store.notifications.find_one({"channel": "sms"})
+    assert row is not None and row["attempts"] == 3 and "injected" in row["last_error"]
+
+
+async def test_inbox_is_own_only_and_marks_read(notify: NotifyHarness) -> None:
+    h = notify
+    await h.publish(registered("c3"))
+    await h.publish(registered("m3", "Manager"))
+
+    async def two_welcomes() -> bool:
+        return await count(h, channel="inApp") == 2
+
+    await eventually(two_welcomes, what="two welcomes")
+
+    mine = await h.client.get("/api/v1/notifications", headers=h.headers("c3"))
+    assert mine.status_code == 200
+    items = mine.json()["items"]
+    assert [(i["type"], i["channel"]) for i in items if i["channel"] == "inApp"] == [
+        ("WELCOME", "inApp")
+    ]
+    assert {i["channel"] for i in items} == {"inApp", "email"}
+    assert mine.json()["nextCursor"] is None
+    in_app = next(i for i in items if i["channel"] == "inApp")
+    assert in_app["status"] == "sent" and in_app.get("readAt") is None
+
+    manager = h.headers("m3", "Manager")
+    other = await h.client.get("/api/v1/notifications", params={"userId": "c3"}, headers=manager)
+    assert other.status_code == 403 and other.json()["code"] == "FORBIDDEN"
+    steal = await h.client.post(
+        f"/api/v1/notifications/{in_app['notificationId']}/read", headers=manager
+    )
+    assert steal.status_code == 404 and steal.json()["code"] == "NOTIFICATION_NOT_FOUND"
+    own_manager = await h.client.get("/api/v1/notifications", headers=manager)
+    assert {i["entityId"] for i in own_manager.json()["items"]} == {"m3"}
+
+    read = await h.client.post(
+        f"/api/v1/notifications/{in_app['notificationId']}/read", headers=h.headers("c3")
+    )
+    assert read.status_code == 200 and read.json()["readAt"]
+    admin = await h.client.get(
+        "/api/v1/notifications",
+        params={"userId": "c3", "limit": 1},
+        headers=h.headers("a", "Admin"),
+    )
+    assert admin.status_code == 200 and len(admin.json()["items"]) == 1
+    page2 = await h.client.get(
+        "/api/v1/notifications",
+        params={"userId": "c3", "cursor": admin.json()["nextCursor"]},
+        headers=h.headers("a", "Admin"),
+    )
+    assert len(page2.json()["items"]) == 1
+    assert (await h.client.get("/api/v1/notifications")).status_code == 401
+    too_many = await h.client.get(
+        "/api/v1/notifications", params={"limit": 101}, headers=h.headers("c3")
+    )
+    assert too_many.status_code == 422
