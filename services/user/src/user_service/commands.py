@@ -651,7 +651,7 @@ async def ensure_bootstrap_accounts(deps: Deps) -> None:
                 deps,
                 username=username,
                 email=email,
-                password=password.get_secret_value(),
+                password=password,
                 role=role,
                 phone=None,
                 caller=caller,

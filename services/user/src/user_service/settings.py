@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Self
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -57,10 +57,14 @@ class UserSettings(ServiceSettings):
 
     # Bootstrap accounts, created idempotently at start-up (plain names: the runner passes them).
     admin_email: str | None = Field(None, validation_alias=_plain("SHOP_ADMIN_EMAIL"))
-    admin_password: SecretStr | None = Field(None, validation_alias=_plain("SHOP_ADMIN_PASSWORD"))
+    # Optional, so not SecretStr: kit refuses an unset SecretStr in prod. repr=False keeps them
+    # out of logs and error messages all the same.
+    admin_password: str | None = Field(
+        None, validation_alias=_plain("SHOP_ADMIN_PASSWORD"), repr=False
+    )
     manager_email: str | None = Field(None, validation_alias=_plain("SHOP_MANAGER_EMAIL"))
-    manager_password: SecretStr | None = Field(
-        None, validation_alias=_plain("SHOP_MANAGER_PASSWORD")
+    manager_password: str | None = Field(
+        None, validation_alias=_plain("SHOP_MANAGER_PASSWORD"), repr=False
     )
 
     @model_validator(mode="before")
