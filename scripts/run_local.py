@@ -95,6 +95,20 @@ async def run(config: Config) -> int:
 
         (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
         env = child_env(config, mongo_url)
+        if "notify" in config.only:
+            # Email goes over real SMTP to this sink; it keeps each message under .run/mail.
+            sink = [
+                sys.executable,
+                "-m",
+                "notify_service.smtp_sink",
+                "--port",
+                str(config.smtp_port),
+                "--dir",
+                str(config.run_dir / "mail"),
+            ]
+            child = Child("smtp-sink", sink, env, say, config.restart)
+            await child.start()
+            children.append(child)
         for name in config.only:
             child = Child(name, [sys.executable, "-m", f"{name}_service"], env, say, config.restart)
             await child.start()

@@ -94,6 +94,8 @@ def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
         f"mongo     {redact(mongo_url)}",
         f"broker    {redact(config.amqp_url)}",
     ]
+    if "notify" in config.only:
+        lines.append(f"mail      {config.run_dir / 'mail'} (SMTP sink :{config.smtp_port})")
     missing = [
         v
         for v in (

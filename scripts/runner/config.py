@@ -24,6 +24,8 @@ SERVICES: tuple[tuple[str, int], ...] = (
     ("gateway", 0),
 )
 SERVICE_NAMES = tuple(name for name, _ in SERVICES)
+# The local SMTP sink that notify sends email to (compose uses Mailpit instead).
+SMTP_SINK_OFFSET = 25
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class Config:
 
     def port(self, service: str) -> int:
         return self.port_base + dict(SERVICES)[service]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.port_base + SMTP_SINK_OFFSET
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
@@ -98,6 +104,9 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         LOG_FORMAT=env.get("LOG_FORMAT", "console"),
         JWKS_URL=f"{config.url('user')}/api/v1/users/.well-known/jwks.json",
         USER_KEYS_DIR=str(config.run_dir / "keys"),
+        NOTIFY_SMTP_HOST="127.0.0.1",
+        NOTIFY_SMTP_PORT=str(config.smtp_port),
+        NOTIFY_PUBLIC_BASE_URL=config.url("gateway"),
     )
     for name, _ in SERVICES:
         env[f"{name.upper()}_PORT"] = str(config.port(name))
