@@ -1,4 +1,4 @@
-"""The product API against a real MongoDB-protocol server (no broker: a NullBus; outbox rows kept)."""
+"""The product API against a real MongoDB-protocol server (a NullBus: outbox rows stay put)."""
 
 from __future__ import annotations
 

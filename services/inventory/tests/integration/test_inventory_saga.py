@@ -1,4 +1,4 @@
-"""The saga steps of inventory through the real broker: reserve, partial, release, commit, expire."""
+"""Inventory saga steps through the real broker: reserve, partial, release, commit, expire."""
 
 from __future__ import annotations
 

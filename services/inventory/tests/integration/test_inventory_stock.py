@@ -1,0 +1,201 @@
+"""Stock operations called directly in transactions against the real Mongo (no broker).
+
+The conservation walk: seeded random interleavings of reserve (full or partial), release, commit,
+expire and adjust, several at once, keep `available + reserved + committed == received`, never
+a negative counter, and the held and sold counters equal to what the reservations say.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from inventory_service import catalog
+from inventory_service.catalog import NewProduct
+from inventory_service.domain import InsufficientStock, Stock
+from inventory_service.handlers import commit, release, reserve, utcnow
+from inventory_service.store import INDEXES
+from inventory_service.sweeper import ReservationSweeper
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from contracts import Actor, Event
+from contracts.inventory import StockReleased
+from kit.mongo import ensure_indexes
+from kit.transactions import run_in_transaction
+
+pytestmark = pytest.mark.integration
+
+ADMIN = Actor(user_id="admin-1", role="Admin")
+STEPS = 30
+
+
+@pytest.fixture
+async def db(mongo: AsyncMongoClient[Any], db_name: str) -> AsyncIterator[AsyncDatabase[Any]]:
+    database = mongo[db_name]
+    await ensure_indexes(database, INDEXES)
+    yield database
+    await mongo.drop_database(db_name)
+
+
+type Body = Callable[[AsyncClientSession], Awaitable[list[Event]]]
+
+
+async def tx(client: AsyncMongoClient[Any], body: Body) -> list[Event]:
+    return await run_in_transaction(client, body)
+
+
+async def new_product(client: AsyncMongoClient[Any], db: AsyncDatabase[Any], stock: int) -> str:
+    new = NewProduct(name="p", description="", category="c", price_cents=100, stock_count=stock)
+
+    async def body(session: AsyncClientSession) -> str:
+        doc, _ = await catalog.create_product(db, session, new, ADMIN, utcnow())
+        return str(doc["_id"])
+
+    return await run_in_transaction(client, body)
+
+
+async def check_invariants(db: AsyncDatabase[Any], products: list[str]) -> None:
+    held: dict[str, int] = dict.fromkeys(products, 0)
+    sold: dict[str, int] = dict.fromkeys(products, 0)
+    async for res in db["reservations"].find({"status": {"$in": ["reserved", "committed"]}}):
+        target = held if res["status"] == "reserved" else sold
+        for line in res["lines"]:
+            target[line["product_id"]] += line["quantity"]
+    for pid in products:
+        doc = await db["products"].find_one({"_id": pid})
+        assert doc is not None
+        counters = Stock(doc["received"], doc["available"], doc["reserved"], doc["committed"])
+        assert counters.conserved, counters
+        assert (counters.reserved, counters.committed) == (held[pid], sold[pid]), pid
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_interleavings_conserve_stock(
+    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any], seed: int
+) -> None:
+    rng = random.Random(seed)
+    products = [await new_product(mongo, db, rng.randint(0, 8)) for _ in range(3)]
+    orders: list[str] = []
+    clock = {"now": utcnow()}
+
+    def op() -> Body:
+        kind = rng.choice(["reserve", "reserve", "release", "commit", "expire", "adjust"])
+        now = clock["now"]
+        if kind == "reserve" or not orders:
+            oid = f"o{len(orders)}"
+            orders.append(oid)
+            lines = [(rng.choice(products), rng.randint(1, 6)) for _ in range(rng.randint(1, 2))]
+            ttl = rng.choice([1.0, 60.0])
+            return lambda s: reserve(
+                db, s, order_id=oid, user_id="u", items=lines, ttl_seconds=ttl, now=now
+            )
+        oid = rng.choice(orders)
+        if kind == "release":
+            return lambda s: release(db, s, order_id=oid, reason="cancelled", now=now)
+        if kind == "commit":
+            paid = [(rng.choice(products), rng.randint(1, 3))]
+            return lambda s: commit(db, s, order_id=oid, paid_lines=paid, now=now)
+        if kind == "expire":
+            return lambda s: release(db, s, order_id=oid, reason="expired", now=now)
+        pid, delta = rng.choice(products), rng.randint(-5, 6) or 1
+
+        async def adjust(s: AsyncClientSession) -> list[Event]:
+            try:
+                _, events = await catalog.adjust_stock(db, s, pid, delta, "count", ADMIN, now)
+            except InsufficientStock:
+                return []
+            return events
+
+        return adjust
+
+    sweeper = ReservationSweeper(mongo, db, interval=1, lease_seconds=5)
+    seen: Counter[str] = Counter()
+    for _ in range(STEPS):
+        # A few operations at once: their transactions overlap and conflict, and are retried.
+        batch = await asyncio.gather(*(tx(mongo, op()) for _ in range(rng.randint(1, 4))))
+        seen.update(type(e).__name__ for events in batch for e in events)
+        if rng.random() < 0.3:
+            clock["now"] += timedelta(seconds=2)
+            seen["expired"] += await sweeper.release_expired(clock["now"])
+        await check_invariants(db, products)
+    print(f"seed {seed}: {sum(seen.values())} events {dict(seen)}")
+    # The walk went through the interesting paths, not only the easy one.
+    assert {"StockReserved", "StockReleased"} <= set(seen)
+
+
+async def test_expired_reservation_is_released_once_with_two_sweepers(
+    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+) -> None:
+    product = await new_product(mongo, db, 5)
+    start = utcnow()
+    await tx(
+        mongo,
+        lambda s: reserve(
+            db, s, order_id="o1", user_id="u", items=[(product, 3)], ttl_seconds=60, now=start
+        ),
+    )
+    later = start + timedelta(seconds=61)
+    first = ReservationSweeper(mongo, db, interval=1, lease_seconds=30, holder="a")
+    second = ReservationSweeper(mongo, db, interval=1, lease_seconds=30, holder="b")
+    assert await first.release_expired(start) == 0  # not yet expired
+
+    # Without the lease (both sweep at once): the status change lets only one release it.
+    counts = await asyncio.gather(first.release_expired(later), second.release_expired(later))
+    assert sorted(counts) == [0, 1]
+    # With the lease: only one of them sweeps at all.
+    assert await first.sweep_once(later) == 0
+    assert not await _lease_taken(second, later)
+
+    rows = await db["outbox"].find({"type": "StockReleased"}).to_list()
+    assert len(rows) == 1
+    doc = await db["products"].find_one({"_id": product})
+    assert doc is not None and (doc["available"], doc["reserved"]) == (5, 0)
+    await check_invariants(db, [product])
+
+
+async def _lease_taken(sweeper: ReservationSweeper, now: datetime) -> bool:
+    from inventory_service import store
+    from inventory_service.sweeper import LEASE_NAME
+
+    until = now + timedelta(seconds=30)
+    return await store.acquire_lease(sweeper._db, LEASE_NAME, sweeper.holder, now, until)
+
+
+async def test_lease_lapses_and_is_given_up(
+    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+) -> None:
+    now = utcnow()
+    first = ReservationSweeper(mongo, db, interval=1, lease_seconds=10, holder="a")
+    second = ReservationSweeper(mongo, db, interval=1, lease_seconds=10, holder="b")
+    assert await _lease_taken(first, now)
+    assert not await _lease_taken(second, now + timedelta(seconds=5))
+    assert await _lease_taken(second, now + timedelta(seconds=31))  # the holder died
+    await second.stop()  # gives the lease up
+    assert await _lease_taken(first, now + timedelta(seconds=32))
+
+
+async def test_cancel_before_reserve_holds_nothing(
+    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+) -> None:
+    product = await new_product(mongo, db, 5)
+    now = utcnow()
+    assert (
+        await tx(mongo, lambda s: release(db, s, order_id="o1", reason="cancelled", now=now)) == []
+    )
+    events = await tx(
+        mongo,
+        lambda s: reserve(
+            db, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60, now=now
+        ),
+    )
+    assert events == []
+    doc = await db["products"].find_one({"_id": product})
+    assert doc is not None and doc["available"] == 5
+    assert not [e for e in events if isinstance(e, StockReleased)]
