@@ -87,6 +87,32 @@ async def low_stock_events(db: Db, product: Doc, session: Session) -> list[Event
 # --- stock operations -------------------------------------------------------------------------
 
 
+async def _record_move(
+    db: Db,
+    session: Session,
+    ledger: Ledger,
+    product: Doc,
+    *,
+    reason: str,
+    now: datetime,
+    order_id: str,
+    available: int = 0,
+    reserved: int = 0,
+    committed: int = 0,
+) -> list[Event]:
+    """Ledger a stock move of `product` (its document after the move); StockLow if it crossed."""
+    ledger.record(
+        product["_id"],
+        reason=reason,
+        at=now,
+        order_id=order_id,
+        available=available,
+        reserved=reserved,
+        committed=committed,
+    )
+    return await low_stock_events(db, product, session)
+
+
 async def _take(db: Db, request: LineRequest, session: Session) -> tuple[LineResult, Doc | None]:
     """Take as many units of one line as are available: the result and the product after it."""
     for _ in range(TAKE_ATTEMPTS):
@@ -140,15 +166,17 @@ async def reserve(
         result, after = await _take(db, request, session)
         results.append(result)
         if after is not None:
-            ledger.record(
-                request.product_id,
+            events += await _record_move(
+                db,
+                session,
+                ledger,
+                after,
                 reason="reserved",
-                at=now,
+                now=now,
+                order_id=order_id,
                 available=-result.taken,
                 reserved=result.taken,
-                order_id=order_id,
             )
-            events += await low_stock_events(db, after, session)
     outcome = decide_outcome(results)
     expires_at = expiry(now, ttl_seconds)
     await store.insert_reservation(
@@ -224,15 +252,17 @@ async def release(
         after = await store.move_reserved(db, line.product_id, line.quantity, "available", session)
         if after is None:
             raise RuntimeError(f"reserved stock of {line.product_id} is below {order_id}'s hold")
-        ledger.record(
-            line.product_id,
+        events += await _record_move(
+            db,
+            session,
+            ledger,
+            after,
             reason=f"released:{reason}",
-            at=now,
+            now=now,
+            order_id=order_id,
             available=line.quantity,
             reserved=-line.quantity,
-            order_id=order_id,
         )
-        events += await low_stock_events(db, after, session)
     await store.record_ledger(db, ledger, session)
     return events
 
@@ -283,15 +313,17 @@ async def commit(
             reason = "reservation expired and stock is no longer available"
             return [StockCommitFailed(order_id=order_id, reason=reason, lines=_lines(lines))]
         taken.append(line)
-        ledger.record(
-            line.product_id,
+        events += await _record_move(
+            db,
+            session,
+            ledger,
+            after,
             reason="committed:retaken",
-            at=now,
+            now=now,
+            order_id=order_id,
             available=-line.quantity,
             committed=line.quantity,
-            order_id=order_id,
         )
-        events += await low_stock_events(db, after, session)
     await _set_reservation(db, order_id, "committed", lines, existing, now, session)
     await store.record_ledger(db, ledger, session)
     return [StockCommitted(order_id=order_id, lines=_lines(lines)), *events]

@@ -13,7 +13,6 @@ from fastapi import FastAPI
 from inventory_service.bootstrap import Deps
 from inventory_service.main import create_app
 from inventory_service.settings import InventorySettings
-from pymongo import AsyncMongoClient
 
 from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
 from bus.fake import NullBus
@@ -133,12 +132,3 @@ def token(role: str, user_id: str | None = None) -> dict[str, str]:
         audience="shop",
     )
     return {"Authorization": f"Bearer {access}"}
-
-
-@pytest.fixture
-async def mongo(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url, tz_aware=True)
-    try:
-        yield client
-    finally:
-        await client.close()

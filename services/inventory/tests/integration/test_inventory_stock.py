@@ -37,11 +37,13 @@ STEPS = 30
 
 
 @pytest.fixture
-async def db(mongo: AsyncMongoClient[Any], db_name: str) -> AsyncIterator[AsyncDatabase[Any]]:
-    database = mongo[db_name]
+async def db(
+    mongo_client: AsyncMongoClient[Any], db_name: str
+) -> AsyncIterator[AsyncDatabase[Any]]:
+    database = mongo_client[db_name]
     await ensure_indexes(database, INDEXES)
     yield database
-    await mongo.drop_database(db_name)
+    await mongo_client.drop_database(db_name)
 
 
 type Body = Callable[[AsyncClientSession], Awaitable[list[Event]]]
@@ -78,10 +80,10 @@ async def check_invariants(db: AsyncDatabase[Any], products: list[str]) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_random_interleavings_conserve_stock(
-    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any], seed: int
+    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any], seed: int
 ) -> None:
     rng = random.Random(seed)
-    products = [await new_product(mongo, db, rng.randint(0, 8)) for _ in range(3)]
+    products = [await new_product(mongo_client, db, rng.randint(0, 8)) for _ in range(3)]
     orders: list[str] = []
     clock = {"now": utcnow()}
 
@@ -115,11 +117,11 @@ async def test_random_interleavings_conserve_stock(
 
         return adjust
 
-    sweeper = ReservationSweeper(mongo, db, interval=1, lease_seconds=5)
+    sweeper = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=5)
     seen: Counter[str] = Counter()
     for _ in range(STEPS):
         # A few operations at once: their transactions overlap and conflict, and are retried.
-        batch = await asyncio.gather(*(tx(mongo, op()) for _ in range(rng.randint(1, 4))))
+        batch = await asyncio.gather(*(tx(mongo_client, op()) for _ in range(rng.randint(1, 4))))
         seen.update(type(e).__name__ for events in batch for e in events)
         if rng.random() < 0.3:
             clock["now"] += timedelta(seconds=2)
@@ -131,19 +133,19 @@ async def test_random_interleavings_conserve_stock(
 
 
 async def test_expired_reservation_is_released_once_with_two_sweepers(
-    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
 ) -> None:
-    product = await new_product(mongo, db, 5)
+    product = await new_product(mongo_client, db, 5)
     start = utcnow()
     await tx(
-        mongo,
+        mongo_client,
         lambda s: reserve(
             db, s, order_id="o1", user_id="u", items=[(product, 3)], ttl_seconds=60, now=start
         ),
     )
     later = start + timedelta(seconds=61)
-    first = ReservationSweeper(mongo, db, interval=1, lease_seconds=30, holder="a")
-    second = ReservationSweeper(mongo, db, interval=1, lease_seconds=30, holder="b")
+    first = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=30, holder="a")
+    second = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=30, holder="b")
     assert await first.release_expired(start) == 0  # not yet expired
 
     # Without the lease (both sweep at once): the status change lets only one release it.
@@ -169,11 +171,11 @@ async def _lease_taken(sweeper: ReservationSweeper, now: datetime) -> bool:
 
 
 async def test_lease_lapses_and_is_given_up(
-    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
 ) -> None:
     now = utcnow()
-    first = ReservationSweeper(mongo, db, interval=1, lease_seconds=10, holder="a")
-    second = ReservationSweeper(mongo, db, interval=1, lease_seconds=10, holder="b")
+    first = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=10, holder="a")
+    second = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=10, holder="b")
     assert await _lease_taken(first, now)
     assert not await _lease_taken(second, now + timedelta(seconds=5))
     assert await _lease_taken(second, now + timedelta(seconds=31))  # the holder died
@@ -182,15 +184,16 @@ async def test_lease_lapses_and_is_given_up(
 
 
 async def test_cancel_before_reserve_holds_nothing(
-    mongo: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
 ) -> None:
-    product = await new_product(mongo, db, 5)
+    product = await new_product(mongo_client, db, 5)
     now = utcnow()
     assert (
-        await tx(mongo, lambda s: release(db, s, order_id="o1", reason="cancelled", now=now)) == []
+        await tx(mongo_client, lambda s: release(db, s, order_id="o1", reason="cancelled", now=now))
+        == []
     )
     events = await tx(
-        mongo,
+        mongo_client,
         lambda s: reserve(
             db, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60, now=now
         ),
