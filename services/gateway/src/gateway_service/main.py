@@ -10,9 +10,11 @@ import httpx
 from fastapi import FastAPI
 
 from gateway_service.api import proxy, system
-from gateway_service.auth import authenticator
+from gateway_service.audit import DeniedAudit
+from gateway_service.auth import guard, upstream_forbidden
 from gateway_service.openapi import MergedOpenAPI
 from gateway_service.proxy import Proxy
+from gateway_service.security import SecurityHeadersMiddleware
 from gateway_service.settings import GatewaySettings
 from kit.app import Lifespan
 from kit.app import create_app as create_kit_app
@@ -47,11 +49,13 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
     async def run(app: FastAPI) -> AsyncIterator[None]:
         async with http_client(settings) as client:
             app.state.http = client
+            app.state.audit = audit = DeniedAudit(settings)
             app.state.proxy = Proxy(
                 client,
                 settings.service_urls(),
                 body_limit=settings.max_body_bytes,
-                authenticate=authenticator(settings),
+                authenticate=guard,
+                on_forbidden=upstream_forbidden,
             )
             app.state.openapi = MergedOpenAPI(
                 client,
@@ -59,7 +63,10 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
                 ttl=settings.openapi_cache_seconds,
                 timeout=settings.openapi_fetch_timeout,
             )
-            yield
+            try:
+                yield
+            finally:
+                await audit.close()
 
     return run
 
@@ -73,6 +80,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
     ]
     app.include_router(system)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
     # httpx logs every upstream call at INFO: each one is already in the gateway's access log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return app

@@ -17,12 +17,15 @@ from gateway_service.routing import (
     end_to_end,
     forwarded_for,
 )
+from gateway_service.security import is_identity_header
 from kit.errors import Problem
 
 log = structlog.get_logger("gateway.proxy")
 
 # Called before a request is forwarded; raises a Problem (401/403) to refuse it.
 type Authenticator = Callable[[Request], Awaitable[None]]
+# Called when the upstream answered 403 (the gateway audits every refusal).
+type OnForbidden = Callable[[Request], None]
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -58,7 +61,11 @@ def request_id_of(request: Request) -> str | None:
 def upstream_headers(request: Request) -> list[tuple[str, str]]:
     """The client's end-to-end headers plus X-Forwarded-*, X-Request-Id and traceparent."""
     headers = end_to_end(request.headers.items(), drop=REQUEST_DROP)
-    headers = [(k, v) for k, v in headers if k.lower() not in {"x-forwarded-for", "x-request-id"}]
+    headers = [
+        (k, v)
+        for k, v in headers
+        if k.lower() not in {"x-forwarded-for", "x-request-id"} and not is_identity_header(k)
+    ]
     client_ip = request.client.host if request.client else None
     xff = forwarded_for(request.headers.get("x-forwarded-for"), client_ip)
     if xff:
@@ -88,11 +95,13 @@ class Proxy:
         *,
         body_limit: int,
         authenticate: Authenticator,
+        on_forbidden: OnForbidden | None = None,
     ) -> None:
         self.client = client
         self.urls = dict(urls)
         self.body_limit = body_limit
         self.authenticate = authenticate
+        self.on_forbidden = on_forbidden
 
     def target(self, request: Request, service: str) -> httpx.URL:
         # raw_path keeps the client's percent-encoding exactly as sent.
@@ -131,6 +140,8 @@ class Proxy:
                 detail=f"The {service} service is not reachable.",
                 service=service,
             ) from exc
+        if upstream.status_code == 403 and self.on_forbidden is not None:
+            self.on_forbidden(request)
         response = StreamingResponse(
             _relay(upstream, service),
             status_code=upstream.status_code,

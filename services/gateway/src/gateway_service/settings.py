@@ -35,8 +35,10 @@ class GatewaySettings(ServiceSettings):
     openapi_cache_seconds: float = 5.0
     openapi_fetch_timeout: float = 2.0
 
-    # Services verify tokens themselves; true adds verification at the edge (gateway_service.auth).
-    verify_jwt: bool = False
+    # Strict-Transport-Security on every response (GATEWAY_HSTS): only when clients reach the
+    # gateway over TLS (it terminates TLS, or a TLS proxy in front forwards to it). Over plain
+    # HTTP in local mode the header would be ignored at best.
+    hsts: bool = False
 
     def service_urls(self) -> dict[str, str]:
         """{service name: base URL} of every upstream."""

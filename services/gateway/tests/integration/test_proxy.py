@@ -225,10 +225,10 @@ async def test_merged_openapi_answers_with_what_it_has(gateway: httpx.AsyncClien
     assert "/openapi.json" in docs.text
 
 
-async def test_edge_verification_refuses_bad_tokens_when_switched_on(serve: Any) -> None:
+async def test_the_edge_refuses_tokens_that_do_not_verify(serve: Any) -> None:
     key = SigningKey.generate()
     async with serve(upstream_app()) as upstream:
-        app = create_app(settings_for({"user": upstream}, verify_jwt=True))
+        app = create_app(settings_for({"user": upstream}))
         use_static_keys(app, key)
         async with serve(app) as url, httpx.AsyncClient(base_url=url) as client:
             anonymous = await client.get("/api/v1/users/echo")
@@ -244,3 +244,23 @@ async def test_edge_verification_refuses_bad_tokens_when_switched_on(serve: Any)
     for refused in (bad, other):
         assert refused.status_code == 401
         assert refused.json()["code"] == "UNAUTHENTICATED"
+
+
+async def test_identity_headers_are_stripped_and_security_headers_set(
+    gateway: httpx.AsyncClient,
+) -> None:
+    response = await gateway.get(
+        "/api/v1/users/echo",
+        headers={"x-user-id": "admin-1", "X-User-Role": "Admin", "x-region": "eu"},
+    )
+    echoed = response.json()
+    names = {k.lower() for k, _ in echoed["headers"]}
+    assert not {n for n in names if n.startswith("x-user-")}
+    assert headers_of(echoed, "x-region") == ["eu"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert "strict-transport-security" not in response.headers  # plain HTTP, GATEWAY_HSTS off
+    problem = await gateway.get("/api/v1/nope")
+    assert problem.headers["x-frame-options"] == "DENY"
