@@ -27,7 +27,9 @@ FAST_ARGON2: dict[str, Any] = {
 }
 
 
-def test_settings(mongo_url: str, amqp_url: str, run_prefix: str, **overrides: Any) -> UserSettings:
+def service_settings(
+    mongo_url: str, amqp_url: str, run_prefix: str, **overrides: Any
+) -> UserSettings:
     """Settings with a database and broker prefix of their own and cheap password hashing."""
     tag = secrets.token_hex(4)
     values: dict[str, Any] = {
@@ -66,7 +68,7 @@ async def running_user_service(settings: UserSettings) -> AsyncIterator[RunningU
     connection = BusConnection(settings.amqp_url, name="user-test-probe")
     config = bus_config(settings)
     channel = await connection.channel()
-    probe = await Probe.bind(channel, config, "user.#", "gateway.#")
+    probe = await Probe.bind(channel, config, "user.#", "access.denied")
     try:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from user_service.testing import RunningUser, running_user_service, test_settings
+from user_service.testing import RunningUser, running_user_service, service_settings
 
 
 @pytest.fixture
 async def user(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[RunningUser]:
-    settings = test_settings(
+    settings = service_settings(
         mongo_url,
         amqp_url,
         run_prefix,
