@@ -9,6 +9,7 @@ from pymongo import AsyncMongoClient
 
 from analytics_service.handlers import BINDINGS, HANDLERS
 from analytics_service.settings import AnalyticsSettings
+from analytics_service.store import AnalyticsStore
 from bus.runtime import Bus, ServiceDeps
 
 
@@ -17,6 +18,7 @@ class Deps(ServiceDeps):
     """What the analytics service's routes and handlers work with."""
 
     settings: AnalyticsSettings
+    store: AnalyticsStore
 
 
 def bootstrap(
@@ -26,4 +28,11 @@ def bootstrap(
     bus: Bus | None = None,
 ) -> Deps:
     """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
-    return Deps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
+    base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
+    return Deps(
+        settings=settings,
+        mongo=base.mongo,
+        db=base.db,
+        bus=base.bus,
+        store=AnalyticsStore(base.db),
+    )

@@ -1,7 +1,253 @@
 """Pure rules of the analytics service (no I/O, no framework imports).
 
-What will live here: the report maths over stored events (revenue of CONFIRMED orders, orders by
-status, average order value, payment failure and partial fulfilment rates, top products, the
-sign-up funnel), the audit entry built from an event's envelope and actor, recommendations (bought
-together, same category, only purchasable products) and the promotion rules that grant codes.
+- the audit entry of an event (who, what, when, where, outcome, entity);
+- the per-order fact an order's events fold into (what the sales reports aggregate);
+- the promotion rules (the 3rd confirmed order earns 10 % off the next one);
+- the ranking of recommendations from co-purchases, categories and top sellers.
 """
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from contracts import Envelope, Event
+from contracts.gateway import AccessDenied, DeadLettersRedriven
+from contracts.inventory import StockPartiallyReserved
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+)
+from contracts.payment import PaymentAuthorized, PaymentFailed
+from contracts.user import UserLoggedIn, UserRegistered
+
+TERMINAL = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
+
+# -- audit ---------------------------------------------------------------------------------------
+
+# Fields that name the entity an event is about, most specific first.
+_ENTITY_FIELDS = (
+    ("order_id", "order"),
+    ("product_id", "product"),
+    ("notification_id", "notification"),
+    ("code", "promotion"),
+    ("user_id", "user"),
+)
+
+
+def entity_of(data: Event) -> tuple[str | None, str | None]:
+    """(entity type, entity id) an event is about."""
+    if isinstance(data, AccessDenied):
+        return "endpoint", f"{data.method} {data.path}"
+    if isinstance(data, DeadLettersRedriven):
+        return "queue", data.service
+    for field, kind in _ENTITY_FIELDS:
+        value = getattr(data, field, None)
+        if isinstance(value, str):
+            return kind, value
+    return None, None
+
+
+def outcome_of(data: Event) -> str:
+    """`denied` for refused access, `failed` for failures, else `ok`."""
+    if isinstance(data, AccessDenied):
+        return "denied"
+    if type(data).__name__.endswith("Failed"):
+        return "failed"
+    return "ok"
+
+
+def audit_entry(envelope: Envelope[Event]) -> dict[str, Any]:
+    """The audit row of an event (its id is the event's: a redelivery cannot add a second)."""
+    data = envelope.data
+    actor = envelope.actor.model_dump()
+    if actor["user_id"] is None and isinstance(data, UserRegistered | UserLoggedIn):
+        # Self sign-up and login happen before the caller has a token: the user is the actor.
+        actor["user_id"] = data.user_id
+        actor["role"] = getattr(data, "role", None) or actor["role"]
+    entity_type, entity_id = entity_of(data)
+    return {
+        "_id": envelope.id,
+        "at": envelope.occurred_at,
+        "action": envelope.type,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "outcome": outcome_of(data),
+        "actor": actor,
+        "correlation_id": envelope.correlation_id,
+        "source": envelope.source,
+    }
+
+
+# -- order facts ---------------------------------------------------------------------------------
+
+ORDER_EVENTS: tuple[type[Event], ...] = (
+    OrderPlaced,
+    StockPartiallyReserved,
+    OrderApprovalRequired,
+    PaymentFailed,
+    PaymentAuthorized,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+)
+
+
+def _items(items: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {"product_id": i.product_id, "quantity": i.quantity, "price_cents": i.price_cents}
+        for i in items
+    ]
+
+
+def fold_order(fact: Mapping[str, Any] | None, envelope: Envelope[Event]) -> dict[str, Any]:
+    """The order's fact after one more of its events; events may come in any order."""
+    data = envelope.data
+    at = envelope.occurred_at
+    out: dict[str, Any] = dict(fact or {})
+    out.setdefault("_id", getattr(data, "order_id"))  # noqa: B009 - every order event has one
+    out.setdefault("status", "PENDING")
+    out.setdefault("placed_at", at)
+    out.setdefault("partial", False)
+    out.setdefault("payment_failed", False)
+    out.setdefault("revenue_cents", 0)
+    out.setdefault("items", [])
+    out.setdefault("total_cents", 0)
+    if isinstance(data, OrderPlaced | OrderConfirmed | OrderApprovalRequired):
+        out["currency"] = data.currency
+    user_id = getattr(data, "user_id", None)
+    if user_id:
+        out["user_id"] = user_id
+
+    def move(status: str) -> None:
+        if out["status"] not in TERMINAL:
+            out["status"] = status
+
+    match data:
+        case OrderPlaced():
+            out["placed_at"] = at  # the order's own time wins over an earlier-seen event's
+            if not out["items"] or out["status"] != "CONFIRMED":
+                out["items"] = _items(data.items)
+                out["total_cents"] = data.total_cents
+            out["promo_code"] = data.promo_code
+        case StockPartiallyReserved():
+            out["partial"] = True
+            move("AWAITING_CUSTOMER_DECISION")
+        case OrderApprovalRequired():
+            move("AWAITING_APPROVAL")
+        case PaymentFailed():
+            out["payment_failed"] = True
+            move("PAYMENT_FAILED")
+        case PaymentAuthorized():
+            move("PAID")
+        case OrderConfirmed():
+            out["status"] = "CONFIRMED"
+            # What was confirmed (a partial order is recomputed for what is fulfilled).
+            out["items"] = _items(data.items)
+            out["total_cents"] = data.total_cents
+            out["revenue_cents"] = data.total_cents
+            out["partial"] = out["partial"] or data.partial_fulfillment
+            out["confirmed_at"] = at
+        case OrderRejected():
+            move("REJECTED")
+        case OrderCancelled():
+            move("CANCELLED")
+    out["day"] = out["placed_at"].date().isoformat()
+    out["updated_at"] = at
+    return out
+
+
+# -- promotions ----------------------------------------------------------------------------------
+
+LOYALTY_ORDERS = 3
+LOYALTY_PERCENT = 10
+LOYALTY_VALIDITY = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A promotion to grant: code, percentage, expiry, why."""
+
+    rule: str
+    code: str
+    percent_off: int
+    expires_at: datetime
+    reason: str
+
+
+def promotion_code(user_id: str, rule: str) -> str:
+    """A stable code per (user, rule): a rule re-evaluated never mints a second code."""
+    digest = hashlib.sha256(f"{rule}:{user_id}".encode()).hexdigest()[:10].upper()
+    return f"{rule.upper()}-{digest}"
+
+
+def loyalty_grant(
+    user_id: str, confirmed_orders: int, granted_rules: Iterable[str], now: datetime
+) -> Grant | None:
+    """The 3rd confirmed order earns 10 % off the next one (once per user)."""
+    rule = "loyal3"
+    if confirmed_orders < LOYALTY_ORDERS or rule in set(granted_rules):
+        return None
+    return Grant(
+        rule=rule,
+        code=promotion_code(user_id, rule),
+        percent_off=LOYALTY_PERCENT,
+        expires_at=now + LOYALTY_VALIDITY,
+        reason=f"{LOYALTY_ORDERS} confirmed orders",
+    )
+
+
+# -- recommendations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    product_id: str
+    reason: str
+
+
+def recommend(
+    *,
+    bought: Mapping[str, int],
+    co_purchased: Mapping[str, int],
+    same_category: Iterable[str],
+    top_sellers: Iterable[str],
+    catalogue: Iterable[str] = (),
+    buyable: set[str],
+    limit: int = 10,
+) -> list[Recommendation]:
+    """Bought together first, then the user's categories, then top sellers, then the catalogue.
+
+    Never a product the user cannot buy (`buyable`: known, not deleted, in stock) or one they
+    already bought repeatedly; a product bought once may come back through its category.
+    """
+    out: list[Recommendation] = []
+    seen: set[str] = set()
+
+    def add(product_id: str, reason: str) -> None:
+        if product_id in seen or product_id not in buyable or bought.get(product_id, 0) >= 2:
+            return
+        seen.add(product_id)
+        out.append(Recommendation(product_id, reason))
+
+    for product_id, _ in sorted(co_purchased.items(), key=lambda kv: (-kv[1], kv[0])):
+        if product_id not in bought:
+            add(product_id, "boughtTogether")
+    for product_id in same_category:
+        add(product_id, "sameCategory")
+    for product_id in top_sellers:
+        add(product_id, "topSeller")
+    for product_id in catalogue:  # nothing sold yet: still show something buyable
+        add(product_id, "catalogue")
+    return out[:limit]
+
+
+def rate(part: int, whole: int) -> float:
+    """part / whole rounded to 4 places; 0 when there is nothing to divide."""
+    return round(part / whole, 4) if whole else 0.0

@@ -1,15 +1,123 @@
-"""Mongo storage of the analytics service: the collections it owns and their indexes."""
+"""Mongo storage of the analytics service: the raw event store and the projections over it.
+
+- `events`: every event as received, `_id` = event id (append-only, a redelivery is a no-op);
+- `audit`: who/what/when/where per event, `_id` = event id;
+- `order_facts`: one row per order, folded from its events (what sales reports aggregate);
+- `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
+- `products`: the catalogue replica with the last known stock state (recommendations);
+- `promotions`: granted codes, `_id` = code, with `redeemed_at` once used.
+"""
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
 
 from kit.mongo import IndexSpec
 
-# Created at start-up by the service lifespan (idempotent); later issues add their collections.
 INDEXES: list[IndexSpec] = [
     IndexSpec("events", [("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_time"),
+    IndexSpec("events", "occurred_at", name="time"),
+    IndexSpec("events", "actor.user_id", name="actor"),
     IndexSpec("events", "correlation_id", name="correlation"),
+    IndexSpec("audit", [("at", ASCENDING), ("_id", ASCENDING)], name="time"),
     IndexSpec("audit", [("actor.user_id", ASCENDING), ("at", DESCENDING)], name="actor_time"),
     IndexSpec("audit", [("entity_id", ASCENDING), ("at", DESCENDING)], name="entity_time"),
+    IndexSpec("audit", "correlation_id", name="correlation"),
+    IndexSpec("order_facts", "placed_at", name="placed"),
+    IndexSpec("order_facts", [("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
+    IndexSpec("order_facts", "items.product_id", name="products"),
+    IndexSpec("user_facts", "registered_at", name="registered"),
+    IndexSpec("products", "category", name="category"),
+    IndexSpec("promotions", [("user_id", ASCENDING), ("expires_at", ASCENDING)], name="user"),
 ]
+
+type Session = AsyncClientSession | None
+
+
+class AnalyticsStore:
+    """The analytics service's collections and the queries its reports run."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        self.db = db
+        self.events = db["events"]
+        self.audit = db["audit"]
+        self.order_facts = db["order_facts"]
+        self.user_facts = db["user_facts"]
+        self.products = db["products"]
+        self.promotions = db["promotions"]
+
+    # -- writes (handlers, in their transaction) -----------------------------------------------
+
+    async def insert_once(self, collection: str, doc: dict[str, Any], session: Session) -> None:
+        """Insert `doc` unless its `_id` exists (append-only, deduplicated by id)."""
+        await self.db[collection].update_one(
+            {"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True, session=session
+        )
+
+    async def order_fact(self, order_id: str, session: Session) -> dict[str, Any] | None:
+        return await self.order_facts.find_one({"_id": order_id}, session=session)
+
+    async def save_order_fact(self, fact: dict[str, Any], session: Session) -> None:
+        await self.order_facts.replace_one({"_id": fact["_id"]}, fact, upsert=True, session=session)
+
+    async def update_user(
+        self,
+        user_id: str,
+        *,
+        set_: dict[str, Any] | None = None,
+        set_once: dict[str, Any] | None = None,
+        add_to: dict[str, Any] | None = None,
+        latest: dict[str, datetime] | None = None,
+        session: Session,
+    ) -> dict[str, Any]:
+        """Update a user's facts (created on first sight); the document after the update."""
+        update: dict[str, Any] = {}
+        if set_:
+            update["$set"] = set_
+        if set_once:
+            update["$min"] = set_once  # the earliest time wins, whatever order events come in
+        if latest:
+            update["$max"] = latest
+        if add_to:
+            update["$addToSet"] = add_to
+        doc = await self.user_facts.find_one_and_update(
+            {"_id": user_id},
+            update or {"$setOnInsert": {}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        return dict(doc or {})
+
+    async def upsert_product(
+        self, product_id: str, fields: dict[str, Any], session: Session
+    ) -> None:
+        await self.products.update_one(
+            {"_id": product_id}, {"$set": fields}, upsert=True, session=session
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def aggregate(self, collection: str, pipeline: list[dict[str, Any]]) -> list[Any]:
+        cursor = await self.db[collection].aggregate(pipeline)
+        return [doc async for doc in cursor]
+
+    async def find(
+        self,
+        collection: str,
+        query: dict[str, Any],
+        *,
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 0,
+    ) -> list[dict[str, Any]]:
+        cursor = self.db[collection].find(query)
+        if sort:
+            cursor = cursor.sort(sort)
+        if limit:
+            cursor = cursor.limit(limit)
+        return [doc async for doc in cursor]

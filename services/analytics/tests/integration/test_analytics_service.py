@@ -1,0 +1,339 @@
+"""Analytics against the real broker and Mongo: a scripted set of events, each delivered twice.
+
+The full journey through every service waits for the saga (issue 6); here the events the saga
+would publish are scripted, which is enough to check the store, audit, reports, promotions and
+recommendations, and that a duplicate delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from bus.testing import Probe, eventually
+from contracts import SYSTEM, Actor, Envelope, Event
+from contracts.analytics import PromotionGranted
+from contracts.gateway import AccessDenied
+from contracts.inventory import ProductCreated, StockAdjusted, StockPartiallyReserved
+from contracts.order import (
+    OrderConfirmed,
+    OrderPlaced,
+    OrderRejected,
+    PromotionRedeemed,
+)
+from contracts.payment import PaymentAuthorized, PaymentFailed
+from contracts.types import Line, MissingLine, PricedLine
+from contracts.user import UserLoggedIn, UserProfileUpdated, UserRegistered
+
+if TYPE_CHECKING:
+    from conftest import AnalyticsHarness
+
+pytestmark = pytest.mark.integration
+
+U1 = Actor(user_id="u1", role="Customer", ip="10.0.0.1", device="Firefox/Linux", region="eu-west")
+U2 = Actor(user_id="u2", role="Customer", ip="10.0.0.2", device="Safari/iOS", region="us-east")
+ADMIN = Actor(user_id="adm", role="Admin", ip="10.0.0.9", device="curl", region="eu-west")
+
+
+def env(event: Event, correlation: str, actor: Actor = SYSTEM) -> Envelope[Any]:
+    return Envelope.wrap(event, correlation_id=correlation, actor=actor)
+
+
+def lines(*spec: tuple[str, int, int]) -> tuple[PricedLine, ...]:
+    return tuple(PricedLine(product_id=p, quantity=q, price_cents=c) for p, q, c in spec)
+
+
+def order(
+    order_id: str, user: Actor, *spec: tuple[str, int, int], promo: str | None = None
+) -> tuple[Envelope[Any], tuple[PricedLine, ...], int]:
+    items = lines(*spec)
+    total = sum(i.quantity * i.price_cents for i in items)
+    placed = OrderPlaced(
+        order_id=order_id,
+        user_id=str(user.user_id),
+        items=items,
+        total_cents=total,
+        address_id="a",
+        payment_method_id="pm",
+        promo_code=promo,
+    )
+    return env(placed, order_id, user), items, total
+
+
+def confirmed(
+    order_id: str, user_id: str, items: tuple[PricedLine, ...], *, partial: bool = False
+) -> Envelope[Any]:
+    total = sum(i.quantity * i.price_cents for i in items)
+    return env(
+        OrderConfirmed(
+            order_id=order_id,
+            user_id=user_id,
+            items=items,
+            total_cents=total,
+            payment_method_id="pm",
+            partial_fulfillment=partial,
+        ),
+        order_id,
+    )
+
+
+def authorized(order_id: str, user_id: str, amount: int) -> Envelope[Any]:
+    return env(
+        PaymentAuthorized(
+            order_id=order_id,
+            user_id=user_id,
+            payment_id=f"pay-{order_id}",
+            amount_cents=amount,
+            attempts=1,
+        ),
+        order_id,
+    )
+
+
+def script() -> tuple[list[Envelope[Any]], list[Envelope[Any]]]:
+    """Catalogue, users and orders up to the 3rd confirmed order; then what follows the grant."""
+    before: list[Envelope[Any]] = []
+    for pid, name, category in (
+        ("p1", "Lamp", "lamps"),
+        ("p2", "Shade", "lamps"),
+        ("p3", "Desk", "desks"),
+        ("p4", "Chair", "desks"),
+    ):
+        before.append(
+            env(
+                ProductCreated(product_id=pid, name=name, category=category, price_cents=500),
+                pid,
+                ADMIN,
+            )
+        )
+    before.append(
+        env(StockAdjusted(product_id="p4", delta=-5, reason="sold out", available=0), "p4", ADMIN)
+    )
+    for actor, role in ((U1, "Customer"), (U2, "Customer"), (Actor(user_id="m1"), "Manager")):
+        uid = str(actor.user_id)
+        before.append(
+            env(
+                UserRegistered(user_id=uid, username=uid, email=f"{uid}@x.io", role=role),
+                uid,
+                actor,
+            )
+        )  # type: ignore[arg-type]
+    before.append(
+        env(
+            UserProfileUpdated(
+                user_id="u1", username="u1", email="u1@x.io", is_profile_complete=True
+            ),
+            "u1",
+            U1,
+        )
+    )
+    before.append(
+        env(
+            UserProfileUpdated(
+                user_id="u2", username="u2", email="u2@x.io", is_profile_complete=False
+            ),
+            "u2",
+            U2,
+        )
+    )
+    before.append(env(UserLoggedIn(user_id="u1", ip=U1.ip), "u1", U1))
+    # o1: straight through.
+    placed, items, total = order("o1", U1, ("p1", 2, 500))
+    before += [placed, authorized("o1", "u1", total), confirmed("o1", "u1", items)]
+    # o2: one payment failure, then paid.
+    placed, items, total = order("o2", U1, ("p1", 1, 500), ("p3", 1, 2000))
+    before += [
+        placed,
+        env(
+            PaymentFailed(
+                order_id="o2",
+                user_id="u1",
+                payment_id="pay-o2",
+                reason="declined",
+                attempts=1,
+                retryable=True,
+            ),
+            "o2",
+        ),
+        authorized("o2", "u1", total),
+        confirmed("o2", "u1", items),
+    ]
+    # o3: partial: the shade is missing, the customer accepts the desks alone.
+    placed, items, total = order("o3", U1, ("p3", 2, 2000), ("p2", 1, 500))
+    kept = lines(("p3", 2, 2000))
+    before += [
+        placed,
+        env(
+            StockPartiallyReserved(
+                order_id="o3",
+                user_id="u1",
+                reserved=(Line(product_id="p3", quantity=2),),
+                missing=(MissingLine(product_id="p2", requested=1, available=0),),
+                expires_at=datetime.now(UTC) + timedelta(minutes=5),
+            ),
+            "o3",
+        ),
+        confirmed("o3", "u1", kept, partial=True),
+    ]
+    # u2 buys a lamp and a shade together (the shade is back in stock by then).
+    placed, items, total = order("o5", U2, ("p1", 1, 500), ("p2", 1, 1000))
+    before += [
+        # Later than the partial reservation that saw it at 0 (the newest stock news wins).
+        env(
+            StockAdjusted(product_id="p2", delta=5, reason="restock", available=5), "p2", ADMIN
+        ).model_copy(update={"occurred_at": datetime.now(UTC) + timedelta(seconds=1)}),
+        placed,
+        authorized("o5", "u2", total),
+        confirmed("o5", "u2", items),
+    ]
+    before.append(
+        env(
+            AccessDenied(method="GET", path="/api/v1/users", required_roles=("Admin",)), "req-1", U1
+        )
+    )
+    return before, []
+
+
+def after_grant(code: str) -> list[Envelope[Any]]:
+    placed, _, _ = order("o4", U1, ("p1", 1, 500), promo=code)
+    return [
+        placed,
+        env(PromotionRedeemed(user_id="u1", code=code, order_id="o4"), "o4", U1),
+        env(
+            OrderRejected(order_id="o4", user_id="u1", reason="OUT_OF_STOCK", alternatives=("p2",)),
+            "o4",
+        ),
+    ]
+
+
+async def publish_twice(h: AnalyticsHarness, envelopes: list[Envelope[Any]]) -> None:
+    for envelope in envelopes:
+        await h.publish(envelope, envelope)
+
+
+async def test_scripted_events_twice_give_exact_reports_audit_and_promotions(
+    analytics: AnalyticsHarness,
+) -> None:
+    h = analytics
+    channel = await h.connection.channel()
+    grants = await Probe.bind(channel, h.config, PromotionGranted.ROUTING_KEY)
+    before, _ = script()
+    await publish_twice(h, before)
+    await eventually(lambda: len(grants.messages) >= 1, what="PromotionGranted")
+    granted = Envelope.from_json(grants.messages[0].body).data
+    assert isinstance(granted, PromotionGranted)
+    assert granted.user_id == "u1" and granted.percent_off == 10
+    promos = await h.get("/api/v1/promotions", role="Customer", user="u1")
+    assert [p["code"] for p in promos["items"]] == [granted.code]
+    assert promos["items"][0]["percentOff"] == 10
+
+    rest = after_grant(granted.code)
+    await publish_twice(h, rest)
+    every = [*before, *rest]
+
+    async def all_recorded() -> bool:
+        return await h.deps.store.events.count_documents({}) >= len(every) + 1  # + the grant
+
+    await eventually(all_recorded, what="every event in the raw store")
+
+    async def rejected() -> bool:
+        fact = await h.deps.store.order_facts.find_one({"_id": "o4"})
+        return bool(fact and fact["status"] == "REJECTED")
+
+    await eventually(rejected, what="o4 rejected")
+    await asyncio.sleep(0.5)  # let any late duplicate land: it must change nothing
+
+    store = h.deps.store
+    assert await store.events.count_documents({}) == len(every) + 1
+    assert await store.audit.count_documents({}) == len(every) + 1
+    assert len(grants.messages) == 1
+    assert await store.promotions.count_documents({}) == 1
+    promos = await h.get("/api/v1/promotions", role="Customer", user="u1")
+    assert promos["items"] == []  # redeemed on the 4th order
+
+    sales = await h.get("/api/v1/reports/sales")
+    confirmed_totals = sum(e.data.total_cents for e in every if isinstance(e.data, OrderConfirmed))
+    assert sales["revenueCents"] == confirmed_totals == 1000 + 2500 + 4000 + 1500
+    assert sales["ordersByStatus"] == {"CONFIRMED": 4, "REJECTED": 1}
+    assert sales["averageOrderValueCents"] == 9000 // 4
+    assert sales["paymentFailureRate"] == 0.2
+    assert sales["partialFulfillmentRate"] == 0.2
+    assert sales["topProducts"][0] == {
+        "productId": "p3",
+        "name": "Desk",
+        "quantity": 3,
+        "revenueCents": 6000,
+    }
+    assert sum(g["revenueCents"] for g in sales["groups"]) == confirmed_totals
+    by_product = await h.get("/api/v1/reports/sales", groupBy="product")
+    assert {g["key"]: g["orders"] for g in by_product["groups"]} == {"p1": 3, "p2": 1, "p3": 2}
+    csv = await h.client.get(
+        "/api/v1/reports/sales",
+        params={"groupBy": "product", "format": "csv"},
+        headers=h.headers("m", "Manager"),
+    )
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0] == "key,orders,revenueCents"
+    assert "p3,2,6000" in csv.text.splitlines()
+
+    funnel = await h.get("/api/v1/reports/funnel", role="Manager")
+    assert funnel == {"registered": 2, "profileComplete": 1, "firstOrder": 2, "repeatOrder": 1}
+
+    trail = await h.get("/api/v1/audit", actorId="u1", limit=100)
+    actions = [i["action"] for i in trail["items"]]
+    assert actions[:3] == ["UserRegistered", "UserProfileUpdated", "UserLoggedIn"]
+    assert "AccessDenied" in actions and "PromotionRedeemed" in actions
+    assert [i["at"] for i in trail["items"]] == sorted(i["at"] for i in trail["items"])
+    denied = next(i for i in trail["items"] if i["action"] == "AccessDenied")
+    assert denied["outcome"] == "denied"
+    assert denied["actor"] == {
+        "userId": "u1",
+        "role": "Customer",
+        "ip": "10.0.0.1",
+        "device": "Firefox/Linux",
+        "region": "eu-west",
+    }
+    follow = await h.get("/api/v1/audit", entityId="o2", role="Manager")
+    assert [i["action"] for i in follow["items"]] == [
+        "OrderPlaced",
+        "PaymentFailed",
+        "PaymentAuthorized",
+        "OrderConfirmed",
+    ]
+    assert {i["outcome"] for i in follow["items"]} == {"ok", "failed"}
+    page = await h.get("/api/v1/audit", actorId="u1", limit=2)
+    second = await h.get("/api/v1/audit", actorId="u1", limit=2, cursor=page["nextCursor"])
+    assert [i["action"] for i in page["items"] + second["items"]] == actions[:4]
+
+    recs = await h.get("/api/v1/recommendations", role="Customer", user="u1")
+    products = [r["productId"] for r in recs["items"]]
+    assert products and products[0] == "p2" and recs["items"][0]["reason"] == "boughtTogether"
+    assert "p4" not in products  # out of stock
+    assert not {"p1", "p3"} & set(products)  # bought repeatedly
+    cold = await h.get("/api/v1/recommendations", role="Customer", user="newcomer")
+    assert [r["productId"] for r in cold["items"]][:3] == ["p1", "p3", "p2"]
+    assert {r["reason"] for r in cold["items"]} == {"topSeller"}
+
+
+async def test_roles_on_reports_audit_promotions(analytics: AnalyticsHarness) -> None:
+    h = analytics
+    customer = h.headers("u9", "Customer")
+    for path in ("/api/v1/reports/sales", "/api/v1/reports/funnel", "/api/v1/audit"):
+        response = await h.client.get(path, headers=customer)
+        assert response.status_code == 403, path
+        assert response.json()["code"] == "FORBIDDEN"
+        assert (await h.client.get(path, headers=h.headers("m", "Manager"))).status_code == 200
+        assert (await h.client.get(path)).status_code == 401
+    for path in ("/api/v1/promotions", "/api/v1/recommendations"):
+        assert (await h.client.get(path, headers=customer)).status_code == 200
+    bad = await h.client.get(
+        "/api/v1/reports/sales", params={"from": "yesterday"}, headers=h.headers("a", "Admin")
+    )
+    assert bad.status_code == 422 and bad.json()["code"] == "VALIDATION_ERROR"
+    too_many = await h.client.get(
+        "/api/v1/audit", params={"limit": 101}, headers=h.headers("a", "Admin")
+    )
+    assert too_many.status_code == 422
