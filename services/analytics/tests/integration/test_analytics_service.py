@@ -25,6 +25,8 @@ from contracts.order import (
     PromotionRedeemed,
 )
 from contracts.payment import PaymentAuthorized, PaymentFailed
+from contracts.registry import all_events
+from contracts.testing import sample
 from contracts.types import Line, MissingLine, PricedLine
 from contracts.user import UserLoggedIn, UserProfileUpdated, UserRegistered
 
@@ -337,3 +339,32 @@ async def test_roles_on_reports_audit_promotions(analytics: AnalyticsHarness) ->
         "/api/v1/audit", params={"limit": 101}, headers=h.headers("a", "Admin")
     )
     assert too_many.status_code == 422
+
+
+async def _snapshot(h: AnalyticsHarness) -> dict[str, list[dict[str, Any]]]:
+    names = ("events", "audit", "order_facts", "user_facts", "products", "promotions")
+    snapshot = {}
+    for name in names:
+        rows = await h.deps.store.find(name, {}, sort=[("_id", 1)])
+        snapshot[name] = [{k: v for k, v in r.items() if k != "recorded_at"} for r in rows]
+    return snapshot
+
+
+async def test_a_second_delivery_of_every_event_type_changes_nothing(
+    analytics: AnalyticsHarness,
+) -> None:
+    h = analytics
+    types = all_events()
+    envelopes = [env(sample(cls), "c1") for cls in types.values()]
+    await h.publish(*envelopes)
+
+    async def recorded() -> bool:
+        return await h.deps.store.events.count_documents({}) >= len(envelopes)
+
+    await eventually(recorded, what="every type recorded")
+    await asyncio.sleep(0.5)
+    first = await _snapshot(h)
+    assert {e["type"] for e in first["events"]} >= set(types)
+    await h.publish(*envelopes)
+    await asyncio.sleep(1.0)
+    assert await _snapshot(h) == first

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from notify_service.handlers import HANDLERS
 
 from bus.testing import Probe, eventually
 from contracts import Actor, Envelope, Event
@@ -13,8 +14,15 @@ from contracts.inventory import StockLow
 from contracts.notify import NotificationFailed
 from contracts.order import OrderApprovalRequired, OrderPlaced
 from contracts.payment import PaymentFailed
+from contracts.testing import sample
 from contracts.types import Preferences, PricedLine
-from contracts.user import UserLoggedIn, UserProfileUpdated, UserRegistered
+from contracts.user import (
+    UserDeleted,
+    UserLoggedIn,
+    UserProfileUpdated,
+    UserRegistered,
+    UserRoleChanged,
+)
 
 if TYPE_CHECKING:
     from conftest import NotifyHarness
@@ -239,3 +247,62 @@ async def test_inbox_is_own_only_and_marks_read(notify: NotifyHarness) -> None:
         "/api/v1/notifications", params={"limit": 101}, headers=h.headers("c3")
     )
     assert too_many.status_code == 422
+
+
+async def test_a_second_delivery_of_every_consumed_type_changes_nothing(
+    notify: NotifyHarness,
+) -> None:
+    h = notify
+    # The users the samples name, so that every template finds a recipient with an email.
+    await h.publish(registered("user_id-1"))
+    await h.publish(registered("mgr", "Manager"))
+    await h.publish(registered("adm", "Admin"))
+    await eventually(lambda: len(h.sink.messages) == 3, what="three welcome emails")
+    consumed = sorted(HANDLERS, key=lambda cls: cls.__name__)
+    envelopes = [wrap(sample(cls, **_incomplete(cls)), "c") for cls in consumed]
+    for envelope in envelopes:
+        await h.publish(envelope)
+
+    async def every_template() -> bool:
+        return set(await h.deps.store.notifications.distinct("type")) == set(EVERY_TYPE)
+
+    await eventually(every_template, what="every template")
+    await settled(h)
+
+    async def snapshot() -> tuple[Any, ...]:
+        rows = await h.deps.store.notifications.find({}, {"read_at": 0}).sort("_id").to_list()
+        return rows, len(h.sink.messages), len(h.sms.sent), len(h.push.sent)
+
+    first = await snapshot()
+    assert {r["type"] for r in first[0]} == set(EVERY_TYPE)
+    for envelope in envelopes:
+        await h.publish(envelope)
+    await asyncio.sleep(1.0)
+    await settled(h)
+    assert await snapshot() == first
+
+
+EVERY_TYPE = (
+    "WELCOME",
+    "PROFILE_INCOMPLETE",
+    "ORDER_PLACED",
+    "ORDER_DECISION_REQUIRED",
+    "ORDER_CONFIRMED",
+    "ORDER_REJECTED",
+    "ORDER_CANCELLED",
+    "PAYMENT_FAILED",
+    "PROMOTION_GRANTED",
+    "APPROVAL_REQUIRED",
+    "LOW_STOCK",
+)
+
+
+def _incomplete(cls: type) -> dict[str, Any]:
+    # The samples' user keeps an incomplete profile (so the nudge fires) and asks to decide.
+    if cls is UserProfileUpdated:
+        return {"is_profile_complete": False, "disabled": False, "preferences": Preferences()}
+    if cls in (UserDeleted, UserRoleChanged):
+        return {"user_id": "someone-else"}
+    if cls is UserRegistered:
+        return {"role": "Customer"}
+    return {}

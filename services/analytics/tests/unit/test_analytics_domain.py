@@ -1,0 +1,126 @@
+"""The analytics service's pure rules: audit entries, order facts, promotions, recommendations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from analytics_service.domain import (
+    audit_entry,
+    fold_order,
+    loyalty_grant,
+    promotion_code,
+    rate,
+    recommend,
+)
+
+from contracts import Actor, Envelope, Event
+from contracts.gateway import AccessDenied
+from contracts.order import OrderCancelled, OrderConfirmed, OrderPlaced
+from contracts.payment import PaymentFailed
+from contracts.testing import sample
+from contracts.types import PricedLine
+from contracts.user import UserRegistered
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def at(event: Event, minutes: int = 0, actor: Actor | None = None) -> Envelope[Any]:
+    envelope = Envelope.wrap(event, correlation_id="o1", actor=actor or Actor())
+    return envelope.model_copy(update={"occurred_at": NOW + timedelta(minutes=minutes)})
+
+
+def test_audit_entry_who_what_where_and_outcome() -> None:
+    who = Actor(user_id="u1", role="Customer", ip="1.2.3.4", device="ff", region="eu")
+    denied = audit_entry(at(AccessDenied(method="GET", path="/api/v1/users"), actor=who))
+    assert denied["outcome"] == "denied"
+    assert (denied["entity_type"], denied["entity_id"]) == ("endpoint", "GET /api/v1/users")
+    assert denied["actor"] == {
+        "user_id": "u1",
+        "role": "Customer",
+        "ip": "1.2.3.4",
+        "device": "ff",
+        "region": "eu",
+    }
+    failed = audit_entry(at(sample(PaymentFailed, order_id="o1")))
+    assert (failed["outcome"], failed["entity_type"], failed["entity_id"]) == (
+        "failed",
+        "order",
+        "o1",
+    )
+    # Sign-up has no token yet: the new user is the actor.
+    signup = audit_entry(at(sample(UserRegistered, user_id="u9", role="Customer")))
+    assert signup["actor"]["user_id"] == "u9" and signup["action"] == "UserRegistered"
+
+
+def _placed() -> OrderPlaced:
+    items = (PricedLine(product_id="p1", quantity=2, price_cents=300),)
+    return sample(OrderPlaced, order_id="o1", user_id="u1", items=items, total_cents=600)
+
+
+def _confirmed() -> OrderConfirmed:
+    items = (PricedLine(product_id="p1", quantity=1, price_cents=300),)
+    return sample(
+        OrderConfirmed,
+        order_id="o1",
+        user_id="u1",
+        items=items,
+        total_cents=300,
+        partial_fulfillment=True,
+    )
+
+
+def test_order_fact_folds_in_any_order_and_terminal_status_sticks() -> None:
+    events = [
+        at(_placed(), 0),
+        at(sample(PaymentFailed, order_id="o1", user_id="u1"), 1),
+        at(_confirmed(), 2),
+        at(sample(OrderCancelled, order_id="o1", user_id="u1"), 3),  # too late: stays confirmed
+    ]
+    forward: dict[str, Any] | None = None
+    for envelope in events:
+        forward = fold_order(forward, envelope)
+    backward: dict[str, Any] | None = None
+    for envelope in reversed(events[:3]):
+        backward = fold_order(backward, envelope)
+    for fact in (forward, backward):
+        assert fact is not None
+        assert fact["status"] == "CONFIRMED"
+        assert fact["revenue_cents"] == 300 and fact["total_cents"] == 300
+        assert fact["payment_failed"] and fact["partial"]
+        assert fact["placed_at"] == NOW and fact["day"] == "2026-03-01"
+        assert fact["items"] == [{"product_id": "p1", "quantity": 1, "price_cents": 300}]
+
+
+def test_loyalty_grant_on_the_third_confirmed_order_once() -> None:
+    assert loyalty_grant("u1", 2, [], NOW) is None
+    grant = loyalty_grant("u1", 3, [], NOW)
+    assert grant is not None and grant.percent_off == 10
+    assert grant.expires_at == NOW + timedelta(days=30)
+    assert grant.code == promotion_code("u1", "loyal3") != promotion_code("u2", "loyal3")
+    assert loyalty_grant("u1", 4, ["loyal3"], NOW) is None
+
+
+def test_recommend_orders_sources_and_excludes_what_cannot_be_bought() -> None:
+    found = recommend(
+        bought={"p1": 2, "p2": 1},
+        co_purchased={"p3": 1, "p4": 5, "p1": 9},
+        same_category=["p2", "p5", "p6"],
+        top_sellers=["p1", "p7"],
+        catalogue=["p8"],
+        buyable={"p1", "p2", "p3", "p5", "p7", "p8"},  # p4, p6: out of stock or deleted
+    )
+    assert [(r.product_id, r.reason) for r in found] == [
+        ("p3", "boughtTogether"),
+        ("p2", "sameCategory"),  # bought once: may come back
+        ("p5", "sameCategory"),
+        ("p7", "topSeller"),
+        ("p8", "catalogue"),
+    ]
+
+
+def test_rate() -> None:
+    assert rate(1, 3) == 0.3333 and rate(0, 0) == 0.0
