@@ -5,25 +5,21 @@ real HTTP servers, on the real broker and Mongo, with a database and broker pref
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
 import json
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives import serialization
 from gateway_service.main import create_app as create_gateway
 from gateway_service.settings import GatewaySettings
-from starlette.types import ASGIApp
+from gateway_service.testing import free_port, serving
 from user_service.bootstrap import Deps
 from user_service.main import create_app as create_user
 from user_service.testing import service_settings
@@ -40,30 +36,6 @@ PASSWORD = "long-enough-pw"
 ADMIN = ("root@example.com", "admin-password-1")
 MANAGER = ("boss@example.com", "manager-password-1")
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, port: int) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on `port` until the block ends."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
 from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated
 from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
@@ -145,36 +146,6 @@ class PatchUserBody(StrictModel):
 # ── responses ──────────────────────────────────────────────────────────────────────────────
 
 
-class AddressOut(ResponseModel):
-    address_id: str
-    label: str | None = None
-    line1: str
-    line2: str | None = None
-    city: str
-    state: str | None = None
-    zip: str
-    country: str
-    is_default: bool
-
-
-class PaymentMethodOut(ResponseModel):
-    """A stored payment method: never the provider token."""
-
-    payment_method_id: str
-    type: str
-    brand: str | None = None
-    last4: str | None = None
-    is_default: bool
-
-
-class PreferencesOut(ResponseModel):
-    delivery_time: str | None = None
-    payment_method: str | None = None
-    newsletter_opt_in: bool = False
-    notification_channels: list[str] = []
-    partial_fulfillment: str = "ask"
-
-
 class Flags(ResponseModel):
     is_profile_complete: bool
     profile_completion_prompted: bool
@@ -189,9 +160,9 @@ class Profile(ResponseModel):
     email: str
     phone: str | None = None
     role: str
-    addresses: list[AddressOut]
-    preferences: PreferencesOut
-    payment_methods: list[PaymentMethodOut]
+    addresses: list[Address]
+    preferences: Preferences
+    payment_methods: list[PaymentMethodSummary]  # never the provider token
     flags: Flags
 
 
@@ -250,18 +221,16 @@ class Jwks(ResponseModel):
 
 
 def profile_of(user: Doc) -> Profile:
+    public = commands.public_profile(user)
     return Profile(
         user_id=user["_id"],
         username=user["username"],
         email=user["email"],
         phone=user.get("phone"),
         role=user["role"],
-        addresses=[AddressOut(**a) for a in user.get("addresses", [])],
-        preferences=PreferencesOut(**user.get("preferences", {})),
-        payment_methods=[
-            PaymentMethodOut(**{k: v for k, v in pm.items() if k != "token"})
-            for pm in user.get("payment_methods", [])
-        ],
+        addresses=list(public.addresses),
+        preferences=public.preferences,
+        payment_methods=list(public.payment_methods),
         flags=Flags.model_validate(domain.flags_of(user)),
     )
 
@@ -299,6 +268,14 @@ async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
 
 
 Me = Annotated[Doc, Depends(active_user)]
+
+
+def signed_in_caller(request: Request, principal: CurrentUser) -> Caller:
+    """Who is calling (a signed-in user), for the actor block of the events it causes."""
+    return caller_of(request, principal)
+
+
+CallerDep = Annotated[Caller, Depends(signed_in_caller)]
 AdminOnly = Annotated[Principal, require_roles("Admin")]
 
 
@@ -375,9 +352,7 @@ async def me(user: Me) -> Profile:
 
 
 @router.post("/me/details")
-async def add_details(
-    body: DetailsBody, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
-) -> Profile:
+async def add_details(body: DetailsBody, user: Me, deps: DepsDep, caller: CallerDep) -> Profile:
     """addUserDetails: append addresses and payment methods, merge preferences."""
     updated = await commands.add_details(
         deps,
@@ -386,47 +361,34 @@ async def add_details(
         preferences=body.preferences.model_dump(exclude_unset=True) if body.preferences else None,
         payment_methods=[pm.model_dump() for pm in body.payment_methods or []],
         phone=body.phone,
-        caller=caller_of(request, principal),
+        caller=caller,
     )
     return profile_of(updated)
 
 
 @router.put("/me/addresses/{address_id}")
 async def edit_address(
-    address_id: str,
-    body: AddressIn,
-    user: Me,
-    deps: DepsDep,
-    request: Request,
-    principal: CurrentUser,
+    address_id: str, body: AddressIn, user: Me, deps: DepsDep, caller: CallerDep
 ) -> Profile:
     """Replace one of the caller's addresses."""
-    updated = await commands.edit_address(
-        deps, user["_id"], address_id, body.model_dump(), caller_of(request, principal)
-    )
-    return profile_of(updated)
+    rule = commands.edit_address(address_id, body.model_dump())
+    return profile_of(await commands.change_addresses(deps, user["_id"], rule, caller))
 
 
 @router.delete("/me/addresses/{address_id}")
-async def remove_address(
-    address_id: str, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
-) -> Profile:
+async def remove_address(address_id: str, user: Me, deps: DepsDep, caller: CallerDep) -> Profile:
     """Remove one of the caller's addresses (the default moves to the next one)."""
-    updated = await commands.remove_address(
-        deps, user["_id"], address_id, caller_of(request, principal)
-    )
-    return profile_of(updated)
+    rule = commands.remove_address(address_id)
+    return profile_of(await commands.change_addresses(deps, user["_id"], rule, caller))
 
 
 @router.post("/me/addresses/{address_id}/default")
-async def default_address(
-    address_id: str, user: Me, deps: DepsDep, request: Request, principal: CurrentUser
-) -> Profile:
+async def default_address(address_id: str, user: Me, deps: DepsDep, caller: CallerDep) -> Profile:
     """Make one of the caller's addresses the default."""
-    updated = await commands.default_address(
-        deps, user["_id"], address_id, caller_of(request, principal)
+    rule = commands.default_address(address_id)
+    return profile_of(
+        await commands.change_addresses(deps, user["_id"], rule, caller, field="defaultAddressId")
     )
-    return profile_of(updated)
 
 
 @router.post("/me/profile-prompted")

@@ -11,6 +11,7 @@ from bus.outbox import OutboxWriter
 from bus.runtime import Bus, ServiceDeps
 from kit.auth.signing import SigningKey
 from kit.transactions import TransactionBody
+from user_service.domain import RegionLookup, offline_region
 from user_service.handlers import HANDLERS
 from user_service.keys import load_previous_keys, load_signing_key
 from user_service.passwords import Passwords
@@ -35,6 +36,8 @@ class Deps(ServiceDeps):
     # Keys still published in the JWKS (the signing key first, then retired ones).
     public_keys: tuple[SigningKey, ...] = ()
     passwords: Passwords = field(default_factory=Passwords)
+    # IP → region; a GeoIP database plugs in here (README, "Region and GeoIP").
+    region_lookup: RegionLookup = offline_region
 
     @property
     def store(self) -> UserStore:

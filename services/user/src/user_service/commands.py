@@ -156,21 +156,39 @@ def _wrap(event: Event, user_id: str, actor: Actor) -> Envelope[Any]:
     return Envelope.wrap(event, correlation_id=user_id, actor=actor)
 
 
+@dataclass(frozen=True, slots=True)
+class PublicProfile:
+    """What of a profile may leave the service: never the payment token or the password."""
+
+    addresses: tuple[Address, ...]
+    payment_methods: tuple[PaymentMethodSummary, ...]
+    preferences: Preferences
+
+
+def public_profile(user: Doc) -> PublicProfile:
+    return PublicProfile(
+        addresses=tuple(Address(**a) for a in user.get("addresses", [])),
+        payment_methods=tuple(
+            PaymentMethodSummary(**{k: v for k, v in pm.items() if k != "token"})
+            for pm in user.get("payment_methods", [])
+        ),
+        preferences=Preferences(**user.get("preferences", {})),
+    )
+
+
 def profile_event(user: Doc, changed: tuple[str, ...] = ()) -> UserProfileUpdated:
-    """The whole profile as it now stands, without secrets (never the payment token)."""
+    """The whole profile as it now stands, for the replicas of other services."""
+    public = public_profile(user)
     return UserProfileUpdated(
         user_id=user["_id"],
         username=user["username"],
         email=user["email"],
         phone=user.get("phone"),
         is_profile_complete=bool(user.get("is_profile_complete")),
-        addresses=tuple(Address(**a) for a in user.get("addresses", [])),
+        addresses=public.addresses,
         default_address_id=domain.current_default(user.get("addresses", []), "address_id"),
-        payment_methods=tuple(
-            PaymentMethodSummary(**{k: v for k, v in pm.items() if k != "token"})
-            for pm in user.get("payment_methods", [])
-        ),
-        preferences=Preferences(**user.get("preferences", {})),
+        payment_methods=public.payment_methods,
+        preferences=public.preferences,
         disabled=bool(user.get("disabled")),
         changed_fields=changed,
     )
@@ -299,7 +317,7 @@ async def register(
         phone=phone,
         caller=caller,
         device=device,
-        region=domain.region_for(region or caller.actor.region, caller.ip),
+        region=domain.region_for(region or caller.actor.region, caller.ip, deps.region_lookup),
         with_tokens=True,
     )
     assert tokens is not None
@@ -329,7 +347,7 @@ async def login(
 
     at = now()
     device = domain.device_from(device_info, caller.user_agent)
-    region = domain.region_for(caller.actor.region, caller.ip)
+    region = domain.region_for(caller.actor.region, caller.ip, deps.region_lookup)
     changes: Doc = {
         "last_active_at": at,
         "last_ip": caller.ip,
@@ -494,41 +512,35 @@ async def add_details(
     return await update_profile(deps, user_id, change, caller, fields=fields)
 
 
-async def edit_address(
-    deps: Deps, user_id: str, address_id: str, address: Doc, caller: Caller
+type AddressRule = Callable[[list[Doc]], list[Doc]]
+
+
+async def change_addresses(
+    deps: Deps, user_id: str, rule: AddressRule, caller: Caller, *, field: str = "addresses"
 ) -> Doc:
+    """Apply `rule` to the caller's addresses (edit, remove, make default)."""
+    return await update_profile(
+        deps,
+        user_id,
+        lambda user: {"addresses": rule(user.get("addresses", []))},
+        caller,
+        fields=(field,),
+    )
+
+
+def edit_address(address_id: str, address: Doc) -> AddressRule:
     """Replace one address (and make it the default when asked)."""
-    return await update_profile(
-        deps,
-        user_id,
-        lambda u: {
-            "addresses": domain.replace_item(u["addresses"], "address_id", address_id, address)
-        },
-        caller,
-        fields=("addresses",),
-    )
+    return lambda items: domain.replace_item(items, "address_id", address_id, address)
 
 
-async def remove_address(deps: Deps, user_id: str, address_id: str, caller: Caller) -> Doc:
+def remove_address(address_id: str) -> AddressRule:
     """Remove one address; the default moves to the first remaining one."""
-    return await update_profile(
-        deps,
-        user_id,
-        lambda u: {"addresses": domain.remove_item(u["addresses"], "address_id", address_id)},
-        caller,
-        fields=("addresses",),
-    )
+    return lambda items: domain.remove_item(items, "address_id", address_id)
 
 
-async def default_address(deps: Deps, user_id: str, address_id: str, caller: Caller) -> Doc:
+def default_address(address_id: str) -> AddressRule:
     """Make one address the default."""
-    return await update_profile(
-        deps,
-        user_id,
-        lambda u: {"addresses": domain.make_default(u["addresses"], "address_id", address_id)},
-        caller,
-        fields=("defaultAddressId",),
-    )
+    return lambda items: domain.make_default(items, "address_id", address_id)
 
 
 async def mark_prompted(deps: Deps, user_id: str) -> Doc:
