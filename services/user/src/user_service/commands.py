@@ -100,21 +100,14 @@ async def _locked_for(deps: Deps, account_key: str, ip_key: str) -> int:
     at = now()
     window = timedelta(seconds=s.login_failure_window_seconds)
     lockout = timedelta(seconds=s.lockout_seconds)
-    by_account = domain.lockout_remaining(
-        await deps.store.failures(account_key),
-        at,
-        max_failures=s.login_max_failures,
-        window=window,
-        lockout=lockout,
-    )
-    by_ip = domain.lockout_remaining(
-        await deps.store.failures(ip_key),
-        at,
-        max_failures=s.login_ip_max_failures,
-        window=window,
-        lockout=lockout,
-    )
-    return max(by_account, by_ip)
+    limits = ((account_key, s.login_max_failures), (ip_key, s.login_ip_max_failures))
+    waits = [
+        domain.lockout_remaining(
+            await deps.store.failures(key), at, max_failures=most, window=window, lockout=lockout
+        )
+        for key, most in limits
+    ]
+    return max(waits)
 
 
 async def _record_failure(deps: Deps, account_key: str, ip_key: str) -> None:
