@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
@@ -143,6 +143,21 @@ def _short(entity_id: str) -> str:
     return entity_id[-8:]
 
 
+def _about_order(type_: NotificationType, title: str, body: str, data: Any) -> list[Draft]:
+    """A message to the customer of an order, about that order."""
+    order = data.order_id
+    return [
+        Draft(
+            type_,
+            title.format(order=_short(order)),
+            body,
+            user_id=data.user_id,
+            entity_type="order",
+            entity_id=order,
+        )
+    ]
+
+
 def drafts_for(
     envelope: Envelope[Event], *, base_url: str, customer: Contact | None
 ) -> list[Draft]:
@@ -150,29 +165,28 @@ def drafts_for(
     data = envelope.data
     match data:
         case UserRegistered():
+            body = (
+                f"Hello {data.username}, your account is ready. Complete your profile "
+                "(address and payment method) to order in one click."
+            )
             return [
                 Draft(
                     "WELCOME",
                     "Welcome to the shop",
-                    f"Hello {data.username}, your account is ready. Complete your profile "
-                    "(address and payment method) to order in one click.",
+                    body,
                     user_id=data.user_id,
                     entity_type="user",
                     entity_id=data.user_id,
                 )
             ]
         case OrderPlaced():
-            return [
-                Draft(
-                    "ORDER_PLACED",
-                    f"Order {_short(data.order_id)} received",
-                    f"We received your order of {len(data.items)} item(s) for "
-                    f"{_money(data.total_cents, data.currency)}.",
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            return _about_order(
+                "ORDER_PLACED",
+                "Order {order} received",
+                f"We received your order of {len(data.items)} item(s) for "
+                f"{_money(data.total_cents, data.currency)}.",
+                data,
+            )
         case StockPartiallyReserved():
             # Only a customer whose preference is "ask" must decide; order settles the others.
             if customer is not None and customer.partial_fulfillment != "ask":
@@ -180,69 +194,49 @@ def drafts_for(
             missing = ", ".join(
                 f"{m.product_id} ({m.available}/{m.requested})" for m in data.missing
             )
-            return [
-                Draft(
-                    "ORDER_DECISION_REQUIRED",
-                    f"Order {_short(data.order_id)}: part of it is out of stock",
-                    f"Some items are short: {missing}. Accept the partial order or cancel it "
-                    f"before {data.expires_at.isoformat()}: "
-                    f"{base_url}/api/v1/orders/{data.order_id}/decision",
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            return _about_order(
+                "ORDER_DECISION_REQUIRED",
+                "Order {order}: part of it is out of stock",
+                f"Some items are short: {missing}. Accept the partial order or cancel it "
+                f"before {data.expires_at.isoformat()}: "
+                f"{base_url}/api/v1/orders/{data.order_id}/decision",
+                data,
+            )
         case OrderConfirmed():
-            return [
-                Draft(
-                    "ORDER_CONFIRMED",
-                    f"Order {_short(data.order_id)} confirmed",
-                    f"Your order is confirmed: {_money(data.total_cents, data.currency)}"
-                    + (" (partially fulfilled)." if data.partial_fulfillment else "."),
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            partial = " (partially fulfilled)" if data.partial_fulfillment else ""
+            return _about_order(
+                "ORDER_CONFIRMED",
+                "Order {order} confirmed",
+                f"Your order is confirmed: {_money(data.total_cents, data.currency)}{partial}.",
+                data,
+            )
         case OrderRejected():
             alternatives = (
                 f" You might like instead: {', '.join(data.alternatives)}."
                 if data.alternatives
                 else ""
             )
-            return [
-                Draft(
-                    "ORDER_REJECTED",
-                    f"Order {_short(data.order_id)} could not be accepted",
-                    f"Your order was rejected ({data.reason}).{alternatives}",
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            return _about_order(
+                "ORDER_REJECTED",
+                "Order {order} could not be accepted",
+                f"Your order was rejected ({data.reason}).{alternatives}",
+                data,
+            )
         case OrderCancelled():
-            return [
-                Draft(
-                    "ORDER_CANCELLED",
-                    f"Order {_short(data.order_id)} cancelled",
-                    f"Your order was cancelled ({data.reason}).",
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            return _about_order(
+                "ORDER_CANCELLED",
+                "Order {order} cancelled",
+                f"Your order was cancelled ({data.reason}).",
+                data,
+            )
         case PaymentFailed():
-            return [
-                Draft(
-                    "PAYMENT_FAILED",
-                    f"Payment for order {_short(data.order_id)} failed",
-                    f"The payment did not go through ({data.reason}). Retry it, with the same "
-                    f"or another card: {base_url}/api/v1/orders/{data.order_id}/payment/retry",
-                    user_id=data.user_id,
-                    entity_type="order",
-                    entity_id=data.order_id,
-                )
-            ]
+            return _about_order(
+                "PAYMENT_FAILED",
+                "Payment for order {order} failed",
+                f"The payment did not go through ({data.reason}). Retry it, with the same "
+                f"or another card: {base_url}/api/v1/orders/{data.order_id}/payment/retry",
+                data,
+            )
         case PromotionGranted():
             return [
                 Draft(
