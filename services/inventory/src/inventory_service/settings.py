@@ -24,6 +24,4 @@ class InventorySettings(ServiceSettings):
     # Longer than a sweep takes, short enough that a dead instance's lease lapses quickly.
     sweep_lease_seconds: float = Field(30.0, gt=0)
     # Demo catalogue at start-up in dev (SHOP_SEED_CATALOG=0 skips it; never outside dev).
-    seed_catalog: bool = Field(
-        True, validation_alias=AliasChoices("SHOP_SEED_CATALOG", "seed_catalog")
-    )
+    seed_catalog: bool = Field(True, validation_alias=AliasChoices("SHOP_SEED_CATALOG"))

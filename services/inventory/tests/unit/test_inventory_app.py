@@ -42,3 +42,12 @@ async def test_app_answers_healthz_without_lifespan() -> None:
     assert response.headers["x-request-id"]
     api_paths = [p for p in app.openapi()["paths"] if p.startswith("/api/")]
     assert all(p.startswith("/api/v1/") for p in api_paths)
+
+
+def test_reservation_and_seed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = InventorySettings()
+    assert defaults.reservation_ttl_seconds == 900 and defaults.seed_catalog is True
+    monkeypatch.setenv("SHOP_SEED_CATALOG", "0")
+    monkeypatch.setenv("INVENTORY_RESERVATION_TTL_SECONDS", "60")
+    configured = InventorySettings()
+    assert configured.seed_catalog is False and configured.reservation_ttl_seconds == 60
