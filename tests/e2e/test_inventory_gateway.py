@@ -5,23 +5,19 @@ this process behind real HTTP servers, on the real broker and Mongo, with prefix
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from gateway_service.main import create_app as create_gateway
 from gateway_service.settings import GatewaySettings
+from gateway_service.testing import free_port, serving
 from inventory_service.main import create_app as create_inventory
 from inventory_service.settings import InventorySettings
-from starlette.types import ASGIApp
 from user_service.main import create_app as create_user
 from user_service.settings import UserSettings
 
@@ -34,31 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 ADMIN = ("root@example.com", "admin-password-1")
 MANAGER = ("boss@example.com", "manager-password-1")
 PRODUCTS = "/api/v1/products"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, port: int) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) on `port` until the block ends."""
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 @dataclass
