@@ -176,12 +176,16 @@ async def audit_trail(
     actor_id: Annotated[IdParam, Query(alias="actorId")] = None,
     entity_id: Annotated[IdParam, Query(alias="entityId")] = None,
     action: IdParam = None,
+    correlation_id: Annotated[IdParam, Query(alias="correlationId")] = None,
     start: Annotated[TimeParam, Query(alias="from")] = None,
     to: TimeParam = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[AuditEntry]:
-    """The audit trail in time order (Admin; Manager read-only), filtered and paged."""
+    """The audit trail in time order (Admin; Manager read-only), filtered and paged.
+
+    `correlationId` (beyond api.md's filters) follows one order or journey across services.
+    """
     position = decode_cursor(cursor)
     after = None
     if position is not None:
@@ -194,6 +198,7 @@ async def audit_trail(
         actor_id=actor_id,
         entity_id=entity_id,
         action=action,
+        correlation_id=correlation_id,
         start=_parse_time("from", start, end=False),
         end=_parse_time("to", to, end=True),
         after=after,

@@ -157,6 +157,7 @@ async def audit_page(
     actor_id: str | None,
     entity_id: str | None,
     action: str | None,
+    correlation_id: str | None = None,
     start: datetime | None,
     end: datetime | None,
     after: tuple[datetime, str] | None,
@@ -170,6 +171,8 @@ async def audit_page(
         query["entity_id"] = entity_id
     if action is not None:
         query["action"] = action
+    if correlation_id is not None:
+        query["correlation_id"] = correlation_id
     at: dict[str, Any] = {}
     if start is not None:
         at["$gte"] = start

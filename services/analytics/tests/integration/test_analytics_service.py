@@ -306,6 +306,13 @@ async def test_scripted_events_twice_give_exact_reports_audit_and_promotions(
         "OrderConfirmed",
     ]
     assert {i["outcome"] for i in follow["items"]} == {"ok", "failed"}
+    journey = await h.get("/api/v1/audit", correlationId="o3")
+    # (PromotionGranted follows whichever confirmation was counted third.)
+    assert [i["action"] for i in journey["items"]][:3] == [
+        "OrderPlaced",
+        "StockPartiallyReserved",
+        "OrderConfirmed",
+    ]
     page = await h.get("/api/v1/audit", actorId="u1", limit=2)
     second = await h.get("/api/v1/audit", actorId="u1", limit=2, cursor=page["nextCursor"])
     assert [i["action"] for i in page["items"] + second["items"]] == actions[:4]
