@@ -74,3 +74,25 @@ async def test_jwks_publishes_the_public_key_only() -> None:
     claims = jwt.decode(token, public, algorithms=["RS256"], audience="shop")
     assert claims["sub"] == "u1"
     assert JWKS_PATH in app.openapi()["paths"]
+
+
+async def test_jwks_keeps_retired_keys_during_a_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current, old, older = SigningKey.generate(), SigningKey.generate(), SigningKey.generate()
+    paths = []
+    for name, key in (("current", current), ("old", old), ("older", older)):
+        path = tmp_path / f"{name}.pem"
+        path.write_bytes(key.private_pem())
+        paths.append(path)
+    monkeypatch.setenv("USER_JWT_PRIVATE_KEY_PATH", str(paths[0]))
+    monkeypatch.setenv("USER_JWT_PREVIOUS_KEY_PATHS", f"{paths[1]},{paths[2]}")
+    settings = UserSettings(env="test")
+    app = create_app(settings)
+    mongo: AsyncMongoClient[Any] = AsyncMongoClient("mongodb://127.0.0.1:1", connect=False)
+    app.state.deps = bootstrap(settings, mongo=mongo, bus=NullBus())
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://user") as client:
+        kids = [k["kid"] for k in (await client.get(JWKS_PATH)).json()["keys"]]
+    assert kids == [current.kid, old.kid, older.kid]
+    assert app.state.deps.signing_key.kid == current.kid
