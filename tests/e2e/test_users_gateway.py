@@ -5,6 +5,7 @@ real HTTP servers, on the real broker and Mongo, with a database and broker pref
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -24,9 +25,12 @@ from user_service.bootstrap import Deps
 from user_service.main import create_app as create_user
 from user_service.testing import service_settings
 
-from bus import BusConnection, delete_topology
+from bus import AmqpPublisher, BusConnection, delete_topology
 from bus.runtime import bus_config
 from bus.testing import Probe, eventually
+from contracts import Envelope
+from contracts.order import OrderConfirmed
+from contracts.types import PricedLine
 from kit.auth.signing import SigningKey, issue_access_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -43,6 +47,7 @@ class System:
     client: httpx.AsyncClient
     deps: Deps
     probe: Probe
+    connection: BusConnection
 
     @property
     def key(self) -> SigningKey:
@@ -80,6 +85,7 @@ async def system(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterato
         admin_password=ADMIN[1],
         manager_email=MANAGER[0],
         manager_password=MANAGER[1],
+        lockout_seconds=2,
     )
     user_app = create_user(settings)
     connection = BusConnection(amqp_url, name="e2e-users-probe")
@@ -101,7 +107,7 @@ async def system(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterato
                 httpx.AsyncClient(base_url=url, timeout=10) as client,
             ):
                 deps: Deps = user_app.state.deps
-                yield System(client, deps, probe)
+                yield System(client, deps, probe, connection)
                 await deps.mongo.drop_database(deps.db.name)
     finally:
         await delete_topology(await connection.channel(), config, exchanges=True)
@@ -300,3 +306,46 @@ async def test_mass_assignment_changes_nothing(system: System) -> None:
     me = (await system.client.get(f"{API}/me", headers=auth)).json()
     assert me["role"] == "Customer"
     assert me["flags"]["orderCount"] == 0 and me["flags"]["isProfileComplete"] is False
+
+
+async def test_brute_force_is_locked_out_then_the_right_password_works(system: System) -> None:
+    await system.register("bru")
+    wrong = {"identifier": "bru", "password": "guess-number-x"}
+    statuses = [
+        (await system.client.post(f"{API}/login", json=wrong)).status_code for _ in range(6)
+    ]
+    assert statuses == [401] * 5 + [429]
+    locked = await system.client.post(f"{API}/login", json=wrong)
+    assert locked.json()["code"] == "TOO_MANY_ATTEMPTS" and locked.headers["retry-after"]
+    await asyncio.sleep(2.1)  # the lockout window of these settings
+    await system.login("bru")
+
+
+async def test_order_confirmed_delivered_twice_counts_once(system: System) -> None:
+    customer = await system.register("ord")
+    confirmed = OrderConfirmed(
+        order_id="o-7",
+        user_id=customer["userId"],
+        items=(PricedLine(product_id="p-1", quantity=2, price_cents=250),),
+        total_cents=500,
+        payment_method_id="pm-7",
+    )
+    envelope = Envelope.wrap(confirmed, correlation_id="o-7")
+    publisher = AmqpPublisher(system.connection, bus_config(system.deps.settings))
+    for _ in range(2):
+        await publisher.publish(envelope)
+    auth = bearer(customer["accessToken"])
+
+    async def flags() -> dict[str, Any]:
+        me = await system.client.get(f"{API}/me", headers=auth)
+        result: dict[str, Any] = me.json()["flags"]
+        return result
+
+    async def counted() -> bool:
+        return (await flags())["orderCount"] >= 1
+
+    await eventually(counted, what="orderCount")
+    await asyncio.sleep(0.5)  # the duplicate is delivered and skipped meanwhile
+    final = await flags()
+    assert final["orderCount"] == 1 and final["preferredPaymentMethod"] == "pm-7"
+    await publisher.close()
