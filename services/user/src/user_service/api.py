@@ -19,7 +19,7 @@ from pydantic import Field
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
-from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated
+from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated, validation_problem
 from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
 from kit.request_context import actor_from_request
 from user_service import commands, domain
@@ -42,9 +42,12 @@ async def reject_card_numbers(request: Request) -> None:
         return
     try:
         body = json.loads(raw)
+        found = domain.contains_card_number(body)
     except ValueError:
         return  # FastAPI answers the malformed JSON itself
-    if domain.contains_card_number(body):
+    except RecursionError as exc:  # absurdly deep nesting: no request body of ours is like that
+        raise validation_problem([{"field": "body", "message": "Too deeply nested"}]) from exc
+    if found:
         raise Problem(
             422,
             "RAW_CARD_NUMBER_REJECTED",

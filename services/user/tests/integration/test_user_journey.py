@@ -284,3 +284,11 @@ async def test_per_ip_rate_limit(user: RunningUser) -> None:
     assert statuses == [200, 200, 200, 429]
     limited = await user.client.post(f"{API}/check", json={"identifier": "x@example.com"})
     assert limited.json()["code"] == "RATE_LIMITED" and int(limited.headers["retry-after"]) >= 1
+
+
+async def test_a_deeply_nested_body_is_a_422(user: RunningUser) -> None:
+    deep = "[" * 5000 + "]" * 5000
+    response = await user.client.post(
+        f"{API}/check", content=deep, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
