@@ -20,7 +20,6 @@ from ua_parser import parse as parse_user_agent
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256  # argon2 takes any length; a cap keeps hashing cost bounded
-ROLES = ("Customer", "Manager", "Admin")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,31}$")
 
