@@ -93,15 +93,12 @@ async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> N
     store = NotifyStore(ctx.db)
     data = envelope.data
     fields: dict[str, Any]
+    defaults: dict[str, Any] | None = None
     match data:
         case UserRegistered():
-            fields = {
-                "email": data.email.lower(),
-                "phone": data.phone,
-                "role": data.role,
-                "username": data.username,
-                "is_profile_complete": False,
-            }
+            fields = {"email": data.email.lower(), "role": data.role, "username": data.username}
+            # A profile update handled first already knows better than "new account".
+            defaults = {"phone": data.phone, "is_profile_complete": False}
         case UserProfileUpdated():
             fields = {
                 "email": data.email.lower(),
@@ -110,7 +107,7 @@ async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> N
                 "channels": list(data.preferences.notification_channels),
                 "partial_fulfillment": data.preferences.partial_fulfillment,
                 "is_profile_complete": data.is_profile_complete,
-                "deleted": data.disabled,
+                "disabled": data.disabled,
             }
         case UserRoleChanged():
             fields = {"role": data.role}
@@ -121,10 +118,10 @@ async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> N
         case _:
             return
     if fields:
-        await store.upsert_user(data.user_id, fields, ctx.session)
+        await store.upsert_user(data.user_id, fields, ctx.session, defaults=defaults)
     if isinstance(data, UserProfileUpdated | UserLoggedIn):
         flags = await store.user_flags(data.user_id, ctx.session)
-        if flags.get("is_profile_complete") is False and not flags.get("deleted"):
+        if flags.get("is_profile_complete") is False:
             contact = await store.contact(data.user_id, ctx.session)
             if contact is not None:
                 # The nudge's dedupe scope is the user: only the first incomplete sighting sends.

@@ -42,7 +42,7 @@ def _contact(doc: dict[str, Any]) -> Contact:
         role=doc.get("role", "Customer"),
         channels=tuple(doc.get("channels") or ()),
         partial_fulfillment=doc.get("partial_fulfillment", "ask"),
-        deleted=bool(doc.get("deleted", False)),
+        deleted=bool(doc.get("deleted") or doc.get("disabled")),
     )
 
 
@@ -56,11 +56,20 @@ class NotifyStore:
 
     # -- users replica -------------------------------------------------------------------------
 
-    async def upsert_user(self, user_id: str, fields: dict[str, Any], session: Session) -> None:
-        """Set replica fields of a user (created when unknown: events may arrive out of order)."""
-        await self.users.update_one(
-            {"_id": user_id}, {"$set": fields}, upsert=True, session=session
-        )
+    async def upsert_user(
+        self,
+        user_id: str,
+        fields: dict[str, Any],
+        session: Session,
+        *,
+        defaults: dict[str, Any] | None = None,
+    ) -> None:
+        """Set replica fields of a user (created when unknown: events may arrive out of order);
+        `defaults` only apply to a user seen for the first time."""
+        update: dict[str, Any] = {"$set": fields}
+        if defaults:
+            update["$setOnInsert"] = defaults
+        await self.users.update_one({"_id": user_id}, update, upsert=True, session=session)
 
     async def contact(self, user_id: str, session: Session = None) -> Contact | None:
         doc = await self.users.find_one({"_id": user_id}, session=session)

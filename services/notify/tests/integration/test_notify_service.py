@@ -306,3 +306,23 @@ def _incomplete(cls: type) -> dict[str, Any]:
     if cls is UserRegistered:
         return {"role": "Customer"}
     return {}
+
+
+async def test_a_late_registration_does_not_undo_a_complete_profile(notify: NotifyHarness) -> None:
+    h = notify
+    profile = UserProfileUpdated(
+        user_id="c4", username="c4", email="c4@example.com", phone="+1555", is_profile_complete=True
+    )
+    await h.publish(wrap(profile, "c4"))
+    await eventually(lambda: h.deps.store.users.count_documents({"_id": "c4"}), what="replica")
+    await h.publish(registered("c4"))
+    await eventually(lambda: len(h.sink.to("c4@example.com")) == 1, what="welcome")
+    login = wrap(UserLoggedIn(user_id="c4"), "c4")
+    await h.publish(login)
+    await eventually(
+        lambda: h.deps.db["inbox"].count_documents({"event_id": login.id}), what="login handled"
+    )
+    await asyncio.sleep(0.3)  # the nudge would be pending now
+    user = await h.deps.store.users.find_one({"_id": "c4"})
+    assert user is not None and user["is_profile_complete"] is True and user["phone"] == "+1555"
+    assert await count(h, type="PROFILE_INCOMPLETE") == 0
