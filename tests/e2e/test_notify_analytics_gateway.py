@@ -1,0 +1,208 @@
+"""Notify and analytics behind the gateway, fed by the real user service (no saga yet).
+
+User, notify, analytics and the gateway run in this process behind real HTTP servers, on the
+real broker and Mongo, with a database and broker prefix of their own. A customer registers,
+completes the profile, logs in and tries an admin route; UserRegistered is then delivered a
+second time. The welcome email is in the SMTP sink once, the inbox and the audit trail show the
+journey with ip/device/region and the denied call, the funnel counts it, and a Customer gets 403
+on reports and audit. The order part of the journey waits for the saga (issue 6).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from analytics_service.main import create_app as create_analytics
+from analytics_service.settings import AnalyticsSettings
+from gateway_service.main import create_app as create_gateway
+from gateway_service.settings import GatewaySettings
+from gateway_service.testing import free_port, serving
+from notify_service.main import create_app as create_notify
+from notify_service.settings import NotifySettings
+from notify_service.smtp_sink import MailSink
+from pymongo import AsyncMongoClient
+from user_service.main import create_app as create_user
+from user_service.testing import service_settings
+
+from bus import AmqpPublisher, BusConnection, delete_topology
+from bus.runtime import bus_config
+from bus.testing import Probe, eventually
+from contracts import Envelope
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+ADMIN = ("root@example.com", "admin-password-1")
+MANAGER = ("boss@example.com", "manager-password-1")
+PASSWORD = "long-enough-pw"
+UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@dataclass
+class System:
+    client: httpx.AsyncClient
+    sink: MailSink
+    probe: Probe
+    publisher: AmqpPublisher
+
+    async def login(self, identifier: str, password: str = PASSWORD) -> dict[str, str]:
+        response = await self.client.post(
+            "/api/v1/users/login", json={"identifier": identifier, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"authorization": f"Bearer {response.json()['accessToken']}"}
+
+
+@pytest.fixture
+async def system(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[System]:
+    user_settings = service_settings(
+        mongo_url,
+        amqp_url,
+        run_prefix,
+        port=free_port(),
+        admin_email=ADMIN[0],
+        admin_password=ADMIN[1],
+        manager_email=MANAGER[0],
+        manager_password=MANAGER[1],
+    )
+    shared: dict[str, Any] = {
+        "env": "test",
+        "mongo_url": mongo_url,
+        "amqp_url": amqp_url,
+        "bus_prefix": user_settings.bus_prefix,
+        "db_prefix": user_settings.db_prefix,
+        "bus_retry_delays": (0.2,),
+        "port": free_port(),
+        "jwks_url": f"http://127.0.0.1:{user_settings.port}/api/v1/users/.well-known/jwks.json",
+    }
+    sink = MailSink()
+    smtp_port = await sink.start()
+    notify_settings = NotifySettings(**shared, smtp_port=smtp_port, delivery_poll_seconds=0.05)
+    analytics_settings = AnalyticsSettings(**{**shared, "port": free_port()})
+    connection = BusConnection(amqp_url, name=f"{user_settings.bus_prefix}e2e-probe")
+    config = bus_config(user_settings)
+    probe = await Probe.bind(await connection.channel(), config, "user.registered")
+    publisher = AmqpPublisher(connection, config)
+    try:
+        async with (
+            serving(create_user(user_settings), user_settings.port) as user_url,
+            serving(create_notify(notify_settings), notify_settings.port) as notify_url,
+            serving(create_analytics(analytics_settings), analytics_settings.port) as stats_url,
+        ):
+            gateway_settings = GatewaySettings(
+                env="test",
+                port=free_port(),
+                amqp_url=amqp_url,
+                bus_prefix=user_settings.bus_prefix,
+                jwks_url=f"{user_url}/api/v1/users/.well-known/jwks.json",
+                user_url=user_url,
+                notify_url=notify_url,
+                analytics_url=stats_url,
+            )
+            async with (
+                serving(create_gateway(gateway_settings), gateway_settings.port) as url,
+                httpx.AsyncClient(base_url=url, timeout=10) as client,
+            ):
+                yield System(client, sink, probe, publisher)
+    finally:
+        await publisher.close()
+        channel = await connection.channel()
+        for settings in (user_settings, notify_settings, analytics_settings):
+            await delete_topology(channel, bus_config(settings), exchanges=True)
+        await connection.close()
+        await sink.stop()
+        mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+        for name in ("user", "notify", "analytics"):
+            await mongo.drop_database(f"{user_settings.db_prefix}{name}")
+        await mongo.close()
+
+
+async def test_journey_without_orders_through_the_gateway(system: System) -> None:
+    client = system.client
+    created = await client.post(
+        "/api/v1/users/register",
+        json={
+            "username": "zoe",
+            "email": "zoe@example.com",
+            "password": PASSWORD,
+            "region": "eu-west",
+        },
+        headers={"user-agent": UA},
+    )
+    assert created.status_code == 201, created.text
+    user_id = created.json()["userId"]
+    me = {"authorization": f"Bearer {created.json()['accessToken']}"}
+    details = await client.post(
+        "/api/v1/users/me/details",
+        json={
+            "addresses": [
+                {
+                    "label": "home",
+                    "line1": "1 Main St",
+                    "city": "Springfield",
+                    "state": "IL",
+                    "zip": "62701",
+                    "country": "US",
+                }
+            ],
+            "paymentMethods": [{"type": "card", "token": "pm_card_ok"}],
+        },
+        headers={**me, "user-agent": UA},
+    )
+    assert details.status_code == 200, details.text
+    me = await system.login("zoe")
+    denied = await client.get("/api/v1/users", headers={**me, "user-agent": UA})
+    assert denied.status_code == 403
+    for path in ("/api/v1/reports/sales", "/api/v1/reports/funnel", "/api/v1/audit"):
+        assert (await client.get(path, headers=me)).status_code == 403, path
+
+    # The welcome email arrives once, even when UserRegistered is delivered a second time.
+    await eventually(lambda: len(system.sink.to("zoe@example.com")) == 1, what="welcome email")
+    await eventually(
+        lambda: any(json.loads(m.body)["data"]["userId"] == user_id for m in system.probe.messages),
+        what="UserRegistered seen",
+    )
+    registered = next(
+        m for m in system.probe.messages if json.loads(m.body)["data"]["userId"] == user_id
+    )
+    await system.publisher.publish(Envelope.from_json(registered.body))
+
+    inbox = await client.get("/api/v1/notifications", headers=me)
+    assert inbox.status_code == 200
+    # The profile was complete before the first login: no completion nudge.
+    assert sorted((i["type"], i["channel"]) for i in inbox.json()["items"]) == [
+        ("WELCOME", "email"),
+        ("WELCOME", "inApp"),
+    ]
+
+    admin = await system.login(ADMIN[0], ADMIN[1])
+
+    async def trail() -> list[dict[str, Any]]:
+        response = await client.get("/api/v1/audit", params={"actorId": user_id}, headers=admin)
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def complete() -> bool:
+        return sum(i["action"] == "AccessDenied" for i in await trail()) >= 4
+
+    await eventually(complete, what="the user's audit trail")
+    items = await trail()
+    actions = [i["action"] for i in items]
+    assert actions[0] == "UserRegistered" and "UserProfileUpdated" in actions
+    assert "UserLoggedIn" in actions
+    assert actions.index("UserLoggedIn") < actions.index("AccessDenied")
+    refused = next(i for i in items if i["action"] == "AccessDenied")
+    assert refused["outcome"] == "denied" and refused["entityId"] == "GET /api/v1/users"
+    assert refused["actor"]["userId"] == user_id and refused["actor"]["ip"]
+    assert "Firefox" in (refused["actor"]["device"] or "")
+
+    manager = await system.login(MANAGER[0], MANAGER[1])
+    funnel = await client.get("/api/v1/reports/funnel", headers=manager)
+    assert funnel.status_code == 200
+    assert funnel.json()["registered"] == 1 and funnel.json()["profileComplete"] == 1
+    assert len(system.sink.to("zoe@example.com")) == 1
