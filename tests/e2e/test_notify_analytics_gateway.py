@@ -188,7 +188,8 @@ async def test_journey_without_orders_through_the_gateway(system: System) -> Non
         return items
 
     async def complete() -> bool:
-        return sum(i["action"] == "AccessDenied" for i in await trail()) >= 4
+        actions = [i["action"] for i in await trail()]
+        return actions.count("AccessDenied") >= 4 and "UserLoggedIn" in actions
 
     await eventually(complete, what="the user's audit trail")
     items = await trail()
