@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -10,6 +11,8 @@ from pymongo import AsyncMongoClient
 from analytics_service.handlers import BINDINGS, HANDLERS
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import AnalyticsStore
+from analytics_service.winback import WinbackSweeper
+from bus.outbox import OutboxWriter
 from bus.runtime import Bus, ServiceDeps
 
 
@@ -19,6 +22,7 @@ class Deps(ServiceDeps):
 
     settings: AnalyticsSettings
     store: AnalyticsStore
+    winback: WinbackSweeper
 
 
 def bootstrap(
@@ -29,10 +33,23 @@ def bootstrap(
 ) -> Deps:
     """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
     base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
+    store = AnalyticsStore(base.db)
+    # The real bus writes through its outbox; a test's InMemoryBus records what is added.
+    outbox: OutboxWriter = getattr(base.bus, "outbox", None) or base.bus  # type: ignore[assignment]
+    wake_relay = getattr(base.bus, "notify", None)
+    winback = WinbackSweeper(
+        base.mongo,
+        store,
+        outbox,
+        inactive_for=timedelta(days=settings.winback_after_days),
+        interval=settings.winback_sweep_seconds,
+        on_committed=wake_relay if callable(wake_relay) else (lambda: None),
+    )
     return Deps(
         settings=settings,
         mongo=base.mongo,
         db=base.db,
         bus=base.bus,
-        store=AnalyticsStore(base.db),
+        store=store,
+        winback=winback,
     )

@@ -203,6 +203,33 @@ def loyalty_grant(
     )
 
 
+WINBACK_PERCENT = 15
+WINBACK_VALIDITY = timedelta(days=14)
+
+
+def winback_grant(
+    user_id: str,
+    last_active_at: datetime | None,
+    confirmed_orders: int,
+    granted_rules: Iterable[str],
+    now: datetime,
+    inactive_for: timedelta,
+) -> Grant | None:
+    """A customer who bought before and has been inactive for `inactive_for` gets a code, once."""
+    rule = "winback"
+    if confirmed_orders < 1 or last_active_at is None or rule in set(granted_rules):
+        return None
+    if now - last_active_at < inactive_for:
+        return None
+    return Grant(
+        rule=rule,
+        code=promotion_code(user_id, rule),
+        percent_off=WINBACK_PERCENT,
+        expires_at=now + WINBACK_VALIDITY,
+        reason=f"inactive for {inactive_for.days} days",
+    )
+
+
 # -- recommendations -----------------------------------------------------------------------------
 
 

@@ -78,22 +78,7 @@ async def track_order(envelope: Envelope[Event], ctx: HandlerContext) -> None:
             user_id, len(user.get("confirmed_orders", [])), user.get("granted_rules", []), at
         )
         if grant is not None:
-            # $set, not insert-once: a PromotionRedeemed seen first left only `redeemed_at`.
-            await store.promotions.update_one(
-                {"_id": grant.code},
-                {
-                    "$set": {
-                        "user_id": user_id,
-                        "rule": grant.rule,
-                        "percent_off": grant.percent_off,
-                        "expires_at": grant.expires_at,
-                        "reason": grant.reason,
-                        "granted_at": at,
-                    }
-                },
-                upsert=True,
-                session=ctx.session,
-            )
+            await store.save_promotion(user_id, grant, at, ctx.session)
             await store.update_user(
                 user_id, add_to={"granted_rules": grant.rule}, session=ctx.session
             )

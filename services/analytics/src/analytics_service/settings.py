@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
@@ -16,3 +17,6 @@ class AnalyticsSettings(ServiceSettings):
 
     service_name: ClassVar[str] = "analytics"
     port: int = 8006
+    # Win-back: a customer inactive this long gets a code once; the sweep runs this often.
+    winback_after_days: int = Field(30, ge=1)
+    winback_sweep_seconds: float = Field(3600.0, gt=0)

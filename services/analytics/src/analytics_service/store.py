@@ -17,6 +17,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from analytics_service.domain import Grant
 from kit.mongo import IndexSpec
 
 INDEXES: list[IndexSpec] = [
@@ -99,6 +100,27 @@ class AnalyticsStore:
     ) -> None:
         await self.products.update_one(
             {"_id": product_id}, {"$set": fields}, upsert=True, session=session
+        )
+
+    async def save_promotion(
+        self, user_id: str, grant: Grant, granted_at: datetime, session: Session
+    ) -> None:
+        """Record a granted code ($set, not insert-once: a PromotionRedeemed seen first left
+        only `redeemed_at`)."""
+        await self.promotions.update_one(
+            {"_id": grant.code},
+            {
+                "$set": {
+                    "user_id": user_id,
+                    "rule": grant.rule,
+                    "percent_off": grant.percent_off,
+                    "expires_at": grant.expires_at,
+                    "reason": grant.reason,
+                    "granted_at": granted_at,
+                }
+            },
+            upsert=True,
+            session=session,
         )
 
     # -- reads -----------------------------------------------------------------------------------

@@ -375,3 +375,47 @@ async def test_a_second_delivery_of_every_event_type_changes_nothing(
     await h.publish(*envelopes)
     await asyncio.sleep(1.0)
     assert await _snapshot(h) == first
+
+
+async def test_winback_grants_inactive_buyers_once(analytics: AnalyticsHarness) -> None:
+    h = analytics
+    channel = await h.connection.channel()
+    grants = await Probe.bind(channel, h.config, PromotionGranted.ROUTING_KEY)
+    now = datetime.now(UTC)
+    long_ago = now - timedelta(days=40)
+    await h.deps.store.user_facts.insert_many(
+        [
+            {
+                "_id": "gone",
+                "role": "Customer",
+                "last_active_at": long_ago,
+                "confirmed_orders": ["o1"],
+            },
+            {
+                "_id": "active",
+                "role": "Customer",
+                "last_active_at": now,
+                "confirmed_orders": ["o2"],
+            },
+            {"_id": "browser", "role": "Customer", "last_active_at": long_ago},
+            {
+                "_id": "boss",
+                "role": "Manager",
+                "last_active_at": long_ago,
+                "confirmed_orders": ["o3"],
+            },
+        ]
+    )
+    assert await asyncio.gather(h.deps.winback.sweep(now), h.deps.winback.sweep(now)) in (
+        [1, 0],
+        [0, 1],
+    )
+    assert await h.deps.winback.sweep(now) == 0
+    await eventually(lambda: len(grants.messages) == 1, what="PromotionGranted")
+    granted = Envelope.from_json(grants.messages[0].body).data
+    assert isinstance(granted, PromotionGranted)
+    assert granted.user_id == "gone" and granted.percent_off == 15
+    promos = await h.get("/api/v1/promotions", role="Customer", user="gone")
+    assert [p["code"] for p in promos["items"]] == [granted.code]
+    await asyncio.sleep(0.3)
+    assert len(grants.messages) == 1

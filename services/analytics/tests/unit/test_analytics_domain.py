@@ -13,6 +13,7 @@ from analytics_service.domain import (
     promotion_code,
     rate,
     recommend,
+    winback_grant,
 )
 
 from contracts import Actor, Envelope, Event
@@ -124,3 +125,13 @@ def test_recommend_orders_sources_and_excludes_what_cannot_be_bought() -> None:
 
 def test_rate() -> None:
     assert rate(1, 3) == 0.3333 and rate(0, 0) == 0.0
+
+
+def test_winback_once_for_inactive_buyers() -> None:
+    month = timedelta(days=30)
+    old = NOW - timedelta(days=31)
+    grant = winback_grant("u1", old, 1, [], NOW, month)
+    assert grant is not None and grant.rule == "winback" and grant.percent_off == 15
+    assert winback_grant("u1", NOW - timedelta(days=3), 1, [], NOW, month) is None
+    assert winback_grant("u1", old, 0, [], NOW, month) is None  # never bought
+    assert winback_grant("u1", old, 1, ["winback"], NOW, month) is None
