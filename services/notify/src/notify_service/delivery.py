@@ -48,7 +48,11 @@ class DeliveryPolicy:
 
 
 class DeliveryWorker:
-    """Sends due notifications; `wake()` after a handler wrote some, `stop()` on shutdown."""
+    """Sends due notifications; `wake()` after a handler wrote some, `stop()` on shutdown.
+
+    One send at a time per instance: on the embedded Mongo, four concurrent loops were slower
+    (100 welcome emails: 11.6 s against 8.9 s) because their status transactions conflict.
+    """
 
     def __init__(
         self,
