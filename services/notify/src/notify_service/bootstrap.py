@@ -51,7 +51,10 @@ def bootstrap(
 ) -> Deps:
     """The notify service's dependencies; `mongo`/`bus`/`senders` replace the real ones in tests."""
     base = ServiceDeps.wire(
-        settings, build_handlers(settings.public_base_url), mongo=mongo, bus=bus
+        settings,
+        build_handlers(settings.public_base_url, settings.nudge_hold_seconds),
+        mongo=mongo,
+        bus=bus,
     )
     store = NotifyStore(base.db)
     chosen = dict(senders) if senders is not None else default_senders(settings)

@@ -111,6 +111,14 @@ class DeliveryWorker:
         row = await self.store.lease_due(self.clock(), self.policy.lease)
         if row is None:
             return False
+        if row.get("only_if_profile_incomplete") and await self.store.profile_complete(
+            row["user_id"]
+        ):
+            await self.store.mark_skipped(row["_id"], "profile completed", self.clock())
+            return True
+        if row["channel"] == "inApp":  # a held in-app row: releasing it is delivering it
+            await self._record(row, None)
+            return True
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1
         try:

@@ -8,7 +8,7 @@ the message texts, and the key that makes a redelivered event never send twice.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from contracts import Envelope, Event
@@ -31,7 +31,7 @@ DEFAULT_CHANNELS: tuple[Channel, ...] = ("inApp", "email")
 EXTERNAL_CHANNELS: tuple[Channel, ...] = ("email", "sms", "push")
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c8f3e-5b7a-4c61-9a7e-2f0d3c9b8a11")
 
-Status = Literal["pending", "sent", "failed"]
+Status = Literal["pending", "sent", "failed", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,8 @@ class Draft:
     entity_id: str | None = None
     # What makes two drafts "the same notification"; the event id unless a rule says otherwise.
     dedupe_scope: str | None = None
+    # Held, then dropped if the profile was completed meanwhile (its events may come in any order).
+    only_if_profile_incomplete: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class Delivery:
     address: str | None = None
     entity_type: str | None = None
     entity_id: str | None = None
-    meta: dict[str, str] = field(default_factory=dict)
+    only_if_profile_incomplete: bool = False
 
 
 def channels_for(contact: Contact) -> tuple[Channel, ...]:
@@ -130,6 +132,7 @@ def deliveries(draft: Draft, scope: str, contact: Contact) -> list[Delivery]:
                 address=address,
                 entity_type=draft.entity_type,
                 entity_id=draft.entity_id,
+                only_if_profile_incomplete=draft.only_if_profile_incomplete,
             )
         )
     return out
@@ -285,6 +288,7 @@ def profile_nudge(user_id: str) -> Draft:
         entity_type="user",
         entity_id=user_id,
         dedupe_scope=f"profile-nudge:{user_id}",
+        only_if_profile_incomplete=True,
     )
 
 

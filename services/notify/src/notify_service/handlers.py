@@ -8,7 +8,7 @@ failing channel never holds up the saga. The delivery worker (`delivery.py`) sen
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -36,23 +36,28 @@ from notify_service.domain import Contact, Delivery, Draft, deliveries, drafts_f
 from notify_service.store import NotifyStore
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+DEFAULT_NUDGE_HOLD = 10.0
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _write(store: NotifyStore, ctx: HandlerContext, items: list[Delivery]) -> None:
+async def _write(
+    store: NotifyStore, ctx: HandlerContext, items: list[Delivery], *, hold: float = 0.0
+) -> None:
     envelope = ctx.envelope
     for item in items:
+        held = timedelta(seconds=hold) if item.only_if_profile_incomplete else None
         created = await store.add(
             item,
             now=_now(),
             event_id=envelope.id,
             correlation_id=envelope.correlation_id,
             session=ctx.session,
+            hold=held,
         )
-        if created and item.channel == "inApp":
+        if created and item.channel == "inApp" and held is None:
             # In-app is delivered by being stored: say so in the same transaction.
             await ctx.emit(
                 NotificationSent(
@@ -88,7 +93,9 @@ async def notify_about_event(
             await _write(store, ctx, deliveries(draft, envelope.id, contact))
 
 
-async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> None:
+async def keep_user_replica(
+    envelope: Envelope[Event], ctx: HandlerContext, *, nudge_hold: float = DEFAULT_NUDGE_HOLD
+) -> None:
     """Keep the replica of a user's contact, role and channels; nudge an incomplete profile once."""
     store = NotifyStore(ctx.db)
     data = envelope.data
@@ -125,7 +132,10 @@ async def keep_user_replica(envelope: Envelope[Event], ctx: HandlerContext) -> N
             contact = await store.contact(data.user_id, ctx.session)
             if contact is not None:
                 # The nudge's dedupe scope is the user: only the first incomplete sighting sends.
-                await _write(store, ctx, deliveries(profile_nudge(data.user_id), "", contact))
+                # Held a moment: the update that completes the profile may be handled after
+                # this login; the worker drops the nudge if the replica is complete by then.
+                nudge = deliveries(profile_nudge(data.user_id), "", contact)
+                await _write(store, ctx, nudge, hold=nudge_hold)
 
 
 NOTIFYING_EVENTS: tuple[type[Event], ...] = (
@@ -149,10 +159,13 @@ USER_EVENTS: tuple[type[Event], ...] = (
 )
 
 
-def build_handlers(base_url: str = DEFAULT_BASE_URL) -> HandlerTable:
-    """The handler table, with links in messages pointing at `base_url` (the gateway)."""
+def build_handlers(
+    base_url: str = DEFAULT_BASE_URL, nudge_hold: float = DEFAULT_NUDGE_HOLD
+) -> HandlerTable:
+    """The handler table: links point at `base_url` (the gateway); nudges wait `nudge_hold` s."""
     notify = partial(notify_about_event, base_url=base_url)
-    table: HandlerTable = {cls: [keep_user_replica] for cls in USER_EVENTS}
+    replica = partial(keep_user_replica, nudge_hold=nudge_hold)
+    table: HandlerTable = {cls: [replica] for cls in USER_EVENTS}
     for cls in NOTIFYING_EVENTS:
         # The replica first: a welcome email needs the address UserRegistered just brought.
         table.setdefault(cls, []).append(notify)

@@ -29,6 +29,8 @@ class NotifySettings(ServiceSettings):
     delivery_max_attempts: int = Field(4, ge=1)
     delivery_poll_seconds: float = Field(0.5, gt=0)
     delivery_lease_seconds: float = Field(60.0, gt=0)
+    # The profile nudge waits this long, then goes out only if the profile is still incomplete.
+    nudge_hold_seconds: float = Field(10.0, ge=0)
     # The sandbox SMS and push providers' delay per call.
     sandbox_latency_seconds: float = Field(0.005, ge=0)
 

@@ -79,6 +79,11 @@ class NotifyStore:
         cursor = self.users.find({"role": role, "deleted": {"$ne": True}}, session=session)
         return [_contact(doc) async for doc in cursor]
 
+    async def profile_complete(self, user_id: str) -> bool:
+        """True when the replica says the user's profile is complete, or the user is gone."""
+        doc = await self.users.find_one({"_id": user_id}) or {}
+        return bool(doc.get("is_profile_complete") or doc.get("deleted") or doc.get("disabled"))
+
     async def user_flags(self, user_id: str, session: Session) -> dict[str, Any]:
         return await self.users.find_one({"_id": user_id}, session=session) or {}
 
@@ -92,17 +97,22 @@ class NotifyStore:
         event_id: str,
         correlation_id: str,
         session: Session,
+        hold: timedelta | None = None,
     ) -> bool:
-        """Write a notification unless its dedupe key exists; True when it is new."""
+        """Write a notification unless its dedupe key exists; True when it is new.
+
+        `hold`: keep it pending that long before the worker may deliver it (in-app too)."""
         row = asdict(delivery)
-        row.pop("meta")
         row["_id"] = row.pop("notification_id")
-        in_app = delivery.channel == "inApp"
+        # In-app is delivered by being stored, unless it is held for a later check.
+        in_app = delivery.channel == "inApp" and hold is None
         row |= {
             "status": "sent" if in_app else "pending",
             "attempts": 0,
             "created_at": now,
-            "next_attempt_at": now,
+            "next_attempt_at": now + hold if hold is not None else now,
+            # A held row is not in the inbox until it is released (or ever, when skipped).
+            "hidden": hold is not None,
             "lease_until": None,
             "sent_at": now if in_app else None,
             "read_at": None,
@@ -135,10 +145,16 @@ class NotifyStore:
         await self.notifications.update_one(
             {"_id": notification_id, "status": "pending"},
             {
-                "$set": {"status": "sent", "sent_at": now, "lease_until": None},
+                "$set": {"status": "sent", "sent_at": now, "lease_until": None, "hidden": False},
                 "$inc": {"attempts": 1},
             },
             session=session,
+        )
+
+    async def mark_skipped(self, notification_id: str, reason: str, now: datetime) -> None:
+        await self.notifications.update_one(
+            {"_id": notification_id, "status": "pending"},
+            {"$set": {"status": "skipped", "last_error": reason, "skipped_at": now}},
         )
 
     async def mark_retry(self, notification_id: str, error: str, next_attempt_at: datetime) -> None:
@@ -160,7 +176,12 @@ class NotifyStore:
         await self.notifications.update_one(
             {"_id": notification_id, "status": "pending"},
             {
-                "$set": {"status": "failed", "last_error": error, "failed_at": now},
+                "$set": {
+                    "status": "failed",
+                    "last_error": error,
+                    "failed_at": now,
+                    "hidden": False,
+                },
                 "$inc": {"attempts": 1},
             },
             session=session,
@@ -170,7 +191,7 @@ class NotifyStore:
         self, user_id: str, *, limit: int, after: tuple[datetime, str] | None
     ) -> list[dict[str, Any]]:
         """A user's notifications, newest first, from after the cursor position."""
-        query: dict[str, Any] = {"user_id": user_id}
+        query: dict[str, Any] = {"user_id": user_id, "hidden": {"$ne": True}}
         if after is not None:
             at, last_id = after
             query["$or"] = [

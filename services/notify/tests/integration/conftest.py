@@ -65,6 +65,7 @@ async def notify(
         delivery_retry_delays=(0.05, 0.1),
         delivery_max_attempts=3,
         delivery_poll_seconds=0.05,
+        nudge_hold_seconds=0.3,
     )
     sms = SandboxProvider("sms", latency=0.001)
     push = SandboxProvider("push", latency=0.001)

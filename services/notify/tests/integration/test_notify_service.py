@@ -326,3 +326,25 @@ async def test_a_late_registration_does_not_undo_a_complete_profile(notify: Noti
     user = await h.deps.store.users.find_one({"_id": "c4"})
     assert user is not None and user["is_profile_complete"] is True and user["phone"] == "+1555"
     assert await count(h, type="PROFILE_INCOMPLETE") == 0
+
+
+async def test_a_nudge_is_dropped_when_the_profile_completes_meanwhile(
+    notify: NotifyHarness,
+) -> None:
+    h = notify
+    await h.publish(registered("c5"))
+    await eventually(lambda: len(h.sink.to("c5@example.com")) == 1, what="welcome")
+    # The login is handled before the update that completed the profile (events race).
+    await h.publish(wrap(UserLoggedIn(user_id="c5"), "c5"))
+    await eventually(lambda: count(h, type="PROFILE_INCOMPLETE"), what="held nudge")
+    inbox = await h.client.get("/api/v1/notifications", headers=h.headers("c5"))
+    assert {i["type"] for i in inbox.json()["items"]} == {"WELCOME"}  # held: not shown
+    profile = UserProfileUpdated(
+        user_id="c5", username="c5", email="c5@example.com", is_profile_complete=True
+    )
+    await h.publish(wrap(profile, "c5"))
+    await settled(h)
+    assert await count(h, type="PROFILE_INCOMPLETE", status="skipped") == 2  # in-app + email
+    assert [m.subject for m in h.sink.to("c5@example.com")] == ["Welcome to the shop"]
+    inbox = await h.client.get("/api/v1/notifications", headers=h.headers("c5"))
+    assert {i["type"] for i in inbox.json()["items"]} == {"WELCOME"}
