@@ -101,7 +101,7 @@ class _Staging:
 
 
 class NullBus:
-    """A bus that starts, stops and reports readiness without a broker."""
+    """A bus that starts, stops and reports readiness without a broker (outbox rows stay put)."""
 
     def __init__(self, *, ready: bool = True) -> None:
         self.started = False
@@ -116,3 +116,6 @@ class NullBus:
 
     def ready(self) -> bool:
         return self.started and not self.stopped and self._ready
+
+    def notify(self) -> None:
+        """No relay to wake: committed outbox rows simply stay in Mongo."""

@@ -20,22 +20,27 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.config import BusConfig
 from bus.context import HandlerTable
+from bus.outbox import Outbox
 from bus.service import ServiceBus
 from kit.health import add_readiness_check
 from kit.mongo import IndexSpec, connect, ensure_indexes, ping
 from kit.settings import ServiceSettings
+from kit.transactions import TransactionBody, run_in_transaction
 
 log = structlog.get_logger("service.lifespan")
 
 
 class Bus(Protocol):
-    """What the lifespan needs of a bus: `bus.ServiceBus`, or a fake in tests."""
+    """What a service needs of its bus: `bus.ServiceBus`, or `bus.fake.NullBus` in tests."""
 
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
 
     def ready(self) -> bool: ...
+
+    def notify(self) -> None:
+        """Wake the relay: outbox rows were just committed outside a handler."""
 
 
 def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ()) -> BusConfig:
@@ -77,6 +82,21 @@ class ServiceDeps:
             config = bus_config(settings, extra_bindings=extra_bindings)
             bus = ServiceBus(config, handlers, client, db)
         return cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
+
+    @property
+    def outbox(self) -> Outbox:
+        """The service's outbox collection: a write adds its events here, in its transaction."""
+        return Outbox(self.db)
+
+    async def write[T](self, body: TransactionBody[T]) -> T:
+        """The one write path outside handlers: state and outbox rows commit together.
+
+        `body(session)` may run more than once (kit.transactions retries conflicts). After the
+        commit the relay is woken, so events leave at once rather than at its next poll.
+        """
+        result = await run_in_transaction(self.mongo, body)
+        self.bus.notify()
+        return result
 
 
 type Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

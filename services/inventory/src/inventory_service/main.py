@@ -62,7 +62,7 @@ def inventory_lifespan(settings: InventorySettings, *, bus: Bus | None = None) -
                 deps.db,
                 interval=settings.sweep_interval_seconds,
                 lease_seconds=settings.sweep_lease_seconds,
-                notify=deps.notify_relay,
+                notify=deps.bus.notify,
             )
             app.state.sweeper = sweeper
             sweeper.start()

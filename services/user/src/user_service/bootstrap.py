@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bus.outbox import OutboxWriter
 from bus.runtime import Bus, ServiceDeps
 from kit.auth.signing import SigningKey
-from kit.transactions import TransactionBody
 from user_service.domain import RegionLookup, offline_region
 from user_service.handlers import HANDLERS
 from user_service.keys import load_previous_keys, load_signing_key
 from user_service.passwords import Passwords
 from user_service.settings import UserSettings
 from user_service.store import UserStore
-
-
-class WritingBus(Bus, Protocol):
-    """A bus HTTP writes go through: state and outbox rows in one transaction."""
-
-    outbox: OutboxWriter
-
-    async def write[T](self, body: TransactionBody[T]) -> T: ...
 
 
 @dataclass(kw_only=True)
@@ -42,11 +32,6 @@ class Deps(ServiceDeps):
     @property
     def store(self) -> UserStore:
         return UserStore(self.db)
-
-    @property
-    def writer(self) -> WritingBus:
-        """The bus as a transactional writer (`bus.ServiceBus` in the running service)."""
-        return cast(WritingBus, self.bus)
 
 
 def bootstrap(

@@ -1,6 +1,6 @@
 """What the user service's routes do: load, apply the domain rules, store and emit in one write.
 
-Every state change goes through `deps.writer.write(body)`, so the user document, refresh tokens
+Every state change goes through `deps.write(body)`, so the user document, refresh tokens
 and the outbox rows of its events commit together (architecture.md, outbox). Counters for rate
 limits and lockouts are plain upserts outside transactions: they are not business state.
 """
@@ -272,11 +272,11 @@ async def create_account(
     async def body(session: AsyncClientSession) -> dict[str, str] | None:
         await deps.store.insert(dict(user), session)
         tokens = await _issue_tokens(deps, user, session) if with_tokens else None
-        await deps.writer.outbox.add(session, _wrap(event, user_id, actor))
+        await deps.outbox.add(session, _wrap(event, user_id, actor))
         return tokens
 
     try:
-        tokens = await deps.writer.write(body)
+        tokens = await deps.write(body)
     except IdentityTaken as exc:
         raise taken(exc.field) from exc
     log.info("user.registered", user_id=user_id, role=role)
@@ -363,10 +363,10 @@ async def login(
         if current is None or current.get("disabled"):
             raise invalid_credentials()
         tokens = await _issue_tokens(deps, current, session)
-        await deps.writer.outbox.add(session, _wrap(event, user["_id"], actor))
+        await deps.outbox.add(session, _wrap(event, user["_id"], actor))
         return current, tokens
 
-    return await deps.writer.write(body)
+    return await deps.write(body)
 
 
 class _Reused(Exception):
@@ -402,7 +402,7 @@ async def refresh(deps: Deps, token: str) -> tuple[Doc, dict[str, str]]:
         return user, await _issue_tokens(deps, user, session, family_id=record["family_id"])
 
     try:
-        return await deps.writer.write(body)
+        return await deps.write(body)
     except _Reused:
         await deps.store.revoke_family(record["family_id"])
         raise invalid_refresh() from None
@@ -438,11 +438,11 @@ async def update_profile(
         if changes["is_profile_complete"] != bool(user.get("is_profile_complete")):
             changed = (*fields, "isProfileComplete")
         event = profile_event(updated, changed)
-        await deps.writer.outbox.add(session, _wrap(event, user_id, caller.actor))
+        await deps.outbox.add(session, _wrap(event, user_id, caller.actor))
         return updated
 
     try:
-        return await deps.writer.write(body)
+        return await deps.write(body)
     except domain.DomainError as exc:
         raise _domain_problem(exc) from exc
     except IdentityTaken as exc:
@@ -547,7 +547,7 @@ async def mark_prompted(deps: Deps, user_id: str) -> Doc:
             raise user_not_found()
         return user
 
-    return await deps.writer.write(body)
+    return await deps.write(body)
 
 
 # ── admin ──────────────────────────────────────────────────────────────────────────────────
@@ -586,11 +586,11 @@ async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> 
             await deps.store.revoke_user(user_id, session)
         changed = tuple(domain_name for name, domain_name in _PATCH_FIELDS.items() if name in patch)
         envelopes.append(_wrap(profile_event(updated, changed), user_id, caller.actor))
-        await deps.writer.outbox.add(session, *envelopes)
+        await deps.outbox.add(session, *envelopes)
         return updated
 
     try:
-        return await deps.writer.write(body)
+        return await deps.write(body)
     except IdentityTaken as exc:
         raise taken(exc.field) from exc
 
@@ -627,9 +627,9 @@ async def admin_delete(deps: Deps, user_id: str, caller: Caller) -> None:
         )
         await deps.store.revoke_user(user_id, session)
         event = UserDeleted(user_id=user_id, role=user["role"])
-        await deps.writer.outbox.add(session, _wrap(event, user_id, caller.actor))
+        await deps.outbox.add(session, _wrap(event, user_id, caller.actor))
 
-    await deps.writer.write(body)
+    await deps.write(body)
 
 
 async def ensure_bootstrap_accounts(deps: Deps) -> None:
