@@ -12,7 +12,7 @@ from analytics_service.handlers import BINDINGS, HANDLERS
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import AnalyticsStore
 from analytics_service.winback import WinbackSweeper
-from bus.outbox import OutboxWriter
+from bus.outbox import Outbox
 from bus.runtime import Bus, ServiceDeps
 
 
@@ -34,8 +34,8 @@ def bootstrap(
     """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
     base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
     store = AnalyticsStore(base.db)
-    # The real bus writes through its outbox; a test's InMemoryBus records what is added.
-    outbox: OutboxWriter = getattr(base.bus, "outbox", None) or base.bus  # type: ignore[assignment]
+    # Rows in the service's outbox collection; the bus relay publishes them (a NullBus leaves them).
+    outbox = Outbox(base.db)
     wake_relay = getattr(base.bus, "notify", None)
     winback = WinbackSweeper(
         base.mongo,

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bus.outbox import OutboxWriter
+from bus.outbox import Outbox
 from bus.runtime import Bus, ServiceDeps
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
@@ -58,7 +58,8 @@ def bootstrap(
     )
     store = NotifyStore(base.db)
     chosen = dict(senders) if senders is not None else default_senders(settings)
-    outbox: OutboxWriter = getattr(base.bus, "outbox", None) or base.bus  # type: ignore[assignment]
+    # Rows in the service's outbox collection; the bus relay publishes them (a NullBus leaves them).
+    outbox = Outbox(base.db)
     notify_relay = getattr(base.bus, "notify", None)
     worker = DeliveryWorker(
         base.mongo,
