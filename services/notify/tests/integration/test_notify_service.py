@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 from notify_service.handlers import HANDLERS
@@ -15,7 +15,7 @@ from contracts.notify import NotificationFailed
 from contracts.order import OrderApprovalRequired, OrderPlaced
 from contracts.payment import PaymentFailed
 from contracts.testing import sample
-from contracts.types import Preferences, PricedLine
+from contracts.types import NotificationType, Preferences, PricedLine
 from contracts.user import (
     UserDeleted,
     UserLoggedIn,
@@ -282,19 +282,7 @@ async def test_a_second_delivery_of_every_consumed_type_changes_nothing(
     assert await snapshot() == first
 
 
-EVERY_TYPE = (
-    "WELCOME",
-    "PROFILE_INCOMPLETE",
-    "ORDER_PLACED",
-    "ORDER_DECISION_REQUIRED",
-    "ORDER_CONFIRMED",
-    "ORDER_REJECTED",
-    "ORDER_CANCELLED",
-    "PAYMENT_FAILED",
-    "PROMOTION_GRANTED",
-    "APPROVAL_REQUIRED",
-    "LOW_STOCK",
-)
+EVERY_TYPE = get_args(NotificationType)
 
 
 def _incomplete(cls: type) -> dict[str, Any]:
