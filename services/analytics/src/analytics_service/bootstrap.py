@@ -12,7 +12,6 @@ from analytics_service.handlers import BINDINGS, HANDLERS
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import AnalyticsStore
 from analytics_service.winback import WinbackSweeper
-from bus.outbox import Outbox
 from bus.runtime import Bus, ServiceDeps
 
 
@@ -34,16 +33,13 @@ def bootstrap(
     """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
     base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
     store = AnalyticsStore(base.db)
-    # Rows in the service's outbox collection; the bus relay publishes them (a NullBus leaves them).
-    outbox = Outbox(base.db)
-    wake_relay = getattr(base.bus, "notify", None)
     winback = WinbackSweeper(
         base.mongo,
         store,
-        outbox,
+        base.outbox,
         inactive_for=timedelta(days=settings.winback_after_days),
         interval=settings.winback_sweep_seconds,
-        on_committed=wake_relay if callable(wake_relay) else (lambda: None),
+        on_committed=base.bus.notify,
     )
     return Deps(
         settings=settings,

@@ -9,7 +9,6 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bus.outbox import Outbox
 from bus.runtime import Bus, ServiceDeps
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
@@ -58,13 +57,10 @@ def bootstrap(
     )
     store = NotifyStore(base.db)
     chosen = dict(senders) if senders is not None else default_senders(settings)
-    # Rows in the service's outbox collection; the bus relay publishes them (a NullBus leaves them).
-    outbox = Outbox(base.db)
-    notify_relay = getattr(base.bus, "notify", None)
     worker = DeliveryWorker(
         base.mongo,
         store,
-        outbox,
+        base.outbox,
         chosen,
         DeliveryPolicy(
             retry_delays=settings.delivery_retry_delays,
@@ -72,7 +68,7 @@ def bootstrap(
             lease=timedelta(seconds=settings.delivery_lease_seconds),
             poll_interval=settings.delivery_poll_seconds,
         ),
-        on_committed=notify_relay if callable(notify_relay) else (lambda: None),
+        on_committed=base.bus.notify,
     )
     return Deps(
         settings=settings,
