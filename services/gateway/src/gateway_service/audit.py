@@ -1,17 +1,21 @@
-"""`AccessDenied` events, published by the gateway itself (events.md; the one exception to
+"""The gateway's audit events, published by the gateway itself (events.md; the one exception to
 "HTTP writes go through the outbox": the gateway has no database).
 
-Fire-and-forget with publisher confirms: the 403 is answered at once, the publish runs as a task
-with a timeout, and a broker that is down costs a warning in the log, never the response. The
-connection opens on the first denial, so a gateway without a broker still starts and serves.
+`AccessDenied` is fire-and-forget with publisher confirms: the 403 is answered at once, the
+publish runs as a task with a timeout, and a broker that is down costs a warning in the log,
+never the response. An Admin's operation (`DeadLettersRedriven`) goes through the same publisher
+but is awaited (`record`): its audit record must not be lost silently. The connection opens on
+first use, so a gateway without a broker still starts and serves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import structlog
+from aio_pika.abc import AbstractChannel
 from fastapi import Request
 
 from bus import AmqpPublisher, BusConfig, BusConnection
@@ -27,7 +31,7 @@ PUBLISH_TIMEOUT = 5.0
 
 
 class DeniedAudit:
-    """Publishes one `AccessDenied` per refused request."""
+    """Publishes one `AccessDenied` per refused request, and the audit of admin operations."""
 
     def __init__(self, settings: GatewaySettings) -> None:
         config = BusConfig(
@@ -72,6 +76,18 @@ class DeniedAudit:
             self.published += 1
         except Exception as exc:
             log.warning("gateway.access_denied_unpublished", event_id=envelope.id, error=repr(exc))
+
+    async def record(self, envelope: Envelope[Any]) -> None:
+        """Publish an admin operation's event and wait for the broker's confirm; raises if not."""
+        await asyncio.wait_for(self.connection.connect(attempts=1), PUBLISH_TIMEOUT)
+        await asyncio.wait_for(self.publisher.publish(envelope), PUBLISH_TIMEOUT)
+        self.published += 1
+
+    async def channel(self) -> AbstractChannel:
+        """A new channel on the gateway's one broker connection (the caller closes it)."""
+        # One attempt, bounded: an admin request must fail fast when the broker is down.
+        await asyncio.wait_for(self.connection.connect(attempts=1), PUBLISH_TIMEOUT)
+        return await asyncio.wait_for(self.connection.channel(), PUBLISH_TIMEOUT)
 
     async def close(self) -> None:
         """Let pending publishes finish (briefly), then close the channel and connection."""

@@ -7,17 +7,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from gateway_service.api import proxy, system
 from gateway_service.audit import DeniedAudit
 from gateway_service.auth import guard, upstream_forbidden
+from gateway_service.dead_letters import DeadLetterOps
 from gateway_service.openapi import MergedOpenAPI
+from gateway_service.ops import router as ops
 from gateway_service.proxy import Proxy
 from gateway_service.security import SecurityHeadersMiddleware
 from gateway_service.settings import GatewaySettings
 from kit.app import Lifespan
 from kit.app import create_app as create_kit_app
+from kit.auth import DeniedHook, Principal, set_denied_hook
 from kit.tracing_clients import TracingTransport
 
 # kit's factory serves FastAPI's own document and docs, and a /readyz about this process only;
@@ -42,6 +45,13 @@ def http_client(settings: GatewaySettings) -> httpx.AsyncClient:
     )
 
 
+def _denied_hook(audit: DeniedAudit) -> DeniedHook:
+    async def hook(request: Request, principal: Principal, roles: tuple[str, ...]) -> None:
+        audit.denied(request, principal, roles)
+
+    return hook
+
+
 def lifespan(settings: GatewaySettings) -> Lifespan:
     """Open the pooled upstream client with the app, close it when the app stops."""
 
@@ -50,6 +60,9 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
         async with http_client(settings) as client:
             app.state.http = client
             app.state.audit = audit = DeniedAudit(settings)
+            app.state.dead_letters = DeadLetterOps(settings, audit)
+            # require_roles' own refusals are audited like the edge's (see ops.py).
+            set_denied_hook(app, _denied_hook(audit))
             app.state.proxy = Proxy(
                 client,
                 settings.service_urls(),
@@ -74,8 +87,8 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway's FastAPI app (the upstream client opens with the lifespan)."""
     settings = settings or GatewaySettings()
-    # The gateway's own `ops` routes (later) go before `proxy`, whose catch-all answers the rest.
-    app = create_kit_app(settings, title="shop", routers=[proxy], lifespan=lifespan(settings))
+    # The gateway's own `ops` routes go before `proxy`, whose catch-all answers the rest.
+    app = create_kit_app(settings, title="shop", routers=[ops, proxy], lifespan=lifespan(settings))
     app.router.routes[:] = [
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
     ]

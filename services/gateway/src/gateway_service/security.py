@@ -53,6 +53,9 @@ ROLE_RULES: tuple[RoleRule, ...] = (
     rule("GET", "/reports/sales", STAFF),
     rule("GET", "/reports/funnel", STAFF),
     rule("GET", "/audit", STAFF),  # Admin, Manager read-only (audit only has GET)
+    # Answered by the gateway itself (ops.py), which checks the role again.
+    rule("GET", "/ops/dlq", ADMIN),
+    rule("POST", "/ops/dlq/{service}/redrive", ADMIN),
 )
 
 

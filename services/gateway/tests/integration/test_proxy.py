@@ -163,7 +163,7 @@ async def test_slow_upstream_is_a_504_problem(gateway: httpx.AsyncClient) -> Non
 
 
 async def test_unknown_area_is_a_404_problem(gateway: httpx.AsyncClient) -> None:
-    for path in ("/api/v1/nope", "/api/v1/nope/1", "/api/v1/ops/dlq"):
+    for path in ("/api/v1/nope", "/api/v1/nope/1", "/api/v1/ops/nope"):
         response = await gateway.get(path)
         assert response.status_code == 404, path
         assert response.headers["content-type"].startswith("application/problem+json")

@@ -28,6 +28,9 @@ pytestmark = pytest.mark.unit
         ("GET", "/api/v1/reports/sales", ("Manager", "Admin")),
         ("HEAD", "/api/v1/audit", ("Manager", "Admin")),
         ("GET", "/api/v1/recommendations", ("Customer",)),
+        ("GET", "/api/v1/ops/dlq", ("Admin",)),
+        ("POST", "/api/v1/ops/dlq/order/redrive", ("Admin",)),
+        ("POST", "/api/v1/ops/dlq", None),  # no such route: the gateway's 404
     ],
 )
 def test_role_table_follows_api_md(method: str, path: str, roles: tuple[str, ...] | None) -> None:
