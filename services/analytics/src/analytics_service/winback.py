@@ -8,8 +8,6 @@ second one's conditional update matches nothing (or conflicts and retries into t
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +21,7 @@ from analytics_service.store import AnalyticsStore
 from bus.outbox import OutboxWriter
 from contracts import Envelope
 from contracts.analytics import PromotionGranted
+from kit.background import PeriodicTask
 from kit.transactions import run_in_transaction
 
 log = structlog.get_logger("analytics.winback")
@@ -47,28 +46,16 @@ class WinbackSweeper:
         self.inactive_for = inactive_for
         self.interval = interval
         self.on_committed = on_committed
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask(
+            "analytics-winback", lambda: self.sweep(datetime.now(UTC)), interval
+        )
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="analytics-winback")
+        """Sweep in the background every `interval` seconds."""
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep(datetime.now(UTC))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a Mongo hiccup must not end the sweeper
-                log.warning("analytics.winback_failed", error=repr(exc))
-            await asyncio.sleep(self.interval)
+        await self._loop.stop()
 
     async def sweep(self, now: datetime) -> int:
         """Grant every due win-back code; how many were granted."""

@@ -7,7 +7,6 @@ reservation release it once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from bus import Outbox
 from contracts import Envelope
 from inventory_service import store
 from inventory_service.handlers import release, utcnow
+from kit.background import PeriodicTask
 from kit.transactions import run_in_transaction
 
 log = structlog.get_logger("inventory.sweeper")
@@ -47,11 +47,10 @@ class ReservationSweeper:
         self._client = client
         self._db = db
         self._outbox = Outbox(db)
-        self._interval = interval
         self._lease_seconds = lease_seconds
         self._notify = notify
         self.holder = holder or f"sweeper-{secrets.token_hex(4)}"
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("inventory-sweeper", self.sweep_once, interval)
 
     async def sweep_once(self, now: datetime | None = None) -> int:
         """Take the lease and release what has expired; how many reservations were released."""
@@ -84,25 +83,10 @@ class ReservationSweeper:
 
     def start(self) -> None:
         """Run the sweep loop in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inventory-sweeper")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop the loop and give the lease up, so another instance can take over at once."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         with contextlib.suppress(Exception):
             await store.release_lease(self._db, LEASE_NAME, self.holder)
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a Mongo hiccup must not end the loop
-                log.warning("sweeper.failed", error=repr(exc))
-            await asyncio.sleep(self._interval)

@@ -10,8 +10,6 @@ window where a provider may see a message twice, which its idempotency key lets 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +22,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from bus.outbox import OutboxWriter
 from contracts import Envelope
 from contracts.notify import NotificationFailed, NotificationSent
+from kit.background import PeriodicTask
 from kit.transactions import run_in_transaction
 from notify_service.channels import (
     OutgoingMessage,
@@ -72,39 +71,26 @@ class DeliveryWorker:
         self.policy = policy
         self.on_committed = on_committed
         self.clock = clock
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="notify-delivery")
+        """Deliver in the background until stopped."""
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Deliver now: a handler just wrote notifications."""
+        self._loop.wake()
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._loop.running
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                while await self.deliver_one():
-                    pass
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a Mongo hiccup must not end the worker
-                log.warning("notify.delivery_loop_error", error=repr(exc))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.policy.poll_interval)
+    async def _deliver_due(self) -> None:
+        while await self.deliver_one():
+            pass
 
     async def deliver_one(self) -> bool:
         """Send one due notification; False when none is due."""
