@@ -14,6 +14,7 @@ from kit.auth.deps import use_static_keys
 from user_service.api import ROUTERS
 from user_service.bootstrap import Deps, bootstrap
 from user_service.commands import ensure_bootstrap_accounts
+from user_service.internal_api import internal
 from user_service.settings import UserSettings
 from user_service.store import INDEXES
 
@@ -39,4 +40,6 @@ def lifespan(settings: UserSettings) -> Lifespan:
 def create_app(settings: UserSettings | None = None) -> FastAPI:
     """The user service's FastAPI app (nothing connects until the lifespan starts)."""
     settings = settings or UserSettings()
-    return create_kit_app(settings, title="user", routers=ROUTERS, lifespan=lifespan(settings))
+    return create_kit_app(
+        settings, title="user", routers=[*ROUTERS, internal], lifespan=lifespan(settings)
+    )

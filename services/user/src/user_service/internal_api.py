@@ -1,0 +1,53 @@
+"""Internal routes of the user service, for other services only (never routed by the gateway).
+
+`/internal/*` sits outside `/api/v1`: the gateway routes only `/api/v1/<area>`, and the cluster's
+NetworkPolicy must keep these paths from anything but the services (README). Events never carry a
+payment method's provider token, so the payment service resolves it here at authorization time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from kit.errors import PROBLEM_RESPONSES, not_found
+from kit.models import ResponseModel
+from user_service.deps import DepsDep
+from user_service.store import UserStore
+
+internal = APIRouter(prefix="/internal/users", tags=["internal"])
+
+
+class PaymentMethodToken(ResponseModel):
+    payment_method_id: str
+    token: str
+    brand: str | None = None
+    last4: str | None = None
+    # What the fraud rules weigh: how old the account is and where it was registered.
+    account_created_at: datetime | None = None
+    account_region: str | None = None
+
+
+@internal.get(
+    "/{user_id}/payment-methods/{payment_method_id}",
+    response_model=PaymentMethodToken,
+    responses=PROBLEM_RESPONSES,
+)
+async def resolve_payment_method(
+    user_id: str, payment_method_id: str, deps: DepsDep
+) -> PaymentMethodToken:
+    """A user's payment method with its provider token (payment service only)."""
+    user = await UserStore(deps.db).get(user_id)
+    methods = user.get("payment_methods", []) if user else []
+    for method in methods:
+        if method.get("payment_method_id") == payment_method_id:
+            return PaymentMethodToken(
+                payment_method_id=payment_method_id,
+                token=method["token"],
+                brand=method.get("brand"),
+                last4=method.get("last4"),
+                account_created_at=user.get("created_at") if user else None,
+                account_region=user.get("region") if user else None,
+            )
+    raise not_found("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this user")
