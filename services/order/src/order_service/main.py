@@ -6,10 +6,10 @@ from fastapi import FastAPI
 
 from bus.runtime import service_lifespan
 from kit.app import create_app as create_kit_app
+from order_service import replicas, store
 from order_service.api import ROUTERS
 from order_service.bootstrap import bootstrap
 from order_service.settings import OrderSettings
-from order_service.store import INDEXES
 
 
 def create_app(settings: OrderSettings | None = None) -> FastAPI:
@@ -19,5 +19,5 @@ def create_app(settings: OrderSettings | None = None) -> FastAPI:
         settings,
         title="order",
         routers=ROUTERS,
-        lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES),
+        lifespan=service_lifespan(settings, bootstrap, indexes=[*store.INDEXES, *replicas.INDEXES]),
     )

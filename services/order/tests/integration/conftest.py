@@ -1,0 +1,77 @@
+"""Fixtures for the order service against the real broker and a MongoDB-protocol server."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from order_service.bootstrap import Deps
+from order_service.main import create_app
+from order_service.settings import OrderSettings
+
+from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus.runtime import bus_config
+from bus.testing import eventually
+from contracts import Envelope
+
+
+@dataclass
+class RunningOrder:
+    """A started order service and a publisher onto its exchange."""
+
+    deps: Deps
+    publisher: AmqpPublisher
+
+    async def publish(self, *envelopes: Envelope[Any]) -> None:
+        for envelope in envelopes:
+            await self.publisher.publish(envelope)
+
+    async def handled(self, envelope: Envelope[Any]) -> None:
+        """Wait until every handler committed (or skipped) this envelope."""
+
+        async def seen() -> bool:
+            found = await self.deps.db["inbox"].count_documents({"event_id": envelope.id})
+            return found >= 1
+
+        await eventually(seen, timeout=10, what=f"{envelope.type} handled")
+
+
+@pytest.fixture
+async def order_service(
+    mongo_url: str, amqp_url: str, run_prefix: str
+) -> AsyncIterator[RunningOrder]:
+    """The order service with its own database and bus names, the real broker, torn down after."""
+    tag = secrets.token_hex(4)
+    settings = OrderSettings(
+        mongo_url=mongo_url,
+        amqp_url=amqp_url,
+        db_prefix=f"t{tag}_",
+        bus_prefix=f"{run_prefix}{tag}.",
+        bus_retry_delays=(0.2, 0.5),
+    )
+    app = create_app(settings)
+    config = bus_config(settings)
+    async with app.router.lifespan_context(app):
+        deps: Deps = app.state.deps
+        connection = BusConnection(amqp_url, name=f"{settings.bus_prefix}test")
+        await connection.connect()
+        publisher = AmqpPublisher(connection, config)
+        try:
+            yield RunningOrder(deps, publisher)
+        finally:
+            await publisher.close()
+            await connection.close()
+            await deps.mongo.drop_database(deps.db.name)
+    await _delete_topology(amqp_url, config)
+
+
+async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
+    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, config, exchanges=True)
+    finally:
+        await connection.close()
