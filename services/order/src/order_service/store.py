@@ -1,21 +1,192 @@
-"""Mongo storage of the order service: the collections it owns and their indexes."""
+"""Mongo storage of the order service: orders (optimistic concurrency) and idempotency keys.
+
+An order is saved whole with a conditional replace on its `version`: two writers that loaded the
+same version cannot both win, the loser gets `ConcurrentUpdate` and reloads (inside a handler the
+bus retries the message; an HTTP route answers from the reloaded order). Documents use snake_case.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 from pymongo import ASCENDING, DESCENDING
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from kit.mongo import IndexSpec
+from order_service.domain import Order, Status
 
-# Created at start-up by the service lifespan (idempotent); later issues add their collections.
+type Db = AsyncDatabase[Any]
+type Session = AsyncClientSession | None
+type Doc = dict[str, Any]
+
+ORDERS = "orders"
+IDEMPOTENCY = "idempotency_keys"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600  # api.md: an Idempotency-Key is kept 24 h per user
+
+# Created at start-up by the service lifespan (idempotent).
 INDEXES: list[IndexSpec] = [
-    IndexSpec("orders", [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
-    IndexSpec("orders", [("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
+    IndexSpec(ORDERS, [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
+    IndexSpec(ORDERS, [("status", ASCENDING), ("created_at", DESCENDING)], name="status_recent"),
+    IndexSpec(ORDERS, [("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
     IndexSpec(
-        "idempotency_keys",
-        [("user_id", ASCENDING), ("key", ASCENDING)],
-        unique=True,
-        name="user_key",
+        IDEMPOTENCY, [("user_id", ASCENDING), ("key", ASCENDING)], unique=True, name="user_key"
     ),
-    # api.md: an Idempotency-Key is kept 24 h per user.
-    IndexSpec("idempotency_keys", "created_at", ttl_seconds=24 * 3600, name="expiry_ttl"),
+    IndexSpec(IDEMPOTENCY, "created_at", ttl_seconds=IDEMPOTENCY_TTL_SECONDS, name="expiry_ttl"),
 ]
+
+
+class OrderNotFound(Exception):
+    """No order with this id."""
+
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"order {order_id} not found")
+        self.order_id = order_id
+
+
+class ConcurrentUpdate(Exception):
+    """Another writer saved the order after it was loaded (the stored version moved on)."""
+
+    def __init__(self, order_id: str, expected_version: int) -> None:
+        super().__init__(f"order {order_id} changed since version {expected_version}")
+        self.order_id = order_id
+        self.expected_version = expected_version
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was used before with another request body (api.md: 422)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, user_id: str, key: str) -> None:
+        super().__init__(f"idempotency key {key} of {user_id} was used for another request")
+        self.key = key
+
+
+# --- orders -----------------------------------------------------------------------------------
+
+
+def to_doc(order: Order) -> Doc:
+    """The stored document of an order (its raised events are not part of it)."""
+    return {"_id": order.order_id, **order.model_dump()}
+
+
+def from_doc(doc: Doc) -> Order:
+    """An order from its stored document."""
+    return Order.model_validate(doc)
+
+
+async def save(db: Db, order: Order, session: Session) -> None:
+    """Insert a new order or replace the stored one if nobody saved it since it was loaded."""
+    expected = order.version
+    doc = to_doc(order) | {"version": expected + 1}
+    if expected == 0:
+        try:
+            await db[ORDERS].insert_one(doc, session=session)
+        except DuplicateKeyError as exc:
+            raise ConcurrentUpdate(order.order_id, expected) from exc
+    else:
+        result = await db[ORDERS].replace_one(
+            {"_id": order.order_id, "version": expected}, doc, session=session
+        )
+        if result.matched_count != 1:
+            raise ConcurrentUpdate(order.order_id, expected)
+    order.version = expected + 1
+
+
+async def get(db: Db, order_id: str, session: Session = None) -> Order | None:
+    """An order by id, or None."""
+    doc = await db[ORDERS].find_one({"_id": order_id}, session=session)
+    return None if doc is None else from_doc(doc)
+
+
+async def load(db: Db, order_id: str, session: Session = None) -> Order:
+    """An order by id; `OrderNotFound` when there is none."""
+    order = await get(db, order_id, session)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+async def due(db: Db, statuses: Sequence[Status], now: datetime, limit: int = 100) -> list[str]:
+    """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first."""
+    found = (
+        db[ORDERS]
+        .find({"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}, {"_id": 1})
+        .sort("deadline", ASCENDING)
+        .limit(limit)
+    )
+    return [doc["_id"] async for doc in found]
+
+
+# --- idempotency keys -------------------------------------------------------------------------
+
+
+def request_hash(body: Any) -> str:
+    """A stable digest of a request body (key order does not matter)."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """What a key was first used for, and the answer given then."""
+
+    order_id: str
+    request_hash: str
+    response: Doc
+
+
+async def remember_request(
+    db: Db,
+    *,
+    user_id: str,
+    key: str,
+    body_hash: str,
+    order_id: str,
+    response: Doc,
+    now: datetime,
+    session: Session,
+) -> IdempotentRequest:
+    """Store the key's first use, or answer the first use again.
+
+    Same key and body → the first request (replay it); another body → `IdempotencyKeyReused`.
+    Two first uses racing in transactions conflict and the loser's retry finds the winner's row.
+    """
+    found = await previous_request(db, user_id, key, session)
+    if found is None:
+        row = {
+            "user_id": user_id,
+            "key": key,
+            "request_hash": body_hash,
+            "order_id": order_id,
+            "response": response,
+            "created_at": now,
+        }
+        try:
+            await db[IDEMPOTENCY].insert_one(row, session=session)
+            return IdempotentRequest(order_id, body_hash, response)
+        except DuplicateKeyError:
+            if session is not None:
+                raise  # the transaction is aborted; the retry reads the winner's row
+            found = await previous_request(db, user_id, key, session)
+            assert found is not None
+    if found.request_hash != body_hash:
+        raise IdempotencyKeyReused(user_id, key)
+    return found
+
+
+async def previous_request(
+    db: Db, user_id: str, key: str, session: Session = None
+) -> IdempotentRequest | None:
+    """The first use of `key` by `user_id` within the last 24 h, or None."""
+    doc = await db[IDEMPOTENCY].find_one({"user_id": user_id, "key": key}, session=session)
+    if doc is None:
+        return None
+    return IdempotentRequest(doc["order_id"], doc["request_hash"], doc["response"])

@@ -1,0 +1,130 @@
+"""The order repository against a MongoDB-protocol server: versions, idempotency keys, indexes."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from order_service import store
+from order_service.domain import Cause, Order, Policy, ProductFacts
+from order_service.store import ConcurrentUpdate, IdempotencyKeyReused, OrderNotFound
+
+from contracts.envelope import Actor
+from contracts.types import Line
+
+from .conftest import RunningOrder
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+CUSTOMER = Actor(user_id="u1", role="Customer")
+
+
+def placed() -> Order:
+    return Order.place(
+        order_id=f"o-{secrets.token_hex(4)}",
+        user_id="u1",
+        items=[("book", 2)],
+        catalogue={"book": ProductFacts("book", "Book", 1999)},
+        address_id="a1",
+        payment_method_id="pm1",
+        cause=Cause(at=NOW, actor=CUSTOMER),
+    )
+
+
+async def test_an_order_round_trips_with_a_version(order_service: RunningOrder) -> None:
+    db = order_service.deps.db
+    order = placed()
+    await store.save(db, order, None)
+    assert order.version == 1
+    loaded = await store.load(db, order.order_id)
+    assert loaded.model_dump() == order.model_dump()
+    assert loaded.created_at == NOW and loaded.created_at.tzinfo is not None
+    with pytest.raises(OrderNotFound):
+        await store.load(db, "o-none")
+
+
+async def test_conflicting_saves_one_wins_the_other_gets_concurrent_update(
+    order_service: RunningOrder,
+) -> None:
+    db = order_service.deps.db
+    order = placed()
+    await store.save(db, order, None)
+    first = await store.load(db, order.order_id)
+    second = await store.load(db, order.order_id)
+    first.cancel("u1", "Customer", None, Cause(at=NOW, actor=CUSTOMER))
+    second.stock_reserved(
+        [Line(product_id="book", quantity=2)], NOW + timedelta(minutes=15), Cause(at=NOW), Policy()
+    )
+    await store.save(db, first, None)
+    with pytest.raises(ConcurrentUpdate) as lost:
+        await store.save(db, second, None)
+    assert lost.value.order_id == order.order_id and lost.value.expected_version == 1
+    stored = await store.load(db, order.order_id)
+    assert stored.status == "CANCELLED" and stored.version == 2
+
+
+async def test_a_second_insert_of_the_same_order_is_a_conflict(order_service: RunningOrder) -> None:
+    db = order_service.deps.db
+    order = placed()
+    twin = order.model_copy(deep=True)
+    await store.save(db, order, None)
+    with pytest.raises(ConcurrentUpdate):
+        await store.save(db, twin, None)
+
+
+async def test_due_lists_orders_past_their_deadline(order_service: RunningOrder) -> None:
+    db = order_service.deps.db
+    order = placed()
+    order.stock_reserved(
+        [Line(product_id="book", quantity=2)],
+        NOW,
+        Cause(at=NOW),
+        Policy(payment_window=timedelta(minutes=1)),
+    )
+    await store.save(db, order, None)
+    assert await store.due(db, ["AWAITING_PAYMENT"], NOW) == []
+    assert await store.due(db, ["AWAITING_PAYMENT"], NOW + timedelta(minutes=2)) == [order.order_id]
+    assert await store.due(db, ["PAYMENT_FAILED"], NOW + timedelta(minutes=2)) == []
+
+
+async def remember(
+    order_service: RunningOrder, user_id: str, key: str, body: object, order_id: str
+) -> store.IdempotentRequest:
+    return await store.remember_request(
+        order_service.deps.db,
+        user_id=user_id,
+        key=key,
+        body_hash=store.request_hash(body),
+        order_id=order_id,
+        response={"orderId": order_id, "status": "PENDING"},
+        now=NOW,
+        session=None,
+    )
+
+
+async def test_idempotency_key_replays_the_same_body_and_refuses_another(
+    order_service: RunningOrder,
+) -> None:
+    body = {"items": [{"productId": "book", "quantity": 2}], "promoCode": None}
+    same_body_reordered = {"promoCode": None, "items": [{"quantity": 2, "productId": "book"}]}
+    assert store.request_hash(same_body_reordered) == store.request_hash(body)
+    first = await remember(order_service, "u1", "k1", body, "o-1")
+    again = await remember(order_service, "u1", "k1", same_body_reordered, "o-2")
+    assert again == first and again.order_id == "o-1"
+    assert again.response == {"orderId": "o-1", "status": "PENDING"}
+    with pytest.raises(IdempotencyKeyReused):
+        await remember(order_service, "u1", "k1", {"items": []}, "o-3")
+    # Keys are per user: another user's k1 is a first use.
+    assert (await remember(order_service, "u2", "k1", body, "o-4")).order_id == "o-4"
+
+
+async def test_indexes_enforce_unique_keys_and_expire_them_after_a_day(
+    order_service: RunningOrder,
+) -> None:
+    info = await order_service.deps.db[store.IDEMPOTENCY].index_information()
+    assert info["user_key"]["unique"] is True
+    assert info["expiry_ttl"]["expireAfterSeconds"] == 24 * 3600
+    orders = await order_service.deps.db[store.ORDERS].index_information()
+    assert {"user_recent", "status_recent", "status_deadline"} <= set(orders)
