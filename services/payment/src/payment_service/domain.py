@@ -1,7 +1,146 @@
 """Pure rules of the payment service (no I/O, no framework imports).
 
-What will live here: the `Payment` aggregate (attempts, authorize, capture, void, refund; one
-payment per order attempt, never charged twice), the fraud rules (flag what is unusual, never a
-customer's ordinary traffic), the sandbox provider's test methods and the retry policy that
-separates transient provider errors (retried with backoff) from declines (final).
+The payment state machine (one payment per order; illegal transitions raise), the fraud rules
+(a score in 0..1 with reasons; ordinary traffic, such as a customer's first dozen orders within an
+hour, stays well below the threshold) and the retry schedule's maths.
 """
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    FAILED = "failed"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+    REFUNDED = "refunded"
+
+
+# A failed payment goes back to pending when the customer retries with another method.
+TRANSITIONS: dict[PaymentStatus, frozenset[PaymentStatus]] = {
+    PaymentStatus.PENDING: frozenset({PaymentStatus.AUTHORIZED, PaymentStatus.FAILED}),
+    PaymentStatus.FAILED: frozenset({PaymentStatus.PENDING}),
+    PaymentStatus.AUTHORIZED: frozenset({PaymentStatus.CAPTURED, PaymentStatus.VOIDED}),
+    PaymentStatus.CAPTURED: frozenset({PaymentStatus.REFUNDED}),
+    PaymentStatus.VOIDED: frozenset(),
+    PaymentStatus.REFUNDED: frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    """A payment was asked to move where its state machine does not go."""
+
+
+def sources(target: PaymentStatus) -> frozenset[PaymentStatus]:
+    """The states from which a payment may move to `target` (for conditional updates)."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+def transition(current: PaymentStatus, target: PaymentStatus) -> PaymentStatus:
+    """`target` when the move is legal, else `IllegalTransition`."""
+    if target not in TRANSITIONS[current]:
+        raise IllegalTransition(f"{current} → {target}")
+    return target
+
+
+# --- retry schedule ---------------------------------------------------------------------------
+
+
+def backoff_ceiling(retry: int, base: float, cap: float) -> float:
+    """The longest wait before retry number `retry` (1 = the wait after the first call)."""
+    return min(cap, base * 2 ** (retry - 1))
+
+
+def backoff_delay(retry: int, base: float, cap: float, jitter: float) -> float:
+    """Exponential backoff with jitter: `jitter` in [0, 1) picks within [ceiling/2, ceiling)."""
+    ceiling = backoff_ceiling(retry, base, cap)
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def worst_case_retry_seconds(max_attempts: int, base: float, cap: float) -> float:
+    """The longest total wait between `max_attempts` calls."""
+    return sum(backoff_ceiling(n, base, cap) for n in range(1, max_attempts))
+
+
+# --- fraud rules ------------------------------------------------------------------------------
+
+FRAUD_TEST_TOKEN = "pm_card_fraud"
+VELOCITY_WINDOW = timedelta(hours=1)
+# api.md: a customer's first dozen ordinary orders within an hour are never flagged.
+VELOCITY_WARN = 12
+VELOCITY_FLAG = 20
+NEW_ACCOUNT_AGE = timedelta(days=1)
+NEW_ACCOUNT_HIGH_CENTS = 100_000
+UNUSUAL_FACTOR = 10
+UNUSUAL_MIN_CENTS = 50_000
+MIN_HISTORY = 3
+
+
+@dataclass(frozen=True)
+class FraudInput:
+    """What the rules weigh about one payment request."""
+
+    amount_cents: int
+    token: str
+    now: datetime
+    # Earlier payments of the same customer (other orders): when, and how much.
+    history: Sequence[tuple[datetime, int]] = ()
+    account_created_at: datetime | None = None
+    account_region: str | None = None
+    order_region: str | None = None
+
+
+@dataclass(frozen=True)
+class FraudVerdict:
+    score: float
+    reasons: tuple[str, ...] = field(default=())
+
+    def flagged(self, threshold: float) -> bool:
+        return self.score >= threshold
+
+
+def fraud_score(request: FraudInput) -> FraudVerdict:
+    """Score a payment 0..1 with the reasons that raised it (each rule adds its weight)."""
+    if request.token == FRAUD_TEST_TOKEN:
+        return FraudVerdict(1.0, ("TEST_CARD_FRAUD",))
+    weights: dict[str, float] = {}
+    recent = sum(1 for at, _ in request.history if request.now - at <= VELOCITY_WINDOW)
+    if recent >= VELOCITY_FLAG:
+        weights["VELOCITY"] = 0.8
+    elif recent >= VELOCITY_WARN:
+        weights["VELOCITY"] = 0.3
+    amounts = [amount for _, amount in request.history]
+    if len(amounts) >= MIN_HISTORY:
+        usual = statistics.median(amounts)
+        if (
+            request.amount_cents >= UNUSUAL_MIN_CENTS
+            and request.amount_cents > UNUSUAL_FACTOR * usual
+        ):
+            weights["AMOUNT_UNUSUAL"] = 0.5
+    if (
+        request.account_created_at is not None
+        and request.now - request.account_created_at < NEW_ACCOUNT_AGE
+        and request.amount_cents >= NEW_ACCOUNT_HIGH_CENTS
+    ):
+        weights["NEW_ACCOUNT_HIGH_AMOUNT"] = 0.5
+    if _regions_differ(request.account_region, request.order_region):
+        weights["REGION_MISMATCH"] = 0.3
+    return FraudVerdict(min(1.0, round(sum(weights.values()), 3)), tuple(sorted(weights)))
+
+
+# Regions we cannot place (a local run, a private address) say nothing about a mismatch.
+_UNKNOWN_REGIONS = frozenset({"", "local", "private", "unknown"})
+
+
+def _regions_differ(account: str | None, order: str | None) -> bool:
+    if not account or not order:
+        return False
+    a, o = account.strip().lower(), order.strip().lower()
+    return a not in _UNKNOWN_REGIONS and o not in _UNKNOWN_REGIONS and a != o

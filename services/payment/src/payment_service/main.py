@@ -2,22 +2,36 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import httpx
 from fastapi import FastAPI
 
-from bus.runtime import service_lifespan
+from bus.runtime import Bus, service_lifespan
 from kit.app import create_app as create_kit_app
 from payment_service.api import ROUTERS
 from payment_service.bootstrap import bootstrap
+from payment_service.provider import PaymentProvider
 from payment_service.settings import PaymentSettings
 from payment_service.store import INDEXES
 
 
-def create_app(settings: PaymentSettings | None = None) -> FastAPI:
-    """The payment service's FastAPI app (nothing connects until the lifespan starts)."""
+def create_app(
+    settings: PaymentSettings | None = None,
+    *,
+    bus: Bus | None = None,
+    provider: PaymentProvider | None = None,
+    user_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The payment service's FastAPI app (nothing connects until the lifespan starts).
+
+    `bus`, `provider` and `user_transport` replace the real ones in tests.
+    """
     settings = settings or PaymentSettings()
+    wiring = partial(bootstrap, bus=bus, provider=provider, user_transport=user_transport)
     return create_kit_app(
         settings,
         title="payment",
         routers=ROUTERS,
-        lifespan=service_lifespan(settings, bootstrap, indexes=INDEXES),
+        lifespan=service_lifespan(settings, wiring, indexes=INDEXES),
     )

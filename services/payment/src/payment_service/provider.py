@@ -1,0 +1,159 @@
+"""The payment provider port and the sandbox adapter that stands in for a card processor.
+
+The sandbox is the outside world (the only fake the service has): it keeps its own ledger in
+memory, answers after a small latency, and behaves like a processor with idempotency keys: the
+same key answers the same result again and never charges twice. Test tokens (api.md):
+`pm_card_ok` authorizes, `pm_card_declined` is declined, `pm_card_flaky` fails transiently on the
+first two calls of each payment, `pm_card_unavailable` always fails transiently; any other
+`pm_…` token authorizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+
+class ProviderError(Exception):
+    """Base of what a provider call may raise."""
+
+
+class TransientProviderError(ProviderError):
+    """The processor could not answer now (timeout, 5xx): the same call may succeed later."""
+
+
+class PaymentDeclined(ProviderError):
+    """The card was declined: final, retrying does not help."""
+
+
+@dataclass(frozen=True)
+class Authorization:
+    authorization_id: str
+    amount_cents: int
+    currency: str
+
+
+class PaymentProvider(Protocol):
+    """A card processor; `payment_ref` groups one payment's calls, `key` makes a call idempotent."""
+
+    async def authorize(
+        self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+    ) -> Authorization: ...
+
+    async def capture(self, *, key: str, authorization_id: str) -> None: ...
+
+    async def void(self, *, key: str, authorization_id: str) -> None: ...
+
+    async def refund(self, *, key: str, authorization_id: str, amount_cents: int) -> None: ...
+
+
+type Operation = Literal["authorize", "capture", "void", "refund"]
+
+
+@dataclass
+class LedgerEntry:
+    """One operation the processor carried out (a charge is an `authorize` entry)."""
+
+    operation: Operation
+    key: str
+    payment_ref: str
+    amount_cents: int
+    authorization_id: str
+
+
+@dataclass
+class SandboxProvider:
+    """In-memory processor with the test tokens' behaviour; `ledger` is what it really did."""
+
+    latency_seconds: float = 0.0
+    ledger: list[LedgerEntry] = field(default_factory=list)
+    calls: int = 0
+    _answers: dict[str, Authorization | ProviderError] = field(default_factory=dict)
+    _keys_per_payment: dict[str, int] = field(default_factory=dict)
+    _authorizations: dict[str, LedgerEntry] = field(default_factory=dict)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def charges(self, payment_ref: str) -> list[LedgerEntry]:
+        """The authorizations carried out for a payment (what the customer's card holds)."""
+        return [
+            e for e in self.ledger if e.payment_ref == payment_ref and e.operation == "authorize"
+        ]
+
+    def operations(self, payment_ref: str, operation: Operation) -> list[LedgerEntry]:
+        return [e for e in self.ledger if e.payment_ref == payment_ref and e.operation == operation]
+
+    async def authorize(
+        self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+    ) -> Authorization:
+        await self._latency()
+        async with self._lock:
+            answer = self._answers.get(key)
+            if answer is None:
+                answer = self._decide(key, payment_ref, token, amount_cents, currency)
+                self._answers[key] = answer
+        if isinstance(answer, ProviderError):
+            raise answer
+        return answer
+
+    def _decide(
+        self, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+    ) -> Authorization | ProviderError:
+        calls = self._keys_per_payment.get(payment_ref, 0) + 1
+        self._keys_per_payment[payment_ref] = calls
+        if token == "pm_card_declined":
+            return PaymentDeclined("card declined")
+        if token == "pm_card_unavailable" or (token == "pm_card_flaky" and calls <= 2):
+            return TransientProviderError("processor unavailable")
+        authorization = Authorization(f"auth_{secrets.token_hex(8)}", amount_cents, currency)
+        entry = LedgerEntry(
+            "authorize", key, payment_ref, amount_cents, authorization.authorization_id
+        )
+        self.ledger.append(entry)
+        self._authorizations[authorization.authorization_id] = entry
+        return authorization
+
+    async def capture(self, *, key: str, authorization_id: str) -> None:
+        await self._settle("capture", key, authorization_id)
+
+    async def void(self, *, key: str, authorization_id: str) -> None:
+        await self._settle("void", key, authorization_id)
+
+    async def refund(self, *, key: str, authorization_id: str, amount_cents: int) -> None:
+        await self._settle("refund", key, authorization_id, amount_cents)
+
+    async def _settle(
+        self, operation: Operation, key: str, authorization_id: str, amount: int | None = None
+    ) -> None:
+        await self._latency()
+        async with self._lock:
+            if any(e.key == key for e in self.ledger):
+                return  # the same key again: already done, never twice
+            auth = self._authorizations.get(authorization_id)
+            if auth is None:
+                raise PaymentDeclined(f"unknown authorization {authorization_id}")
+            done = {e.operation for e in self.ledger if e.authorization_id == authorization_id}
+            if (
+                operation == "capture"
+                and "void" in done
+                or operation == "void"
+                and "capture" in done
+            ):
+                raise PaymentDeclined(f"cannot {operation} after {done}")
+            if operation == "refund" and "capture" not in done:
+                raise PaymentDeclined("nothing captured to refund")
+            self.ledger.append(
+                LedgerEntry(
+                    operation,
+                    key,
+                    auth.payment_ref,
+                    auth.amount_cents if amount is None else amount,
+                    authorization_id,
+                )
+            )
+
+    async def _latency(self) -> None:
+        self.calls += 1
+        if self.latency_seconds:
+            await asyncio.sleep(self.latency_seconds)

@@ -1,0 +1,170 @@
+"""The payment service in-process on the real broker and Mongo, with the real user service.
+
+The user service runs in-process too (its `testing` helper); payment reaches its internal
+payment-method lookup through an ASGI transport. The sandbox provider is the only fake (the
+outside world); tests read its ledger to see what was really charged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from payment_service.bootstrap import Deps
+from payment_service.main import create_app
+from payment_service.provider import SandboxProvider
+from payment_service.settings import PaymentSettings
+from user_service.testing import RunningUser, running_user_service, service_settings
+
+from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus.runtime import bus_config
+from bus.testing import Probe
+from contracts import Envelope
+from kit.auth import SigningKey, issue_access_token, use_static_keys
+
+SIGNING_KEY = SigningKey.generate()
+TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_flaky", "pm_card_unavailable", "pm_card_fraud")
+
+
+class Running:
+    """A started payment app: deps, HTTP client, publisher, probe on `payment.#`, the sandbox."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient, provider: SandboxProvider) -> None:
+        self.app = app
+        self.http = client
+        self.provider = provider
+        self.publisher: AmqpPublisher | None = None
+        self.probe: Probe | None = None
+        self.user_id = ""
+        self.methods: dict[str, str] = {}  # token → paymentMethodId of the test customer
+
+    @property
+    def deps(self) -> Deps:
+        deps: Deps = self.app.state.deps
+        return deps
+
+    async def publish(self, envelope: Envelope[Any]) -> None:
+        assert self.publisher is not None
+        await self.publisher.publish(envelope)
+
+    def emitted(self, event_type: str, order_id: str | None = None) -> list[dict[str, Any]]:
+        """`data` of the events of `event_type` (for `order_id`) the probe saw, in order."""
+        assert self.probe is not None
+        found = [Envelope.from_json(m.body).to_wire() for m in self.probe.messages]
+        return [
+            e["data"]
+            for e in found
+            if e["type"] == event_type and (order_id is None or e["data"]["orderId"] == order_id)
+        ]
+
+
+type Start = Callable[..., AbstractAsyncContextManager[Running]]
+
+
+@pytest.fixture
+async def user(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[RunningUser]:
+    settings = service_settings(mongo_url, amqp_url, run_prefix)
+    async with running_user_service(settings) as running:
+        yield running
+
+
+async def customer(user: RunningUser, name: str) -> tuple[str, dict[str, str]]:
+    """A registered customer holding every sandbox token: (userId, token → paymentMethodId)."""
+    response = await user.client.post(
+        "/api/v1/users/register",
+        json={"username": name, "email": f"{name}@example.com", "password": "long-enough-pw"},
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    details = await user.client.post(
+        "/api/v1/users/me/details",
+        json={"paymentMethods": [{"type": "card", "token": t} for t in TOKENS]},
+        headers={"authorization": f"Bearer {created['accessToken']}"},
+    )
+    assert details.status_code == 200, details.text
+    stored = await user.deps.db["users"].find_one({"_id": created["userId"]})
+    assert stored is not None
+    return created["userId"], {
+        m["token"]: m["payment_method_id"] for m in stored["payment_methods"]
+    }
+
+
+@pytest.fixture
+async def start_payment(
+    user: RunningUser, mongo_url: str, amqp_url: str, run_prefix: str
+) -> AsyncIterator[Start]:
+    """Start the payment service with the real bus, a probe and a customer with every token."""
+
+    @asynccontextmanager
+    async def start(**overrides: Any) -> AsyncIterator[Running]:
+        tag = secrets.token_hex(4)
+        values: dict[str, Any] = {
+            "mongo_url": mongo_url,
+            "amqp_url": amqp_url,
+            "db_prefix": f"t{tag}_",
+            "bus_prefix": f"{run_prefix}{tag}.",
+            "bus_retry_delays": (0.2,),
+            "bus_max_attempts": 3,
+            "backoff_base_seconds": 0.02,
+            "backoff_cap_seconds": 0.1,
+            "provider_latency_seconds": 0.0,
+            **overrides,
+        }
+        settings = PaymentSettings(**values)
+        provider = SandboxProvider()
+        app = create_app(
+            settings,
+            provider=provider,
+            user_transport=httpx.ASGITransport(app=user.app),
+        )
+        use_static_keys(app, SIGNING_KEY)
+        config = bus_config(settings)
+        connection = BusConnection(amqp_url, name=f"{settings.bus_prefix}test")
+        await connection.connect()
+        try:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://payment"
+                ) as client,
+            ):
+                running = Running(app, client, provider)
+                running.publisher = AmqpPublisher(connection, config)
+                running.probe = await Probe.bind(await connection.channel(), config, "payment.#")
+                running.user_id, running.methods = await customer(user, f"c{tag}")
+                try:
+                    yield running
+                finally:
+                    await running.publisher.close()
+                    await running.deps.mongo.drop_database(running.deps.db.name)
+        finally:
+            await connection.close()
+            await _delete_topology(amqp_url, config)
+
+    yield start
+
+
+async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
+    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, config, exchanges=True)
+    finally:
+        await connection.close()
+
+
+def token(role: str, user_id: str | None = None) -> dict[str, str]:
+    """An Authorization header for a user with `role`."""
+    access = issue_access_token(
+        SIGNING_KEY,
+        sub=user_id or f"u-{role.lower()}-{secrets.token_hex(3)}",
+        role=role,
+        issuer="shop-user",
+        audience="shop",
+    )
+    return {"Authorization": f"Bearer {access}"}

@@ -1,0 +1,231 @@
+"""Payment's saga steps through the real broker: authorize (every test token), retries, fraud
+review, duplicates, customer retry, capture and void."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from typing import Any
+
+import pytest
+
+from bus.testing import eventually
+from contracts import Envelope
+from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
+from contracts.types import PricedLine
+
+from .conftest import Running, Start, token
+
+pytestmark = pytest.mark.integration
+
+AMOUNT = 2500
+
+
+def order_id() -> str:
+    return f"o-{secrets.token_hex(4)}"
+
+
+def requested(
+    pay: Running, order: str, method: str, *, attempt: int = 1, review_passed: bool = False
+) -> Envelope[PaymentRequested]:
+    event = PaymentRequested(
+        order_id=order,
+        user_id=pay.user_id,
+        amount_cents=AMOUNT,
+        payment_method_id=pay.methods[method],
+        attempt=attempt,
+        review_passed=review_passed,
+    )
+    return Envelope.wrap(event, correlation_id=order)
+
+
+def confirmed(pay: Running, order: str, total: int = AMOUNT) -> Envelope[OrderConfirmed]:
+    event = OrderConfirmed(
+        order_id=order,
+        user_id=pay.user_id,
+        items=(PricedLine(product_id="p1", quantity=1, price_cents=total),),
+        total_cents=total,
+        payment_method_id=pay.methods["pm_card_ok"],
+    )
+    return Envelope.wrap(event, correlation_id=order)
+
+
+def cancelled(pay: Running, order: str) -> Envelope[OrderCancelled]:
+    event = OrderCancelled(order_id=order, user_id=pay.user_id, reason="CUSTOMER")
+    return Envelope.wrap(event, correlation_id=order)
+
+
+async def outcome(pay: Running, order: str, *types: str) -> dict[str, Any]:
+    """The first of `types` emitted for `order` (waits for it), with its type."""
+    types = types or ("PaymentAuthorized", "PaymentFailed", "PaymentReviewRequired")
+
+    def found() -> bool:
+        return any(pay.emitted(t, order) for t in types)
+
+    await eventually(found, timeout=10, what=f"{types} for {order}")
+    return next({"type": t, **pay.emitted(t, order)[0]} for t in types if pay.emitted(t, order))
+
+
+async def pay_with(pay: Running, method: str, **kw: Any) -> tuple[str, dict[str, Any]]:
+    order = order_id()
+    await pay.publish(requested(pay, order, method, **kw))
+    return order, await outcome(pay, order)
+
+
+async def quiet(pay: Running, seconds: float = 0.5) -> None:
+    """Let redeliveries and stragglers arrive before asserting that nothing more came."""
+    await asyncio.sleep(seconds)
+
+
+async def test_each_test_card_ends_as_the_customer_would_expect(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        ok, result = await pay_with(pay, "pm_card_ok")
+        assert result["type"] == "PaymentAuthorized"
+        assert (result["attempts"], result["amountCents"], result["fraudFlag"]) == (
+            1,
+            AMOUNT,
+            False,
+        )
+        assert [c.amount_cents for c in pay.provider.charges(ok)] == [AMOUNT]
+
+        declined, result = await pay_with(pay, "pm_card_declined")
+        assert result["type"] == "PaymentFailed"
+        assert (result["reason"], result["attempts"], result["retryable"]) == ("DECLINED", 1, False)
+        assert pay.provider.charges(declined) == []
+
+        flaky, result = await pay_with(pay, "pm_card_flaky")
+        assert result["type"] == "PaymentAuthorized" and result["attempts"] == 3
+        assert len(pay.provider.charges(flaky)) == 1
+
+
+async def test_unavailable_processor_fails_after_four_attempts_within_five_seconds(
+    start_payment: Start,
+) -> None:
+    # The default backoff (not the tests' short one): 4 attempts must fit api.md's 5 s.
+    async with start_payment(backoff_base_seconds=0.25, backoff_cap_seconds=1.5) as pay:
+        order = order_id()
+        started = time.monotonic()
+        await pay.publish(requested(pay, order, "pm_card_unavailable"))
+        result = await outcome(pay, order)
+        took = time.monotonic() - started
+        assert result["type"] == "PaymentFailed"
+        assert (result["reason"], result["attempts"], result["retryable"]) == (
+            "PROVIDER_UNAVAILABLE",
+            4,
+            True,
+        )
+        assert 0.3 < took < 5.0
+        lookup = await pay.http.get(f"/api/v1/payments/{order}", headers=token("Admin"))
+        assert lookup.status_code == 200, lookup.text
+        body = lookup.json()
+        assert body["status"] == "failed" and body["amountCents"] == AMOUNT
+        assert [a["outcome"] for a in body["attempts"]] == ["transient"] * 4
+        assert [a["number"] for a in body["attempts"]] == [1, 2, 3, 4]
+        assert all(a["error"] and a["at"] for a in body["attempts"])
+
+
+async def test_fraud_card_waits_for_review_then_authorizes_once_passed(
+    start_payment: Start,
+) -> None:
+    async with start_payment() as pay:
+        order, result = await pay_with(pay, "pm_card_fraud")
+        assert result["type"] == "PaymentReviewRequired"
+        assert result["fraudScore"] == 1.0 and "TEST_CARD_FRAUD" in result["reasons"]
+        assert pay.provider.charges(order) == []
+
+        await pay.publish(requested(pay, order, "pm_card_fraud", review_passed=True))
+        authorized = await outcome(pay, order, "PaymentAuthorized")
+        assert authorized["fraudFlag"] is True and authorized["attempts"] == 1
+        assert len(pay.provider.charges(order)) == 1
+
+
+async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order = order_id()
+        envelope = requested(pay, order, "pm_card_ok")
+        await pay.publish(envelope)
+        await pay.publish(envelope)
+        # The order service re-sending the same attempt (a new envelope) changes nothing either.
+        await pay.publish(requested(pay, order, "pm_card_ok"))
+        await outcome(pay, order)
+        await quiet(pay)
+        assert len(pay.emitted("PaymentAuthorized", order)) == 1
+        assert len(pay.provider.charges(order)) == 1
+        attempts = await pay.deps.db.attempts.count_documents({})
+        assert attempts == 1
+
+
+async def test_customer_retry_with_another_card_keeps_counting(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order, failed = await pay_with(pay, "pm_card_declined")
+        assert failed["type"] == "PaymentFailed" and failed["attempts"] == 1
+        await pay.publish(requested(pay, order, "pm_card_ok", attempt=2))
+        authorized = await outcome(pay, order, "PaymentAuthorized")
+        assert authorized["attempts"] == 2 and authorized["paymentId"] == failed["paymentId"]
+        assert len(pay.provider.charges(order)) == 1
+
+
+async def test_capture_once_on_confirmation(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order, _ = await pay_with(pay, "pm_card_ok")
+        confirmation = confirmed(pay, order)
+        await pay.publish(confirmation)
+        await pay.publish(confirmation)
+        await pay.publish(confirmed(pay, order))  # a second OrderConfirmed: still one capture
+        captured = await outcome(pay, order, "PaymentCaptured")
+        assert captured["amountCents"] == AMOUNT
+        await quiet(pay)
+        assert len(pay.emitted("PaymentCaptured", order)) == 1
+        assert len(pay.provider.operations(order, "capture")) == 1
+
+
+async def test_partial_fulfilment_captures_only_the_confirmed_total(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order, _ = await pay_with(pay, "pm_card_ok")
+        await pay.publish(confirmed(pay, order, total=1000))
+        captured = await outcome(pay, order, "PaymentCaptured")
+        assert captured["amountCents"] == 1000
+
+
+async def test_cancel_after_authorization_voids_and_nothing_is_captured(
+    start_payment: Start,
+) -> None:
+    async with start_payment() as pay:
+        order, _ = await pay_with(pay, "pm_card_ok")
+        await pay.publish(cancelled(pay, order))
+        voided = await outcome(pay, order, "PaymentVoided")
+        assert (voided["amountCents"], voided["reason"]) == (AMOUNT, "CUSTOMER")
+        await pay.publish(confirmed(pay, order))  # a confirmation must not capture a voided hold
+        await quiet(pay)
+        assert pay.emitted("PaymentCaptured", order) == []
+        assert pay.provider.operations(order, "capture") == []
+        assert len(pay.provider.operations(order, "void")) == 1
+
+
+async def test_cancel_before_any_authorization_then_late_request(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order = order_id()
+        await pay.publish(cancelled(pay, order))
+        await quiet(pay)
+        assert pay.emitted("PaymentVoided", order) == []
+        # A request that arrives after the order ended is never charged.
+        await pay.publish(requested(pay, order, "pm_card_ok"))
+        await quiet(pay)
+        assert pay.provider.charges(order) == []
+        assert pay.probe is not None and pay.emitted("PaymentAuthorized", order) == []
+        assert await pay.deps.db.payments.count_documents({"order_id": order, "closed": True}) == 1
+
+
+async def test_admin_lookup_is_admin_only(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order, _ = await pay_with(pay, "pm_card_flaky")
+        body = (await pay.http.get(f"/api/v1/payments/{order}", headers=token("Admin"))).json()
+        assert body["status"] == "authorized"
+        assert [a["outcome"] for a in body["attempts"]] == ["transient", "transient", "authorized"]
+        assert body["fraud"]["flagged"] is False
+        for role in ("Customer", "Manager"):
+            denied = await pay.http.get(f"/api/v1/payments/{order}", headers=token(role))
+            assert denied.status_code == 403
+        missing = await pay.http.get("/api/v1/payments/o-none", headers=token("Admin"))
+        assert (missing.status_code, missing.json()["code"]) == (404, "PAYMENT_NOT_FOUND")

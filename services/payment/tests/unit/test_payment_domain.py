@@ -1,0 +1,141 @@
+"""Pure rules: fraud scoring, the payment state machine, the retry schedule; the sandbox."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from payment_service.domain import (
+    FraudInput,
+    IllegalTransition,
+    PaymentStatus,
+    backoff_delay,
+    fraud_score,
+    transition,
+    worst_case_retry_seconds,
+)
+from payment_service.provider import PaymentDeclined, SandboxProvider, TransientProviderError
+from payment_service.settings import PaymentSettings
+
+NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
+THRESHOLD = PaymentSettings.model_fields["fraud_threshold"].default
+OLD_ACCOUNT = NOW - timedelta(days=90)
+
+
+def score(amount: int, history: list[tuple[datetime, int]], **kw: object) -> float:
+    request = FraudInput(amount_cents=amount, token="pm_card_ok", now=NOW, history=history, **kw)  # type: ignore[arg-type]
+    return fraud_score(request).score
+
+
+def test_a_customers_first_dozen_ordinary_orders_within_an_hour_are_not_flagged() -> None:
+    history: list[tuple[datetime, int]] = []
+    new_account = NOW - timedelta(minutes=5)
+    for n in range(12):
+        at = NOW - timedelta(minutes=55) + timedelta(minutes=4 * n)
+        verdict = fraud_score(
+            FraudInput(
+                amount_cents=2500 + 100 * n,
+                token="pm_card_ok",
+                now=at,
+                history=history,
+                account_created_at=new_account,
+                account_region="US-IL",
+                order_region="US-IL",
+            )
+        )
+        assert not verdict.flagged(THRESHOLD), (n, verdict)
+        history.append((at, 2500 + 100 * n))
+
+
+def test_flagged_cases() -> None:
+    usual = [(NOW - timedelta(days=d), 3000) for d in range(1, 6)]
+    burst = [(NOW - timedelta(minutes=m), 2000) for m in range(1, 25)]
+    fraud = fraud_score(FraudInput(amount_cents=100, token="pm_card_fraud", now=NOW))
+    assert fraud.flagged(THRESHOLD) and fraud.reasons == ("TEST_CARD_FRAUD",)
+    # Velocity: two dozen orders within the hour.
+    velocity = fraud_score(
+        FraudInput(amount_cents=2000, token="pm_card_ok", now=NOW, history=burst)
+    )
+    assert velocity.flagged(THRESHOLD) and "VELOCITY" in velocity.reasons
+    # A new account with a high amount, from another region than the account's.
+    new_far = fraud_score(
+        FraudInput(
+            amount_cents=250_000,
+            token="pm_card_ok",
+            now=NOW,
+            account_created_at=NOW - timedelta(hours=2),
+            account_region="US-IL",
+            order_region="RU-MOW",
+        )
+    )
+    assert new_far.flagged(THRESHOLD)
+    assert new_far.reasons == ("NEW_ACCOUNT_HIGH_AMOUNT", "REGION_MISMATCH")
+    # An amount far above the customer's usual, from another region.
+    unusual = fraud_score(
+        FraudInput(
+            amount_cents=90_000,
+            token="pm_card_ok",
+            now=NOW,
+            history=usual,
+            account_created_at=OLD_ACCOUNT,
+            account_region="US-IL",
+            order_region="BR-SP",
+        )
+    )
+    assert unusual.flagged(THRESHOLD) and "AMOUNT_UNUSUAL" in unusual.reasons
+
+
+def test_one_signal_alone_is_not_enough() -> None:
+    usual = [(NOW - timedelta(days=d), 3000) for d in range(1, 6)]
+    assert score(90_000, usual) < THRESHOLD  # a big purchase by a known customer
+    assert score(2500, [], account_region="US-IL", order_region="FR-75") < THRESHOLD  # travelling
+    assert score(250_000, [], account_created_at=NOW - timedelta(hours=1)) < THRESHOLD
+    assert score(2500, [], account_region="US-IL", order_region="local") == 0
+
+
+def test_state_machine_allows_only_its_moves() -> None:
+    assert transition(PaymentStatus.PENDING, PaymentStatus.AUTHORIZED) is PaymentStatus.AUTHORIZED
+    assert transition(PaymentStatus.FAILED, PaymentStatus.PENDING) is PaymentStatus.PENDING
+    assert transition(PaymentStatus.AUTHORIZED, PaymentStatus.VOIDED) is PaymentStatus.VOIDED
+    assert transition(PaymentStatus.CAPTURED, PaymentStatus.REFUNDED) is PaymentStatus.REFUNDED
+    for current, target in [
+        (PaymentStatus.VOIDED, PaymentStatus.CAPTURED),
+        (PaymentStatus.PENDING, PaymentStatus.CAPTURED),
+        (PaymentStatus.CAPTURED, PaymentStatus.VOIDED),
+        (PaymentStatus.FAILED, PaymentStatus.AUTHORIZED),
+        (PaymentStatus.AUTHORIZED, PaymentStatus.REFUNDED),
+    ]:
+        with pytest.raises(IllegalTransition):
+            transition(current, target)
+
+
+def test_default_retries_fit_in_five_seconds() -> None:
+    settings = PaymentSettings()
+    waits = worst_case_retry_seconds(
+        settings.max_attempts, settings.backoff_base_seconds, settings.backoff_cap_seconds
+    )
+    assert settings.max_attempts == 4 and waits == pytest.approx(0.25 + 0.5 + 1.0)
+    assert backoff_delay(1, 0.25, 1.5, 0.0) == pytest.approx(0.125)
+    assert backoff_delay(5, 0.25, 1.5, 0.999) <= 1.5
+    with pytest.raises(ValueError, match="over 5.0 s"):
+        PaymentSettings(max_attempts=8, backoff_base_seconds=1, backoff_cap_seconds=2)
+
+
+async def test_sandbox_answers_a_key_once_and_never_charges_twice() -> None:
+    sandbox = SandboxProvider()
+    args = {"payment_ref": "o1", "token": "pm_card_flaky", "amount_cents": 10, "currency": "USD"}
+    for key in ("o1:1", "o1:1", "o1:2"):
+        with pytest.raises(TransientProviderError):
+            await sandbox.authorize(key=key, **args)  # type: ignore[arg-type]
+    first = await sandbox.authorize(key="o1:3", **args)  # type: ignore[arg-type]
+    again = await sandbox.authorize(key="o1:3", **args)  # type: ignore[arg-type]
+    assert first == again and len(sandbox.charges("o1")) == 1
+    await sandbox.void(key="o1:void", authorization_id=first.authorization_id)
+    await sandbox.void(key="o1:void", authorization_id=first.authorization_id)
+    assert len(sandbox.operations("o1", "void")) == 1
+    with pytest.raises(PaymentDeclined):
+        await sandbox.capture(key="o1:capture", authorization_id=first.authorization_id)
+    with pytest.raises(PaymentDeclined):
+        await sandbox.authorize(
+            key="o2:1", payment_ref="o2", token="pm_card_declined", amount_cents=1, currency="USD"
+        )
