@@ -19,7 +19,7 @@ from contracts.analytics import PromotionGranted
 from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from kit.mongo import IndexSpec
-from order_service.domain import ProductFacts, Promotion
+from order_service.domain import CustomerProfile, ProductFacts, Promotion
 from order_service.store import Db, Doc, Session
 
 USERS = "user_replicas"
@@ -188,6 +188,26 @@ def promotion_key(user_id: str, code: str) -> str:
 async def get_user(db: Db, user_id: str, session: Session = None) -> Doc | None:
     """The replicated user, or None when no event about it arrived yet."""
     return await db[USERS].find_one({"_id": user_id}, session=session)
+
+
+def customer_profile(doc: Doc | None) -> CustomerProfile | None:
+    """The checkout facts of a replicated user (None before any profile event arrived)."""
+    if doc is None:
+        return None
+    methods = doc.get("payment_methods", [])
+    return CustomerProfile(
+        user_id=doc["_id"],
+        is_profile_complete=bool(doc.get("is_profile_complete", False)),
+        address_ids=tuple(a["address_id"] for a in doc.get("addresses", [])),
+        default_address_id=doc.get("default_address_id"),
+        payment_method_ids=tuple(m["payment_method_id"] for m in methods),
+        default_payment_method_id=next(
+            (m["payment_method_id"] for m in methods if m.get("is_default")), None
+        ),
+        preferred_payment_method=doc.get("preferences", {}).get("payment_method"),
+        partial_fulfillment=doc.get("preferences", {}).get("partial_fulfillment", "ask"),
+        deleted=bool(doc.get("deleted", False) or doc.get("disabled", False)),
+    )
 
 
 async def catalogue(db: Db, ids: Sequence[str], session: Session = None) -> dict[str, ProductFacts]:

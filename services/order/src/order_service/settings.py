@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import ClassVar
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.settings import ServiceSettings
+from order_service.domain import Policy
 
 
 class OrderSettings(ServiceSettings):
-    """The order service's settings (`ORDER_PORT`, …)."""
+    """The order service's settings (`ORDER_PORT`, `APPROVAL_THRESHOLD_CENTS`, …)."""
 
     model_config = SettingsConfigDict(env_prefix="ORDER_")
 
     service_name: ClassVar[str] = "order"
     port: int = 8003
+    # api.md names this one without the service prefix; the prefixed name works too.
+    approval_threshold_cents: int = Field(
+        500_000,
+        ge=0,
+        validation_alias=AliasChoices(
+            "APPROVAL_THRESHOLD_CENTS", "ORDER_APPROVAL_THRESHOLD_CENTS", "approval_threshold_cents"
+        ),
+    )
+    decision_window_seconds: float = Field(15 * 60, gt=0)
+    approval_window_seconds: float = Field(24 * 3600, gt=0)
+    # api.md: the payment-failed window defaults to 15 min.
+    payment_window_seconds: float = Field(15 * 60, gt=0)
+    user_url: str = "http://127.0.0.1:8001"
+    inventory_url: str = "http://127.0.0.1:8002"
+    http_timeout_seconds: float = Field(2.0, gt=0)
+
+    def policy(self) -> Policy:
+        """The plain values the domain's transitions take."""
+        return Policy(
+            approval_threshold_cents=self.approval_threshold_cents,
+            decision_window=timedelta(seconds=self.decision_window_seconds),
+            approval_window=timedelta(seconds=self.approval_window_seconds),
+            payment_window=timedelta(seconds=self.payment_window_seconds),
+        )
