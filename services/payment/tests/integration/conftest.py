@@ -21,13 +21,13 @@ from payment_service.provider import SandboxProvider
 from payment_service.settings import PaymentSettings
 from user_service.testing import RunningUser, running_user_service, service_settings
 
-from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus import AmqpPublisher, BusConnection, delete_topology
 from bus.runtime import bus_config
 from bus.testing import Probe
 from contracts import Envelope
-from kit.auth import SigningKey, issue_access_token, use_static_keys
+from kit.auth import use_static_keys
 
-SIGNING_KEY = SigningKey.generate()
+PASSWORD = "long-enough-pw"
 TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_flaky", "pm_card_unavailable", "pm_card_fraud")
 
 
@@ -42,6 +42,7 @@ class Running:
         self.probe: Probe | None = None
         self.user_id = ""
         self.methods: dict[str, str] = {}  # token → paymentMethodId of the test customer
+        self.headers: dict[str, dict[str, str]] = {}  # role → Authorization of a real account
 
     @property
     def deps(self) -> Deps:
@@ -68,30 +69,49 @@ type Start = Callable[..., AbstractAsyncContextManager[Running]]
 
 @pytest.fixture
 async def user(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[RunningUser]:
-    settings = service_settings(mongo_url, amqp_url, run_prefix)
+    settings = service_settings(
+        mongo_url,
+        amqp_url,
+        run_prefix,
+        admin_email="root@example.com",
+        admin_password=PASSWORD,
+        manager_email="boss@example.com",
+        manager_password=PASSWORD,
+    )
     async with running_user_service(settings) as running:
         yield running
 
 
-async def customer(user: RunningUser, name: str) -> tuple[str, dict[str, str]]:
-    """A registered customer holding every sandbox token: (userId, token → paymentMethodId)."""
+def bearer(access_token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {access_token}"}
+
+
+async def login(user: RunningUser, email: str) -> dict[str, str]:
+    response = await user.client.post(
+        "/api/v1/users/login", json={"identifier": email, "password": PASSWORD}
+    )
+    assert response.status_code == 200, response.text
+    return bearer(response.json()["accessToken"])
+
+
+async def customer(user: RunningUser, name: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """A registered customer holding every sandbox token: id, token → method id, its header."""
     response = await user.client.post(
         "/api/v1/users/register",
-        json={"username": name, "email": f"{name}@example.com", "password": "long-enough-pw"},
+        json={"username": name, "email": f"{name}@example.com", "password": PASSWORD},
     )
     assert response.status_code == 201, response.text
     created = response.json()
     details = await user.client.post(
         "/api/v1/users/me/details",
         json={"paymentMethods": [{"type": "card", "token": t} for t in TOKENS]},
-        headers={"authorization": f"Bearer {created['accessToken']}"},
+        headers=bearer(created["accessToken"]),
     )
     assert details.status_code == 200, details.text
     stored = await user.deps.db["users"].find_one({"_id": created["userId"]})
     assert stored is not None
-    return created["userId"], {
-        m["token"]: m["payment_method_id"] for m in stored["payment_methods"]
-    }
+    methods = {m["token"]: m["payment_method_id"] for m in stored["payment_methods"]}
+    return created["userId"], methods, bearer(created["accessToken"])
 
 
 @pytest.fixture
@@ -122,7 +142,8 @@ async def start_payment(
             provider=provider,
             user_transport=httpx.ASGITransport(app=user.app),
         )
-        use_static_keys(app, SIGNING_KEY)
+        # Tokens come from the real user service: trust its keys as the gateway's JWKS would.
+        use_static_keys(app, *(user.deps.public_keys or (user.deps.signing_key,)))
         config = bus_config(settings)
         connection = BusConnection(amqp_url, name=f"{settings.bus_prefix}test")
         await connection.connect()
@@ -136,35 +157,20 @@ async def start_payment(
                 running = Running(app, client, provider)
                 running.publisher = AmqpPublisher(connection, config)
                 running.probe = await Probe.bind(await connection.channel(), config, "payment.#")
-                running.user_id, running.methods = await customer(user, f"c{tag}")
+                running.user_id, running.methods, mine = await customer(user, f"c{tag}")
+                running.headers = {
+                    "Customer": mine,
+                    "Admin": await login(user, "root@example.com"),
+                    "Manager": await login(user, "boss@example.com"),
+                }
                 try:
                     yield running
                 finally:
                     await running.publisher.close()
                     await running.deps.mongo.drop_database(running.deps.db.name)
         finally:
+            # The prefix is this test's own: its exchanges go too.
+            await delete_topology(await connection.channel(), config, exchanges=True)
             await connection.close()
-            await _delete_topology(amqp_url, config)
 
     yield start
-
-
-async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
-    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
-    try:
-        channel = await connection.channel()
-        await delete_topology(channel, config, exchanges=True)
-    finally:
-        await connection.close()
-
-
-def token(role: str, user_id: str | None = None) -> dict[str, str]:
-    """An Authorization header for a user with `role`."""
-    access = issue_access_token(
-        SIGNING_KEY,
-        sub=user_id or f"u-{role.lower()}-{secrets.token_hex(3)}",
-        role=role,
-        issuer="shop-user",
-        audience="shop",
-    )
-    return {"Authorization": f"Bearer {access}"}

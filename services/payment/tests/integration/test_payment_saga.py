@@ -15,7 +15,7 @@ from contracts import Envelope
 from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
 from contracts.types import PricedLine
 
-from .conftest import Running, Start, token
+from .conftest import Running, Start
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +116,7 @@ async def test_unavailable_processor_fails_after_four_attempts_within_five_secon
             True,
         )
         assert 0.3 < took < 5.0
-        lookup = await pay.http.get(f"/api/v1/payments/{order}", headers=token("Admin"))
+        lookup = await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
         assert lookup.status_code == 200, lookup.text
         body = lookup.json()
         assert body["status"] == "failed" and body["amountCents"] == AMOUNT
@@ -220,12 +220,35 @@ async def test_cancel_before_any_authorization_then_late_request(start_payment: 
 async def test_admin_lookup_is_admin_only(start_payment: Start) -> None:
     async with start_payment() as pay:
         order, _ = await pay_with(pay, "pm_card_flaky")
-        body = (await pay.http.get(f"/api/v1/payments/{order}", headers=token("Admin"))).json()
+        body = (
+            await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
+        ).json()
         assert body["status"] == "authorized"
         assert [a["outcome"] for a in body["attempts"]] == ["transient", "transient", "authorized"]
         assert body["fraud"]["flagged"] is False
         for role in ("Customer", "Manager"):
-            denied = await pay.http.get(f"/api/v1/payments/{order}", headers=token(role))
+            denied = await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers[role])
             assert denied.status_code == 403
-        missing = await pay.http.get("/api/v1/payments/o-none", headers=token("Admin"))
+        missing = await pay.http.get("/api/v1/payments/o-none", headers=pay.headers["Admin"])
         assert (missing.status_code, missing.json()["code"]) == (404, "PAYMENT_NOT_FOUND")
+
+
+async def test_authorization_that_completes_after_the_cancel_is_voided(
+    start_payment: Start,
+) -> None:
+    async with start_payment(backoff_base_seconds=0.4, backoff_cap_seconds=0.8) as pay:
+        order = order_id()
+        await pay.publish(requested(pay, order, "pm_card_flaky"))
+
+        async def first_call_failed() -> bool:
+            return await pay.deps.db.attempts.count_documents({"outcome": "transient"}) >= 1
+
+        await eventually(first_call_failed, timeout=5)
+        await pay.publish(cancelled(pay, order))  # arrives while payment waits to retry
+        voided = await outcome(pay, order, "PaymentVoided")
+        assert voided["reason"] == "ORDER_CLOSED" and voided["amountCents"] == AMOUNT
+        assert pay.emitted("PaymentAuthorized", order)[0]["attempts"] == 3
+        assert len(pay.provider.operations(order, "void")) == 1
+        await pay.publish(confirmed(pay, order))
+        await quiet(pay)
+        assert pay.provider.operations(order, "capture") == []
