@@ -461,6 +461,7 @@ class Order(BaseModel):
     decision_due: datetime | None = None
     approval_due: datetime | None = None
     payment_due: datetime | None = None
+    retry_due: datetime | None = None  # end of the payment-failed window, fixed at 1st failure
     deadline: datetime | None = None  # the due date of the current wait (for the sweeper index)
     created_at: datetime
     updated_at: datetime
@@ -746,8 +747,9 @@ class Order(BaseModel):
         self.payment.attempts = max(self.payment.attempts, attempts)
         self.payment.last_error = reason
         # The retry window opens at the first failure; retries do not extend it.
-        if self.payment.requests <= 1 or self.payment_due is None:
-            self.payment_due = cause.at + policy.payment_window
+        if self.retry_due is None:
+            self.retry_due = cause.at + policy.payment_window
+        self.payment_due = self.retry_due
         self._note(cause, "paymentFailed", {"reason": reason, "attempts": attempts})
         self._move("paymentFailed", "AWAITING_PAYMENT", "PAYMENT_FAILED", cause)
         return True

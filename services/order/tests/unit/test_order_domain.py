@@ -378,6 +378,17 @@ def test_payment_failure_then_retry_with_another_method() -> None:
     assert order.payment_due == T0 + timedelta(minutes=17)
 
 
+def test_the_failure_window_opens_at_the_first_failure_even_after_approval() -> None:
+    order = awaiting_approval()
+    order.approve("m1", "ok", at(50, MANAGER), POLICY)
+    order.payment_failed("declined", 1, ev("PaymentFailed", "payment", 55), POLICY)
+    assert order.payment_due == T0 + timedelta(minutes=55 + 15)
+    order.retry_payment(None, at(60, CUSTOMER), POLICY)
+    order.payment_failed("declined", 2, ev("PaymentFailed", "payment", 65), POLICY)
+    assert order.payment_due == T0 + timedelta(minutes=70)
+    assert order.payment.attempts == 2 and order.payment.requests == 2
+
+
 def test_retry_after_the_window_closed_is_refused() -> None:
     order = payment_failed()
     with pytest.raises(InvalidState):
