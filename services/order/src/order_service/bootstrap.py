@@ -8,7 +8,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bus.runtime import Bus, ServiceDeps
-from order_service.handlers import HANDLERS
+from order_service.handlers import handler_table
 from order_service.settings import OrderSettings
 
 
@@ -26,4 +26,4 @@ def bootstrap(
     bus: Bus | None = None,
 ) -> Deps:
     """The order service's dependencies; `mongo`/`bus` replace the real ones in tests."""
-    return Deps.wire(settings, HANDLERS, mongo=mongo, bus=bus)
+    return Deps.wire(settings, handler_table(settings.policy()), mongo=mongo, bus=bus)

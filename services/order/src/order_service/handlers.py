@@ -1,19 +1,41 @@
 """Event handlers of the order service, and its handler table.
 
-So far the replica keepers: each writes the event's facts into the local replica, applying only
-data newer than what is stored (see `replicas`). The saga handlers join them with the next issue.
+Replica keepers write an event's facts into the local replica, applying only data newer than
+what is stored (see `replicas`). Saga handlers load the order, call the one domain method for the
+event, save it (conditional on its version) and emit what the aggregate raised, under the ids the
+timeline already names. A late or duplicate event changes nothing and emits nothing.
 `HANDLERS` at the bottom is the only place the service's subscriptions appear: the consumer binds
 the service's queue to the routing keys of its keys.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import structlog
+
 from bus import HandlerContext, HandlerTable
 from contracts import Envelope
 from contracts.analytics import PromotionGranted
-from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
+from contracts.inventory import (
+    ProductCreated,
+    ProductDeleted,
+    ProductUpdated,
+    StockCommitFailed,
+    StockCommitted,
+    StockPartiallyReserved,
+    StockReserved,
+    StockUnavailable,
+)
+from contracts.payment import PaymentAuthorized, PaymentFailed, PaymentReviewRequired
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
-from order_service import replicas
+from order_service import replicas, store
+from order_service.domain import Cause, Order, Policy
+
+log = structlog.get_logger("order.handlers")
 
 
 async def replicate_registered_user(
@@ -52,13 +74,136 @@ async def replicate_promotion(envelope: Envelope[PromotionGranted], ctx: Handler
     await replicas.promotion_granted(ctx.db, envelope.data, envelope.occurred_at, ctx.session)
 
 
-HANDLERS: HandlerTable = {
-    UserRegistered: [replicate_registered_user],
-    UserProfileUpdated: [replicate_user_profile],
-    UserRoleChanged: [replicate_user_role],
-    UserDeleted: [replicate_user_deletion],
-    ProductCreated: [replicate_product],
-    ProductUpdated: [replicate_product],
-    ProductDeleted: [replicate_product],
-    PromotionGranted: [replicate_promotion],
-}
+# --- saga steps -------------------------------------------------------------------------------
+
+
+def cause_of(envelope: Envelope[Any]) -> Cause:
+    """The step's cause: now, the event's actor, its source service, id and type."""
+    return Cause(
+        at=datetime.now(UTC),
+        actor=envelope.actor,
+        service=envelope.source,
+        event_id=envelope.id,
+        event_type=envelope.type,
+    )
+
+
+async def advance(
+    ctx: HandlerContext, order_id: str, step: Callable[[Order, Cause], object]
+) -> Order | None:
+    """Load the order, apply one step, save it if it moved and emit what it raised."""
+    order = await store.get(ctx.db, order_id, ctx.session)
+    if order is None:
+        # Every order event names an order this service stored before emitting OrderPlaced.
+        log.warning("saga.unknown_order", order_id=order_id, event_type=ctx.envelope.type)
+        return None
+    before = len(order.timeline)
+    step(order, cause_of(ctx.envelope))
+    if len(order.timeline) == before:
+        log.info(
+            "saga.ignored", order_id=order_id, status=order.status, event_type=ctx.envelope.type
+        )
+        return order
+    await store.save(ctx.db, order, ctx.session)
+    for raised in order.pull_events():
+        caused = ctx.envelope.caused(raised.event).model_copy(update={"id": raised.event_id})
+        await ctx.emit_envelope(caused)
+    return order
+
+
+async def continue_after_reservation(
+    envelope: Envelope[StockReserved], ctx: HandlerContext, *, policy: Policy
+) -> None:
+    """Every line held: on to approval or payment (PaymentRequested / OrderApprovalRequired)."""
+    data = envelope.data
+    await advance(
+        ctx, data.order_id, lambda o, c: o.stock_reserved(data.lines, data.expires_at, c, policy)
+    )
+
+
+async def apply_partial_reservation(
+    envelope: Envelope[StockPartiallyReserved], ctx: HandlerContext, *, policy: Policy
+) -> None:
+    """Some lines held: the customer's preference decides (accept, cancel or ask)."""
+    data = envelope.data
+    await advance(
+        ctx,
+        data.order_id,
+        lambda o, c: o.stock_partially_reserved(
+            data.reserved, data.missing, data.expires_at, c, policy
+        ),
+    )
+
+
+async def reject_out_of_stock_order(
+    envelope: Envelope[StockUnavailable], ctx: HandlerContext
+) -> None:
+    """Nothing held: REJECTED OUT_OF_STOCK with alternatives (OrderRejected)."""
+    data = envelope.data
+    await advance(
+        ctx, data.order_id, lambda o, c: o.stock_unavailable(data.alternatives, c, data.missing)
+    )
+
+
+async def confirm_committed_order(envelope: Envelope[StockCommitted], ctx: HandlerContext) -> None:
+    """Stock sold: CONFIRMED (OrderConfirmed; payment captures)."""
+    await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_committed(c))
+
+
+async def cancel_uncommitted_order(
+    envelope: Envelope[StockCommitFailed], ctx: HandlerContext
+) -> None:
+    """Reservation lost after payment: CANCELLED COMMIT_FAILED (OrderCancelled; payment voids)."""
+    reason = envelope.data.reason
+    await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_commit_failed(reason, c))
+
+
+async def pay_authorized_order(envelope: Envelope[PaymentAuthorized], ctx: HandlerContext) -> None:
+    """Money held: PAID (OrderPaid; inventory commits). Late ones after a cancel commit nothing."""
+    data = envelope.data
+    await advance(
+        ctx, data.order_id, lambda o, c: o.payment_authorized(data.payment_id, data.attempts, c)
+    )
+
+
+async def hold_failed_payment(
+    envelope: Envelope[PaymentFailed], ctx: HandlerContext, *, policy: Policy
+) -> None:
+    """Authorization failed: PAYMENT_FAILED, the reservation kept while the window is open."""
+    data = envelope.data
+    await advance(
+        ctx, data.order_id, lambda o, c: o.payment_failed(data.reason, data.attempts, c, policy)
+    )
+
+
+async def send_flagged_order_to_review(
+    envelope: Envelope[PaymentReviewRequired], ctx: HandlerContext, *, policy: Policy
+) -> None:
+    """Fraud rules flagged the payment: AWAITING_APPROVAL with fraudFlag."""
+    await advance(ctx, envelope.data.order_id, lambda o, c: o.approval_needed("fraud", c, policy))
+
+
+def handler_table(policy: Policy | None = None) -> HandlerTable:
+    """The service's subscriptions, with the saga's windows and threshold."""
+    policy = policy or Policy()
+    return {
+        UserRegistered: [replicate_registered_user],
+        UserProfileUpdated: [replicate_user_profile],
+        UserRoleChanged: [replicate_user_role],
+        UserDeleted: [replicate_user_deletion],
+        ProductCreated: [replicate_product],
+        ProductUpdated: [replicate_product],
+        ProductDeleted: [replicate_product],
+        PromotionGranted: [replicate_promotion],
+        StockReserved: [partial(continue_after_reservation, policy=policy)],
+        StockPartiallyReserved: [partial(apply_partial_reservation, policy=policy)],
+        StockUnavailable: [reject_out_of_stock_order],
+        StockCommitted: [confirm_committed_order],
+        StockCommitFailed: [cancel_uncommitted_order],
+        PaymentAuthorized: [pay_authorized_order],
+        PaymentFailed: [partial(hold_failed_payment, policy=policy)],
+        PaymentReviewRequired: [partial(send_flagged_order_to_review, policy=policy)],
+    }
+
+
+HANDLERS: HandlerTable = handler_table()

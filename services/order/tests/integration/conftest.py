@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 from order_service.bootstrap import Deps
+from order_service.domain import Cause, Order, ProductFacts
 from order_service.main import create_app
 from order_service.settings import OrderSettings
 
@@ -16,6 +18,22 @@ from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
 from bus.runtime import bus_config
 from bus.testing import eventually
 from contracts import Envelope
+from contracts.envelope import Actor
+
+CUSTOMER = Actor(user_id="u1", role="Customer")
+
+
+def new_order(at: datetime) -> Order:
+    """A freshly placed order of u1 for two books at 19.99."""
+    return Order.place(
+        order_id=f"o-{secrets.token_hex(4)}",
+        user_id="u1",
+        items=[("book", 2)],
+        catalogue={"book": ProductFacts("book", "Book", 1999)},
+        address_id="a1",
+        payment_method_id="pm1",
+        cause=Cause(at=at, actor=CUSTOMER),
+    )
 
 
 @dataclass
@@ -24,6 +42,8 @@ class RunningOrder:
 
     deps: Deps
     publisher: AmqpPublisher
+    connection: BusConnection
+    config: BusConfig
 
     async def publish(self, *envelopes: Envelope[Any]) -> None:
         for envelope in envelopes:
@@ -60,7 +80,7 @@ async def order_service(
         await connection.connect()
         publisher = AmqpPublisher(connection, config)
         try:
-            yield RunningOrder(deps, publisher)
+            yield RunningOrder(deps, publisher, connection, config)
         finally:
             await publisher.close()
             await connection.close()

@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from order_service import store
-from order_service.domain import Cause, Order, Policy, ProductFacts
+from order_service.domain import Cause, Order, Policy
 from order_service.store import ConcurrentUpdate, IdempotencyKeyReused, OrderNotFound
 
-from contracts.envelope import Actor
 from contracts.types import Line
 
-from .conftest import RunningOrder
+from .conftest import CUSTOMER, RunningOrder, new_order
 
 pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-CUSTOMER = Actor(user_id="u1", role="Customer")
 
 
 def placed() -> Order:
-    return Order.place(
-        order_id=f"o-{secrets.token_hex(4)}",
-        user_id="u1",
-        items=[("book", 2)],
-        catalogue={"book": ProductFacts("book", "Book", 1999)},
-        address_id="a1",
-        payment_method_id="pm1",
-        cause=Cause(at=NOW, actor=CUSTOMER),
-    )
+    return new_order(NOW)
 
 
 async def test_an_order_round_trips_with_a_version(order_service: RunningOrder) -> None:
