@@ -10,7 +10,7 @@ from pymongo import AsyncMongoClient
 
 from bus.runtime import Bus, ServiceDeps
 from payment_service.handlers import PaymentEnv, handler_table
-from payment_service.provider import PaymentProvider, SandboxProvider
+from payment_service.provider import PaymentProvider
 from payment_service.settings import PaymentSettings
 from payment_service.users import UserDirectory
 
@@ -33,19 +33,7 @@ def bootstrap(
     user_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Deps:
     """The payment service's dependencies; tests may pass Mongo, bus, provider, user transport."""
-    # The sandbox is the only processor this project has; a real one would plug in here.
-    provider = provider or SandboxProvider(latency_seconds=settings.provider_latency_seconds)
-    users = UserDirectory(
-        settings.user_url, timeout_seconds=settings.user_timeout_seconds, transport=user_transport
-    )
-    env = PaymentEnv(
-        provider=provider,
-        users=users,
-        max_attempts=settings.max_attempts,
-        backoff_base=settings.backoff_base_seconds,
-        backoff_cap=settings.backoff_cap_seconds,
-        fraud_threshold=settings.fraud_threshold,
-    )
+    env = PaymentEnv.from_settings(settings, provider=provider, user_transport=user_transport)
     return Deps.wire(
-        settings, handler_table(env), mongo=mongo, bus=bus, provider=provider, users=users
+        settings, handler_table(env), mongo=mongo, bus=bus, provider=env.provider, users=env.users
     )

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -53,8 +54,10 @@ from payment_service.domain import (
 from payment_service.provider import (
     PaymentDeclined,
     PaymentProvider,
+    SandboxProvider,
     TransientProviderError,
 )
+from payment_service.settings import PaymentSettings
 from payment_service.store import Db, Doc
 from payment_service.users import UserDirectory
 
@@ -82,6 +85,28 @@ class PaymentEnv:
     backoff_base: float
     backoff_cap: float
     fraud_threshold: float
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: PaymentSettings,
+        *,
+        provider: PaymentProvider | None = None,
+        user_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> PaymentEnv:
+        """The sandbox processor unless a provider is given (the only one this project has)."""
+        return cls(
+            provider=provider or SandboxProvider(latency_seconds=settings.provider_latency_seconds),
+            users=UserDirectory(
+                settings.user_url,
+                timeout_seconds=settings.user_timeout_seconds,
+                transport=user_transport,
+            ),
+            max_attempts=settings.max_attempts,
+            backoff_base=settings.backoff_base_seconds,
+            backoff_cap=settings.backoff_cap_seconds,
+            fraud_threshold=settings.fraud_threshold,
+        )
 
 
 # --- outcomes: what one event decided, kept to re-emit after a rolled-back transaction ------
@@ -403,3 +428,8 @@ def handler_table(env: PaymentEnv) -> HandlerTable:
         OrderCancelled: [void],
         OrderRejected: [void],
     }
+
+
+# The table with default settings, for whoever needs only its subscriptions (the service itself
+# builds its own in `bootstrap` from its settings).
+HANDLERS: HandlerTable = handler_table(PaymentEnv.from_settings(PaymentSettings.model_construct()))
