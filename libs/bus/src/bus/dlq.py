@@ -85,6 +85,9 @@ async def list_dead_letters(
     are invisible to a concurrent redrive, so run one admin operation at a time.
     """
     queue = await channel.get_queue(Names.of(config).dlq, ensure=False)
+    # What must be visible again afterwards: with a limit below the queue's length, the held
+    # messages alone are not the whole queue.
+    waiting = await _message_count(channel, queue.name)
     held: list[AbstractIncomingMessage] = []
     try:
         while len(held) < limit:
@@ -97,7 +100,7 @@ async def list_dead_letters(
         for message in held:
             await message.reject(requeue=True)
         if held:
-            await _wait_until_back(channel, queue.name, len(held))
+            await _wait_until_back(channel, queue.name, max(waiting, len(held)))
 
 
 async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None = None) -> int:
