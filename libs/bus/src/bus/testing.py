@@ -13,7 +13,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from bus.config import BusConfig
 from bus.connection import BusConnection
-from bus.topology import Names
+from bus.topology import Names, delete_topology
 
 
 async def eventually(
@@ -98,3 +98,13 @@ async def drop_connection(connection: BusConnection, reason: str = "test") -> No
         )
         if await closing.wait() != 0:
             raise RuntimeError(f"rabbitmqctl close_connection {pid} failed")
+
+
+async def remove_topology(amqp_url: str, config: BusConfig) -> None:
+    """Delete a test's queues and its prefixed exchanges on a connection of its own."""
+    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
+    try:
+        channel = await connection.channel()
+        await delete_topology(channel, config, exchanges=True)
+    finally:
+        await connection.close()

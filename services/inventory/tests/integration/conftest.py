@@ -14,10 +14,10 @@ from inventory_service.bootstrap import Deps
 from inventory_service.main import create_app
 from inventory_service.settings import InventorySettings
 
-from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus import AmqpPublisher, BusConnection
 from bus.fake import NullBus
 from bus.runtime import bus_config
-from bus.testing import Probe
+from bus.testing import Probe, remove_topology
 from contracts import Envelope
 from kit.auth import SigningKey, issue_access_token, use_static_keys
 
@@ -98,7 +98,7 @@ async def start_inventory(
                 running.publisher = AmqpPublisher(connection, config)
                 channel = await connection.channel()
                 running.probe = await Probe.bind(channel, config, "stock.#", "product.#")
-                cleanups.append(lambda: _delete_topology(amqp_url, config))
+                cleanups.append(lambda: remove_topology(amqp_url, config))
             try:
                 yield running
             finally:
@@ -111,15 +111,6 @@ async def start_inventory(
     yield start
     for cleanup in cleanups:
         await cleanup()
-
-
-async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
-    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
-    try:
-        channel = await connection.channel()
-        await delete_topology(channel, config, exchanges=True)
-    finally:
-        await connection.close()
 
 
 def token(role: str, user_id: str | None = None) -> dict[str, str]:

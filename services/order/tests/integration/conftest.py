@@ -14,9 +14,9 @@ from order_service.domain import Cause, Order, ProductFacts
 from order_service.main import create_app
 from order_service.settings import OrderSettings
 
-from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus import AmqpPublisher, BusConfig, BusConnection
 from bus.runtime import bus_config
-from bus.testing import eventually
+from bus.testing import eventually, remove_topology
 from contracts import Envelope
 from contracts.envelope import Actor
 
@@ -85,13 +85,4 @@ async def order_service(
             await publisher.close()
             await connection.close()
             await deps.mongo.drop_database(deps.db.name)
-    await _delete_topology(amqp_url, config)
-
-
-async def _delete_topology(amqp_url: str, config: BusConfig) -> None:
-    connection = BusConnection(amqp_url, name=f"{config.prefix}cleanup")
-    try:
-        channel = await connection.channel()
-        await delete_topology(channel, config, exchanges=True)
-    finally:
-        await connection.close()
+    await remove_topology(amqp_url, config)
