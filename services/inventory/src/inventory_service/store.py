@@ -15,7 +15,6 @@ from typing import Any
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from inventory_service.domain import Candidate, Ledger, LineRequest, ReservationStatus
 from kit.mongo import IndexSpec
@@ -27,7 +26,6 @@ type Doc = dict[str, Any]
 PRODUCTS = "products"
 RESERVATIONS = "reservations"
 LEDGER = "stock_ledger"
-LEASES = "leases"
 AUDIT_LOG_CAP = 20
 CANDIDATE_SCAN = 200
 
@@ -248,24 +246,3 @@ async def expired_reservations(db: Db, now: datetime, limit: int) -> list[str]:
         .limit(limit)
     )
     return [doc["_id"] async for doc in found]
-
-
-# --- leases -----------------------------------------------------------------------------------
-
-
-async def acquire_lease(db: Db, name: str, holder: str, now: datetime, until: datetime) -> bool:
-    """Take or renew the lease `name` unless another holder's lease is still running."""
-    try:
-        await db[LEASES].find_one_and_update(
-            {"_id": name, "$or": [{"holder": holder}, {"until": {"$lte": now}}]},
-            {"$set": {"holder": holder, "until": until}},
-            upsert=True,
-        )
-    except DuplicateKeyError:
-        return False  # the lease exists and someone else holds it
-    return True
-
-
-async def release_lease(db: Db, name: str, holder: str) -> None:
-    """Give a lease up (only the holder's own)."""
-    await db[LEASES].delete_one({"_id": name, "holder": holder})

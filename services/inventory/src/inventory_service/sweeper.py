@@ -1,16 +1,14 @@
 """The reservation sweeper: releases reservations past their expiry (`StockReleased`, expired).
 
-Several instances may run; a Mongo lease lets one of them sweep at a time. The lease is only an
-economy: each release is a conditional status change, so even two sweepers racing on the same
-reservation release it once.
+Several instances may run; a Mongo lease (`kit.leases`) lets one of them sweep at a time. The lease
+is only an economy: each release is a conditional status change, so even two sweepers racing on
+the same reservation release it once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -21,8 +19,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from bus import Outbox
 from contracts import Envelope
 from inventory_service import store
-from inventory_service.handlers import release, utcnow
-from kit.background import PeriodicTask
+from inventory_service.handlers import release
+from kit.leases import LeasedTask
 from kit.transactions import run_in_transaction
 
 log = structlog.get_logger("inventory.sweeper")
@@ -31,7 +29,7 @@ LEASE_NAME = "inventory.reservation-sweeper"
 BATCH = 100
 
 
-class ReservationSweeper:
+class ReservationSweeper(LeasedTask):
     """Periodically releases expired reservations while holding the sweeper lease."""
 
     def __init__(
@@ -44,21 +42,18 @@ class ReservationSweeper:
         notify: Callable[[], None] = lambda: None,
         holder: str | None = None,
     ) -> None:
+        super().__init__(
+            db,
+            LEASE_NAME,
+            self.release_expired,
+            interval=interval,
+            lease_seconds=lease_seconds,
+            holder=holder,
+        )
         self._client = client
         self._db = db
         self._outbox = Outbox(db)
-        self._lease_seconds = lease_seconds
         self._notify = notify
-        self.holder = holder or f"sweeper-{secrets.token_hex(4)}"
-        self._loop = PeriodicTask("inventory-sweeper", self.sweep_once, interval)
-
-    async def sweep_once(self, now: datetime | None = None) -> int:
-        """Take the lease and release what has expired; how many reservations were released."""
-        now = now or utcnow()
-        until = now + timedelta(seconds=self._lease_seconds)
-        if not await store.acquire_lease(self._db, LEASE_NAME, self.holder, now, until):
-            return 0
-        return await self.release_expired(now)
 
     async def release_expired(self, now: datetime) -> int:
         """Release every reservation expired at `now` (no lease: callers decide)."""
@@ -80,13 +75,3 @@ class ReservationSweeper:
         if released:
             self._notify()
         return released
-
-    def start(self) -> None:
-        """Run the sweep loop in the background."""
-        self._loop.start()
-
-    async def stop(self) -> None:
-        """Stop the loop and give the lease up, so another instance can take over at once."""
-        await self._loop.stop()
-        with contextlib.suppress(Exception):
-            await store.release_lease(self._db, LEASE_NAME, self.holder)

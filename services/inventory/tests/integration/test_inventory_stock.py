@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Actor, Event
 from contracts.inventory import StockReleased
+from kit.leases import acquire_lease
 from kit.mongo import ensure_indexes
 from kit.transactions import run_in_transaction
 
@@ -152,7 +153,7 @@ async def test_expired_reservation_is_released_once_with_two_sweepers(
     counts = await asyncio.gather(first.release_expired(later), second.release_expired(later))
     assert sorted(counts) == [0, 1]
     # With the lease: only one of them sweeps at all.
-    assert await first.sweep_once(later) == 0
+    assert await first.run_once(later) == 0
     assert not await _lease_taken(second, later)
 
     rows = await db["outbox"].find({"type": "StockReleased"}).to_list()
@@ -163,11 +164,8 @@ async def test_expired_reservation_is_released_once_with_two_sweepers(
 
 
 async def _lease_taken(sweeper: ReservationSweeper, now: datetime) -> bool:
-    from inventory_service import store
-    from inventory_service.sweeper import LEASE_NAME
-
     until = now + timedelta(seconds=30)
-    return await store.acquire_lease(sweeper._db, LEASE_NAME, sweeper.holder, now, until)
+    return await acquire_lease(sweeper._db, sweeper.name, sweeper.holder, now, until)
 
 
 async def test_lease_lapses_and_is_given_up(

@@ -1,0 +1,85 @@
+"""Mongo leases, and the leased background loop every sweeper runs in.
+
+Several instances of a service may run; a sweeper should run in one of them at a time. A lease is
+one document per name in the service's `leases` collection: whoever holds it (and renews it
+before `until`) sweeps, the others skip their turn. The lease is only an economy: every sweep
+step must be a conditional change that is safe to run twice (two holders overlapping after a
+stall then change each thing once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from kit.background import PeriodicTask
+
+LEASES = "leases"
+
+type Db = AsyncDatabase[Any]
+
+
+async def acquire_lease(db: Db, name: str, holder: str, now: datetime, until: datetime) -> bool:
+    """Take or renew the lease `name` unless another holder's lease is still running."""
+    try:
+        await db[LEASES].find_one_and_update(
+            {"_id": name, "$or": [{"holder": holder}, {"until": {"$lte": now}}]},
+            {"$set": {"holder": holder, "until": until}},
+            upsert=True,
+        )
+    except DuplicateKeyError:
+        return False  # the lease exists and someone else holds it
+    return True
+
+
+async def release_lease(db: Db, name: str, holder: str) -> None:
+    """Give a lease up (only the holder's own)."""
+    await db[LEASES].delete_one({"_id": name, "holder": holder})
+
+
+class LeasedTask:
+    """Runs `sweep(now)` every `interval` seconds in whichever instance holds the lease `name`."""
+
+    def __init__(
+        self,
+        db: Db,
+        name: str,
+        sweep: Callable[[datetime], Awaitable[int]],
+        *,
+        interval: float,
+        lease_seconds: float,
+        holder: str | None = None,
+    ) -> None:
+        self._db = db
+        self.name = name
+        self._sweep = sweep
+        self._lease = timedelta(seconds=lease_seconds)
+        self.holder = holder or f"{name}-{secrets.token_hex(4)}"
+        self._loop = PeriodicTask(name, self.run_once, interval)
+
+    async def run_once(self, now: datetime | None = None) -> int:
+        """Take the lease and sweep; how many things the sweep changed (0 without the lease)."""
+        now = now or datetime.now(UTC)
+        if not await acquire_lease(self._db, self.name, self.holder, now, now + self._lease):
+            return 0
+        return await self._sweep(now)
+
+    def start(self) -> None:
+        """Run the loop in the background."""
+        self._loop.start()
+
+    def wake(self) -> None:
+        """Sweep now rather than at the end of the interval."""
+        self._loop.wake()
+
+    async def stop(self) -> None:
+        """Stop the loop and give the lease up, so another instance can take over at once."""
+        await self._loop.stop()
+        with contextlib.suppress(Exception):
+            await release_lease(self._db, self.name, self.holder)
