@@ -42,7 +42,7 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "StockAdjusted": ("analytics",),
     # order
     "OrderPlaced": ("inventory", "notify", "analytics"),
-    "OrderApprovalRequired": ("notify", "analytics"),
+    "OrderApprovalRequired": ("inventory", "notify", "analytics"),
     "OrderApproved": ("analytics",),
     "PaymentRequested": ("payment", "analytics"),
     "OrderPaid": ("inventory", "analytics"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -34,6 +35,8 @@ class OrderApprovalRequired(Event):
     reason: Literal["highValue", "fraud"]
     total_cents: int = Field(ge=0)
     currency: str = "USD"
+    # Until when inventory should keep holding the stock (the approval deadline).
+    hold_until: datetime | None = None
 
 
 @event("order")

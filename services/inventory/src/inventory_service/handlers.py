@@ -30,7 +30,13 @@ from contracts.inventory import (
     StockReserved,
     StockUnavailable,
 )
-from contracts.order import OrderCancelled, OrderPaid, OrderPlaced, OrderRejected
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderRejected,
+)
 from contracts.types import Line, MissingLine
 from inventory_service import store
 from inventory_service.domain import (
@@ -224,10 +230,20 @@ async def reserve(
 async def release(
     db: Db, session: Session, *, order_id: str, reason: ReleaseReason, now: datetime
 ) -> list[Event]:
-    """Give a held reservation back to available stock, once; the events to emit."""
+    """Give a held reservation back to available stock, once; the events to emit.
+
+    A sale committed just before its order was cancelled (an Admin cancel while PAID) is given
+    back too: the order is the authority, and payment voids the money for it.
+    """
+    source = "reserved"
     held = await store.transition_reservation(
         db, order_id, RELEASABLE, "released", now, session, release_reason=reason
     )
+    if held is None and reason == "cancelled":
+        source = "committed"
+        held = await store.transition_reservation(
+            db, order_id, ("committed",), "released", now, session, release_reason=reason
+        )
     if held is None:
         if await store.get_reservation(db, order_id, session) is None:
             # Released before it was reserved: remember it so a late OrderPlaced holds nothing.
@@ -249,9 +265,11 @@ async def release(
     events: list[Event] = [StockReleased(order_id=order_id, lines=_lines(lines), reason=reason)]
     ledger = Ledger()
     for line in lines:
-        after = await store.move_reserved(db, line.product_id, line.quantity, "available", session)
+        after = await store.move_reserved(
+            db, line.product_id, line.quantity, "available", session, source=source
+        )
         if after is None:
-            raise RuntimeError(f"reserved stock of {line.product_id} is below {order_id}'s hold")
+            raise RuntimeError(f"{source} stock of {line.product_id} is below {order_id}'s hold")
         events += await _record_move(
             db,
             session,
@@ -261,7 +279,7 @@ async def release(
             now=now,
             order_id=order_id,
             available=line.quantity,
-            reserved=-line.quantity,
+            **{source: -line.quantity},
         )
     await store.record_ledger(db, ledger, session)
     return events
@@ -297,6 +315,11 @@ async def commit(
     existing = await store.get_reservation(db, order_id, session)
     if existing is not None and existing["status"] in ("committed", "commitFailed"):
         return []  # a duplicate OrderPaid: already answered
+    if existing is not None and existing.get("release_reason", "expired") != "expired":
+        # Released because the order was cancelled or rejected (an OrderPaid overtaken by the
+        # Admin's cancel): the order is terminal, nothing is sold, payment voids the money.
+        log.info("commit.order_already_released", order_id=order_id)
+        return []
     # The hold lapsed (expired or released) or never existed: take the paid lines from available
     # stock directly, all or nothing.
     lines = merge_lines(paid_lines)
@@ -403,6 +426,16 @@ async def release_stock_for_rejected_order(
     await _emit(ctx, events)
 
 
+async def hold_stock_during_approval(
+    envelope: Envelope[OrderApprovalRequired], ctx: HandlerContext
+) -> None:
+    """An order waits for a Manager: keep its stock until the approval deadline, not the usual
+    reservation expiry (a Manager's approval must not find the stock gone)."""
+    until = envelope.data.hold_until
+    if until is not None:
+        await store.extend_reservation(ctx.db, envelope.data.order_id, until, utcnow(), ctx.session)
+
+
 async def commit_stock_for_order(envelope: Envelope[OrderPaid], ctx: HandlerContext) -> None:
     """Make a paid order's reservation a sale: StockCommitted, or StockCommitFailed."""
     events = await commit(
@@ -422,6 +455,7 @@ def handler_table(*, reservation_ttl_seconds: float = DEFAULT_RESERVATION_TTL) -
         OrderCancelled: [release_stock_for_cancelled_order],
         OrderRejected: [release_stock_for_rejected_order],
         OrderPaid: [commit_stock_for_order],
+        OrderApprovalRequired: [hold_stock_during_approval],
     }
 
 

@@ -174,12 +174,13 @@ async def take_available(
 
 
 async def move_reserved(
-    db: Db, product_id: str, quantity: int, to: str, session: Session
+    db: Db, product_id: str, quantity: int, to: str, session: Session, *, source: str = "reserved"
 ) -> Doc | None:
-    """Move `quantity` from reserved to `to` (available or committed); deleted products too."""
+    """Move `quantity` from `source` (reserved, or committed for a cancelled sale) to `to`
+    (available or committed); deleted products too. None when `source` holds less."""
     return await db[PRODUCTS].find_one_and_update(
-        {"_id": product_id, "reserved": {"$gte": quantity}},
-        {"$inc": {"reserved": -quantity, to: quantity}},
+        {"_id": product_id, source: {"$gte": quantity}},
+        {"$inc": {source: -quantity, to: quantity}},
         return_document=ReturnDocument.AFTER,
         session=session,
     )
@@ -235,6 +236,18 @@ async def transition_reservation(
         return_document=ReturnDocument.AFTER,
         session=session,
     )
+
+
+async def extend_reservation(
+    db: Db, order_id: str, until: datetime, now: datetime, session: Session
+) -> bool:
+    """Hold a reservation at least until `until`; False when it is not held (or held longer)."""
+    result = await db[RESERVATIONS].update_one(
+        {"_id": order_id, "status": "reserved", "expires_at": {"$lt": until}},
+        {"$set": {"expires_at": until, "updated_at": now}},
+        session=session,
+    )
+    return result.modified_count == 1
 
 
 async def expired_reservations(db: Db, now: datetime, limit: int) -> list[str]:

@@ -5,13 +5,20 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bus.testing import eventually
 from contracts import Envelope
-from contracts.order import OrderCancelled, OrderPaid, OrderPlaced, OrderRejected
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderCancelled,
+    OrderPaid,
+    OrderPlaced,
+    OrderRejected,
+)
 from contracts.types import Line, PricedLine
 
 from .conftest import Running, Start, token
@@ -187,18 +194,34 @@ async def test_paid_order_commits_once(start_inventory: Start) -> None:
         await inv.publish(paid(oid, (product, 4)))
         await inv.publish(paid(oid, (product, 4)))
         await eventually(lambda: inv.emitted("StockCommitted"), what="committed")
-        await inv.publish(cancelled(oid))  # too late: a committed order releases nothing
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.3)
         committed = inv.emitted("StockCommitted")
         assert len(committed) == 1
         assert committed[0]["data"]["lines"] == [{"productId": product, "quantity": 4}]
-        assert inv.emitted("StockReleased") == []
         assert await stock(inv, product) == {
             "received": 6,
             "available": 2,
             "reserved": 0,
             "committed": 4,
         }
+        # An Admin cancelled the order while PAID (the order is the authority; payment voids):
+        # the sale is given back, once.
+        await inv.publish(cancelled(oid))
+        await inv.publish(cancelled(oid))
+        await eventually(lambda: inv.emitted("StockReleased"), what="sale given back")
+        await asyncio.sleep(0.3)
+        assert len(inv.emitted("StockReleased")) == 1
+        assert await stock(inv, product) == {
+            "received": 6,
+            "available": 6,
+            "reserved": 0,
+            "committed": 0,
+        }
+        # An OrderPaid overtaken by that cancel sells nothing.
+        await inv.publish(paid(oid, (product, 4)))
+        await asyncio.sleep(0.3)
+        assert len(inv.emitted("StockCommitted")) == 1
+        assert (await stock(inv, product))["committed"] == 0
 
 
 async def test_the_sweeper_releases_an_expired_reservation(start_inventory: Start) -> None:
@@ -243,3 +266,24 @@ async def test_commit_fails_when_the_expired_hold_cannot_be_retaken(
             "reserved": 1,
             "committed": 0,
         }
+
+
+async def test_an_order_awaiting_approval_keeps_its_stock_until_the_approval_deadline(
+    start_inventory: Start,
+) -> None:
+    async with start_inventory(broker=True, reservation_ttl_seconds=1.0) as inv:
+        product = await create(inv, "Safe", 3)
+        oid = order_id()
+        await inv.publish(placed(oid, (product, 2)))
+        await eventually(lambda: inv.emitted("StockReserved"), what="reserved")
+        waiting = OrderApprovalRequired(
+            order_id=oid,
+            user_id="u1",
+            reason="highValue",
+            total_cents=900_000,
+            hold_until=datetime.now(UTC) + timedelta(minutes=5),
+        )
+        await inv.publish(Envelope.wrap(waiting, correlation_id=oid))
+        await asyncio.sleep(2.5)  # well past the 1 s reservation expiry and a sweep
+        assert inv.emitted("StockReleased") == []
+        assert (await stock(inv, product))["reserved"] == 2
