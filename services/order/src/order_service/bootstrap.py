@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from pymongo import AsyncMongoClient
 
 from bus.runtime import Bus, ServiceDeps
+from kit.tracing_clients import TracingTransport
 from order_service.handlers import handler_table
+from order_service.precheck import HttpInventory, HttpUserDirectory, StockChecker, UserDirectory
 from order_service.settings import OrderSettings
 
 
@@ -17,6 +20,9 @@ class Deps(ServiceDeps):
     """What the order service's routes and handlers work with."""
 
     settings: OrderSettings
+    http: httpx.AsyncClient
+    users: UserDirectory
+    stock: StockChecker
 
 
 def bootstrap(
@@ -24,6 +30,19 @@ def bootstrap(
     *,
     mongo: AsyncMongoClient[Any] | None = None,
     bus: Bus | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Deps:
-    """The order service's dependencies; `mongo`/`bus` replace the real ones in tests."""
-    return Deps.wire(settings, handler_table(settings.policy()), mongo=mongo, bus=bus)
+    """The order service's dependencies; tests may pass Mongo, the bus, an HTTP transport."""
+    # One pooled client for the synchronous reads of the pre-order check (user, inventory).
+    http = httpx.AsyncClient(
+        transport=TracingTransport(transport), timeout=settings.http_timeout_seconds
+    )
+    return Deps.wire(
+        settings,
+        handler_table(settings.policy()),
+        mongo=mongo,
+        bus=bus,
+        http=http,
+        users=HttpUserDirectory(http, settings.user_url),
+        stock=HttpInventory(http, settings.inventory_url),
+    )

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import Event
+from contracts import Envelope, Event
 from contracts.envelope import Actor
 from contracts.ids import new_id
 from contracts.order import (
@@ -41,7 +41,7 @@ from contracts.order import (
     PaymentRequested,
     PromotionRedeemed,
 )
-from contracts.types import Line, MissingLine, PartialFulfillment, PricedLine
+from contracts.types import Address, Line, MissingLine, PartialFulfillment, PricedLine
 
 Status = Literal[
     "PENDING",
@@ -241,6 +241,18 @@ class Raised:
     event: Event
     event_id: str
 
+    def envelope(
+        self, correlation_id: str, *, causation_id: str | None = None, actor: Actor | None = None
+    ) -> Envelope[Event]:
+        """The event in its envelope, under the id the timeline already names."""
+        wrapped = Envelope.wrap(
+            self.event,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+            actor=actor or Actor(),
+        )
+        return wrapped.model_copy(update={"id": self.event_id})
+
 
 # --- pre-order check and checkout defaults ---------------------------------------------------
 
@@ -289,6 +301,11 @@ class CustomerProfile:
     preferred_payment_method: str | None = None
     partial_fulfillment: PartialFulfillment = "ask"
     deleted: bool = False
+    addresses: tuple[Address, ...] = ()
+
+    def address(self, address_id: str) -> Address | None:
+        """The stored address with this id (the order keeps a copy of where it ships)."""
+        return next((a for a in self.addresses if a.address_id == address_id), None)
 
     @property
     def missing(self) -> list[str]:
@@ -447,6 +464,7 @@ class Order(BaseModel):
     promo_code: str | None = None
     percent_off: int = 0
     address_id: str
+    address: dict[str, Any] | None = None  # a copy of the address at placement
     payment: PaymentState = Field(default_factory=PaymentState)
     partial_preference: PartialFulfillment = "ask"
     partial_fulfillment: bool = False  # the order goes on with fewer units than asked for
@@ -485,6 +503,7 @@ class Order(BaseModel):
         cause: Cause,
         promotion: Promotion | None = None,
         partial_preference: PartialFulfillment = "ask",
+        address: Address | None = None,
     ) -> Order:
         """A new PENDING order priced from the catalogue replica; raises OrderPlaced."""
         if not items:
@@ -524,6 +543,7 @@ class Order(BaseModel):
             promo_code=promotion.code if promotion else None,
             percent_off=promotion.percent_off if promotion else 0,
             address_id=address_id,
+            address=address.model_dump(by_alias=True) if address else None,
             payment=PaymentState(method_id=payment_method_id),
             partial_preference=partial_preference,
             created_at=cause.at,
@@ -651,6 +671,30 @@ class Order(BaseModel):
             return False
         self._note(cause, "stockCommitFailed", {"reason": reason})
         self._cancel("COMMIT_FAILED", cause, "commitFailed")
+        return True
+
+    def stock_released(self, reason: str, cause: Cause) -> bool:
+        """Inventory gave the stock back. Expired while the order waits: CANCELLED, that wait's
+        reason (architecture.md: the customer may retry a payment until the reservation expires).
+        Any other release follows the order's own cancel or rejection: a timeline note only."""
+        if self._seen(cause):
+            return False
+        self._note(cause, "stockReleased", {"reason": reason})
+        waiting: dict[str, CancelReason] = {
+            "AWAITING_CUSTOMER_DECISION": "DECISION_TIMEOUT",
+            "AWAITING_APPROVAL": "APPROVAL_TIMEOUT",
+            "AWAITING_PAYMENT": "PAYMENT_TIMEOUT",
+            "PAYMENT_FAILED": "PAYMENT_FAILED",
+        }
+        if reason == "expired" and self.status in waiting:
+            self._cancel(waiting[self.status], cause, "reservationExpired")
+        return True
+
+    def payment_settled(self, step: str, detail: dict[str, Any], cause: Cause) -> bool:
+        """A capture, void or refund: shown on the timeline, the status stays."""
+        if self._seen(cause):
+            return False
+        self._note(cause, step, detail)
         return True
 
     # --- the customer's decision ----------------------------------------------------------------
@@ -820,6 +864,12 @@ class Order(BaseModel):
             return False
         raise InvalidState(self.order_id, self.status, step)
 
+    def _seen(self, cause: Cause) -> bool:
+        """The event behind `cause` is on the timeline already (a duplicate delivery)."""
+        return cause.event_id is not None and any(
+            entry.event_id == cause.event_id for entry in self.timeline
+        )
+
     def _command(self, step: str, legal: Iterable[str]) -> None:
         if self.status not in set(legal):
             raise InvalidState(self.order_id, self.status, step)
@@ -852,6 +902,7 @@ class Order(BaseModel):
                 reason=reason,
                 total_cents=self.total_cents,
                 currency=self.currency,
+                hold_until=self.approval_due,
             ),
         )
 

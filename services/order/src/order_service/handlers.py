@@ -27,10 +27,18 @@ from contracts.inventory import (
     StockCommitFailed,
     StockCommitted,
     StockPartiallyReserved,
+    StockReleased,
     StockReserved,
     StockUnavailable,
 )
-from contracts.payment import PaymentAuthorized, PaymentFailed, PaymentReviewRequired
+from contracts.payment import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentRefunded,
+    PaymentReviewRequired,
+    PaymentVoided,
+)
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from order_service import replicas, store
 from order_service.domain import Cause, Order, Policy
@@ -105,9 +113,11 @@ async def advance(
         )
         return order
     await store.save(ctx.db, order, ctx.session)
+    cause = ctx.envelope
     for raised in order.pull_events():
-        caused = ctx.envelope.caused(raised.event).model_copy(update={"id": raised.event_id})
-        await ctx.emit_envelope(caused)
+        await ctx.emit_envelope(
+            raised.envelope(cause.correlation_id, causation_id=cause.id, actor=cause.actor)
+        )
     return order
 
 
@@ -183,6 +193,26 @@ async def send_flagged_order_to_review(
     await advance(ctx, envelope.data.order_id, lambda o, c: o.approval_needed("fraud", c, policy))
 
 
+async def note_or_cancel_on_release(envelope: Envelope[StockReleased], ctx: HandlerContext) -> None:
+    """Stock given back: a timeline step; an expired hold while the order waits cancels it."""
+    reason = envelope.data.reason
+    await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_released(reason, c))
+
+
+async def note_payment_settlement(
+    envelope: Envelope[PaymentCaptured | PaymentVoided | PaymentRefunded], ctx: HandlerContext
+) -> None:
+    """Captured, voided or refunded: a timeline step (the order's status does not change)."""
+    data = envelope.data
+    step = {
+        "PaymentCaptured": "paymentCaptured",
+        "PaymentVoided": "paymentVoided",
+        "PaymentRefunded": "paymentRefunded",
+    }[envelope.type]
+    detail = {"paymentId": data.payment_id, "amountCents": data.amount_cents}
+    await advance(ctx, data.order_id, lambda o, c: o.payment_settled(step, detail, c))
+
+
 def handler_table(policy: Policy | None = None) -> HandlerTable:
     """The service's subscriptions, with the saga's windows and threshold."""
     policy = policy or Policy()
@@ -203,6 +233,10 @@ def handler_table(policy: Policy | None = None) -> HandlerTable:
         PaymentAuthorized: [pay_authorized_order],
         PaymentFailed: [partial(hold_failed_payment, policy=policy)],
         PaymentReviewRequired: [partial(send_flagged_order_to_review, policy=policy)],
+        StockReleased: [note_or_cancel_on_release],
+        PaymentCaptured: [note_payment_settlement],
+        PaymentVoided: [note_payment_settlement],
+        PaymentRefunded: [note_payment_settlement],
     }
 
 

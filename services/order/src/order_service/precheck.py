@@ -10,16 +10,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 import structlog
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from order_service import replicas
-from order_service.domain import CustomerProfile, LineAvailability, Precheck, precheck_outcome
+from order_service.domain import (
+    CustomerProfile,
+    LineAvailability,
+    Precheck,
+    ProductFacts,
+    precheck_outcome,
+)
 from order_service.store import Db
 
 log = structlog.get_logger("order.precheck")
+
+
+class DependencyDown(Exception):
+    """A service the answer depends on could not be reached or failed (the API answers 503)."""
+
+    def __init__(self, service: str, error: str) -> None:
+        super().__init__(f"{service} unavailable: {error}")
+        self.service = service
 
 
 class UserDirectory(Protocol):
@@ -35,6 +50,10 @@ class StockChecker(Protocol):
 
     async def availability(self, items: Sequence[tuple[str, int]]) -> list[LineAvailability]:
         """Per line: requested, available, status, alternatives, exists."""
+        ...
+
+    async def products(self, ids: Sequence[str]) -> dict[str, ProductFacts]:
+        """The catalogue facts of products the replica has not heard of yet (just created)."""
         ...
 
 
@@ -86,6 +105,7 @@ def profile_from_user_service(body: dict[str, Any]) -> CustomerProfile:
         ),
         preferred_payment_method=flags.get("preferredPaymentMethod") or preferences.payment_method,
         partial_fulfillment=preferences.partial_fulfillment,
+        addresses=tuple(addresses),
     )
 
 
@@ -97,12 +117,15 @@ class HttpInventory:
         self.base_url = base_url.rstrip("/")
 
     async def availability(self, items: Sequence[tuple[str, int]]) -> list[LineAvailability]:
-        """Ask inventory; its errors propagate (a precheck without stock cannot answer)."""
-        response = await self.client.post(
-            f"{self.base_url}/internal/availability",
-            json={"items": [{"productId": p, "quantity": q} for p, q in items]},
-        )
-        response.raise_for_status()
+        """Ask inventory; `DependencyDown` when it cannot answer (a precheck needs stock)."""
+        try:
+            response = await self.client.post(
+                f"{self.base_url}/internal/availability",
+                json={"items": [{"productId": p, "quantity": q} for p, q in items]},
+            )
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise DependencyDown("inventory", repr(exc)) from exc
         return [
             LineAvailability(
                 product_id=line["productId"],
@@ -114,6 +137,29 @@ class HttpInventory:
             )
             for line in response.json()["items"]
         ]
+
+    async def products(self, ids: Sequence[str]) -> dict[str, ProductFacts]:
+        """Inventory's public product view, one request per id (only for replica misses)."""
+        found: dict[str, ProductFacts] = {}
+        for product_id in ids:
+            try:
+                response = await self.client.get(
+                    f"{self.base_url}/api/v1/products/{quote(product_id, safe='')}"
+                )
+            except httpx.HTTPError as exc:
+                raise DependencyDown("inventory", repr(exc)) from exc
+            if response.status_code == 404:
+                continue  # the domain answers UNKNOWN_PRODUCT
+            if response.status_code != 200:
+                raise DependencyDown("inventory", f"status {response.status_code}")
+            body = response.json()
+            found[product_id] = ProductFacts(
+                product_id=product_id,
+                name=body["name"],
+                price_cents=body["priceCents"],
+                currency=body.get("currency", "USD"),
+            )
+        return found
 
 
 async def customer_profile(

@@ -17,6 +17,7 @@ from pymongo import ASCENDING
 
 from contracts.analytics import PromotionGranted
 from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
+from contracts.types import Address
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from kit.mongo import IndexSpec
 from order_service.domain import CustomerProfile, ProductFacts, Promotion
@@ -207,6 +208,7 @@ def customer_profile(doc: Doc | None) -> CustomerProfile | None:
         preferred_payment_method=doc.get("preferences", {}).get("payment_method"),
         partial_fulfillment=doc.get("preferences", {}).get("partial_fulfillment", "ask"),
         deleted=bool(doc.get("deleted", False) or doc.get("disabled", False)),
+        addresses=tuple(Address.model_validate(a) for a in doc.get("addresses", [])),
     )
 
 

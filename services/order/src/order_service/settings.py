@@ -34,6 +34,9 @@ class OrderSettings(ServiceSettings):
     user_url: str = "http://127.0.0.1:8001"
     inventory_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(2.0, gt=0)
+    # The deadline sweeper: how often it looks, and how long its lease outlives a stalled holder.
+    sweep_interval_seconds: float = Field(2.0, gt=0)
+    sweep_lease_seconds: float = Field(30.0, gt=0)
 
     def policy(self) -> Policy:
         """The plain values the domain's transitions take."""

@@ -125,6 +125,35 @@ async def due(db: Db, statuses: Sequence[Status], now: datetime, limit: int = 10
     return [doc["_id"] async for doc in found]
 
 
+async def page(
+    db: Db,
+    *,
+    user_id: str | None,
+    status: Status | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Order]:
+    """Orders newest first, optionally of one user and/or in one status, after a cursor."""
+    query: Doc = {}
+    if user_id is not None:
+        query["user_id"] = user_id
+    if status is not None:
+        query["status"] = status
+    if after is not None:
+        created_at, last_id = after
+        query["$or"] = [
+            {"created_at": {"$lt": created_at}},
+            {"created_at": created_at, "_id": {"$lt": last_id}},
+        ]
+    found = (
+        db[ORDERS]
+        .find(query, {"audit_logs": 0, "timeline": 0})
+        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+        .limit(limit)
+    )
+    return [from_doc(doc) async for doc in found]
+
+
 # --- idempotency keys -------------------------------------------------------------------------
 
 

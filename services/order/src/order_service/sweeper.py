@@ -1,0 +1,90 @@
+"""The deadline sweeper: closes the order's own waits (decision, approval, payment windows).
+
+Each order waiting in AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT or
+PAYMENT_FAILED carries the due date of that wait in `deadline` (indexed with its status). Every
+`interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
+domain's `deadline_passed`, one transaction each with their OrderCancelled in the outbox.
+Reservation expiry is inventory's sweeper; it reaches the order as StockReleased (see handlers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from bus import Outbox
+from kit.leases import LeasedTask
+from kit.transactions import TransactionBody, run_in_transaction
+from order_service import store
+from order_service.domain import Cause, DeadlineKind, Status
+from order_service.store import ConcurrentUpdate, Db
+
+log = structlog.get_logger("order.sweeper")
+
+LEASE_NAME = "order.deadline-sweeper"
+BATCH = 100
+WAITS: dict[Status, DeadlineKind] = {
+    "AWAITING_CUSTOMER_DECISION": "decision",
+    "AWAITING_APPROVAL": "approval",
+    "AWAITING_PAYMENT": "payment",
+    "PAYMENT_FAILED": "payment",
+}
+
+
+class DeadlineSweeper(LeasedTask):
+    """Cancels orders whose wait is over, while holding the sweeper lease."""
+
+    def __init__(
+        self,
+        client: AsyncMongoClient[Any],
+        db: Db,
+        *,
+        interval: float,
+        lease_seconds: float,
+        notify: Callable[[], None] = lambda: None,
+        holder: str | None = None,
+    ) -> None:
+        super().__init__(
+            db,
+            LEASE_NAME,
+            self.close_due,
+            interval=interval,
+            lease_seconds=lease_seconds,
+            holder=holder,
+        )
+        self._client = client
+        self._db = db
+        self._outbox = Outbox(db)
+        self._notify = notify
+
+    async def close_due(self, now: datetime) -> int:
+        """Cancel every order whose wait ended by `now`; how many were cancelled."""
+        closed = 0
+        for order_id in await store.due(self._db, list(WAITS), now, BATCH):
+            try:
+                if await run_in_transaction(self._client, self._closer(order_id, now)):
+                    closed += 1
+            except ConcurrentUpdate:
+                # An event moved the order meanwhile; the next sweep looks at it again.
+                log.info("deadline.raced", order_id=order_id)
+        if closed:
+            self._notify()
+        return closed
+
+    def _closer(self, order_id: str, now: datetime) -> TransactionBody[bool]:
+        async def body(session: AsyncClientSession) -> bool:
+            order = await store.load(self._db, order_id, session)
+            kind = WAITS.get(order.status)
+            if kind is None or not order.deadline_passed(kind, Cause(at=now)):
+                return False
+            await store.save(self._db, order, session)
+            await self._outbox.add(session, *(r.envelope(order_id) for r in order.pull_events()))
+            log.info("deadline.passed", order_id=order_id, kind=kind, status=order.status)
+            return True
+
+        return body

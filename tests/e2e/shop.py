@@ -1,0 +1,380 @@
+"""The whole shop in the test's process: every service behind a real HTTP server, the gateway in
+front, the real broker and Mongo underneath, with a broker and database prefix of their own.
+
+`running_shop(...)` starts it; `Shop` is what a test drives it with: customers and products made
+through the public API, orders placed and awaited, every event on the bus seen by a probe bound
+to `#`, and `check_invariants` for what must hold after any saga (architecture.md): stock
+conserved, nothing captured for an order that is not CONFIRMED, no order charged twice, every
+order terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from analytics_service.main import create_app as create_analytics
+from analytics_service.settings import AnalyticsSettings
+from fastapi import FastAPI
+from gateway_service.main import create_app as create_gateway
+from gateway_service.settings import GatewaySettings
+from gateway_service.testing import free_port, serving
+from inventory_service.main import create_app as create_inventory
+from inventory_service.settings import InventorySettings
+from notify_service.main import create_app as create_notify
+from notify_service.settings import NotifySettings
+from notify_service.smtp_sink import MailSink
+from order_service.main import create_app as create_order
+from order_service.settings import OrderSettings
+from payment_service.main import create_app as create_payment
+from payment_service.settings import PaymentSettings
+from pymongo import AsyncMongoClient
+from user_service.main import create_app as create_user
+from user_service.testing import service_settings
+
+from bus import BusConnection, delete_topology
+from bus.runtime import bus_config
+from bus.testing import Probe
+
+ADMIN = ("root@example.com", "admin-password-1")
+MANAGER = ("boss@example.com", "manager-password-1")
+PASSWORD = "long-enough-pw"
+TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
+# Tests shorten nothing by sleeping: a deadline is reached by sweeping with a clock this far ahead.
+LATER = timedelta(days=2)
+APPROVAL_THRESHOLD_CENTS = 100_000
+
+ADDRESS = {
+    "label": "home",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "state": "IL",
+    "zip": "12345",
+    "country": "US",
+}
+
+
+@dataclass
+class Customer:
+    user_id: str
+    headers: dict[str, str]
+    payment_method_ids: list[str]
+    address_id: str
+
+
+@dataclass
+class Shop:
+    client: httpx.AsyncClient
+    probe: Probe
+    apps: dict[str, FastAPI]
+    sink: MailSink | None = None
+    admin: dict[str, str] = field(default_factory=dict)
+    manager: dict[str, str] = field(default_factory=dict)
+
+    # --- people and products ------------------------------------------------------------------
+
+    async def login(self, identifier: str, password: str = PASSWORD) -> dict[str, str]:
+        response = await self.client.post(
+            "/api/v1/users/login", json={"identifier": identifier, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"authorization": f"Bearer {response.json()['accessToken']}"}
+
+    async def register(self, name: str | None = None, **extra: Any) -> tuple[str, dict[str, str]]:
+        name = name or f"c{secrets.token_hex(5)}"
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD, **extra}
+        response = await self.client.post("/api/v1/users/register", json=body)
+        assert response.status_code == 201, response.text
+        created = response.json()
+        return created["userId"], {"authorization": f"Bearer {created['accessToken']}"}
+
+    async def customer(
+        self, *tokens: str, partial: str = "ask", name: str | None = None
+    ) -> Customer:
+        """A registered customer with a default address and a card per token (first = default)."""
+        user_id, headers = await self.register(name)
+        details = {
+            "addresses": [ADDRESS],
+            "paymentMethods": [{"type": "card", "token": t} for t in tokens or ("pm_card_ok",)],
+            "preferences": {"partialFulfillment": partial},
+        }
+        response = await self.client.post("/api/v1/users/me/details", json=details, headers=headers)
+        assert response.status_code == 200, response.text
+        profile = response.json()
+        assert profile["flags"]["isProfileComplete"], profile
+        return Customer(
+            user_id=user_id,
+            headers=headers,
+            payment_method_ids=[m["paymentMethodId"] for m in profile["paymentMethods"]],
+            address_id=profile["addresses"][0]["addressId"],
+        )
+
+    async def product(
+        self, stock: int, price_cents: int = 1_000, category: str | None = None
+    ) -> str:
+        body = {
+            "name": f"Thing {secrets.token_hex(3)}",
+            "description": "made for a test",
+            "category": category or f"cat-{secrets.token_hex(3)}",
+            "priceCents": price_cents,
+            "stockCount": stock,
+        }
+        response = await self.client.post("/api/v1/products", json=body, headers=self.admin)
+        assert response.status_code == 201, response.text
+        product_id: str = response.json()["productId"]
+        return product_id
+
+    async def stock(self, product_id: str) -> dict[str, int]:
+        response = await self.client.get(f"/api/v1/products/{product_id}", headers=self.admin)
+        assert response.status_code == 200, response.text
+        counts: dict[str, int] = response.json()["stock"]
+        return counts
+
+    # --- orders ---------------------------------------------------------------------------------
+
+    async def place(
+        self,
+        customer: Customer,
+        *lines: tuple[str, int],
+        key: str | None = None,
+        **body: Any,
+    ) -> httpx.Response:
+        payload = {"items": [{"productId": p, "quantity": q} for p, q in lines], **body}
+        headers = {**customer.headers, "Idempotency-Key": key or str(uuid.uuid4())}
+        return await self.client.post("/api/v1/orders", json=payload, headers=headers)
+
+    async def order_of(self, customer: Customer, *lines: tuple[str, int], **body: Any) -> str:
+        response = await self.place(customer, *lines, **body)
+        assert response.status_code == 202, response.text
+        order_id: str = response.json()["orderId"]
+        return order_id
+
+    async def get(self, order_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.client.get(
+            f"/api/v1/orders/{order_id}", headers=headers or self.admin
+        )
+        assert response.status_code == 200, response.text
+        order: dict[str, Any] = response.json()
+        return order
+
+    async def wait_for(
+        self, order_id: str, *statuses: str, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """Poll the order until it reaches one of `statuses` (a wrong terminal one fails fast)."""
+        deadline = time.monotonic() + timeout
+        order: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            order = await self.get(order_id)
+            if order["status"] in statuses:
+                return order
+            if order["status"] in TERMINAL:
+                break
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"order {order_id} is {order.get('status')}, not {statuses}: {order}")
+
+    async def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        response = await self.client.get(f"/api/v1/orders/{order_id}/timeline", headers=self.admin)
+        assert response.status_code == 200, response.text
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def act(
+        self, order_id: str, action: str, headers: dict[str, str], body: Any = None
+    ) -> httpx.Response:
+        return await self.client.post(
+            f"/api/v1/orders/{order_id}/{action}", json=body, headers=headers
+        )
+
+    # --- time -----------------------------------------------------------------------------------
+
+    async def sweep_order_deadlines(self, ahead: timedelta = LATER) -> int:
+        """The order sweeper's pass as if `ahead` had gone by (decision/approval/payment)."""
+        closed: int = await self.apps["order"].state.sweeper.close_due(datetime.now(UTC) + ahead)
+        return closed
+
+    async def expire_reservations(self, ahead: timedelta = LATER) -> int:
+        """Inventory's reservation sweep as if `ahead` had gone by."""
+        released: int = await self.apps["inventory"].state.sweeper.release_expired(
+            datetime.now(UTC) + ahead
+        )
+        return released
+
+    # --- the bus --------------------------------------------------------------------------------
+
+    def events(self, type_: str, order_id: str | None = None) -> list[dict[str, Any]]:
+        found = [json.loads(m.body) for m in self.probe.messages if m.type == type_]
+        if order_id is not None:
+            found = [e for e in found if e["data"].get("orderId") == order_id]
+        return found
+
+    async def settle(self, seconds: float = 0.5) -> None:
+        """Let in-flight events land (used before asserting that something did NOT happen)."""
+        await asyncio.sleep(seconds)
+
+    # --- invariants -----------------------------------------------------------------------------
+
+    async def check_invariants(
+        self, order_ids: Iterable[str], product_ids: Iterable[str], timeout: float = 20.0
+    ) -> None:
+        """Every order terminal; stock conserved and nothing left reserved; captures only for
+        CONFIRMED orders, once each, for the confirmed total; committed stock = confirmed units."""
+        order_ids, product_ids = list(order_ids), list(product_ids)
+        orders = {o: await self.wait_for(o, *TERMINAL, timeout=timeout) for o in order_ids}
+        confirmed = {o for o, order in orders.items() if order["status"] == "CONFIRMED"}
+
+        deadline = time.monotonic() + timeout
+        while True:
+            problems = await self._invariant_problems(orders, confirmed, product_ids)
+            if not problems or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        assert not problems, problems
+
+    async def _invariant_problems(
+        self, orders: dict[str, dict[str, Any]], confirmed: set[str], product_ids: list[str]
+    ) -> list[str]:
+        problems: list[str] = []
+        sold: Counter[str] = Counter()
+        for order_id in confirmed:
+            for line in orders[order_id]["items"]:
+                sold[line["productId"]] += line["fulfilledQuantity"] or 0
+        for product_id in product_ids:
+            stock = await self.stock(product_id)
+            total = stock["available"] + stock["reserved"] + stock["committed"]
+            if total != stock["received"]:
+                problems.append(f"{product_id}: not conserved {stock}")
+            if stock["reserved"]:
+                problems.append(f"{product_id}: {stock['reserved']} still reserved")
+            if stock["committed"] != sold[product_id]:
+                problems.append(f"{product_id}: committed {stock} but sold {sold[product_id]}")
+        captures = Counter(e["data"]["orderId"] for e in self.events("PaymentCaptured"))
+        for order_id in orders:
+            count = captures[order_id]
+            if order_id in confirmed and count != 1:
+                problems.append(f"{order_id}: CONFIRMED with {count} captures")
+            if order_id not in confirmed and count:
+                problems.append(f"{order_id}: {orders[order_id]['status']} but captured")
+        for event in self.events("PaymentCaptured"):
+            order = orders.get(event["data"]["orderId"])
+            if order is not None and event["data"]["amountCents"] != order["totalCents"]:
+                problems.append(f"{order['orderId']}: captured {event['data']} of {order}")
+        return problems
+
+
+@asynccontextmanager
+async def running_shop(
+    mongo_url: str,
+    amqp_url: str,
+    run_prefix: str,
+    *,
+    with_notify: bool = False,
+    with_analytics: bool = False,
+    **order_overrides: Any,
+) -> AsyncIterator[Shop]:
+    """Start the services, then the gateway; stop them and remove their queues and databases."""
+    user_settings = service_settings(
+        mongo_url,
+        amqp_url,
+        run_prefix,
+        port=free_port(),
+        admin_email=ADMIN[0],
+        admin_password=ADMIN[1],
+        manager_email=MANAGER[0],
+        manager_password=MANAGER[1],
+    )
+    shared: dict[str, Any] = {
+        "env": "test",
+        "mongo_url": mongo_url,
+        "amqp_url": amqp_url,
+        "bus_prefix": user_settings.bus_prefix,
+        "db_prefix": user_settings.db_prefix,
+        "bus_retry_delays": (0.2, 0.5),
+        "jwks_url": f"http://127.0.0.1:{user_settings.port}/api/v1/users/.well-known/jwks.json",
+    }
+    user_url = f"http://127.0.0.1:{user_settings.port}"
+    inventory = InventorySettings(**shared, port=free_port(), sweep_interval_seconds=1.0)
+    inventory_url = f"http://127.0.0.1:{inventory.port}"
+    order_values: dict[str, Any] = {
+        "approval_threshold_cents": APPROVAL_THRESHOLD_CENTS,
+        **order_overrides,
+    }
+    settings: dict[str, Any] = {
+        "user": user_settings,
+        "inventory": inventory,
+        "order": OrderSettings(
+            **shared,
+            port=free_port(),
+            user_url=user_url,
+            inventory_url=inventory_url,
+            **order_values,
+        ),
+        "payment": PaymentSettings(**shared, port=free_port(), user_url=user_url),
+    }
+    factories: dict[str, Any] = {
+        "user": create_user,
+        "inventory": create_inventory,
+        "order": create_order,
+        "payment": create_payment,
+    }
+    sink: MailSink | None = None
+    if with_notify:
+        sink = MailSink()
+        smtp_port = await sink.start()
+        settings["notify"] = NotifySettings(
+            **shared,
+            port=free_port(),
+            smtp_port=smtp_port,
+            delivery_poll_seconds=0.05,
+            nudge_hold_seconds=1.0,
+        )
+        factories["notify"] = create_notify
+    if with_analytics:
+        settings["analytics"] = AnalyticsSettings(**shared, port=free_port())
+        factories["analytics"] = create_analytics
+
+    connection = BusConnection(amqp_url, name=f"{user_settings.bus_prefix}e2e-probe")
+    probe = await Probe.bind(await connection.channel(), bus_config(user_settings), "#")
+    try:
+        async with AsyncExitStack() as stack:
+            apps: dict[str, FastAPI] = {}
+            urls: dict[str, str] = {}
+            for name, values in settings.items():
+                apps[name] = factories[name](values)
+                urls[name] = await stack.enter_async_context(serving(apps[name], values.port))
+            gateway_settings = GatewaySettings(
+                env="test",
+                port=free_port(),
+                amqp_url=amqp_url,
+                bus_prefix=user_settings.bus_prefix,
+                jwks_url=shared["jwks_url"],
+                **{f"{name}_url": url for name, url in urls.items()},
+            )
+            url = await stack.enter_async_context(
+                serving(create_gateway(gateway_settings), gateway_settings.port)
+            )
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
+            shop = Shop(client=client, probe=probe, apps=apps, sink=sink)
+            shop.admin = await shop.login(*ADMIN)
+            shop.manager = await shop.login(*MANAGER)
+            yield shop
+    finally:
+        channel = await connection.channel()
+        for values in settings.values():
+            await delete_topology(channel, bus_config(values), exchanges=True)
+        await connection.close()
+        if sink is not None:
+            await sink.stop()
+        mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
+        for name in settings:
+            await mongo.drop_database(f"{user_settings.db_prefix}{name}")
+        await mongo.close()
