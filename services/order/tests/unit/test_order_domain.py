@@ -701,3 +701,66 @@ def test_random_walks_keep_the_invariants(seed: int) -> None:
         ]
         assert len(terminal_events) == 1, "exactly one terminal event"
         assert [a.to_status for a in order.audit_logs][-1] == order.status
+
+
+# --- reservation expiry and settlement notes ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (awaiting_payment, "PAYMENT_TIMEOUT"),
+        (payment_failed, "PAYMENT_FAILED"),
+        (partial, "DECISION_TIMEOUT"),
+        (awaiting_approval, "APPROVAL_TIMEOUT"),
+    ],
+)
+def test_an_expired_reservation_cancels_a_waiting_order(
+    make: Callable[[], Order], reason: str
+) -> None:
+    order = make()
+    order.pull_events()
+    assert order.stock_released("expired", ev("StockReleased", "inventory", 20))
+    assert (order.status, order.cancel_reason) == ("CANCELLED", reason)
+    assert types(order) == ["OrderCancelled"]
+    assert order.audit_logs[-1].action == "reservationExpired"
+    assert order.deadline is None
+
+
+def test_a_release_after_the_orders_own_cancel_is_only_noted() -> None:
+    order = awaiting_payment()
+    order.cancel("u1", "Customer", None, at(3, CUSTOMER))
+    order.pull_events()
+    assert order.stock_released("cancelled", ev("StockReleased", "inventory", 4))
+    assert order.status == "CANCELLED" and types(order) == []
+    assert order.timeline[-1].step == "stockReleased"
+    assert order.timeline[-1].service == "inventory"
+
+
+def test_a_paid_order_is_not_cancelled_by_an_expiry() -> None:
+    order = paid()
+    assert order.stock_released("expired", ev("StockReleased", "inventory", 20))
+    assert order.status == "PAID"  # the commit re-takes the stock or fails (COMMIT_FAILED)
+    assert types(order) == []
+
+
+def test_settlement_notes_keep_the_status_and_ignore_duplicates() -> None:
+    order = paid()
+    order.stock_committed(ev("StockCommitted", "inventory", 3))
+    order.pull_events()
+    captured = ev("PaymentCaptured", "payment", 4)
+    assert order.payment_settled("paymentCaptured", {"amountCents": 1}, captured)
+    assert not order.payment_settled("paymentCaptured", {"amountCents": 1}, captured)
+    assert order.status == "CONFIRMED"
+    assert [e.step for e in order.timeline].count("paymentCaptured") == 1
+    assert not order.stock_released("expired", captured)  # same event id: a duplicate
+
+
+def test_approval_required_asks_inventory_to_hold_until_the_approval_deadline() -> None:
+    order = new_order([("tv", 1)])
+    order.pull_events()
+    reserved(order)
+    (raised,) = order.pull_events()
+    assert raised.event.TYPE == "OrderApprovalRequired"
+    assert raised.event.hold_until == order.approval_due  # type: ignore[attr-defined]
+    assert order.approval_due == T0 + timedelta(minutes=1) + POLICY.approval_window

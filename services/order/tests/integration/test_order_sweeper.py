@@ -1,0 +1,65 @@
+"""The deadline sweeper on a MongoDB-protocol server: due waits are cancelled once, with their
+OrderCancelled in the outbox; one instance sweeps at a time under the lease."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from order_service import store
+from order_service.domain import Cause, Policy
+from order_service.sweeper import DeadlineSweeper
+
+from contracts.types import Line
+
+from .conftest import RunningOrder, new_order
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+POLICY = Policy(payment_window=timedelta(minutes=1))
+
+
+def sweeper(running: RunningOrder, holder: str) -> DeadlineSweeper:
+    deps = running.deps
+    return DeadlineSweeper(deps.mongo, deps.db, interval=60, lease_seconds=30, holder=holder)
+
+
+async def awaiting_payment(running: RunningOrder) -> str:
+    order = new_order(NOW)
+    order.stock_reserved([Line(product_id="book", quantity=2)], NOW, Cause(at=NOW), POLICY)
+    await store.save(running.deps.db, order, None)
+    return order.order_id
+
+
+async def test_due_orders_are_cancelled_once_with_their_event(order_service: RunningOrder) -> None:
+    db = order_service.deps.db
+    order_ids = [await awaiting_payment(order_service) for _ in range(3)]
+    first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
+    assert await first.close_due(NOW) == 0  # not due yet
+
+    later = NOW + timedelta(minutes=2)
+    # Without the lease, two sweepers racing on the same orders cancel each one once.
+    counts = await asyncio.gather(first.close_due(later), second.close_due(later))
+    assert sum(counts) == 3
+    for order_id in order_ids:
+        order = await store.load(db, order_id)
+        assert (order.status, order.cancel_reason) == ("CANCELLED", "PAYMENT_TIMEOUT")
+    rows = await db["outbox"].find({"type": "OrderCancelled"}).to_list()
+    assert sorted(r["correlation_id"] for r in rows) == sorted(order_ids)
+    assert await first.close_due(later) == 0
+
+
+async def test_one_instance_sweeps_while_it_holds_the_lease(order_service: RunningOrder) -> None:
+    db = order_service.deps.db
+    first_due = await awaiting_payment(order_service)
+    later = NOW + timedelta(minutes=2)
+    first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
+    assert await first.run_once(later) == 1  # takes the lease (30 s) and sweeps
+    second_due = await awaiting_payment(order_service)
+    assert await second.run_once(later + timedelta(seconds=10)) == 0  # a holds the lease
+    assert (await store.load(db, second_due)).status == "AWAITING_PAYMENT"
+    await first.stop()  # gives the lease up: b takes over at once
+    assert await second.run_once(later + timedelta(seconds=11)) == 1
+    assert {(await store.load(db, o)).status for o in (first_due, second_due)} == {"CANCELLED"}
