@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import structlog
 from fastapi import FastAPI, Request
 
 from gateway_service.api import proxy, system
@@ -18,6 +19,7 @@ from gateway_service.ops import router as ops
 from gateway_service.proxy import Proxy
 from gateway_service.security import SecurityHeadersMiddleware
 from gateway_service.settings import GatewaySettings
+from gateway_service.web import web_router
 from kit.app import Lifespan
 from kit.app import create_app as create_kit_app
 from kit.auth import DeniedHook, Principal, set_denied_hook
@@ -26,6 +28,8 @@ from kit.tracing_clients import TracingTransport
 # kit's factory serves FastAPI's own document and docs, and a /readyz about this process only;
 # the gateway answers these itself (the merged document, the whole system's readiness).
 REPLACED_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/readyz"})
+
+log = structlog.get_logger("gateway")
 
 
 def http_client(settings: GatewaySettings) -> httpx.AsyncClient:
@@ -93,7 +97,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
     ]
     app.include_router(system)
-    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts)
+    web = settings.web_dir is not None and (settings.web_dir / "index.html").is_file()
+    if web:
+        assert settings.web_dir is not None
+        # Last: its catch-all must not shadow /healthz, /readyz, /docs or the API.
+        app.include_router(web_router(settings.web_dir))
+    elif settings.web_dir is not None:
+        log.warning("gateway.web_not_built", web_dir=str(settings.web_dir))
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts, web=web)
     # httpx logs every upstream call at INFO: each one is already in the gateway's access log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     return app

@@ -87,17 +87,34 @@ DOCS_CSP = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
     "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
 )
+# The web front end (web.py): its own scripts and styles only, no inline script, API calls to
+# the same origin; nothing may frame it.
+WEB_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'"
+)
 HSTS = "max-age=31536000; includeSubDomains"
 DOCS_PATHS = frozenset({"/docs"})
+SYSTEM_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 
 
-def security_headers(path: str, *, hsts: bool) -> dict[str, str]:
+def content_security_policy(path: str, *, web: bool = False) -> str:
+    """The docs page's, the web app's (every page outside the API, when it is served), or none."""
+    if path in DOCS_PATHS:
+        return DOCS_CSP
+    if web and not path.startswith("/api/") and path not in SYSTEM_PATHS:
+        return WEB_CSP
+    return API_CSP
+
+
+def security_headers(path: str, *, hsts: bool, web: bool = False) -> dict[str, str]:
     """What every gateway response carries (HSTS only when served over TLS: see the README)."""
     headers = {
         "X-Content-Type-Options": "nosniff",
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
-        "Content-Security-Policy": DOCS_CSP if path in DOCS_PATHS else API_CSP,
+        "Content-Security-Policy": content_security_policy(path, web=web),
         "Cross-Origin-Resource-Policy": "same-origin",
     }
     if hsts:
@@ -108,15 +125,16 @@ def security_headers(path: str, *, hsts: bool) -> dict[str, str]:
 class SecurityHeadersMiddleware:
     """Sets `security_headers` on every response, errors and proxied answers included."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False, web: bool = False) -> None:
         self.app = app
         self.hsts = hsts
+        self.web = web
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        extra = security_headers(scope.get("path", ""), hsts=self.hsts)
+        extra = security_headers(scope.get("path", ""), hsts=self.hsts, web=self.web)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
@@ -39,6 +40,9 @@ class GatewaySettings(ServiceSettings):
     # gateway over TLS (it terminates TLS, or a TLS proxy in front forwards to it). Over plain
     # HTTP in local mode the header would be ignored at best.
     hsts: bool = False
+
+    # The built web front end (`web/dist`) served at `/` (GATEWAY_WEB_DIR); None: API only.
+    web_dir: Path | None = None
 
     def service_urls(self) -> dict[str, str]:
         """{service name: base URL} of every upstream."""
