@@ -108,6 +108,8 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         NOTIFY_SMTP_PORT=str(config.smtp_port),
         NOTIFY_PUBLIC_BASE_URL=config.url("gateway"),
         PAYMENT_USER_URL=config.url("user"),
+        ORDER_USER_URL=config.url("user"),
+        ORDER_INVENTORY_URL=config.url("inventory"),
     )
     for name, _ in SERVICES:
         env[f"{name.upper()}_PORT"] = str(config.port(name))
