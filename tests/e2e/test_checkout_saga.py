@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import pytest_asyncio
+
+from bus.testing import eventually
 
 from .shop import APPROVAL_THRESHOLD_CENTS, Shop, running_shop
 
@@ -55,7 +57,14 @@ async def test_first_order_of_a_new_user(shop: Shop) -> None:
         ],
         "defaultAddressId": None,
         "preferredPaymentMethodId": None,
+        "promptProfileCompletion": True,
     }
+    # Asked once: the second check still lists what is missing, without the prompt hint.
+    again = await shop.client.post("/api/v1/orders/precheck", json=items, headers=headers)
+    assert again.json()["missing"] == ["address", "paymentMethod"]
+    assert again.json()["promptProfileCompletion"] is False
+    me = await shop.client.get("/api/v1/users/me", headers=headers)
+    assert me.json()["flags"]["profileCompletionPrompted"] is True
     refused = await shop.client.post(
         "/api/v1/orders", json=items, headers={**headers, "Idempotency-Key": "first"}
     )
@@ -112,6 +121,10 @@ async def test_first_order_of_a_new_user(shop: Shop) -> None:
     assert order["auditLogs"][0]["userId"] == user_id
     await shop.check_invariants([order_id], [product])
 
+    async def captured() -> bool:
+        return "paymentCaptured" in steps(await shop.timeline(order_id))
+
+    await eventually(captured, what="the capture on the timeline")  # it follows CONFIRMED
     timeline = await shop.timeline(order_id)
     assert steps(timeline) == [
         "place",
@@ -393,7 +406,15 @@ async def test_approval_window_closes(shop: Shop) -> None:
     customer = await shop.customer()
     order_id = await shop.order_of(customer, (product, 1))
     await shop.wait_for(order_id, "AWAITING_APPROVAL")
-    # The usual 15-minute reservation expiry does not apply while a Manager may still approve.
+    # The usual 15-minute reservation expiry does not apply while a Manager may still approve:
+    # once inventory has taken OrderApprovalRequired, the hold lasts until the approval deadline.
+    inventory = shop.apps["inventory"].state.deps.db
+
+    async def held_for_approval() -> bool:
+        hold = await inventory["reservations"].find_one({"_id": order_id})
+        return hold is not None and hold["expires_at"] > datetime.now(UTC) + timedelta(hours=1)
+
+    await eventually(held_for_approval, what="the hold extended to the approval deadline")
     await shop.expire_reservations(timedelta(minutes=30))
     await shop.settle()
     assert (await shop.get(order_id))["status"] == "AWAITING_APPROVAL"

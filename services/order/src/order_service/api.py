@@ -137,6 +137,7 @@ class PrecheckOut(ResponseModel):
     items: list[PrecheckLine]
     default_address_id: str | None
     preferred_payment_method_id: str | None
+    prompt_profile_completion: bool
 
 
 class Placed(ResponseModel):
@@ -397,6 +398,7 @@ async def precheck_order(
         ],
         default_address_id=outcome.default_address_id,
         preferred_payment_method_id=outcome.preferred_payment_method_id,
+        prompt_profile_completion=outcome.prompt_profile_completion,
     )
 
 

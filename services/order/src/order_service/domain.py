@@ -302,6 +302,8 @@ class CustomerProfile:
     partial_fulfillment: PartialFulfillment = "ask"
     deleted: bool = False
     addresses: tuple[Address, ...] = ()
+    # The customer was already asked to complete the profile (a UI flag the user service keeps).
+    completion_prompted: bool = False
 
     def address(self, address_id: str) -> Address | None:
         """The stored address with this id (the order keeps a copy of where it ships)."""
@@ -364,6 +366,9 @@ class Precheck:
     items: list[LineAvailability]
     default_address_id: str | None
     preferred_payment_method_id: str | None
+    # Ask for the missing details now: incomplete and not asked before (the seed's "minimal
+    # prompts": the front end asks once, then lets the customer order what they can).
+    prompt_profile_completion: bool = False
 
 
 def precheck_outcome(
@@ -379,6 +384,8 @@ def precheck_outcome(
         items=list(availability),
         default_address_id=profile.default_address_id if profile else None,
         preferred_payment_method_id=profile.preferred_payment_method_id if profile else None,
+        prompt_profile_completion=bool(missing)
+        and not (profile is not None and profile.completion_prompted),
     )
 
 

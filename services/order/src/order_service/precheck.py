@@ -44,6 +44,10 @@ class UserDirectory(Protocol):
         """The customer's current profile, or None when the owner cannot say."""
         ...
 
+    async def mark_prompted(self, user_id: str, authorization: str | None) -> None:
+        """Remember that the customer was asked to complete the profile (best effort)."""
+        ...
+
 
 class StockChecker(Protocol):
     """Inventory's availability query."""
@@ -87,6 +91,24 @@ class HttpUserDirectory:
             return None  # never trust a profile of someone else
         return profile_from_user_service(body)
 
+    async def mark_prompted(self, user_id: str, authorization: str | None) -> None:
+        """`POST /api/v1/users/me/profile-prompted` with the customer's token; failures only log
+        (the hint is shown once more at worst)."""
+        if not authorization:
+            return
+        try:
+            response = await self.client.post(
+                f"{self.base_url}/api/v1/users/me/profile-prompted",
+                headers={"Authorization": authorization},
+            )
+        except httpx.HTTPError as exc:
+            log.warning("precheck.prompt_not_recorded", user_id=user_id, error=str(exc))
+            return
+        if response.status_code != 200:
+            log.warning(
+                "precheck.prompt_not_recorded", user_id=user_id, status=response.status_code
+            )
+
 
 def profile_from_user_service(body: dict[str, Any]) -> CustomerProfile:
     """Map the user service's profile (camelCase) to the checkout facts."""
@@ -106,6 +128,7 @@ def profile_from_user_service(body: dict[str, Any]) -> CustomerProfile:
         preferred_payment_method=flags.get("preferredPaymentMethod") or preferences.payment_method,
         partial_fulfillment=preferences.partial_fulfillment,
         addresses=tuple(addresses),
+        completion_prompted=bool(flags.get("profileCompletionPrompted", False)),
     )
 
 
@@ -189,4 +212,7 @@ async def precheck(
     """Is the customer ready to order these lines: profile complete and every line in stock?"""
     profile = await customer_profile(db, user_id, users, authorization)
     availability = await stock.availability(items) if items else []
-    return precheck_outcome(profile, availability)
+    outcome = precheck_outcome(profile, availability)
+    if outcome.prompt_profile_completion:
+        await users.mark_prompted(user_id, authorization)
+    return outcome

@@ -32,10 +32,14 @@ class FakeUsers:
     def __init__(self, answer: CustomerProfile | None = FRESH) -> None:
         self.answer = answer
         self.calls = 0
+        self.prompted = False
 
     async def profile(self, user_id: str, authorization: str | None) -> CustomerProfile | None:
         self.calls += 1
         return self.answer
+
+    async def mark_prompted(self, user_id: str, authorization: str | None) -> None:
+        self.prompted = True
 
 
 class FakeStock:
