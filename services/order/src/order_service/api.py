@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import Field
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
 from contracts import Actor
 from contracts.ids import new_id
@@ -486,7 +487,14 @@ async def place_order(
             )
             return first
 
-        first = await deps.write(place)
+        try:
+            first = await deps.write(place)
+        except DuplicateKeyError:
+            # A concurrent first use of the key committed while this one ran: answer with it.
+            winner = await store.previous_request(deps.db, user.user_id, key)
+            if winner is None:
+                raise
+            first = winner
     except OrderError as exc:
         raise problem_of(exc) from exc
     except IdempotencyKeyReused as exc:
