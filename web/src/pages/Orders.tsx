@@ -1,0 +1,387 @@
+// Orders: the list (own, or everyone's for staff), and one order live with its saga timeline.
+import { useState } from "preact/hooks";
+import { api, money, session, TERMINAL, when, type Order, type OrderStatus, type Page, type TimelineEntry } from "../api";
+import { Alternatives } from "./Cart";
+import { cardName } from "../checkout";
+import { useProfile } from "../profile";
+import { ErrorBox, Loading, Section, StatusBadge, useAsync, useInterval } from "../ui";
+
+const STATUSES: OrderStatus[] = [
+  "PENDING",
+  "AWAITING_CUSTOMER_DECISION",
+  "AWAITING_APPROVAL",
+  "AWAITING_PAYMENT",
+  "PAYMENT_FAILED",
+  "PAID",
+  "CONFIRMED",
+  "REJECTED",
+  "CANCELLED",
+];
+
+export function OrderList({ title = "Your orders" }: { title?: string }) {
+  const [status, setStatus] = useState("");
+  const [extra, setExtra] = useState<Order[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  const page = useAsync(async () => {
+    const found = await api<Page<Order>>("/orders", { query: { status, limit: 25 } });
+    setExtra([]);
+    setCursor(found.nextCursor ?? null);
+    return found;
+  }, [status]);
+  const orders = [...(page.data?.items ?? []), ...extra];
+  const staff = session()?.role !== "Customer";
+
+  const more = async () => {
+    if (!cursor) return;
+    const next = await api<Page<Order>>("/orders", { query: { status, limit: 25, cursor } });
+    setExtra([...extra, ...next.items]);
+    setCursor(next.nextCursor ?? null);
+  };
+
+  return (
+    <>
+      <h1 tabIndex={-1}>{title}</h1>
+      <div class="row">
+        <label for="status-filter">Status</label>
+        <select id="status-filter" value={status} onChange={(e) => setStatus(e.currentTarget.value)}>
+          <option value="">All</option>
+          {STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <button type="button" class="secondary" onClick={page.reload}>
+          Refresh
+        </button>
+      </div>
+      <ErrorBox error={page.error} />
+      {page.loading && !orders.length && <Loading />}
+      {!page.loading && !orders.length && <p>No orders yet.</p>}
+      {orders.length > 0 && (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Order</th>
+              <th scope="col">Placed</th>
+              {staff && <th scope="col">Customer</th>}
+              <th scope="col">Items</th>
+              <th scope="col">Total</th>
+              <th scope="col">Status</th>
+            </tr>
+          </thead>
+          <tbody>
+            {orders.map((o) => (
+              <tr key={o.orderId} data-order-id={o.orderId}>
+                <td>
+                  <a href={`/orders/${o.orderId}`}>#{o.orderId.slice(-8)}</a>
+                </td>
+                <td>{when(o.createdAt)}</td>
+                {staff && <td class="mono">{o.userId.slice(-8)}</td>}
+                <td>{o.items.map((i) => `${i.quantity}× ${i.name}`).join(", ")}</td>
+                <td>{money(o.totalCents, o.currency)}</td>
+                <td>
+                  <StatusBadge status={o.status} />
+                  {o.flags.fraudFlag && <span class="badge bad">fraud check</span>}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {cursor && (
+        <button type="button" class="secondary" onClick={() => void more()}>
+          Load more
+        </button>
+      )}
+    </>
+  );
+}
+
+const STEP_TEXT: Record<string, string> = {
+  place: "Order placed",
+  stockReserved: "Stock reserved",
+  stockPartiallyReserved: "Only part of the stock was available",
+  stockUnavailable: "Out of stock",
+  approvalRequired: "Waiting for a manager's approval",
+  approved: "Approved",
+  paymentRequested: "Payment requested",
+  paymentAuthorized: "Payment authorized",
+  paymentFailed: "Payment failed",
+  paid: "Paid",
+  stockCommitted: "Stock committed",
+  confirmed: "Order confirmed",
+  paymentCaptured: "Payment captured",
+  cancelled: "Cancelled",
+  rejected: "Rejected",
+};
+
+export function OrderDetail({ orderId }: { orderId: string }) {
+  const role = session()?.role;
+  const profile = useProfile();
+  const order = useAsync(() => api<Order>(`/orders/${encodeURIComponent(orderId)}`), [orderId]);
+  const timeline = useAsync(
+    () => api<{ items: TimelineEntry[] }>(`/orders/${encodeURIComponent(orderId)}/timeline`),
+    [orderId],
+  );
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [retryWith, setRetryWith] = useState("");
+  const [notice, setNotice] = useState("");
+
+  const current = order.data;
+  const live = !current || !TERMINAL.includes(current.status);
+  // Live status: poll while the saga runs (each step is an event away), stop when it is over.
+  useInterval(
+    () => {
+      order.reload();
+      timeline.reload();
+    },
+    1000,
+    live && !busy,
+  );
+
+  const act = async (path: string, body: unknown, done: string) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await api(`/orders/${encodeURIComponent(orderId)}/${path}`, { body: body ?? {} });
+      setNotice(done);
+      order.reload();
+      timeline.reload();
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  if (order.error && !current) {
+    return (
+      <>
+        <h1 tabIndex={-1}>Order</h1>
+        <ErrorBox error={order.error} />
+      </>
+    );
+  }
+  if (!current) return <Loading what="Loading the order" />;
+  const customer = role === "Customer";
+  const staff = role === "Manager" || role === "Admin";
+  const fulfilled = current.items.map((i) => i.fulfilledQuantity ?? i.quantity);
+  const partialTotal = current.items.reduce((sum, i, n) => sum + i.priceCents * fulfilled[n], 0);
+
+  return (
+    <>
+      <h1 tabIndex={-1}>
+        Order #{orderId.slice(-8)} <StatusBadge status={current.status} />
+      </h1>
+      <p class="sr-only" role="status" aria-live="polite">
+        Order status: {current.status}
+      </p>
+      {notice && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
+      <ErrorBox error={error} />
+
+      {customer && current.status === "AWAITING_CUSTOMER_DECISION" && (
+        <Section title="Not everything is in stock" id="decision">
+          <p>We can send part of your order now:</p>
+          <ul>
+            {current.items.map((i) => (
+              <li key={i.productId}>
+                {i.name}: {i.fulfilledQuantity ?? 0} of {i.quantity}
+              </li>
+            ))}
+          </ul>
+          <p>
+            The new total would be <strong>{money(partialTotal, current.currency)}</strong>.
+            {current.deadline && <> Please decide before {when(current.deadline)}.</>}
+          </p>
+          <div class="row">
+            <button type="button" disabled={busy} onClick={() => void act("decision", { accept: true }, "You accepted the partial order.")}>
+              Accept partial order
+            </button>
+            <button
+              type="button"
+              class="danger"
+              disabled={busy}
+              onClick={() => void act("decision", { accept: false }, "You declined; the order is cancelled.")}
+            >
+              Cancel the order
+            </button>
+          </div>
+        </Section>
+      )}
+
+      {customer && current.status === "PAYMENT_FAILED" && (
+        <Section title="Payment failed" id="retry">
+          <p>
+            {current.payment?.lastError === "DECLINED"
+              ? "Your card was declined."
+              : "We could not reach your bank."}{" "}
+            Your items are held for you: try again, with another card if you like.
+          </p>
+          <label for="retry-card">Card</label>
+          <select id="retry-card" value={retryWith || current.payment?.paymentMethodId} onChange={(e) => setRetryWith(e.currentTarget.value)}>
+            {(profile?.paymentMethods ?? []).map((m) => (
+              <option key={m.paymentMethodId} value={m.paymentMethodId}>
+                {m.brand ?? "Card"} ending {m.last4}
+              </option>
+            ))}
+          </select>
+          <button
+            type="button"
+            disabled={busy}
+            onClick={() =>
+              void act("payment/retry", retryWith ? { paymentMethodId: retryWith } : {}, "Trying the payment again…")
+            }
+          >
+            Retry payment
+          </button>
+        </Section>
+      )}
+
+      {staff && current.status === "AWAITING_APPROVAL" && (
+        <Section title="Approval" id="approval">
+          <ApprovalForm orderId={orderId} onDone={() => order.reload()} />
+        </Section>
+      )}
+
+      {current.status === "REJECTED" && current.rejectionReason === "OUT_OF_STOCK" && (
+        <Section title="Out of stock" id="oos">
+          <p>Sorry, we could not reserve your items.</p>
+          {customer && (current.alternatives ?? []).length > 0 && <Alternatives ids={current.alternatives ?? []} />}
+        </Section>
+      )}
+
+      <div class="columns">
+        <Section title="Details">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Item</th>
+                <th scope="col">Ordered</th>
+                <th scope="col">Fulfilled</th>
+                <th scope="col">Price</th>
+              </tr>
+            </thead>
+            <tbody>
+              {current.items.map((i) => (
+                <tr key={i.productId}>
+                  <th scope="row">{i.name}</th>
+                  <td>{i.quantity}</td>
+                  <td>{i.fulfilledQuantity ?? "…"}</td>
+                  <td>{money(i.priceCents, current.currency)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <dl class="summary">
+            {current.discountCents > 0 && (
+              <>
+                <dt>Discount</dt>
+                <dd>−{money(current.discountCents, current.currency)}</dd>
+              </>
+            )}
+            <dt>Total</dt>
+            <dd data-testid="order-total">{money(current.totalCents, current.currency)}</dd>
+            {current.address && (
+              <>
+                <dt>Ship to</dt>
+                <dd>
+                  {current.address.line1}, {current.address.city}
+                </dd>
+              </>
+            )}
+            {current.payment && (
+              <>
+                <dt>Payment</dt>
+                <dd>
+                  {customer ? cardName(profile, current.payment.paymentMethodId) : current.payment.paymentMethodId.slice(-8)} ·{" "}
+                  {current.payment.status} ({current.payment.attempts} attempt{current.payment.attempts === 1 ? "" : "s"})
+                </dd>
+              </>
+            )}
+            {current.rejectionReason && (
+              <>
+                <dt>Rejected because</dt>
+                <dd>{current.rejectionReason}</dd>
+              </>
+            )}
+            {current.cancelReason && (
+              <>
+                <dt>Cancelled because</dt>
+                <dd>{current.cancelReason}</dd>
+              </>
+            )}
+            {current.approvalReason && (
+              <>
+                <dt>Needs approval</dt>
+                <dd>{current.approvalReason === "fraud" ? "fraud check" : "high value"}</dd>
+              </>
+            )}
+          </dl>
+          {(customer || role === "Admin") &&
+            ["PENDING", "AWAITING_CUSTOMER_DECISION", "AWAITING_APPROVAL", "AWAITING_PAYMENT", "PAYMENT_FAILED"].includes(current.status) && (
+              <button type="button" class="danger" disabled={busy} onClick={() => void act("cancel", undefined, "The order is cancelled.")}>
+                Cancel order
+              </button>
+            )}
+        </Section>
+        <Section title="Timeline">
+          <ol class="timeline" aria-live="polite">
+            {(timeline.data?.items ?? []).map((t, n) => (
+              <li key={`${t.eventId ?? n}-${t.step}`} data-step={t.step}>
+                <span class="step">{STEP_TEXT[t.step] ?? t.step}</span>{" "}
+                <span class="muted">
+                  {t.service} · {new Date(t.at).toLocaleTimeString("en-US")}
+                </span>
+              </li>
+            ))}
+          </ol>
+          {live && <p class="muted">Updating live…</p>}
+        </Section>
+      </div>
+    </>
+  );
+}
+
+export function ApprovalForm({ orderId, onDone }: { orderId: string; onDone: (status: string) => void }) {
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const decide = async (action: "approve" | "reject") => {
+    setError(null);
+    if (!reason.trim()) {
+      setError(new Error("Give a reason: it goes into the audit log."));
+      return;
+    }
+    setBusy(true);
+    try {
+      const order = await api<Order>(`/orders/${encodeURIComponent(orderId)}/${action}`, { body: { reason: reason.trim() } });
+      onDone(order.status);
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const id = `reason-${orderId}`;
+  return (
+    <div class="stack">
+      <label for={id}>Reason</label>
+      <input id={id} value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
+      <div class="row">
+        <button type="button" disabled={busy} onClick={() => void decide("approve")}>
+          Approve
+        </button>
+        <button type="button" class="danger" disabled={busy} onClick={() => void decide("reject")}>
+          Reject
+        </button>
+      </div>
+      <ErrorBox error={error} />
+    </div>
+  );
+}

@@ -1,0 +1,170 @@
+// Small shared pieces: loading data, errors, badges, a bar chart.
+import type { ComponentChildren } from "preact";
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { ApiError, type OrderStatus, type Product } from "./api";
+
+export interface Async<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** Run `load` now and whenever `deps` change; `reload()` runs it again. */
+export function useAsync<T>(load: () => Promise<T>, deps: unknown[]): Async<T> {
+  const [state, setState] = useState<{ data?: T; error?: unknown; loading: boolean }>({ loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    load().then(
+      (data) => live && setState({ data, loading: false }),
+      (error: unknown) => live && setState({ error, loading: false }),
+    );
+    return () => {
+      live = false;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data: state.data, error: state.error, loading: state.loading, reload };
+}
+
+/** Call `fn` every `ms` while `active`. */
+export function useInterval(fn: () => void, ms: number, active = true): void {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useEffect(() => {
+    if (!active) return;
+    const id = setInterval(() => saved.current(), ms);
+    return () => clearInterval(id);
+  }, [ms, active]);
+}
+
+export function messageOf(error: unknown): string {
+  if (error instanceof ApiError) {
+    const p = error.problem;
+    if (p.status === 403) return "You do not have permission to do that.";
+    if (p.code === "VALIDATION_ERROR" && Array.isArray(p.errors)) {
+      return (p.errors as { field?: string; message?: string }[])
+        .map((e) => (e.field ? `${e.field}: ${e.message}` : e.message))
+        .join("; ");
+    }
+    return p.detail || p.title || p.code;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function ErrorBox({ error }: { error: unknown }) {
+  if (!error) return null;
+  return (
+    <p class="error" role="alert">
+      {messageOf(error)}
+    </p>
+  );
+}
+
+export function Loading({ what = "Loading" }: { what?: string }) {
+  return (
+    <p class="muted" role="status">
+      {what}…
+    </p>
+  );
+}
+
+const STATUS_TEXT: Record<OrderStatus, string> = {
+  PENDING: "Checking stock",
+  AWAITING_CUSTOMER_DECISION: "Your decision needed",
+  AWAITING_APPROVAL: "Awaiting approval",
+  AWAITING_PAYMENT: "Processing payment",
+  PAYMENT_FAILED: "Payment failed",
+  PAID: "Paid",
+  CONFIRMED: "Confirmed",
+  REJECTED: "Rejected",
+  CANCELLED: "Cancelled",
+};
+
+export function StatusBadge({ status }: { status: OrderStatus }) {
+  const tone =
+    status === "CONFIRMED" || status === "PAID"
+      ? "ok"
+      : status === "REJECTED" || status === "CANCELLED" || status === "PAYMENT_FAILED"
+        ? "bad"
+        : status === "AWAITING_CUSTOMER_DECISION"
+          ? "warn"
+          : "info";
+  return (
+    <span class={`badge ${tone}`} data-status={status}>
+      {STATUS_TEXT[status] ?? status}
+    </span>
+  );
+}
+
+export function StockBadge({ product }: { product: Product }) {
+  if (product.stockAvailable <= 0) return <span class="badge bad">Out of stock</span>;
+  if (product.lowStock) return <span class="badge warn">Only {product.stockAvailable} left</span>;
+  return <span class="badge ok">In stock</span>;
+}
+
+export function Section({ title, children, id }: { title: string; children: ComponentChildren; id?: string }) {
+  const headingId = `${id ?? title.toLowerCase().replace(/\W+/g, "-")}-h`;
+  return (
+    <section aria-labelledby={headingId} class="card">
+      <h2 id={headingId}>{title}</h2>
+      {children}
+    </section>
+  );
+}
+
+/** Horizontal bars as SVG, with the numbers written out (readable without the picture). */
+export function BarChart({
+  title,
+  data,
+  format = (n) => String(n),
+}: {
+  title: string;
+  data: { label: string; value: number }[];
+  format?: (n: number) => string;
+}) {
+  const max = Math.max(1, ...data.map((d) => d.value));
+  const row = 28;
+  const labelWidth = 150;
+  const width = 520;
+  if (!data.length) return <p class="muted">No data for {title.toLowerCase()} yet.</p>;
+  return (
+    <figure class="chart">
+      <svg
+        role="img"
+        aria-label={`${title}: ${data.map((d) => `${d.label} ${format(d.value)}`).join(", ")}`}
+        viewBox={`0 0 ${width} ${data.length * row + 4}`}
+        width="100%"
+        preserveAspectRatio="xMinYMin meet"
+      >
+        {data.map((d, i) => {
+          const w = Math.max(2, ((width - labelWidth - 110) * d.value) / max);
+          return (
+            <g key={d.label} transform={`translate(0 ${i * row + 2})`}>
+              <text x={labelWidth - 8} y={row / 2 + 4} text-anchor="end" class="chart-label">
+                {d.label.length > 20 ? `${d.label.slice(0, 19)}…` : d.label}
+              </text>
+              <rect x={labelWidth} y={4} width={w} height={row - 10} rx={3} class="chart-bar" />
+              <text x={labelWidth + w + 6} y={row / 2 + 4} class="chart-value">
+                {format(d.value)}
+              </text>
+            </g>
+          );
+        })}
+      </svg>
+      <figcaption>{title}</figcaption>
+    </figure>
+  );
+}
+
+export function LoadMore({ cursor, onMore }: { cursor?: string | null; onMore: (cursor: string) => void }) {
+  if (!cursor) return null;
+  return (
+    <button type="button" class="secondary" onClick={() => onMore(cursor)}>
+      Load more
+    </button>
+  );
+}
