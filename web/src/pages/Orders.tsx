@@ -114,6 +114,13 @@ const STEP_TEXT: Record<string, string> = {
   paymentCaptured: "Payment captured",
   cancelled: "Cancelled",
   rejected: "Rejected",
+  decision: "Your decision",
+  cancelRequested: "Cancellation requested",
+  promotionRedeemed: "Promotion applied",
+  stockReleased: "Stock released",
+  stockCommitFailed: "Stock could not be committed",
+  paymentVoided: "Payment voided",
+  paymentRefunded: "Payment refunded",
 };
 
 export function OrderDetail({ orderId }: { orderId: string }) {
