@@ -5,18 +5,24 @@ UV := $(shell scripts/ensure-uv.sh)
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: help sync run test test-unit test-integration test-e2e lint format contracts up down logs bench bench-quick chaos clean
+.PHONY: help sync web browser run test test-unit test-integration test-e2e test-web lint format contracts up down logs bench bench-quick chaos clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 sync: ## Install the locked dependencies of every workspace member into .venv
 	@$(UV) sync --frozen --all-packages --quiet
 
-run: sync ## Start the whole system locally (gateway on 127.0.0.1:8000)
+web: ## Build the web front end into web/dist when it is out of date (npm ci + Vite)
+	@scripts/build-web.sh
+
+browser: ## Install Debian's Chromium for the browser tests when /usr/bin/chromium is missing
+	@scripts/ensure-chromium.sh
+
+run: sync web ## Start the whole system locally (web app and API on 127.0.0.1:8000)
 	$(PY) scripts/run_local.py
 
-test: sync lint ## Lint, then run every test (unit, integration, e2e)
+test: sync lint web browser ## Lint, build the web app, then run every test (unit … e2e, web)
 	$(PYTEST)
 
 test-unit: sync ## The fast loop: pure logic and in-memory fakes only
@@ -27,6 +33,9 @@ test-integration: sync ## Components against the real RabbitMQ and a MongoDB-pro
 
 test-e2e: sync ## The whole system as processes, through the gateway
 	$(PYTEST) -m e2e
+
+test-web: sync web browser ## The web front end in Chromium against the running system
+	$(PYTEST) -m web
 
 lint: sync ## ruff, and mypy (strict on libs/)
 	$(PY) -m ruff check .

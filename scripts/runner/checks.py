@@ -86,6 +86,7 @@ def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
     lines = [f"ready in {seconds:.1f}s"]
     if "gateway" in config.only:
         lines += [
+            f"web app   {config.url('gateway')}/",
             f"gateway   {config.url('gateway')}",
             f"API docs  {config.url('gateway')}/docs",
         ]

@@ -111,6 +111,8 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         ORDER_USER_URL=config.url("user"),
         ORDER_INVENTORY_URL=config.url("inventory"),
     )
+    # The web front end, once `make run` / `make test` built it (scripts/build-web.sh).
+    env.setdefault("GATEWAY_WEB_DIR", str(ROOT / "web" / "dist"))
     for name, _ in SERVICES:
         env[f"{name.upper()}_PORT"] = str(config.port(name))
         if name != "gateway":
