@@ -71,6 +71,11 @@ function Forbidden({ role, needs }: { role: Role; needs: Role[] }) {
   );
 }
 
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, true), [to]);
+  return null;
+}
+
 function NotFound() {
   return (
     <div class="narrow">
@@ -140,14 +145,10 @@ function App() {
 
   let page: ComponentChildren;
   if (path === "/login") {
-    if (current) {
-      navigate(homeFor(current.role), true);
-      return null;
-    }
+    if (current) return <Redirect to={homeFor(current.role)} />;
     page = <Login next={query.get("next")} />;
   } else if (!current) {
-    navigate(`/login${path === "/" ? "" : `?next=${encodeURIComponent(path + location.search)}`}`, true);
-    return null;
+    return <Redirect to={`/login${path === "/" ? "" : `?next=${encodeURIComponent(path + location.search)}`}`} />;
   } else {
     const found = ROUTES.map((r) => ({ r, params: match(r.pattern, path) })).find((x) => x.params !== null);
     if (!found) page = <NotFound />;

@@ -98,6 +98,8 @@ export function OrderList({ title = "Your orders" }: { title?: string }) {
   );
 }
 
+const WAITING: OrderStatus[] = ["AWAITING_CUSTOMER_DECISION", "AWAITING_APPROVAL", "PAYMENT_FAILED"];
+
 const STEP_TEXT: Record<string, string> = {
   place: "Order placed",
   stockReserved: "Stock reserved",
@@ -138,13 +140,15 @@ export function OrderDetail({ orderId }: { orderId: string }) {
 
   const current = order.data;
   const live = !current || !TERMINAL.includes(current.status);
-  // Live status: poll while the saga runs (each step is an event away), stop when it is over.
+  // Live status: poll while the saga runs (each step is an event away), stop when it is over;
+  // slower while it waits for a person (a decision, an approval, a payment retry).
+  const waiting = current !== undefined && WAITING.includes(current.status);
   useInterval(
     () => {
       order.reload();
       timeline.reload();
     },
-    1000,
+    waiting ? 5000 : 1000,
     live && !busy,
   );
 
