@@ -3,10 +3,10 @@
 `create_app(settings, title=..., routers=..., lifespan=...)` gives a service, in this order:
 logging and tracing set up for `settings.service_name`; problem+json for every error; the
 request-context middleware (`X-Request-Id`, body limit, last-resort 500) inside a server span
-per request (FastAPI's native telemetry, else `kit.tracing_middleware`); `/healthz` and
-`/readyz`; the JWT verifier on `app.state.token_verifier`; the settings on `app.state.settings`;
-and the service's own lifespan wrapped so start and stop are logged (and the verifier's HTTP
-client closed).
+per request (FastAPI's native telemetry, else `kit.tracing_middleware`); `/healthz`, `/readyz`
+and `/metrics` (the HTTP latency histogram outside it all, see `kit.metrics`); the JWT verifier
+on `app.state.token_verifier`; the settings on `app.state.settings`; and the service's own
+lifespan wrapped so start and stop are logged (and the verifier's HTTP client closed).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from fastapi import APIRouter, FastAPI
 from kit.errors import install_problem_handlers, install_problem_openapi
 from kit.health import install_health_routes
 from kit.logging import configure_logging
+from kit.metrics import install_metrics
 from kit.request_context import RequestContextMiddleware
 from kit.settings import ServiceSettings
 from kit.tracing import setup_tracing, shutdown_tracing
@@ -61,7 +62,7 @@ def _wrap_lifespan(settings: ServiceSettings, inner: Lifespan | None) -> Lifespa
 # FastAPI >= 0.16x traces every request itself (a SERVER span continuing the caller's
 # traceparent, named after the route template); older versions get kit's small middleware.
 NATIVE_TELEMETRY = "telemetry" in inspect.signature(FastAPI.__init__).parameters
-UNTRACED_PATHS = frozenset({"/healthz", "/readyz"})
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def _untraced(scope: MutableMapping[str, Any]) -> bool:
@@ -106,6 +107,8 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     if not NATIVE_TELEMETRY:
         app.add_middleware(ServerSpanMiddleware, service=settings.service_name)
+    # Outside the span and the request context: the latency of everything, 413s included.
+    install_metrics(app, settings.service_name)
 
     install_health_routes(app)
     for router in routers:
