@@ -36,6 +36,7 @@ from bus.context import (
     routing_keys_for,
 )
 from bus.inbox import Inbox
+from bus.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_DURATION, HANDLER_FAILURES, RETRIES
 from bus.outbox import Outbox
 from bus.publisher import publish_confirmed
 from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
@@ -155,7 +156,8 @@ class Consumer:
         except ContractError as exc:
             # A message that does not match the catalogue will never parse: no retries.
             failure = Failure(exc, attempt, routing_key, None, self.config.service)
-            await self._dead_letter(message, failure, headers)
+            outcome = await self._dead_letter(message, failure, headers)
+            self._count(_event_type(message), "invalid" if outcome == "dead_lettered" else outcome)
             return
 
         bound = log.bind(
@@ -178,19 +180,32 @@ class Consumer:
                 "messaging.rabbitmq.attempt": attempt,
             },
         ) as span:
+            fresh = False
             for handler in handlers_for(self._handlers, type(envelope.data)):
                 name = handler_name(handler)
                 try:
-                    await self._run_handler(handler, name, envelope, attempt, bound)
+                    fresh = (
+                        await self._run_handler(handler, name, envelope, attempt, bound) or fresh
+                    )
                 except Exception as exc:
                     span.record_exception(exc)
                     span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                    HANDLER_FAILURES.labels(self.config.service, name, envelope.type).inc()
                     failure = Failure(exc, attempt, routing_key, name, self.config.service)
-                    await self._fail(message, failure, headers, bound)
+                    self._count(envelope.type, await self._fail(message, failure, headers, bound))
                     return
         if self._on_committed is not None:
             await self._on_committed(envelope)
         await self._settle(message)
+        self._count(
+            envelope.type, "ok" if fresh or not self._has_handlers(envelope) else "duplicate"
+        )
+
+    def _has_handlers(self, envelope: Envelope[Any]) -> bool:
+        return bool(handlers_for(self._handlers, type(envelope.data)))
+
+    def _count(self, event_type: str, outcome: str) -> None:
+        EVENTS_CONSUMED.labels(self.config.service, event_type, outcome).inc()
 
     async def _run_handler(
         self,
@@ -199,7 +214,8 @@ class Consumer:
         envelope: Envelope[Any],
         attempt: int,
         bound: FilteringBoundLogger,
-    ) -> None:
+    ) -> bool:
+        """Run one handler in its transaction; False when its inbox had the event already."""
         handler_log = bound.bind(handler=name)
         started = time.perf_counter()
 
@@ -223,12 +239,13 @@ class Consumer:
                 emitted = await run_in_transaction(self._client, body)
         except _AlreadyProcessed:
             handler_log.info("bus.duplicate_skipped")
-            return
-        handler_log.info(
-            "bus.handled", emitted=emitted, duration_ms=round((time.perf_counter() - started) * 1e3)
-        )
+            return False
+        elapsed = time.perf_counter() - started
+        HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
+        handler_log.info("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))
         if emitted and self._on_emitted is not None:
             self._on_emitted()
+        return True
 
     async def _fail(
         self,
@@ -236,10 +253,10 @@ class Consumer:
         failure: Failure,
         headers: dict[str, Any],
         bound: FilteringBoundLogger,
-    ) -> None:
+    ) -> str:
+        """Retry or dead-letter a failed delivery; the outcome for the consumed counter."""
         if failure.attempt >= self.config.max_attempts:
-            await self._dead_letter(message, failure, headers)
-            return
+            return await self._dead_letter(message, failure, headers)
         delay = self.config.delay_for(failure.attempt)
         copy = self._copy(message, retry_headers(headers, failure, self.config.error_max_length))
         # Confirmed copy first, ack second: dying in between only duplicates the message.
@@ -251,13 +268,15 @@ class Consumer:
                 delay_s=delay,
                 next_attempt=failure.attempt + 1,
             )
+            RETRIES.labels(self.config.service, _event_type(message)).inc()
             await self._settle(message)
-        else:
-            await self._requeue_later(message)
+            return "retried"
+        await self._requeue_later(message)
+        return "requeued"
 
     async def _dead_letter(
         self, message: AbstractIncomingMessage, failure: Failure, headers: dict[str, Any]
-    ) -> None:
+    ) -> str:
         copy = self._copy(
             message, dead_letter_headers(headers, failure, self.config.error_max_length)
         )
@@ -271,9 +290,11 @@ class Consumer:
                 attempts=failure.attempt,
                 error=repr(failure.error),
             )
+            DEAD_LETTERED.labels(self.config.service, _event_type(message)).inc()
             await self._settle(message)
-        else:
-            await self._requeue_later(message)
+            return "dead_lettered"
+        await self._requeue_later(message)
+        return "requeued"
 
     async def _requeue_later(self, message: AbstractIncomingMessage) -> None:
         # The copy could not be placed (broker trouble): hand the message back after a pause
@@ -325,3 +346,7 @@ class Consumer:
                 await message.ack()
         except Exception as exc:
             log.warning("bus.settle_failed", service=self.config.service, error=repr(exc))
+
+
+def _event_type(message: AbstractIncomingMessage) -> str:
+    return str(message.type or "unknown")

@@ -16,6 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.config import BusConfig
+from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
 from bus.publisher import PublishFailed
 from bus.tracing import extract_context, inject_headers, tracer
@@ -124,6 +125,7 @@ class OutboxRelay:
                     await self._release([r["_id"] for r in rows[index:]])
                     raise
                 confirmed.append(row["_id"])
+                EVENTS_PUBLISHED.labels(self._config.service, row["type"]).inc()
         finally:
             marked = await self._mark_sent(confirmed) if confirmed else 0
         return marked

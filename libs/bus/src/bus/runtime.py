@@ -8,7 +8,7 @@ settings class, handler table, indexes and routes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
@@ -20,9 +20,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.config import BusConfig
 from bus.context import HandlerTable
+from bus.metrics import BusSampler, sample_outbox
 from bus.outbox import Outbox
 from bus.service import ServiceBus
 from kit.health import add_readiness_check
+from kit.metrics import add_scrape_hook, remove_scrape_hook
 from kit.mongo import IndexSpec, connect, ensure_indexes, ping
 from kit.settings import ServiceSettings
 from kit.transactions import TransactionBody, run_in_transaction
@@ -109,7 +111,8 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
     indexes: Sequence[IndexSpec],
     on_started: Callable[[FastAPI, D], None] | None = None,
 ) -> Lifespan:
-    """Connect Mongo, ensure indexes, start the bus, register readiness; undo it all on stop.
+    """Connect Mongo, ensure indexes, start the bus, register readiness and the bus's metrics
+    sampler (DLQ depth, outbox lag, read when `/metrics` is scraped); undo it all on stop.
 
     The deps land on `app.state.deps` before anything starts, so routes see the same objects.
     `on_started(app, deps)` is the place for a service's own start-up step.
@@ -117,6 +120,7 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sampler: Callable[[], Awaitable[None]] | None = None
         deps = bootstrap(settings)
         app.state.deps = deps
         try:
@@ -125,11 +129,16 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
             await deps.bus.start()
             add_readiness_check(app, "mongo", lambda: ping(deps.mongo))
             add_readiness_check(app, "broker", _as_async(deps.bus.ready))
+            sampler = _sampler(settings, deps)
+            add_scrape_hook(app, "bus", sampler)
             if on_started is not None:
                 on_started(app, deps)
             log.info("service.started", service=settings.service_name)
             yield
         finally:
+            remove_scrape_hook(app, "bus")
+            if isinstance(sampler, BusSampler):
+                await sampler.close()
             try:
                 await deps.bus.stop()
             finally:
@@ -137,6 +146,18 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
             log.info("service.stopped", service=settings.service_name)
 
     return lifespan
+
+
+def _sampler(settings: ServiceSettings, deps: ServiceDeps) -> Callable[[], Awaitable[None]]:
+    """The real bus's sampler; with a fake bus, the outbox gauges alone."""
+    bus = deps.bus
+    if isinstance(bus, ServiceBus):
+        return BusSampler(bus.config, bus.connection, deps.db)
+
+    async def outbox_only() -> None:
+        await sample_outbox(settings.service_name, deps.db)
+
+    return outbox_only
 
 
 def _as_async(check: Callable[[], bool]) -> Callable[[], Any]:
