@@ -13,7 +13,10 @@
 
 Environment: `MONGO_URL`, `AMQP_URL`, `BUS_PREFIX`, `SHOP_PORT_BASE` (gateway port; service N
 listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_DIR` (default
-`.run`: generated keys, optional Mongo file), `SHOP_RESTART` (`0` disables restarts).
+`.run`: generated keys, optional Mongo file), `SHOP_RESTART` (`0` disables restarts),
+`SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
+from the same queue), `SHOP_MONGO_PER_SERVICE` (`1`: one embedded Mongo per service, each on a
+free port, instead of one shared server; each service owns its database anyway).
 """
 
 from __future__ import annotations
@@ -45,15 +48,18 @@ def install_stop_signals(stop: asyncio.Event) -> Callable[[], None]:
 
 
 async def start_mongo(
-    config: Config, say: Printer, stop: asyncio.Event
+    config: Config, say: Printer, stop: asyncio.Event, name: str = "mongo", port: int | None = None
 ) -> tuple[Child, str] | None:
     """The embedded server on SHOP_MONGO_PORT; None when it did not announce READY."""
-    argv = [sys.executable, "-m", "kit.embedded_mongo", "--port", str(config.mongo_port)]
+    port = config.mongo_port if port is None else port
+    argv = [sys.executable, "-m", "kit.embedded_mongo", "--port", str(port)]
     if config.mongo_path:
         path = (ROOT / config.mongo_path).resolve()
+        if name != "mongo":
+            path = path.with_name(f"{path.stem}-{name.removeprefix('mongo-')}{path.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         argv += ["--path", str(path)]
-    mongo = Child("mongo", argv, dict(os.environ), say, config.restart, ready_prefix="READY ")
+    mongo = Child(name, argv, dict(os.environ), say, config.restart, ready_prefix="READY ")
     await mongo.start()
     assert mongo.ready_line is not None
     stopped: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
@@ -72,7 +78,7 @@ async def run(config: Config) -> int:
     remove_signals = install_stop_signals(stop)
     t0 = time.monotonic()
     children: list[Child] = []
-    mongo: Child | None = None
+    mongos: list[Child] = []
     try:
         reason = await check_broker(config.amqp_url)
         if reason is not None:
@@ -81,17 +87,26 @@ async def run(config: Config) -> int:
         say("runner", f"broker ok at {redact(config.amqp_url)}")
 
         mongo_url = config.mongo_url
+        own_mongo: dict[str, str] = {}  # service → its own server (SHOP_MONGO_PER_SERVICE)
         if mongo_url is None:
-            started = await start_mongo(config, say, stop)
-            if started is None:
-                say("runner", "embedded Mongo did not start" if not stop.is_set() else "stopped")
-                return 1 if not stop.is_set() else 0
-            mongo, mongo_url = started
-            say(
-                "runner",
-                f"embedded Mongo ready at {mongo_url} "
-                f"({'file ' + config.mongo_path if config.mongo_path else 'in memory'})",
-            )
+            where = f"file {config.mongo_path}" if config.mongo_path else "in memory"
+            names = [n for n in config.only if n != "gateway"] if config.mongo_per_service else []
+            for name in names or [""]:
+                label = f"mongo-{name}" if name else "mongo"
+                started = await start_mongo(config, say, stop, label, 0 if name else None)
+                if started is None:
+                    say(
+                        "runner",
+                        f"embedded {label} did not start" if not stop.is_set() else "stopped",
+                    )
+                    return 1 if not stop.is_set() else 0
+                child, url = started
+                mongos.append(child)
+                own_mongo[name] = url
+                say("runner", f"embedded {label if name else 'Mongo'} ready at {url} ({where})")
+            # The shared server, or (per service) any one for the children that use none.
+            mongo_url = next(iter(own_mongo.values()))
+            own_mongo.pop("", None)
 
         (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
         env = child_env(config, mongo_url)
@@ -110,9 +125,15 @@ async def run(config: Config) -> int:
             await child.start()
             children.append(child)
         for name in config.only:
-            child = Child(name, [sys.executable, "-m", f"{name}_service"], env, say, config.restart)
-            await child.start()
-            children.append(child)
+            for index in range(config.instances(name)):
+                own = dict(env, **{f"{name.upper()}_PORT": str(config.instance_port(name, index))})
+                if name in own_mongo:
+                    own["MONGO_URL"] = own_mongo[name]
+                argv = [sys.executable, "-m", f"{name}_service"]
+                label = config.instance_name(name, index)
+                child = Child(label, argv, own, say, config.restart)
+                await child.start()
+                children.append(child)
 
         if config.wait:
             not_ready = await wait_ready(config, stop)
@@ -132,8 +153,7 @@ async def run(config: Config) -> int:
         gateway = [c for c in children if c.name == "gateway"]
         for group in (gateway, [c for c in children if c.name != "gateway"]):
             await asyncio.gather(*(c.stop(config.grace) for c in group))
-        if mongo is not None:
-            await mongo.stop(config.grace)
+        await asyncio.gather(*(m.stop(config.grace) for m in mongos))
         remove_signals()
 
 

@@ -45,22 +45,30 @@ async def readiness(client: httpx.AsyncClient, config: Config) -> dict[str, str]
     (`--only`), or a full one whose gateway does not answer yet, asks each service itself (the
     gateway only for liveness: it cannot be ready without all the services behind it).
     """
+    # Second instances (SHOP_REPLICAS) answer for themselves: the gateway does not know them.
+    extra = {
+        config.instance_name(name, i): f"http://127.0.0.1:{config.instance_port(name, i)}"
+        for name in config.only
+        for i in range(1, config.instances(name))
+    }
+    extra_statuses = await asyncio.gather(*(own_status(client, n, u) for n, u in extra.items()))
+    replicas = dict(zip(extra, extra_statuses, strict=True))
     if set(config.only) == set(SERVICE_NAMES):
         try:
             response = await client.get(config.url("gateway") + "/readyz", timeout=3.0)
             services = response.json()["services"]
-            return {name: str(services.get(name, "unknown")) for name in config.only}
+            return {name: str(services.get(name, "unknown")) for name in config.only} | replicas
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             pass
-    statuses = await asyncio.gather(*(own_status(client, config, n) for n in config.only))
-    return dict(zip(config.only, statuses, strict=True))
+    statuses = await asyncio.gather(*(own_status(client, n, config.url(n)) for n in config.only))
+    return dict(zip(config.only, statuses, strict=True)) | replicas
 
 
-async def own_status(client: httpx.AsyncClient, config: Config, name: str) -> str:
+async def own_status(client: httpx.AsyncClient, name: str, url: str) -> str:
     """One service's own answer: "ready", "not ready (503)" or "down"."""
     path = "/healthz" if name == "gateway" else "/readyz"
     try:
-        response = await client.get(config.url(name) + path, timeout=2.0)
+        response = await client.get(url + path, timeout=2.0)
     except httpx.HTTPError:
         return "down"
     return "ready" if response.status_code == 200 else f"not ready ({response.status_code})"

@@ -26,6 +26,10 @@ SERVICES: tuple[tuple[str, int], ...] = (
 SERVICE_NAMES = tuple(name for name, _ in SERVICES)
 # The local SMTP sink that notify sends email to (compose uses Mailpit instead).
 SMTP_SINK_OFFSET = 25
+# SHOP_REPLICAS=order=2: a second instance of a service listens 10 ports above the first
+# (competing consumers on the same queue; the gateway keeps sending HTTP to the first).
+MAX_INSTANCES = 2
+REPLICA_PORT_STEP = 10
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,22 @@ class Config:
     amqp_url: str
     run_dir: Path
     colour: bool
+    replicas: tuple[tuple[str, int], ...] = ()  # SHOP_REPLICAS, e.g. (("order", 2),)
+    mongo_per_service: bool = False  # SHOP_MONGO_PER_SERVICE=1: one embedded server each
 
     def port(self, service: str) -> int:
         return self.port_base + dict(SERVICES)[service]
+
+    def instances(self, service: str) -> int:
+        return dict(self.replicas).get(service, 1)
+
+    def instance_port(self, service: str, index: int) -> int:
+        """The port of instance `index` (0 = the first, the one the gateway uses)."""
+        return self.port(service) + REPLICA_PORT_STEP * index
+
+    @staticmethod
+    def instance_name(service: str, index: int) -> str:
+        return service if index == 0 else f"{service}-{index + 1}"
 
     @property
     def smtp_port(self) -> int:
@@ -75,6 +92,10 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
     unknown = sorted(set(only) - set(SERVICE_NAMES))
     if unknown:
         parser.error(f"unknown service(s) {', '.join(unknown)}; known: {', '.join(SERVICE_NAMES)}")
+    try:
+        replicas = parse_replicas(env.get("SHOP_REPLICAS", ""))
+    except ValueError as exc:
+        parser.error(str(exc))
     colour = not env.get("NO_COLOR") and (bool(env.get("FORCE_COLOR")) or sys.stdout.isatty())
     return Config(
         only=tuple(s for s in SERVICE_NAMES if s in only),
@@ -89,7 +110,26 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
         amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
         run_dir=(ROOT / env.get("SHOP_RUN_DIR", ".run")).resolve(),
         colour=colour,
+        replicas=replicas,
+        mongo_per_service=env.get("SHOP_MONGO_PER_SERVICE", "0") == "1",
     )
+
+
+def parse_replicas(text: str) -> tuple[tuple[str, int], ...]:
+    """`order=2,payment=2` → (("order", 2), ("payment", 2)); the gateway cannot be replicated
+    (clients reach one port) and at most MAX_INSTANCES instances are started per service."""
+    found: dict[str, int] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, _, count = item.partition("=")
+        name = name.strip()
+        if name not in SERVICE_NAMES or name == "gateway":
+            raise ValueError(f"SHOP_REPLICAS: {name!r} is not a service that can have replicas")
+        if not count.strip().isdigit() or not 1 <= int(count) <= MAX_INSTANCES:
+            raise ValueError(f"SHOP_REPLICAS: {item!r}: the count must be 1…{MAX_INSTANCES}")
+        found[name] = int(count)
+    return tuple(sorted(found.items()))
 
 
 def child_env(config: Config, mongo_url: str) -> dict[str, str]:
