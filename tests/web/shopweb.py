@@ -58,6 +58,14 @@ class System:
         product_id: str = answer.json()["productId"]
         return product_id
 
+    def stock(self, product_id: str, delta: int, reason: str) -> None:
+        answer = self.http.post(
+            f"/api/v1/products/{product_id}/stock",
+            json={"delta": delta, "reason": reason},
+            headers=self.admin,
+        )
+        assert answer.status_code == 200, answer.text
+
     def customer(self, *cards: str, partial: str = "ask") -> tuple[str, dict[str, str]]:
         """A registered customer with an address and cards (first = default): email, headers."""
         name = f"web{secrets.token_hex(4)}"

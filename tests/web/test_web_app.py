@@ -175,6 +175,27 @@ def test_payment_retry_after_a_declined_card(page: Page, system: System) -> None
     expect_status(page, "CONFIRMED")
 
 
+def test_sold_out_items_offer_in_stock_alternatives(page: Page, system: System) -> None:
+    category = f"lamps-{secrets.token_hex(3)}"
+    name = f"Floor Lamp {secrets.token_hex(3)}"
+    other = f"Reading Lamp {secrets.token_hex(3)}"
+    product = system.product(name, price_cents=4_000, stock=1, category=category)
+    system.product(other, price_cents=4_500, stock=5, category=category)
+    email, _ = system.customer("pm_card_ok")
+
+    sign_in(page, system, email)
+    find_product(page, name).get_by_role("button", name=f"Add {name} to cart").click()
+    system.stock(product, -1, "sold in the shop")  # gone before the customer checks out
+    page.get_by_role("link", name=re.compile(r"^Cart")).click()
+    page.get_by_role("button", name="Check out").click()
+    row = page.get_by_role("row", name=re.compile(name))
+    expect(row).to_contain_text("Out of stock")
+    expect(row).to_contain_text("You might take instead")
+    shot(page, "12-cart-out-of-stock-alternatives")
+    row.get_by_role("button", name=f"Add {other} to cart").click()
+    expect(page.get_by_role("rowheader", name=other)).to_be_visible()
+
+
 def test_manager_approves_a_high_value_order_and_sees_it_in_the_report(
     page: Page, system: System
 ) -> None:
@@ -189,7 +210,7 @@ def test_manager_approves_a_high_value_order_and_sees_it_in_the_report(
     card = page.locator(f"[data-order-id='{order_id}']")
     expect(card).to_contain_text("$6,000.00")
     expect(card).to_contain_text("high value")
-    shot(page, "12-manager-approval-queue")
+    shot(page, "13-manager-approval-queue")
     card.get_by_label("Reason").fill("known customer, verified by phone")
     card.get_by_role("button", name="Approve").click()
     expect(card).to_contain_text("Order approved.")
@@ -206,7 +227,7 @@ def test_manager_approves_a_high_value_order_and_sees_it_in_the_report(
     expect(top.get_by_role("rowheader", name=name)).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Orders by status"))).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Customer funnel"))).to_be_visible()
-    shot(page, "13-manager-reports")
+    shot(page, "14-manager-reports")
 
     page.get_by_role("link", name="Approvals").click()
     expect(page.locator(f"[data-order-id='{order_id}']")).to_have_count(0)
@@ -229,13 +250,13 @@ def test_a_customer_sees_no_staff_navigation_and_is_told_why_a_page_is_forbidden
         expect(page.get_by_role("alert")).to_contain_text("signed in as a Customer")
         for label in STAFF_LINKS:
             expect(nav.get_by_role("link", name=label)).to_have_count(0)
-    shot(page, "14-customer-forbidden-url")
+    shot(page, "15-customer-forbidden-url")
 
 
 def test_admin_consoles(page: Page, system: System) -> None:
     sign_in(page, system, ADMIN[0], ADMIN[1])
     expect(page.get_by_role("heading", name="All orders")).to_be_visible()
-    shot(page, "15-admin-orders")
+    shot(page, "16-admin-orders")
 
     # Products and stock: create one, then adjust its stock with a reason.
     name = f"Admin Lamp {secrets.token_hex(3)}"
@@ -254,7 +275,7 @@ def test_admin_consoles(page: Page, system: System) -> None:
     row.get_by_label(f"Reason for the change of {name}").fill("delivery")
     row.get_by_role("button", name="Apply").click()
     expect(row).to_contain_text("7")
-    shot(page, "16-admin-products")
+    shot(page, "17-admin-products")
 
     # Users: a customer made a Manager.
     email, _ = system.customer()
@@ -264,7 +285,7 @@ def test_admin_consoles(page: Page, system: System) -> None:
     user_row = page.get_by_role("row", name=re.compile(re.escape(email)))
     user_row.get_by_role("combobox").select_option("Manager")
     expect(page.get_by_role("status")).to_contain_text("is now Manager")
-    shot(page, "17-admin-users")
+    shot(page, "18-admin-users")
     users = system.http.get("/api/v1/users", params={"q": email}, headers=system.admin).json()
     assert [u["role"] for u in users["items"] if u["email"] == email] == ["Manager"]
 
@@ -272,8 +293,8 @@ def test_admin_consoles(page: Page, system: System) -> None:
     page.get_by_label("Action").fill("ProductCreated")
     page.get_by_role("button", name="Search the log").click()
     expect(page.get_by_role("cell", name="ProductCreated").first).to_be_visible()
-    shot(page, "18-admin-audit")
+    shot(page, "19-admin-audit")
 
     page.get_by_role("link", name="Dead letters").click()
     expect(page.get_by_role("heading", name=re.compile(r"^order: \d+ dead letter"))).to_be_visible()
-    shot(page, "19-admin-dead-letters")
+    shot(page, "20-admin-dead-letters")
