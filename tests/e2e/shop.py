@@ -78,6 +78,7 @@ class Shop:
     probe: Probe
     apps: dict[str, FastAPI]
     sink: MailSink | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # each service's own base URL
     admin: dict[str, str] = field(default_factory=dict)
     manager: dict[str, str] = field(default_factory=dict)
 
@@ -327,6 +328,7 @@ async def running_shop(
         "payment": create_payment,
     }
     sink: MailSink | None = None
+    urls: dict[str, str] = field(default_factory=dict)  # each service's own base URL
     if with_notify:
         sink = MailSink()
         smtp_port = await sink.start()
@@ -363,7 +365,7 @@ async def running_shop(
                 serving(create_gateway(gateway_settings), gateway_settings.port)
             )
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
-            shop = Shop(client=client, probe=probe, apps=apps, sink=sink)
+            shop = Shop(client=client, probe=probe, apps=apps, sink=sink, urls=urls)
             shop.admin = await shop.login(*ADMIN)
             shop.manager = await shop.login(*MANAGER)
             yield shop

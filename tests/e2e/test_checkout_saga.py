@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -551,4 +552,26 @@ async def test_order_endpoints_enforce_roles_and_ownership(shop: Shop) -> None:
     cancelled = await shop.act(order_id, "cancel", shop.admin, {"reason": "duplicate"})
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["cancelReason"] == "ADMIN"
+    await shop.check_invariants([order_id], [product])
+
+
+async def test_order_metrics_count_statuses_and_time_the_steps(shop: Shop) -> None:
+    product = await shop.product(stock=1)
+    customer = await shop.customer()
+    order_id = await shop.order_of(customer, (product, 1))
+    await shop.wait_for(order_id, "CONFIRMED")
+    async with httpx.AsyncClient(base_url=shop.urls["order"]) as service:
+        text = (await service.get("/metrics")).text
+    confirmed = next(
+        line
+        for line in text.splitlines()
+        if line.startswith('shop_orders_by_status{service="order",status="CONFIRMED"}')
+    )
+    assert float(confirmed.split()[-1]) >= 1
+    count = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("shop_saga_step_duration_seconds_count") and 'step="CONFIRMED"' in line
+    )
+    assert float(count.split()[-1]) >= 1
     await shop.check_invariants([order_id], [product])

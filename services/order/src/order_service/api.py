@@ -59,6 +59,7 @@ from order_service.domain import (
     ProfileIncomplete,
     Status,
 )
+from order_service.metrics import record_step
 from order_service.store import ConcurrentUpdate, IdempotencyKeyReused
 
 router = APIRouter(prefix="/api/v1/orders", tags=["orders"])
@@ -548,6 +549,7 @@ async def change(
         order = visible(await store.get(deps.db, order_id, session), user)
         if owner_only and order.user_id != user.user_id:
             raise forbidden("Only the customer who placed the order can do this.")
+        before[order_id] = order.status
         step(order, Cause(at=utcnow(), actor=actor))
         await store.save(deps.db, order, session)
         await deps.outbox.add(
@@ -555,12 +557,19 @@ async def change(
         )
         return order
 
-    for _ in range(COMMAND_ATTEMPTS - 1):
+    before: dict[str, Status] = {}
+    for attempt in range(1, COMMAND_ATTEMPTS + 1):
         try:
-            return await run(deps, body)
-        except ConcurrentUpdate:
+            order = await run(deps, body)
+        except ConcurrentUpdate as exc:
+            if attempt == COMMAND_ATTEMPTS:
+                raise conflict(
+                    "CONCURRENT_UPDATE", "The order kept changing meanwhile; try again."
+                ) from exc
             continue
-    return await run(deps, body)
+        record_step(order, before[order_id])
+        return order
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def run(deps: Deps, body: TransactionBody[Order]) -> Order:

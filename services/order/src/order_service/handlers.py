@@ -42,6 +42,7 @@ from contracts.payment import (
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from order_service import replicas, store
 from order_service.domain import Cause, Order, Policy
+from order_service.metrics import record_step
 
 log = structlog.get_logger("order.handlers")
 
@@ -105,7 +106,7 @@ async def advance(
         # Every order event names an order this service stored before emitting OrderPlaced.
         log.warning("saga.unknown_order", order_id=order_id, event_type=ctx.envelope.type)
         return None
-    before = len(order.timeline)
+    before, status = len(order.timeline), order.status
     step(order, cause_of(ctx.envelope))
     if len(order.timeline) == before:
         log.info(
@@ -113,6 +114,7 @@ async def advance(
         )
         return order
     await store.save(ctx.db, order, ctx.session)
+    record_step(order, status)
     cause = ctx.envelope
     for raised in order.pull_events():
         await ctx.emit_envelope(

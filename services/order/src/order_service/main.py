@@ -16,9 +16,11 @@ from fastapi import FastAPI
 
 from bus.runtime import Bus, service_lifespan
 from kit.app import create_app as create_kit_app
+from kit.metrics import add_scrape_hook
 from order_service import replicas, store
 from order_service.api import ROUTERS
 from order_service.bootstrap import Deps, bootstrap
+from order_service.metrics import status_sampler
 from order_service.settings import OrderSettings
 from order_service.sweeper import DeadlineSweeper
 
@@ -49,6 +51,7 @@ def order_lifespan(
             )
             app.state.sweeper = sweeper
             sweeper.start()
+            add_scrape_hook(app, "orders", status_sampler(deps.db))
             try:
                 yield
             finally:

@@ -22,6 +22,7 @@ from kit.leases import LeasedTask
 from kit.transactions import TransactionBody, run_in_transaction
 from order_service import store
 from order_service.domain import Cause, DeadlineKind, Status
+from order_service.metrics import record_step
 from order_service.store import ConcurrentUpdate, Db
 
 log = structlog.get_logger("order.sweeper")
@@ -79,10 +80,11 @@ class DeadlineSweeper(LeasedTask):
     def _closer(self, order_id: str, now: datetime) -> TransactionBody[bool]:
         async def body(session: AsyncClientSession) -> bool:
             order = await store.load(self._db, order_id, session)
-            kind = WAITS.get(order.status)
+            kind, status = WAITS.get(order.status), order.status
             if kind is None or not order.deadline_passed(kind, Cause(at=now)):
                 return False
             await store.save(self._db, order, session)
+            record_step(order, status)
             await self._outbox.add(session, *(r.envelope(order_id) for r in order.pull_events()))
             log.info("deadline.passed", order_id=order_id, kind=kind, status=order.status)
             return True
