@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import pytest_asyncio
+from order_service.precheck import HttpInventory
 
 from bus.testing import eventually
 
@@ -575,3 +576,11 @@ async def test_order_metrics_count_statuses_and_time_the_steps(shop: Shop) -> No
     )
     assert float(count.split()[-1]) >= 1
     await shop.check_invariants([order_id], [product])
+
+
+async def test_a_product_the_replica_lacks_is_read_from_inventory(shop: Shop) -> None:
+    product = await shop.product(stock=1, price_cents=4_321)
+    async with httpx.AsyncClient() as client:
+        facts = await HttpInventory(client, shop.urls["inventory"]).products([product, "nope/../x"])
+    assert list(facts) == [product]
+    assert (facts[product].price_cents, facts[product].currency) == (4_321, "USD")
