@@ -34,9 +34,11 @@ class NotifySettings(ServiceSettings):
     # The sandbox SMS and push providers' delay per call.
     sandbox_latency_seconds: float = Field(0.005, ge=0)
 
+    # Not named `_comma_separated`: that would replace kit's validator of the same name, and
+    # TRUSTED_PROXIES / BUS_RETRY_DELAYS from the environment would no longer parse.
     @field_validator("delivery_retry_delays", mode="before")
     @classmethod
-    def _comma_separated(cls, value: Any) -> Any:
+    def _delivery_delays_csv(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(float(part) for part in value.split(",") if part.strip())
         return value
