@@ -50,14 +50,23 @@ format: sync ## Apply ruff's fixes and formatting
 contracts: sync ## Write the JSON Schemas and libs/contracts/asyncapi.yaml
 	$(PY) -m contracts.export
 
-up: ## Run the system in containers (deployment issue: not yet)
-	@echo "make up: not yet — containers land with the deployment issue; use 'make run'." && exit 1
+COMPOSE := docker compose -f deploy/compose.yaml
 
-down: ## Stop the containers (not yet)
-	@echo "make down: not yet — see 'make up'." && exit 1
+up: sync ## Build the images and run the system in containers (deploy/compose.yaml)
+	@$(PY) scripts/deploy_env.py
+	$(COMPOSE) up --build --detach --wait
+	@echo "shop is up:"
+	@echo "  web app and API   http://127.0.0.1:8000  (API docs /docs)"
+	@echo "  Mailpit (email)   http://127.0.0.1:8025"
+	@echo "  Jaeger (traces)   http://127.0.0.1:16686"
+	@echo "  RabbitMQ UI       http://127.0.0.1:15672  (RABBITMQ_USER / RABBITMQ_PASSWORD in deploy/.env)"
+	@echo "  accounts          SHOP_ADMIN_* and SHOP_MANAGER_* in deploy/.env"
 
-logs: ## Follow the containers' logs (not yet)
-	@echo "make logs: not yet — see 'make up'." && exit 1
+down: ## Stop and remove the containers (data volumes are kept)
+	docker compose -p shop down
+
+logs: ## Follow the containers' logs
+	docker compose -p shop logs --follow --tail=100
 
 bench: ## Full benchmark sweep (benchmark issue: not yet)
 	@echo "make bench: not yet — the benchmark lands with its own issue." && exit 1

@@ -1,0 +1,141 @@
+"""Create the secrets `make up` needs, once: deploy/.env and the JWT signing key.
+
+    python scripts/deploy_env.py [--deploy-dir deploy]
+
+Nothing is overwritten: an existing `.env` keeps its values (a variable missing from it is added),
+an existing key file is kept, so tokens stay valid and the bootstrap accounts keep their
+passwords across `make down` / `make up`. Both are git-ignored (deploy/.gitignore).
+
+- `deploy/.env`: the RabbitMQ password, the bootstrap Admin and Manager accounts
+  (`SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_MANAGER_*`), `SHOP_ENV` (`prod`; `dev` seeds
+  the demo catalogue), random values where they are secret.
+- `deploy/secrets/jwt-private-key.pem`: the user service's RS256 key (3072 bits), mounted into
+  its container as a compose secret. The directory is owner-only; the file is readable by the
+  container's unprivileged user (a bind mount keeps the host's mode and owner).
+- `deploy/k8s/overlays/dev/secrets.env` and `jwt-private-key.pem`: the same values for the dev
+  overlay's `secretGenerator` (`kubectl apply -k deploy/k8s/overlays/dev`), rewritten each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY_FILE = "secrets/jwt-private-key.pem"
+DEV_OVERLAY = "k8s/overlays/dev"
+# The dev overlay's MongoDB and RabbitMQ (external services `mongodb` and `rabbitmq`).
+DEV_MONGO_URL = "mongodb://mongodb:27017/?replicaSet=rs0"
+
+
+def _password() -> str:
+    # URL-safe without escaping (it goes into AMQP_URL), long enough for any policy.
+    return secrets.token_hex(16)
+
+
+# Variable → how to make its value. Order is the file's order.
+VARIABLES: dict[str, Callable[[], str]] = {
+    "SHOP_ENV": lambda: "prod",
+    "LOG_LEVEL": lambda: "INFO",
+    "RABBITMQ_USER": lambda: "shop",
+    "RABBITMQ_PASSWORD": _password,
+    "SHOP_ADMIN_EMAIL": lambda: "admin@shop.local",
+    "SHOP_ADMIN_PASSWORD": _password,
+    "SHOP_MANAGER_EMAIL": lambda: "manager@shop.local",
+    "SHOP_MANAGER_PASSWORD": _password,
+}
+
+HEADER = """\
+# Secrets and knobs of `make up` (deploy/compose.yaml), made by scripts/deploy_env.py.
+# Never commit this file. SHOP_ENV=dev seeds the demo catalogue; prod refuses placeholders.
+"""
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """The variables of a dotenv file (KEY=value lines; comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+def ensure_env(path: Path) -> list[str]:
+    """Add the variables `path` lacks (creating it owner-only); the names added."""
+    existing = read_env(path)
+    missing = [name for name in VARIABLES if name not in existing]
+    if not missing:
+        return []
+    fresh = not path.exists()
+    lines = [HEADER] if fresh else []
+    lines += [f"{name}={VARIABLES[name]()}\n" for name in missing]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(fd, "a") as out:
+        out.writelines(lines)
+    return missing
+
+
+def ensure_key(path: Path) -> bool:
+    """Write a new RSA signing key at `path` unless one is there; True when it was made."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(pem)
+    # The container runs as uid 10001, not the host user: the file must be readable by it; the
+    # owner-only directory keeps other host users out.
+    tmp.chmod(0o644)
+    tmp.replace(path)
+    return True
+
+
+def write_dev_overlay(deploy: Path, env: dict[str, str]) -> None:
+    """The dev overlay's Secret inputs, from the same values as compose's."""
+    overlay = deploy / DEV_OVERLAY
+    amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    values = {"MONGO_URL": DEV_MONGO_URL, "AMQP_URL": amqp}
+    values |= {k: v for k, v in env.items() if k.startswith(("SHOP_ADMIN_", "SHOP_MANAGER_"))}
+    secrets_env = overlay / "secrets.env"
+    fd = os.open(secrets_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.writelines(f"{k}={v}\n" for k, v in values.items())
+    key = overlay / "jwt-private-key.pem"
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write((deploy / KEY_FILE).read_bytes())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--deploy-dir", type=Path, default=ROOT / "deploy")
+    args = parser.parse_args(argv)
+    deploy: Path = args.deploy_dir
+    env_file = deploy / ".env"
+    added = ensure_env(env_file)
+    if added:
+        print(f"{env_file}: wrote {', '.join(added)} (the bootstrap passwords are in there)")
+    if ensure_key(deploy / KEY_FILE):
+        print(f"{deploy / KEY_FILE}: new JWT signing key")
+    if (deploy / DEV_OVERLAY).is_dir():
+        write_dev_overlay(deploy, read_env(env_file))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
