@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,8 @@ def browser_context(
 ) -> Iterator[BrowserContext]:
     """Chromium, started after the system and closed before it stops."""
     assert Path(CHROMIUM).exists(), "Chromium is missing: run `make browser` (make test does)"
-    REPORTS.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(REPORTS, ignore_errors=True)  # this run's screenshots only
+    REPORTS.mkdir(parents=True)
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),

@@ -188,11 +188,18 @@ def test_sold_out_items_offer_in_stock_alternatives(page: Page, system: System) 
     system.stock(product, -1, "sold in the shop")  # gone before the customer checks out
     page.get_by_role("link", name=re.compile(r"^Cart")).click()
     page.get_by_role("button", name="Check out").click()
-    row = page.get_by_role("row", name=re.compile(name))
+    row = page.get_by_role("row", name=re.compile(f"^{name}"))
     expect(row).to_contain_text("Out of stock")
     expect(row).to_contain_text("You might take instead")
     shot(page, "12-cart-out-of-stock-alternatives")
     row.get_by_role("button", name=f"Add {other} to cart").click()
+    # The cart is checked again: the alternative is available, the sold-out line can go.
+    replacement = page.get_by_role("row", name=re.compile(f"^{other}"))
+    expect(replacement).to_contain_text("Available")
+    page.get_by_role("spinbutton", name=f"Quantity of {name}").fill("0")
+    page.get_by_role("spinbutton", name=f"Quantity of {name}").press("Tab")
+    page.get_by_role("button", name="Place order").click()
+    expect_status(page, "CONFIRMED")
     expect(page.get_by_role("rowheader", name=other)).to_be_visible()
 
 

@@ -1,5 +1,5 @@
 // The cart and its checkout: pre-order check, only the missing details, alternatives, place.
-import { useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { api, money, type Precheck, type Product } from "../api";
 import { cart, useCart } from "../cart";
 import { MissingDetails, placeOrder, precheck, useIdempotencyKey } from "../checkout";
@@ -50,6 +50,12 @@ export function Cart() {
       navigate(`/orders/${orderId}`);
     });
 
+  // The cart changed after a check (an alternative added, a quantity changed): check again.
+  const signature = lines.map((l) => `${l.productId}:${l.quantity}`).join(",");
+  useEffect(() => {
+    if (check && lines.length) void review();
+  }, [signature]);
+
   const total = lines.reduce((sum, l) => sum + l.priceCents * l.quantity, 0);
   const lineCheck = (productId: string) => check?.items.find((i) => i.productId === productId);
 
@@ -95,10 +101,7 @@ export function Cart() {
                     max={100}
                     class="qty"
                     value={l.quantity}
-                    onChange={(e) => {
-                      cart.set(l.productId, Number(e.currentTarget.value));
-                      setCheck(null);
-                    }}
+                    onChange={(e) => cart.set(l.productId, Number(e.currentTarget.value))}
                   />
                 </td>
                 <td>
