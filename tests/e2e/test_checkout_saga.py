@@ -584,3 +584,20 @@ async def test_a_product_the_replica_lacks_is_read_from_inventory(shop: Shop) ->
         facts = await HttpInventory(client, shop.urls["inventory"]).products([product, "nope/../x"])
     assert list(facts) == [product]
     assert (facts[product].price_cents, facts[product].currency) == (4_321, "USD")
+
+
+async def test_reservation_expiring_while_the_provider_retries_voids_the_late_authorization(
+    shop: Shop,
+) -> None:
+    product = await shop.product(stock=2)
+    customer = await shop.customer("pm_card_flaky")
+    order_id = await shop.order_of(customer, (product, 2))
+    await shop.wait_for(order_id, "AWAITING_PAYMENT", timeout=10)
+    # The hold expires while payment is still retrying the provider (two transient failures).
+    assert await shop.expire_reservations() == 1
+    order = await shop.wait_for(order_id, "CANCELLED")
+    assert order["cancelReason"] == "PAYMENT_TIMEOUT"
+    # The authorization that lands after the cancel is voided, never committed or captured.
+    await eventually(lambda: shop.events("PaymentVoided", order_id), what="the late void")
+    assert shop.events("OrderPaid", order_id) == []
+    await shop.check_invariants([order_id], [product])
