@@ -41,7 +41,7 @@ lint: sync ## ruff, and mypy (strict on libs/)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --strict libs/contracts/src libs/kit/src libs/bus/src
-	$(PY) -m mypy services/*/src scripts
+	$(PY) -m mypy services/*/src scripts bench
 
 format: sync ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .
@@ -68,11 +68,11 @@ down: ## Stop and remove the containers (data volumes are kept)
 logs: ## Follow the containers' logs
 	docker compose -p shop logs --follow --tail=100
 
-bench: ## Full benchmark sweep (benchmark issue: not yet)
-	@echo "make bench: not yet — the benchmark lands with its own issue." && exit 1
+bench: sync ## Full benchmark: levels 1-64, 10x/100x growth, Mongo layouts, 2 instances, profile
+	$(PY) -m bench
 
-bench-quick: ## Quick benchmark (not yet)
-	@echo "make bench-quick: not yet — the benchmark lands with its own issue." && exit 1
+bench-quick: sync ## Quick benchmark (<= 3 min): levels 1,4,16,64, base size (bench/results/latest.*)
+	$(PY) -m bench --quick
 
 chaos: ## Long fault suite (reliability issue: not yet)
 	@echo "make chaos: not yet — the fault suite lands with the reliability issue." && exit 1

@@ -1,0 +1,151 @@
+"""What the benchmark reads off the running system besides HTTP: events on the bus, how the
+broker routes them, Mongo's operation counters, and the CPU time of each process.
+
+- Events: a probe queue of our own bound to `#` on the run's exchange counts every event by type
+  (each one went through an outbox and a relay, except the gateway's AccessDenied).
+- Deliveries: each event type times the service queues whose bindings match its routing key
+  (`rabbitmqctl list_bindings`; the management plugin is not needed), i.e. the messages the
+  broker stored, delivered and had acked for the services.
+- Mongo writes: `serverStatus().opcounters` of the run's own embedded server (insert + update +
+  delete; mongoeco counts each write command's documents, inside transactions too).
+- CPU: user + system seconds of each service process (psutil), replicas summed per service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import psutil
+from aio_pika.abc import AbstractIncomingMessage
+from pymongo import AsyncMongoClient
+
+from bench.system import BUS_SERVICES, System
+
+WRITE_OPS = ("insert", "update", "delete")
+
+
+@dataclass
+class EventCounter:
+    """Counts the run's events by routing key, with the time each arrived."""
+
+    connection: aio_pika.abc.AbstractRobustConnection
+    arrivals: list[tuple[float, str, int]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, system: System) -> EventCounter:
+        connection = await aio_pika.connect_robust(system.amqp_url)
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=500)
+        exchange = await channel.declare_exchange(
+            f"{system.prefix}shop.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, routing_key="#")
+        counter = cls(connection)
+
+        async def record(message: AbstractIncomingMessage) -> None:
+            counter.arrivals.append((time.time(), message.routing_key or "", len(message.body)))
+            await message.ack()
+
+        await queue.consume(record)
+        return counter
+
+    def between(self, start: float, end: float) -> Counter[str]:
+        return Counter(key for at, key, _ in self.arrivals if start <= at < end)
+
+    def mean_size(self) -> float:
+        sizes = [size for _, _, size in self.arrivals]
+        return sum(sizes) / len(sizes) if sizes else 1000.0
+
+    async def close(self) -> None:
+        await self.connection.close()
+
+
+def rabbitmqctl(*args: str) -> Any:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", *args, "--formatter", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    return json.loads(out)
+
+
+def service_bindings(prefix: str) -> dict[str, list[str]]:
+    """{service queue: binding keys} on the run's topic exchange."""
+    exchange = f"{prefix}shop.events"
+    found: dict[str, list[str]] = {}
+    for row in rabbitmqctl("list_bindings", "source_name", "destination_name", "routing_key"):
+        if row["source_name"] == exchange and row["destination_name"].startswith(prefix):
+            found.setdefault(row["destination_name"], []).append(row["routing_key"])
+    return found
+
+
+def queue_depths(prefix: str) -> dict[str, int]:
+    """{queue: ready + unacknowledged messages} of the run's queues."""
+    rows = rabbitmqctl("list_queues", "name", "messages")
+    return {r["name"]: int(r["messages"]) for r in rows if r["name"].startswith(prefix)}
+
+
+async def wait_idle(system: System, timeout: float = 300, quiet: float = 1.0) -> float:
+    """Wait until every service queue of the run stays empty for `quiet` seconds; the wait."""
+    names = [f"{system.prefix}{s}.events" for s in BUS_SERVICES]
+    t0 = time.monotonic()
+    empty_since: float | None = None
+    while time.monotonic() - t0 < timeout:
+        depths = await asyncio.to_thread(queue_depths, system.prefix)
+        if all(depths.get(n, 0) == 0 for n in names):
+            empty_since = empty_since or time.monotonic()
+            if time.monotonic() - empty_since >= quiet:
+                return time.monotonic() - t0
+        else:
+            empty_since = None
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"queues still busy after {timeout}s: {depths}")
+
+
+async def mongo_writes(clients: list[AsyncMongoClient[Any]]) -> dict[str, int]:
+    """opcounters summed over the run's servers (one, or one per service)."""
+    totals = dict.fromkeys((*WRITE_OPS, "query", "command", "getmore"), 0)
+    for client in clients:
+        counters = (await client.admin.command("serverStatus")).get("opcounters", {})
+        for op in totals:
+            totals[op] += int(counters.get(op, 0))
+    return totals
+
+
+def cpu_seconds(system: System) -> dict[str, float]:
+    """{service or mongo: user + system CPU seconds so far}, replicas summed."""
+    totals: dict[str, float] = {}
+    for name, processes in system.processes().items():
+        for process in processes:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            totals[name] = totals.get(name, 0.0) + times.user + times.system
+    broker = broker_process()
+    if broker is not None:
+        times = broker.cpu_times()
+        totals["rabbitmq (shared)"] = times.user + times.system
+    return totals
+
+
+def broker_process() -> psutil.Process | None:
+    for process in psutil.process_iter(["name"]):
+        if process.info["name"] == "beam.smp":
+            return process
+    return None
+
+
+def self_cpu_seconds() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
