@@ -117,10 +117,18 @@ def browser_context(
 
 @pytest.fixture
 def page(browser_context: BrowserContext) -> Iterator[Page]:
-    """A fresh tab (its own sessionStorage: its own signed-in user); fails on a script error."""
+    """A fresh tab (its own sessionStorage: its own signed-in user); fails on a script error or
+    on anything the Content-Security-Policy blocked."""
     tab = browser_context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda error: errors.append(str(error)))
+    # The gateway's Content-Security-Policy must not have to block anything the app does.
+    tab.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         yield tab
     finally:

@@ -244,7 +244,22 @@ def test_a_customer_sees_no_staff_navigation_and_is_told_why_a_page_is_forbidden
     page: Page, system: System
 ) -> None:
     email, _ = system.customer()
-    sign_in(page, system, email)
+    # Keyboard only: each step's field has the focus, Enter submits.
+    page.goto(f"{system.url}/login")
+    expect(page.get_by_label("Email or username")).to_be_focused()
+    page.keyboard.type(email)
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("Password", exact=True)).to_be_focused()
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Shop", exact=True)).to_be_focused()
+
+    # Only the access token is kept, per tab; no refresh token stored, no cookie, no localStorage.
+    stored = page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))")
+    assert "accessToken" in stored and "refreshToken" not in stored, stored
+    assert page.evaluate("() => localStorage.length") == 0
+    assert page.evaluate("() => document.cookie") == ""
+
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Shop")).to_be_visible()
     for label in STAFF_LINKS:

@@ -136,10 +136,13 @@ function App() {
   useInterval(inbox.reload, 15000, Boolean(current));
   const unread = (inbox.data?.items ?? []).filter((n) => n.channel === "inApp" && !n.readAt).length;
 
-  // Move focus to the new page's heading, so keyboard and screen reader users land on it.
+  // Move focus to the new page's heading, so keyboard and screen reader users land on it
+  // (unless the page put it on its first field itself, as sign-in does).
   useEffect(() => {
     const heading = document.querySelector<HTMLElement>("main h1");
-    heading?.focus({ preventScroll: false });
+    const active = document.activeElement;
+    const pageChoseFocus = active !== null && active !== document.body && Boolean(active.closest("main"));
+    if (!pageChoseFocus) heading?.focus({ preventScroll: false });
     document.title = heading?.textContent ? `${heading.textContent} · shop` : "shop";
   }, [path, current?.role]);
 
