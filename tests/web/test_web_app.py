@@ -274,6 +274,13 @@ def test_a_customer_sees_no_staff_navigation_and_is_told_why_a_page_is_forbidden
             expect(nav.get_by_role("link", name=label)).to_have_count(0)
     shot(page, "15-customer-forbidden-url")
 
+    # A phone-sized screen: the same app, laid out for it.
+    page.set_viewport_size({"width": 390, "height": 844})
+    nav.get_by_role("link", name="Shop").click()
+    catalogue = page.get_by_role("region", name="Catalogue")
+    expect(catalogue.get_by_role("listitem").first).to_be_visible()
+    shot(page, "21-home-on-a-phone")
+
 
 def test_admin_consoles(page: Page, system: System) -> None:
     sign_in(page, system, ADMIN[0], ADMIN[1])
