@@ -174,6 +174,7 @@ class Consumer:
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "rabbitmq",
+                "shop.service": self.config.service,  # which one, when services share a process
                 "messaging.operation.type": "process",
                 "messaging.destination.name": routing_key,
                 "messaging.message.id": envelope.id,

@@ -183,6 +183,7 @@ class OutboxRelay:
             kind=SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "rabbitmq",
+                "shop.service": self._config.service,  # which one, when services share a process
                 "messaging.operation.type": "send",
                 "messaging.destination.name": routing_key,
                 "messaging.message.id": row["_id"],

@@ -23,6 +23,7 @@ from bus.outbox import OutboxWriter
 from contracts import Envelope
 from contracts.notify import NotificationFailed, NotificationSent
 from kit.background import PeriodicTask
+from kit.tracing import extract_context, get_tracer
 from kit.transactions import run_in_transaction
 from notify_service.channels import (
     OutgoingMessage,
@@ -34,6 +35,7 @@ from notify_service.domain import retry_delay
 from notify_service.store import NotifyStore
 
 log = structlog.get_logger("notify.delivery")
+tracer = get_tracer("notify.delivery")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +99,25 @@ class DeliveryWorker:
         row = await self.store.lease_due(self.clock(), self.policy.lease)
         if row is None:
             return False
+        # In the trace of the event that asked for it (stored with the row), so that the send
+        # and the NotificationSent it emits belong to the same journey.
+        with tracer.start_as_current_span(
+            f"notify deliver {row['channel']}",
+            context=extract_context(row.get("trace")),
+            attributes={"shop.service": "notify", "notification.id": row["_id"]},
+        ):
+            await self._deliver(row)
+        return True
+
+    async def _deliver(self, row: dict[str, Any]) -> None:
         if row.get("only_if_profile_incomplete") and await self.store.profile_complete(
             row["user_id"]
         ):
             await self.store.mark_skipped(row["_id"], "profile completed", self.clock())
-            return True
+            return
         if row["channel"] == "inApp":  # a held in-app row: releasing it is delivering it
             await self._record(row, None)
-            return True
+            return
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1
         try:
@@ -122,14 +135,13 @@ class DeliveryWorker:
                     row["_id"], str(exc), self.clock() + timedelta(seconds=delay)
                 )
                 log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
-                return True
+                return
             await self._record_failure(row, str(exc))
-            return True
+            return
         except PermanentDeliveryError as exc:
             await self._record_failure(row, str(exc))
-            return True
+            return
         await self._record(row, None)
-        return True
 
     async def _record_failure(self, row: dict[str, Any], reason: str) -> None:
         log.warning(

@@ -16,6 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kit.mongo import IndexSpec
+from kit.tracing import inject_traceparent
 from notify_service.domain import Contact, Delivery
 
 USERS = "users"
@@ -119,6 +120,8 @@ class NotifyStore:
             "last_error": None,
             "event_id": event_id,
             "correlation_id": correlation_id,
+            # The worker delivers it later, outside this handler: it continues this trace.
+            "trace": inject_traceparent({}),
         }
         result = await self.notifications.update_one(
             {"dedupe_key": delivery.dedupe_key},
