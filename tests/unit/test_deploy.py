@@ -285,8 +285,13 @@ def test_dockerfile_builds_one_workspace_package_without_dev_dependencies() -> N
     assert runtime.startswith("python:${PYTHON_VERSION}-slim AS runtime")
     assert "ARG PYTHON_VERSION=3.13" in text
     assert (ROOT / ".python-version").read_text().startswith("3.13")
-    assert 'uv sync --frozen --no-dev --no-install-workspace --package "shop-${SERVICE}"' in text
-    assert 'uv sync --frozen --no-dev --no-editable --package "shop-${SERVICE}"' in text
+    syncs = re.findall(r"uv sync (.*)", text)
+    assert len(syncs) == 2  # dependencies, then the workspace packages as wheels
+    for sync in syncs:
+        flags = sync.split()
+        assert {"--frozen", "--no-dev", "--no-default-groups"} <= set(flags), sync
+        assert flags[-2:] == ["--package", '"shop-${SERVICE}"'], sync
+    assert "--no-install-workspace" in syncs[0] and "--no-editable" in syncs[1]
     assert re.search(r"^USER 10001", runtime, flags=re.MULTILINE)
     assert "/uv" not in runtime and "COPY libs" not in runtime
     assert 'exec python -m \\"${SHOP_SERVICE}_service\\"' in runtime
