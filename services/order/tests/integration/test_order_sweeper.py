@@ -17,7 +17,6 @@ from .conftest import RunningOrder, new_order
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(UTC).replace(microsecond=0)
 POLICY = Policy(payment_window=timedelta(minutes=1))
 
 
@@ -26,20 +25,22 @@ def sweeper(running: RunningOrder, holder: str) -> DeadlineSweeper:
     return DeadlineSweeper(deps.mongo, deps.db, interval=60, lease_seconds=30, holder=holder)
 
 
-async def awaiting_payment(running: RunningOrder) -> str:
-    order = new_order(NOW)
-    order.stock_reserved([Line(product_id="book", quantity=2)], NOW, Cause(at=NOW), POLICY)
+async def awaiting_payment(running: RunningOrder, now: datetime) -> str:
+    order = new_order(now)
+    order.stock_reserved([Line(product_id="book", quantity=2)], now, Cause(at=now), POLICY)
     await store.save(running.deps.db, order, None)
     return order.order_id
 
 
 async def test_due_orders_are_cancelled_once_with_their_event(order_service: RunningOrder) -> None:
+    # The clock is read per test: the service's own sweeper holds the lease from real time.
+    now = datetime.now(UTC)
     db = order_service.deps.db
-    order_ids = [await awaiting_payment(order_service) for _ in range(3)]
+    order_ids = [await awaiting_payment(order_service, now) for _ in range(3)]
     first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
-    assert await first.close_due(NOW) == 0  # not due yet
+    assert await first.close_due(now) == 0  # not due yet
 
-    later = NOW + timedelta(minutes=2)
+    later = now + timedelta(minutes=2)
     # Without the lease, two sweepers racing on the same orders cancel each one once.
     counts = await asyncio.gather(first.close_due(later), second.close_due(later))
     assert sum(counts) == 3
@@ -52,12 +53,13 @@ async def test_due_orders_are_cancelled_once_with_their_event(order_service: Run
 
 
 async def test_one_instance_sweeps_while_it_holds_the_lease(order_service: RunningOrder) -> None:
+    now = datetime.now(UTC)
     db = order_service.deps.db
-    first_due = await awaiting_payment(order_service)
-    later = NOW + timedelta(minutes=2)
+    first_due = await awaiting_payment(order_service, now)
+    later = now + timedelta(minutes=2)
     first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
     assert await first.run_once(later) == 1  # takes the lease (30 s) and sweeps
-    second_due = await awaiting_payment(order_service)
+    second_due = await awaiting_payment(order_service, now)
     assert await second.run_once(later + timedelta(seconds=10)) == 0  # a holds the lease
     assert (await store.load(db, second_due)).status == "AWAITING_PAYMENT"
     await first.stop()  # gives the lease up: b takes over at once
