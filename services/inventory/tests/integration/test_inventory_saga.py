@@ -278,19 +278,30 @@ async def test_commit_fails_when_the_expired_hold_cannot_be_retaken(
 async def test_an_order_awaiting_approval_keeps_its_stock_until_the_approval_deadline(
     start_inventory: Start,
 ) -> None:
-    async with start_inventory(broker=True, reservation_ttl_seconds=1.0) as inv:
+    async with start_inventory(broker=True, reservation_ttl_seconds=60) as inv:
         product = await create(inv, "Safe", 3)
         oid = order_id()
         await inv.publish(placed(oid, (product, 2)))
         await eventually(lambda: inv.emitted("StockReserved"), what="reserved")
+        hold_until = datetime.now(UTC) + timedelta(hours=24)
         waiting = OrderApprovalRequired(
             order_id=oid,
             user_id="u1",
             reason="highValue",
             total_cents=900_000,
-            hold_until=datetime.now(UTC) + timedelta(minutes=5),
+            hold_until=hold_until,
         )
         await inv.publish(Envelope.wrap(waiting, correlation_id=oid))
-        await asyncio.sleep(2.5)  # well past the 1 s reservation expiry and a sweep
-        assert inv.emitted("StockReleased") == []
+
+        async def extended() -> bool:
+            hold = await inv.deps.db["reservations"].find_one({"_id": oid})
+            return hold is not None and hold["expires_at"] > datetime.now(UTC) + timedelta(hours=1)
+
+        await eventually(extended, what="the hold extended")
+        # A sweep an hour later (long past the usual expiry) leaves it held; after the deadline
+        # it is released.
+        sweeper = inv.app.state.sweeper
+        assert await sweeper.release_expired(datetime.now(UTC) + timedelta(hours=1)) == 0
         assert (await stock(inv, product))["reserved"] == 2
+        assert await sweeper.release_expired(hold_until + timedelta(seconds=1)) == 1
+        assert (await stock(inv, product))["reserved"] == 0
