@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
@@ -142,8 +142,16 @@ class PatchUserBody(StrictModel):
     role: Role | None = None
     email: str | None = Field(None, min_length=3, max_length=254)
     username: str | None = Field(None, min_length=1, max_length=64)
-    phone: str | None = Field(None, max_length=32)
+    phone: str | None = Field(None, max_length=32)  # null clears the phone
     disabled: bool | None = None
+
+    @field_validator("role", "email", "username", "disabled", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        """Omitted means unchanged; an explicit null would store a user without a role/email."""
+        if value is None:
+            raise ValueError("may be omitted but not null")
+        return value
 
 
 # ── responses ──────────────────────────────────────────────────────────────────────────────

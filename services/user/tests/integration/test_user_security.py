@@ -156,6 +156,28 @@ async def test_admin_crud_roles_and_soft_delete(user: RunningUser) -> None:
     assert removed["data"] == {"userId": manager_id, "role": "Manager"}
 
 
+async def test_admin_patch_with_explicit_nulls_is_422_and_changes_nothing(
+    user: RunningUser,
+) -> None:
+    """Found by the security suite's schemathesis run: `"email": null` was a 500, and
+    `"role": null` would have stored a user without a role."""
+    admin = await login(user, ADMIN["identifier"], ADMIN["password"])
+    auth = bearer(admin["accessToken"])
+    customer = await register(user, "nul")
+    for field in ("role", "email", "username", "disabled"):
+        response = await user.client.patch(
+            f"{API}/{customer['userId']}", json={field: None}, headers=auth
+        )
+        assert response.status_code == 422, (field, response.text)
+        assert response.json()["code"] == "VALIDATION_ERROR"
+    stored = await user.client.get(f"{API}/{customer['userId']}", headers=auth)
+    assert stored.json()["role"] == "Customer" and stored.json()["email"] == "nul@example.com"
+    cleared = await user.client.patch(
+        f"{API}/{customer['userId']}", json={"phone": None}, headers=auth
+    )
+    assert cleared.status_code == 200, cleared.text
+
+
 async def test_customers_get_403_on_admin_routes_and_404_on_other_users(
     user: RunningUser,
 ) -> None:
