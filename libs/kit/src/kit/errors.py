@@ -294,9 +294,16 @@ async def _validation_handler(request: Request, exc: Exception) -> Response:
     return validation_problem(errors).response()
 
 
+# FastAPI's answer to a body it cannot even decode (not UTF-8, say): api.md has no 400, and
+# "your body is wrong" is one code, the 422 of malformed JSON.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 400 and exc.detail == _UNPARSABLE_BODY:
+        return validation_problem([{"field": "body", "message": "Malformed JSON"}]).response()
     try:
         title = HTTPStatus(status).phrase
     except ValueError:

@@ -84,6 +84,12 @@ async def test_malformed_json_is_a_422_on_the_body(client: httpx.AsyncClient) ->
     )
     body = assert_problem(response, 422, "VALIDATION_ERROR")
     assert body["errors"] == [{"field": "body", "message": "Malformed JSON"}]
+    # Bytes that are not even text (FastAPI's own 400) are the same 422.
+    response = await client.post(
+        "/things", content=b"!\x10\xd9\xde\x15\xc6", headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 422, "VALIDATION_ERROR")
+    assert body["errors"] == [{"field": "body", "message": "Malformed JSON"}]
 
 
 async def test_unexpected_error_is_a_500_without_internals(client: httpx.AsyncClient) -> None:
