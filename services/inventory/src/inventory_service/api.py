@@ -253,7 +253,8 @@ async def list_products(
 @router.get(
     "/{product_id}",
     response_model=AdminProductOut | ProductOut,
-    responses={404: PROBLEM_RESPONSES[404]},
+    # Anyone may read without a token; a token that is sent must be valid (else 401).
+    responses={401: PROBLEM_RESPONSES[401], 404: PROBLEM_RESPONSES[404]},
 )
 async def get_product(
     product_id: str, deps: DepsDep, user: OptionalUser
