@@ -144,8 +144,10 @@ async def track_product(envelope: Envelope[Event], ctx: HandlerContext) -> None:
         case StockLow() | StockAdjusted():
             await _stock(store, data.product_id, data.available, envelope, ctx)
         case StockUnavailable() | StockPartiallyReserved():
+            # A line is missing only when inventory took every unit it had (a partial take is
+            # all of them): whatever `available` said before the take, none are left after it.
             for line in data.missing:
-                await _stock(store, line.product_id, line.available, envelope, ctx)
+                await _stock(store, line.product_id, 0, envelope, ctx)
 
 
 async def _stock(

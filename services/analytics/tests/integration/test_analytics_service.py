@@ -419,3 +419,46 @@ async def test_winback_grants_inactive_buyers_once(analytics: AnalyticsHarness) 
     assert [p["code"] for p in promos["items"]] == [granted.code]
     await asyncio.sleep(0.3)
     assert len(grants.messages) == 1
+
+
+async def test_a_product_sold_out_by_a_partial_reservation_is_not_recommended(
+    analytics: AnalyticsHarness,
+) -> None:
+    """Inventory's missing line says how many it had (and took): none are left after it."""
+    h = analytics
+    created = [
+        env(ProductCreated(product_id=p, name=p, category="lamps", price_cents=500), p, ADMIN)
+        for p in ("lamp", "last-one")
+    ]
+    placed, items, total = order("o1", U1, ("lamp", 1, 500))
+    bought = [placed, authorized("o1", "u1", total), confirmed("o1", "u1", items)]
+    partial = env(
+        StockPartiallyReserved(
+            order_id="o2",
+            user_id="u2",
+            reserved=(Line(product_id="last-one", quantity=1),),
+            missing=(MissingLine(product_id="last-one", requested=3, available=1),),
+            expires_at=datetime.now(UTC) + timedelta(minutes=5),
+        ),
+        "o2",
+        U2,
+    )
+    await h.publish(*created, *bought)
+
+    async def recommended() -> list[str]:
+        found = await h.get("/api/v1/recommendations", role="Customer", user="u1")
+        return [i["productId"] for i in found["items"]]
+
+    await eventually(lambda: _contains(recommended, "last-one"), what="the shade recommended")
+    await h.publish(partial)
+    await eventually(lambda: _lacks(recommended, "last-one"), what="the sold-out shade dropped")
+    product = await h.deps.store.products.find_one({"_id": "last-one"})
+    assert product is not None and product["available"] == 0
+
+
+async def _contains(found: Any, product_id: str) -> bool:
+    return product_id in await found()
+
+
+async def _lacks(found: Any, product_id: str) -> bool:
+    return product_id not in await found()
