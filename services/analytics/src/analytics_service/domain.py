@@ -106,6 +106,23 @@ def _items(items: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def allocate(items: list[dict[str, Any]], total_cents: int) -> list[dict[str, Any]]:
+    """Each line's `revenue_cents`: its share of `total_cents` (what the order was charged,
+    after any discount), by list value, largest remainders first, so the lines sum to it."""
+    values = [i["quantity"] * i["price_cents"] for i in items]
+    subtotal = sum(values)
+    if not subtotal:
+        return [{**i, "revenue_cents": 0} for i in items]
+    shares = [v * total_cents // subtotal for v in values]
+    left = total_cents - sum(shares)
+    by_remainder = sorted(
+        range(len(items)), key=lambda n: (-(values[n] * total_cents % subtotal), n)
+    )
+    for n in by_remainder[:left]:
+        shares[n] += 1
+    return [{**item, "revenue_cents": share} for item, share in zip(items, shares, strict=True)]
+
+
 def fold_order(fact: Mapping[str, Any] | None, envelope: Envelope[Event]) -> dict[str, Any]:
     """The order's fact after one more of its events; events may come in any order."""
     data = envelope.data
@@ -148,8 +165,9 @@ def fold_order(fact: Mapping[str, Any] | None, envelope: Envelope[Event]) -> dic
             move("PAID")
         case OrderConfirmed():
             out["status"] = "CONFIRMED"
-            # What was confirmed (a partial order is recomputed for what is fulfilled).
-            out["items"] = _items(data.items)
+            # What was confirmed (a partial order is recomputed for what is fulfilled), each
+            # line with its share of what was charged (a promotion's discount included).
+            out["items"] = allocate(_items(data.items), data.total_cents)
             out["total_cents"] = data.total_cents
             out["revenue_cents"] = data.total_cents
             out["partial"] = out["partial"] or data.partial_fulfillment

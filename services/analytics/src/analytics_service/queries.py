@@ -34,7 +34,16 @@ async def sales(
             "$group": {
                 "_id": "$items.product_id",
                 "quantity": {"$sum": "$items.quantity"},
-                "revenue_cents": {"$sum": {"$multiply": ["$items.quantity", "$items.price_cents"]}},
+                # The line's share of what was charged (facts folded before the share was
+                # kept have only list prices).
+                "revenue_cents": {
+                    "$sum": {
+                        "$ifNull": [
+                            "$items.revenue_cents",
+                            {"$multiply": ["$items.quantity", "$items.price_cents"]},
+                        ]
+                    }
+                },
                 "orders": {"$addToSet": "$_id"},
             }
         },

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from analytics_service.domain import (
+    allocate,
     audit_entry,
     fold_order,
     loyalty_grant,
@@ -93,7 +94,9 @@ def test_order_fact_folds_in_any_order_and_terminal_status_sticks() -> None:
         assert fact["revenue_cents"] == 300 and fact["total_cents"] == 300
         assert fact["payment_failed"] and fact["partial"]
         assert fact["placed_at"] == NOW and fact["day"] == "2026-03-01"
-        assert fact["items"] == [{"product_id": "p1", "quantity": 1, "price_cents": 300}]
+        assert fact["items"] == [
+            {"product_id": "p1", "quantity": 1, "price_cents": 300, "revenue_cents": 300}
+        ]
 
 
 def test_loyalty_grant_on_the_third_confirmed_order_once() -> None:
@@ -135,3 +138,32 @@ def test_winback_once_for_inactive_buyers() -> None:
     assert winback_grant("u1", NOW - timedelta(days=3), 1, [], NOW, month) is None
     assert winback_grant("u1", old, 0, [], NOW, month) is None  # never bought
     assert winback_grant("u1", old, 1, ["winback"], NOW, month) is None
+
+
+def test_confirmed_lines_share_what_was_charged() -> None:
+    """A 10 % code: each line's revenue is its share of the discounted total, summing to it."""
+    items = (
+        PricedLine(product_id="a", quantity=1, price_cents=999),
+        PricedLine(product_id="b", quantity=2, price_cents=333),
+        PricedLine(product_id="c", quantity=1, price_cents=1),
+    )
+    subtotal = 999 + 2 * 333 + 1
+    total = subtotal * 90 // 100
+    fact = fold_order(
+        None,
+        Envelope.wrap(
+            OrderConfirmed(
+                order_id="o1", user_id="u1", items=items, total_cents=total, payment_method_id="pm"
+            ),
+            correlation_id="o1",
+        ),
+    )
+    shares = {i["product_id"]: i["revenue_cents"] for i in fact["items"]}
+    assert sum(shares.values()) == total == fact["revenue_cents"]
+    assert shares["a"] in (899, 900) and shares["b"] in (599, 600) and shares["c"] in (0, 1)
+    # Without a discount each line is its list value.
+    plain = allocate([{"quantity": 2, "price_cents": 250}, {"quantity": 1, "price_cents": 5}], 505)
+    assert [i["revenue_cents"] for i in plain] == [500, 5]
+    assert allocate([{"quantity": 1, "price_cents": 0}], 0) == [
+        {"quantity": 1, "price_cents": 0, "revenue_cents": 0}
+    ]
