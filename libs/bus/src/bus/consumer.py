@@ -24,6 +24,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.typing import FilteringBoundLogger
 
+from bus import faults
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.context import (
@@ -83,6 +84,8 @@ class Consumer:
         self._connection = connection or BusConnection.for_config(config)
         # Test hook: runs between the commit and the ack (fault tests crash the process there).
         self._on_committed = on_committed
+        # Fault tests (BUS_CRASH_AT=consumer.after_commit): die between the commit and the ack.
+        self._crash_after_commit = faults.armed(faults.CONSUMER_AFTER_COMMIT)
         # Called after a commit that emitted events (the service wakes its relay with it).
         self._on_emitted = on_emitted
         self._channel: Channel | None = None
@@ -197,6 +200,8 @@ class Consumer:
                     return
         if self._on_committed is not None:
             await self._on_committed(envelope)
+        if self._crash_after_commit and fresh:
+            faults.crash()
         await self._settle(message)
         self._count(
             envelope.type, "ok" if fresh or not self._has_handlers(envelope) else "duplicate"

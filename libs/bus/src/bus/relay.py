@@ -15,6 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bus import faults
 from bus.config import BusConfig
 from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
@@ -64,6 +65,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._log = log.bind(service=config.service, relay=self.owner)
+        # Fault tests (BUS_CRASH_AT=relay.before_publish): die holding claimed, unpublished rows.
+        self._crash_before_publish = faults.armed(faults.RELAY_BEFORE_PUBLISH)
 
     def notify(self) -> None:
         """Wake the loop now (call after committing outbox rows) instead of at the next poll."""
@@ -109,6 +112,8 @@ class OutboxRelay:
     async def publish_pending_once(self) -> int:
         """Claim one batch, publish it, mark what the broker confirmed; the count marked sent."""
         rows = await self._claim()
+        if rows and self._crash_before_publish:
+            faults.crash()
         confirmed: list[str] = []
         try:
             for index, row in enumerate(rows):
