@@ -191,7 +191,29 @@ async def audit_page(
         query["at"] = at
     if after is not None:
         query["$or"] = [{"at": {"$gt": after[0]}}, {"at": after[0], "_id": {"$gt": after[1]}}]
-    return await store.find("audit", query, sort=[("at", 1), ("_id", 1)], limit=limit + 1)
+    rows = await store.find("audit", query, sort=[("at", 1), ("_id", 1)], limit=limit + 1)
+    return await with_account_regions(store, rows)
+
+
+async def with_account_regions(
+    store: AnalyticsStore, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Rows whose actor came without a region (no `X-Region`, no GeoIP) get the region of the
+    actor's account (given at sign-up, kept from UserRegistered), so every entry says where."""
+    unknown = {
+        r["actor"]["user_id"]
+        for r in rows
+        if r.get("actor", {}).get("user_id") and not r["actor"].get("region")
+    }
+    if not unknown:
+        return rows
+    users = await store.find("user_facts", {"_id": {"$in": sorted(unknown)}})
+    regions = {u["_id"]: u["region"] for u in users if u.get("region")}
+    for row in rows:
+        actor = row.get("actor", {})
+        if not actor.get("region") and actor.get("user_id") in regions:
+            row["actor"] = {**actor, "region": regions[actor["user_id"]]}
+    return rows
 
 
 async def active_promotions(store: AnalyticsStore, user_id: str, now: datetime) -> list[Any]:

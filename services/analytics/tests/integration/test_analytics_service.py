@@ -462,3 +462,44 @@ async def _contains(found: Any, product_id: str) -> bool:
 
 async def _lacks(found: Any, product_id: str) -> bool:
     return product_id not in await found()
+
+
+async def test_an_action_without_a_region_shows_the_accounts_region(
+    analytics: AnalyticsHarness,
+) -> None:
+    """A browser sends no X-Region: the audit says the region the account was registered in."""
+    h = analytics
+    bare = Actor(user_id="u7", role="Customer", ip="10.0.0.7", device="Chrome/macOS")
+    registered = env(
+        UserRegistered(
+            user_id="u7", username="u7", email="u7@x.io", role="Customer", region="ap-south"
+        ),
+        "u7",
+        bare.model_copy(update={"region": "ap-south"}),
+    )
+    denied = env(
+        AccessDenied(method="GET", path="/api/v1/users", required_roles=("Admin",)), "u7", bare
+    )
+    travelling = env(
+        UserLoggedIn(user_id="u7", ip="10.0.0.8"),
+        "u7",
+        U1.model_copy(update={"user_id": "u7", "region": "us-east"}),
+    )
+    await h.publish(registered, denied, travelling)
+
+    async def trail() -> list[dict[str, Any]]:
+        found = await h.get("/api/v1/audit", actorId="u7")
+        items: list[dict[str, Any]] = found["items"]
+        return items
+
+    await eventually(lambda: _count(trail, 3), what="three audit entries")
+    regions = {i["action"]: i["actor"]["region"] for i in await trail()}
+    assert regions == {
+        "UserRegistered": "ap-south",
+        "AccessDenied": "ap-south",  # none of its own: the account's
+        "UserLoggedIn": "us-east",  # its own wins
+    }
+
+
+async def _count(found: Any, n: int) -> bool:
+    return len(await found()) == n
