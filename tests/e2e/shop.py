@@ -350,7 +350,11 @@ async def running_shop(
         async with AsyncExitStack() as stack:
             apps: dict[str, FastAPI] = {}
             urls: dict[str, str] = {}
-            for name, values in settings.items():
+            # Notify and analytics first: their queues must exist before the user service
+            # announces the bootstrap Admin and Manager (notify alerts Managers from its replica).
+            first = [name for name in ("notify", "analytics") if name in settings]
+            for name in [*first, *(name for name in settings if name not in first)]:
+                values = settings[name]
                 apps[name] = factories[name](values)
                 urls[name] = await stack.enter_async_context(serving(apps[name], values.port))
             gateway_settings = GatewaySettings(
