@@ -30,6 +30,9 @@ class UserLoggedIn(Event):
     ip: str | None = None
     device: str | None = None
     region: str | None = None
+    # The profile as the user service saw it at this login (None from older producers): notify
+    # nudges on it without waiting for its replica to catch up with an earlier profile update.
+    is_profile_complete: bool | None = None
 
 
 @event("user")

@@ -128,7 +128,12 @@ async def keep_user_replica(
         await store.upsert_user(data.user_id, fields, ctx.session, defaults=defaults)
     if isinstance(data, UserProfileUpdated | UserLoggedIn):
         flags = await store.user_flags(data.user_id, ctx.session)
-        if flags.get("is_profile_complete") is False:
+        incomplete = flags.get("is_profile_complete") is False
+        if isinstance(data, UserLoggedIn) and data.is_profile_complete is not None:
+            # What the user service saw at the login beats a replica that may not have taken
+            # the update that completed the profile yet (handled concurrently, or retried).
+            incomplete = incomplete and not data.is_profile_complete
+        if incomplete:
             contact = await store.contact(data.user_id, ctx.session)
             if contact is not None:
                 # The nudge's dedupe scope is the user: only the first incomplete sighting sends.

@@ -336,3 +336,21 @@ async def test_a_nudge_is_dropped_when_the_profile_completes_meanwhile(
     assert [m.subject for m in h.sink.to("c5@example.com")] == ["Welcome to the shop"]
     inbox = await h.client.get("/api/v1/notifications", headers=h.headers("c5"))
     assert {i["type"] for i in inbox.json()["items"]} == {"WELCOME"}
+
+
+async def test_a_login_that_saw_a_complete_profile_never_nudges(notify: NotifyHarness) -> None:
+    """The update that completed the profile is late here (retried, or handled after the login,
+    beyond the hold): the login says the profile was complete, so no nudge is even held."""
+    h = notify
+    await h.publish(registered("c6"))
+    await eventually(lambda: len(h.sink.to("c6@example.com")) == 1, what="welcome")
+    login = wrap(UserLoggedIn(user_id="c6", is_profile_complete=True), "c6")
+    await h.publish(login)
+    await eventually(
+        lambda: h.deps.db["inbox"].count_documents({"event_id": login.id}), what="login handled"
+    )
+    await settled(h)
+    assert await count(h, type="PROFILE_INCOMPLETE") == 0
+    # One that saw it incomplete still nudges (once).
+    await h.publish(wrap(UserLoggedIn(user_id="c6", is_profile_complete=False), "c6"))
+    await eventually(lambda: count(h, type="PROFILE_INCOMPLETE"), what="the nudge")

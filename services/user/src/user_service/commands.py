@@ -356,7 +356,13 @@ async def login(
             "device": device.label(),
         }
     )
-    event = UserLoggedIn(user_id=user["_id"], ip=caller.ip, device=device.label(), region=region)
+    event = UserLoggedIn(
+        user_id=user["_id"],
+        ip=caller.ip,
+        device=device.label(),
+        region=region,
+        is_profile_complete=bool(user.get("is_profile_complete")),
+    )
 
     async def body(session: AsyncClientSession) -> tuple[Doc, dict[str, str]]:
         current = await deps.store.update(user["_id"], changes, session)

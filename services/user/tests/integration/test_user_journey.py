@@ -131,6 +131,9 @@ async def test_first_time_then_returning_path(user: RunningUser) -> None:
     updated = user.events("UserProfileUpdated")[-1]
     assert updated["data"]["isProfileComplete"] is True
     assert "pm_card_ok" not in json.dumps(updated) and "password" not in json.dumps(updated)
+    # The login says how complete the profile was then (notify nudges on it).
+    logged_in = user.events("UserLoggedIn")[-1]["data"]
+    assert logged_in["isProfileComplete"] is login.json()["flags"]["isProfileComplete"]
 
 
 async def test_ten_parallel_registrations_of_one_email_give_one_account(user: RunningUser) -> None:
