@@ -12,12 +12,21 @@ PyMongo reuses that id for the next session from its pool: without an explicit a
 transaction's writes surfaced later (measured: 100 contended commits, 9 reported ok, 10 applied).
 So a failed commit is followed by an `abortTransaction`; a real MongoDB answers it with
 NoSuchTransaction, which we ignore.
+
+`MONGO_SERIAL_TRANSACTIONS=1` (opt-in, default off) runs this process's transactions one at a
+time. The embedded server treats any two overlapping write transactions as conflicting, so with
+one embedded server per service (`SHOP_MONGO_PER_SERVICE=1`) concurrent transactions of a process
+only conflict, retry and back off; measured by `make bench` (bench/README.md), throughput then
+fell as concurrency rose, while serialised it rose and no order failed. Not for a real MongoDB
+(document-level conflicts), and a transaction body must not start another transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,6 +36,11 @@ from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 WRITE_CONFLICT = 112
 DEFAULT_ATTEMPTS = 12
+
+_SERIAL = os.environ.get("MONGO_SERIAL_TRANSACTIONS", "0") == "1"
+_serial_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 type Session = AsyncClientSession
 type TransactionBody[T] = Callable[[AsyncClientSession], Awaitable[T]]
@@ -58,6 +72,21 @@ async def run_in_transaction[T](
     `body` must be safe to run again from the start: it is re-run on a transient error. Business
     errors raised by `body` abort the transaction and propagate untouched.
     """
+    if _SERIAL:
+        loop = asyncio.get_running_loop()
+        lock = _serial_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            return await _run(client, body, attempts, base_delay, max_delay)
+    return await _run(client, body, attempts, base_delay, max_delay)
+
+
+async def _run[T](
+    client: AsyncMongoClient[Any],
+    body: TransactionBody[T],
+    attempts: int,
+    base_delay: float,
+    max_delay: float,
+) -> T:
     for attempt in range(1, attempts + 1):
         async with client.start_session() as session:
             try:

@@ -68,3 +68,30 @@ async def test_a_duplicate_key_is_not_retried(
     with pytest.raises(DuplicateKeyError):
         await run_in_transaction(mongo_client, insert_duplicate)
     assert attempts == 1
+
+
+async def test_serial_transactions_run_one_at_a_time(
+    mongo_client: AsyncMongoClient[Any], db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MONGO_SERIAL_TRANSACTIONS=1: a process's transactions never overlap, so none conflicts."""
+    import kit.transactions
+
+    monkeypatch.setattr(kit.transactions, "_SERIAL", True)
+    db = mongo_client[db_name]
+    await db.stock.insert_one({"_id": "p1", "available": 100})
+    inside = overlaps = bodies_run = 0
+
+    async def take_one(session: Session) -> None:
+        nonlocal inside, overlaps, bodies_run
+        inside += 1
+        bodies_run += 1
+        overlaps += inside > 1
+        await db.stock.update_one({"_id": "p1"}, {"$inc": {"available": -1}}, session=session)
+        await asyncio.sleep(0)
+        inside -= 1
+
+    await asyncio.gather(*(run_in_transaction(mongo_client, take_one) for _ in range(20)))
+
+    assert overlaps == 0
+    assert bodies_run == 20  # no conflict, so no body ran twice
+    assert (await db.stock.find_one({"_id": "p1"}))["available"] == 80
