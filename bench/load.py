@@ -3,8 +3,9 @@ Idempotency-Key), polls it lightly until it is CONFIRMED, and places the next on
 
 Latency is the server's own: from the order's `createdAt` (placement, order service clock) to the
 `at` of its CONFIRMED audit entry (when the order service confirmed it), so polling adds nothing
-to it. Polling is adaptive: the first look after about the recent median latency, then a few more
-at a quarter of it (at least 25 ms), so that a level spends ~2 GETs per order.
+to it. Polling is adaptive: the first look after about the recent median latency, then at a
+quarter of it (at least 25 ms), each wait 1.5× the previous up to 1 s, so that a level spends a
+few GETs per order and a saturated system is not flooded with polls.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ async def one_order(
     typical = recent.median()
     await asyncio.sleep(max(0.02, typical * 0.9 - placed.http_ms / 1000))
     deadline = time.monotonic() + ORDER_TIMEOUT
+    interval = max(0.025, typical / 4)
     while True:
         placed.polls += 1
         try:
@@ -137,7 +139,8 @@ async def one_order(
         if time.monotonic() > deadline:
             placed.error = f"not terminal after {ORDER_TIMEOUT:g}s ({order['status']})"
             return placed
-        await asyncio.sleep(max(0.025, typical / 4))
+        await asyncio.sleep(interval)
+        interval = min(1.0, interval * 1.5)
 
 
 async def run_level(

@@ -96,7 +96,8 @@ def queue_depths(prefix: str) -> dict[str, int]:
 
 
 async def wait_idle(system: System, timeout: float = 300, quiet: float = 1.0) -> float:
-    """Wait until every service queue of the run stays empty for `quiet` seconds; the wait."""
+    """Wait until every service queue of the run stays empty for `quiet` seconds; the wait, or
+    -1 when the queues were still busy after `timeout` (the run goes on and says so)."""
     names = [f"{system.prefix}{s}.events" for s in BUS_SERVICES]
     t0 = time.monotonic()
     empty_since: float | None = None
@@ -109,7 +110,8 @@ async def wait_idle(system: System, timeout: float = 300, quiet: float = 1.0) ->
         else:
             empty_since = None
         await asyncio.sleep(0.5)
-    raise TimeoutError(f"queues still busy after {timeout}s: {depths}")
+    print(f"[bench] queues still busy after {timeout:g}s: {depths}", flush=True)
+    return -1.0
 
 
 async def mongo_writes(clients: list[AsyncMongoClient[Any]]) -> dict[str, int]:

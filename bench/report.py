@@ -99,8 +99,10 @@ def chart(levels: list[dict[str, Any]], path: Path, title: str) -> Path:
                 color="grey",
                 label="substrate ceiling (base)",
             )
+    ticks = sorted({level["concurrency"] for level in levels})
     for axis, label in ((left, "confirmed orders/s"), (right, "p99 placement→CONFIRMED (ms)")):
         axis.set_xscale("log", base=2)
+        axis.set_xticks(ticks, [str(t) for t in ticks])
         axis.set_xlabel("concurrent virtual customers")
         axis.set_ylabel(label)
         axis.grid(True, alpha=0.3)

@@ -162,6 +162,7 @@ def start_system(
     replicas: dict[str, int] | None = None,
     *,
     mongo_per_service: bool = False,
+    serial_transactions: bool = False,
     timeout: float = 180,
 ) -> System:
     """Start the runner and wait until the gateway reports every service ready."""
@@ -176,6 +177,7 @@ def start_system(
         SHOP_RUN_DIR=str(run_dir),
         SHOP_RESTART="0",  # a crash is an error of the run, not something to paper over
         SHOP_MONGO_PER_SERVICE="1" if mongo_per_service else "0",
+        MONGO_SERIAL_TRANSACTIONS="1" if serial_transactions else "0",
         SHOP_REPLICAS=",".join(f"{name}={n}" for name, n in replicas.items()),
         AMQP_URL=amqp_url,
         BUS_PREFIX=prefix,
