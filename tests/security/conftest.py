@@ -9,8 +9,10 @@ order each, the bootstrap Manager and Admin, and anonymous.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import secrets
 import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +20,8 @@ from typing import Any
 
 import pytest_asyncio
 
-from tests.e2e.shop import ADMIN, MANAGER, Customer, Shop, running_shop
+from bus.testing import eventually
+from tests.e2e.shop import ADDRESS, ADMIN, MANAGER, PASSWORD, Customer, Shop, running_shop
 
 
 class LogLines(io.TextIOBase):
@@ -48,6 +51,7 @@ class Secure:
     product_id: str
     order_id: str  # customer's
     other_order_id: str  # other's
+    spare_product: str = ""
     # every secret the suite handled: none may show up in a log line, an event or a response
     secrets: set[str] = field(default_factory=set)
 
@@ -69,6 +73,18 @@ class Secure:
         self.secrets.update(v for v in values if v)
 
 
+async def settled(shop: Shop, *order_ids: str, timeout: float = 30.0) -> None:
+    """Let the first sagas run before the attacks start (best effort, never a failure here):
+    the embedded Mongo answers overlapping transactions with write conflicts, and a burst of
+    requests on top of a saga in flight can exhaust their retries (see the suite's report)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        statuses = [(await shop.get(order_id))["status"] for order_id in order_ids]
+        if all(status != "PENDING" for status in statuses):
+            return
+        await asyncio.sleep(0.2)
+
+
 def _kit_formatter() -> logging.Formatter | None:
     for handler in logging.getLogger().handlers:
         if getattr(handler, "_kit_handler", False):
@@ -87,14 +103,66 @@ async def secure(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterato
         logging.getLogger().addHandler(handler)
         try:
             product_id = await shop.product(stock=1_000, price_cents=1_500)
+            spare_product = await shop.product(stock=1)  # for the matrix's Admin DELETE
             customer = await shop.customer("pm_card_ok")
             other = await shop.customer("pm_card_ok")
             order_id = await shop.order_of(customer, (product_id, 1))
             other_order_id = await shop.order_of(other, (product_id, 1))
             secure = Secure(shop, logs, customer, other, product_id, order_id, other_order_id)
+            secure.spare_product = spare_product
+            await settled(shop, order_id, other_order_id)
             for headers in (customer.headers, other.headers, shop.admin, shop.manager):
                 secure.remember(headers["authorization"].removeprefix("Bearer "))
             secure.remember(ADMIN[1], MANAGER[1])
             yield secure
         finally:
             logging.getLogger().removeHandler(handler)
+
+
+@dataclass
+class Targets:
+    """What the path parameters and bodies point at, made once for the matrix."""
+
+    values: dict[str, str]
+    victim: str  # a user only the Admin's DELETE may remove
+    spare_product: str  # a product only the Admin's DELETE may remove
+    spare_address: str  # the customer's second address (edited and removed by the customer)
+    login: dict[str, str]
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def targets(secure: Secure) -> Targets:
+    shop = secure.shop
+    # The orders may be in any status: a state-changing call in the wrong one is a 409, which
+    # the matrix counts as "got past authorization" like a 2xx.
+    spare = await secure.client.post(
+        "/api/v1/users/me/details",
+        json={"addresses": [ADDRESS | {"label": "work"}]},
+        headers=secure.customer.headers,
+    )
+    assert spare.status_code == 200, spare.text
+    spare_address = spare.json()["addresses"][-1]["addressId"]
+    victim, _ = await shop.register()
+    name = f"m{secrets.token_hex(4)}"
+    await shop.register(name)
+
+    async def inbox() -> list[dict[str, Any]]:
+        got = await secure.client.get("/api/v1/notifications", headers=secure.customer.headers)
+        items: list[dict[str, Any]] = got.json()["items"]
+        return items
+
+    await eventually(inbox, what="the customer's first notification")
+    return Targets(
+        values={
+            "userId": secure.customer.user_id,
+            "productId": secure.product_id,
+            "orderId": secure.order_id,
+            "addressId": secure.customer.address_id,
+            "notificationId": (await inbox())[0]["notificationId"],
+            "service": "user",
+        },
+        victim=victim,
+        spare_product=secure.spare_product,
+        spare_address=spare_address,
+        login={"identifier": name, "password": PASSWORD},
+    )

@@ -23,13 +23,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from gateway_service.routing import ROUTES
 
 from bus.testing import eventually
 from tests.e2e.shop import ADDRESS, PASSWORD
 
-from .conftest import Secure
+from .conftest import Secure, Targets
 
 pytestmark = [pytest.mark.security, pytest.mark.asyncio(loop_scope="package")]
 
@@ -161,55 +160,6 @@ def test_the_matrix_covers_every_row_of_api_md() -> None:
         "DELETE /api/v1/users/{userId}",
     ):
         assert expected in labels, expected
-
-
-@dataclass
-class Targets:
-    """What the path parameters and bodies point at, made once for the matrix."""
-
-    values: dict[str, str]
-    victim: str  # a user only the Admin's DELETE may remove
-    spare_product: str  # a product only the Admin's DELETE may remove
-    spare_address: str  # the customer's second address (edited and removed by the customer)
-    login: dict[str, str]
-
-
-@pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def targets(secure: Secure) -> Targets:
-    shop = secure.shop
-    await shop.wait_for(secure.order_id, "CONFIRMED")
-    await shop.wait_for(secure.other_order_id, "CONFIRMED")
-    spare = await secure.client.post(
-        "/api/v1/users/me/details",
-        json={"addresses": [ADDRESS | {"label": "work"}]},
-        headers=secure.customer.headers,
-    )
-    assert spare.status_code == 200, spare.text
-    spare_address = spare.json()["addresses"][-1]["addressId"]
-    victim, _ = await shop.register()
-    name = f"m{secrets.token_hex(4)}"
-    await shop.register(name)
-
-    async def inbox() -> list[dict[str, Any]]:
-        got = await secure.client.get("/api/v1/notifications", headers=secure.customer.headers)
-        items: list[dict[str, Any]] = got.json()["items"]
-        return items
-
-    await eventually(inbox, what="the customer's first notification")
-    return Targets(
-        values={
-            "userId": secure.customer.user_id,
-            "productId": secure.product_id,
-            "orderId": secure.order_id,
-            "addressId": secure.customer.address_id,
-            "notificationId": (await inbox())[0]["notificationId"],
-            "service": "user",
-        },
-        victim=victim,
-        spare_product=await shop.product(stock=1),
-        spare_address=spare_address,
-        login={"identifier": name, "password": PASSWORD},
-    )
 
 
 async def request_for(
