@@ -187,7 +187,8 @@ async def run_level(
         if p.latency_ms is not None and p.created_at is not None and start <= p.created_at < end
     ]
     posts = [p.http_ms for p in placed if p.status_code and start <= p.posted_at < end]
-    events = ctx.counter.between(start, end)
+    # Events of the orders confirmed in the window (by correlation id = order id).
+    events = ctx.counter.of([p.order_id for p in in_window if p.order_id])
     routed = stats.deliveries(events, ctx.bindings)
     orders = len(in_window)
     services = {

@@ -2,7 +2,10 @@
 broker routes them, Mongo's operation counters, and the CPU time of each process.
 
 - Events: a probe queue of our own bound to `#` on the run's exchange counts every event by type
-  (each one went through an outbox and a relay, except the gateway's AccessDenied).
+  and correlation id (each one went through an outbox and a relay, except the gateway's
+  AccessDenied). Per order, only the events of the orders confirmed in the window count (the
+  saga keeps the order id as correlation id), so orders in flight at the window's edges do not
+  skew the figure.
 - Deliveries: each event type times the service queues whose bindings match its routing key
   (`rabbitmqctl list_bindings`; the management plugin is not needed), i.e. the messages the
   broker stored, delivered and had acked for the services.
@@ -37,6 +40,7 @@ class EventCounter:
 
     connection: aio_pika.abc.AbstractRobustConnection
     arrivals: list[tuple[float, str, int]] = field(default_factory=list)
+    by_correlation: dict[str, Counter[str]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, system: System) -> EventCounter:
@@ -51,7 +55,13 @@ class EventCounter:
         counter = cls(connection)
 
         async def record(message: AbstractIncomingMessage) -> None:
-            counter.arrivals.append((time.time(), message.routing_key or "", len(message.body)))
+            key = message.routing_key or ""
+            counter.arrivals.append((time.time(), key, len(message.body)))
+            try:
+                correlation = str(json.loads(message.body).get("correlationId", ""))
+            except ValueError:
+                correlation = ""
+            counter.by_correlation.setdefault(correlation, Counter())[key] += 1
             await message.ack()
 
         await queue.consume(record)
@@ -59,6 +69,13 @@ class EventCounter:
 
     def between(self, start: float, end: float) -> Counter[str]:
         return Counter(key for at, key, _ in self.arrivals if start <= at < end)
+
+    def of(self, correlation_ids: list[str]) -> Counter[str]:
+        """Events by routing key of these journeys (order ids)."""
+        total: Counter[str] = Counter()
+        for correlation in correlation_ids:
+            total.update(self.by_correlation.get(correlation, Counter()))
+        return total
 
     def mean_size(self) -> float:
         sizes = [size for _, _, size in self.arrivals]
