@@ -1,0 +1,827 @@
+"""The fault suite: a driver places orders on every branch while faults are injected one at a
+time; then an invariant checker reads the system through its APIs and databases.
+
+    python -m tests.chaos.suite [--long]      (what `make chaos` runs, with --long)
+
+The short form (kill order, inventory and payment once each, one broker connection drop,
+duplicates and poison) also runs inside `make test` (tests/chaos/test_chaos.py). The report is
+printed as a table and written to tests/reports/chaos.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+from pymongo import AsyncMongoClient
+
+from bus import BusConnection, Names
+from bus.testing import Probe
+
+from .system import (
+    ADMIN,
+    APPROVAL_THRESHOLD_CENTS,
+    MANAGER,
+    ROOT,
+    SERVICE_NAMES,
+    System,
+    close_connections,
+)
+
+REPORT = ROOT / "tests" / "reports" / "chaos.json"
+TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
+PASSWORD = "long-enough-pw"
+ADDRESS = {
+    "label": "home",
+    "line1": "1 Main St",
+    "city": "Springfield",
+    "state": "IL",
+    "zip": "12345",
+    "country": "US",
+}
+# Each branch: the customer's cards and partial preference, what is ordered, what the driver
+# does when the order waits (retry/cancel a failed payment, decide, approve/reject).
+BRANCHES = (
+    "ok",
+    "declined_retry",
+    "declined_cancel",
+    "flaky",
+    "partial_accept",
+    "partial_ask_accept",
+    "partial_ask_refuse",
+    "partial_cancel",
+    "out_of_stock",
+    "high_value_approve",
+    "high_value_reject",
+    "fraud_approve",
+    "fraud_reject",
+)
+CARDS = {
+    "ok": ("pm_card_ok",),
+    "declined": ("pm_card_declined", "pm_card_ok"),
+    "flaky": ("pm_card_flaky",),
+    "fraud": ("pm_card_fraud",),
+    "unavailable": ("pm_card_unavailable", "pm_card_ok"),
+}
+
+
+@dataclass
+class Customer:
+    user_id: str
+    headers: dict[str, str]
+    methods: list[str]
+
+
+@dataclass
+class Placed:
+    order_id: str
+    branch: str
+    placed_at: float
+    status: str = "PENDING"
+    actions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    name: str
+    fault: str
+    started: float = 0.0
+    seconds: float = 0.0
+    orders_during: int = 0
+    ok: bool = True
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Shop:
+    """What the driver and the checker use: the gateway, the databases, a probe on `#`."""
+
+    def __init__(self, system: System) -> None:
+        self.system = system
+        self.client = httpx.AsyncClient(base_url=system.gateway, timeout=15)
+        self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(system.mongo_url)
+        self.admin: dict[str, str] = {}
+        self.manager: dict[str, str] = {}
+        self.connection = BusConnection(system.amqp_url, name=f"{system.prefix}chaos-probe")
+        self.probe: Probe | None = None
+
+    async def open(self) -> None:
+        self.admin = await self.login(*ADMIN)
+        self.manager = await self.login(*MANAGER)
+        channel = await self.connection.channel()
+        self.probe = await Probe.bind(channel, self.system.bus_config(), "#")
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.connection.close()
+        await self.mongo.close()
+
+    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request, retried while the gateway (or the service behind it) is down."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = await self.client.request(method, path, **kwargs)
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            if response.status_code in (502, 503, 504) and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                continue
+            return response
+
+    async def login(self, identifier: str, password: str) -> dict[str, str]:
+        body = {"identifier": identifier, "password": password}
+        response = await self.call("POST", "/api/v1/users/login", json=body)
+        assert response.status_code == 200, response.text
+        return {"authorization": f"Bearer {response.json()['accessToken']}"}
+
+    async def customer(self, cards: tuple[str, ...], partial: str = "ask") -> Customer:
+        name = f"c{secrets.token_hex(5)}"
+        body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
+        response = await self.call("POST", "/api/v1/users/register", json=body)
+        assert response.status_code == 201, response.text
+        headers = {"authorization": f"Bearer {response.json()['accessToken']}"}
+        details = {
+            "addresses": [ADDRESS],
+            "paymentMethods": [{"type": "card", "token": t} for t in cards],
+            "preferences": {"partialFulfillment": partial},
+        }
+        response = await self.call(
+            "POST", "/api/v1/users/me/details", json=details, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        methods = [m["paymentMethodId"] for m in response.json()["paymentMethods"]]
+        return Customer(response.json()["userId"], headers, methods)
+
+    async def product(self, stock: int, price_cents: int, category: str = "chaos") -> str:
+        body = {
+            "name": f"Chaos {secrets.token_hex(3)}",
+            "description": "fault suite",
+            "category": category,
+            "priceCents": price_cents,
+            "stockCount": stock,
+        }
+        response = await self.call("POST", "/api/v1/products", json=body, headers=self.admin)
+        assert response.status_code == 201, response.text
+        product_id: str = response.json()["productId"]
+        return product_id
+
+    def events(self) -> list[dict[str, Any]]:
+        assert self.probe is not None
+        found = []
+        for message in self.probe.messages:
+            if message.type != "Poison":
+                with contextlib.suppress(ValueError):
+                    found.append(json.loads(message.body))
+        return found
+
+
+class Driver:
+    """A steady stream of orders on every branch, `workers` of them in flight at once."""
+
+    def __init__(self, shop: Shop, workers: int) -> None:
+        self.shop = shop
+        self.workers = workers
+        self.placed: dict[str, Placed] = {}
+        self.place_failures: list[str] = []
+        self.server_errors: list[str] = []
+        self.customers: dict[str, list[Customer]] = {}
+        self.products: dict[str, str] = {}
+        self.all_products: list[str] = []
+        self.branches = itertools.cycle(BRANCHES)
+        self.burst = False  # payment provider failing in bursts: unavailable cards in the mix
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.in_flight_max = 0
+        self._in_flight = 0
+        self._customer_of: dict[str, Customer] = {}
+
+    async def prepare(self) -> None:
+        shop = self.shop
+        kinds = {
+            "ok": (CARDS["ok"], "ask"),
+            "declined": (CARDS["declined"], "ask"),
+            "flaky": (CARDS["flaky"], "ask"),
+            "fraud": (CARDS["fraud"], "ask"),
+            "unavailable": (CARDS["unavailable"], "ask"),
+            "partial_accept": (CARDS["ok"], "accept"),
+            "partial_ask": (CARDS["ok"], "ask"),
+            "partial_cancel": (CARDS["ok"], "cancel"),
+        }
+        for kind, (cards, partial) in kinds.items():
+            self.customers[kind] = [await shop.customer(cards, partial) for _ in range(2)]
+        self.products["plenty"] = await shop.product(100_000, 1_000)
+        self.products["plenty2"] = await shop.product(100_000, 2_500)
+        self.products["gone"] = await shop.product(0, 3_000, "chaos-gone")
+        self.products["alternative"] = await shop.product(100_000, 3_100, "chaos-gone")
+        self.products["pricey"] = await shop.product(100_000, APPROVAL_THRESHOLD_CENTS // 2 + 1)
+        self.all_products = list(self.products.values())
+
+    def who(self, kind: str) -> Customer:
+        return secrets.choice(self.customers[kind])
+
+    async def plan(self, branch: str) -> tuple[Customer, list[tuple[str, int]]]:
+        p = self.products
+        if branch.startswith("partial"):
+            # Two wanted, one there: a product of its own with one unit.
+            scarce = await self.shop.product(1, 700)
+            self.all_products.append(scarce)
+            kind = {
+                "partial_accept": "partial_accept",
+                "partial_cancel": "partial_cancel",
+            }.get(branch, "partial_ask")
+            return self.who(kind), [(scarce, 2), (p["plenty"], 1)]
+        if branch == "out_of_stock":
+            return self.who("ok"), [(p["gone"], 1)]
+        if branch.startswith("high_value"):
+            return self.who("ok"), [(p["pricey"], 2)]
+        if branch.startswith("fraud"):
+            return self.who("fraud"), [(p["plenty2"], 1)]
+        if branch.startswith("declined"):
+            return self.who("declined"), [(p["plenty"], 2)]
+        if branch == "unavailable_retry":
+            return self.who("unavailable"), [(p["plenty2"], 1)]
+        if branch == "flaky":
+            return self.who("flaky"), [(p["plenty"], 1), (p["plenty2"], 1)]
+        return self.who("ok"), [(p["plenty"], 1)]
+
+    async def place(self, branch: str) -> Placed | None:
+        customer, lines = await self.plan(branch)
+        body = {"items": [{"productId": pid, "quantity": q} for pid, q in lines]}
+        # The same key on every try: a retry after a lost answer is the same order.
+        headers = {**customer.headers, "Idempotency-Key": str(uuid.uuid4())}
+        response = await self.shop.call("POST", "/api/v1/orders", json=body, headers=headers)
+        for _ in range(3):
+            if response.status_code < 500:
+                break
+            # What a client does with a 5xx: the same request with the same key (no double order).
+            self.server_errors.append(f"place {branch}: {response.status_code}")
+            await asyncio.sleep(1)
+            response = await self.shop.call("POST", "/api/v1/orders", json=body, headers=headers)
+        if response.status_code != 202:
+            self.place_failures.append(f"{branch}: {response.status_code} {response.text[:200]}")
+            return None
+        placed = Placed(response.json()["orderId"], branch, time.monotonic())
+        self.placed[placed.order_id] = placed
+        placed.actions.append(f"customer={customer.user_id}")
+        self._customer_of[placed.order_id] = customer
+        return placed
+
+    async def act(self, placed: Placed, action: str, headers: dict[str, str], body: Any) -> None:
+        response = await self.shop.call(
+            "POST", f"/api/v1/orders/{placed.order_id}/{action}", json=body, headers=headers
+        )
+        placed.actions.append(f"{action}:{response.status_code}")
+
+    async def follow(self, placed: Placed, timeout: float = 60.0) -> None:
+        """Do what the branch's customer or manager does whenever the order waits for them."""
+        customer = self._customer_of[placed.order_id]
+        branch = placed.branch
+        done: set[str] = set()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            response = await self.shop.call(
+                "GET", f"/api/v1/orders/{placed.order_id}", headers=self.shop.admin
+            )
+            if response.status_code == 200:
+                placed.status = response.json()["status"]
+            if placed.status in TERMINAL:
+                return
+            status = placed.status
+            if status == "PAYMENT_FAILED" and status not in done:
+                done.add(status)
+                if branch in ("declined_retry", "unavailable_retry") and len(customer.methods) > 1:
+                    body = {"paymentMethodId": customer.methods[1]}
+                    await self.act(placed, "payment/retry", customer.headers, body)
+                elif branch == "declined_cancel":
+                    await self.act(placed, "cancel", customer.headers, None)
+                # otherwise the payment window closes
+            elif status == "AWAITING_CUSTOMER_DECISION" and status not in done:
+                done.add(status)
+                accept = branch != "partial_ask_refuse"
+                await self.act(placed, "decision", customer.headers, {"accept": accept})
+            elif status == "AWAITING_APPROVAL" and status not in done:
+                done.add(status)
+                action = "reject" if branch.endswith("reject") else "approve"
+                await self.act(placed, action, self.shop.manager, {"reason": "chaos"})
+            await asyncio.sleep(2.0)
+
+    async def _worker(self, index: int) -> None:
+        while not self._stop.is_set():
+            branch = next(self.branches)
+            if self.burst and index % 2 == 0:
+                branch = "unavailable_retry"
+            try:
+                placed = await self.place(branch)
+            except Exception as exc:  # noqa: BLE001 - a driver error is reported, not raised
+                self.place_failures.append(f"{branch}: {exc!r}")
+                await asyncio.sleep(1)
+                continue
+            if placed is None:
+                await asyncio.sleep(1)
+                continue
+            self._in_flight += 1
+            self.in_flight_max = max(self.in_flight_max, self._in_flight)
+            try:
+                await self.follow(placed)
+            except Exception as exc:  # noqa: BLE001
+                placed.actions.append(f"follow failed: {exc!r}")
+            finally:
+                self._in_flight -= 1
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """Stop placing; let the followers see their orders through (or give up)."""
+        self._stop.set()
+        _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def placed_since(self, since: float) -> int:
+        return sum(1 for p in self.placed.values() if p.placed_at >= since)
+
+
+# --- faults ---------------------------------------------------------------------------------
+
+
+class Faults:
+    def __init__(self, system: System, shop: Shop, driver: Driver) -> None:
+        self.system = system
+        self.shop = shop
+        self.driver = driver
+        self.poison_ids: set[str] = set()
+        self.duplicates_sent: Counter[str] = Counter()
+
+    async def kill(self, name: str, down: float = 3.0) -> dict[str, Any]:
+        self.system.kill(name)
+        await asyncio.sleep(down)
+        ready_after = await self.system.restart(name)
+        return {"service": name, "down_seconds": down, "ready_after_seconds": round(ready_after, 1)}
+
+    async def drop_connections(self) -> dict[str, Any]:
+        closed = await close_connections(self.system.prefix, keep=(".chaos-",))
+        await asyncio.sleep(3)
+        await self.system.wait_ready(list(SERVICE_NAMES), timeout=60)
+        return {"closed": sorted(closed)}
+
+    async def crash_at(self, name: str, point: str) -> dict[str, Any]:
+        """Restart `name` armed to die at `point`; once it died there, start it normally."""
+        self.system.kill(name)
+        self.system.start(name, {"BUS_CRASH_AT": point})
+        deadline = time.monotonic() + 60
+        while self.system.alive(name) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        died = not self.system.alive(name)
+        ready_after = await self.system.restart(name)
+        return {
+            "service": name,
+            "point": point,
+            "died_there": died,
+            "ready_after_seconds": round(ready_after, 1),
+        }
+
+    async def duplicates(self, per_type: int = 2) -> dict[str, Any]:
+        """Publish again, as they were, up to `per_type` events of every type seen so far."""
+        assert self.shop.probe is not None
+        by_type: dict[str, list[aio_pika.abc.AbstractIncomingMessage]] = defaultdict(list)
+        for message in list(self.shop.probe.messages):
+            if message.type not in (None, "Poison") and len(by_type[message.type]) < per_type:
+                by_type[message.type].append(message)
+        channel = await self.shop.connection.channel()
+        exchange = await channel.get_exchange(Names.of(self.system.bus_config()).exchange)
+        for type_, messages in by_type.items():
+            for message in messages:
+                copy = aio_pika.Message(
+                    message.body,
+                    message_id=message.message_id,
+                    type=message.type,
+                    correlation_id=message.correlation_id,
+                    content_type=message.content_type,
+                    headers=dict(message.headers or {}),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                )
+                await exchange.publish(copy, routing_key=message.routing_key or "")
+                self.duplicates_sent[type_] += 1
+        await channel.close()
+        return {"types": len(by_type), "sent": sum(self.duplicates_sent.values())}
+
+    async def poison(self) -> dict[str, Any]:
+        """Messages no consumer can ever handle: not JSON, an unknown type, invalid data."""
+        channel = await self.shop.connection.channel()
+        exchange = await channel.get_exchange(Names.of(self.system.bus_config()).exchange)
+        bodies = [
+            ("order.placed", b"{not json"),
+            (
+                "order.placed",
+                json.dumps({"id": str(uuid.uuid4()), "type": "NoSuchEvent", "data": {}}).encode(),
+            ),
+            (
+                "payment.authorized",
+                json.dumps(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "type": "PaymentAuthorized",
+                        "version": 1,
+                        "data": {"orderId": 42},
+                    }
+                ).encode(),
+            ),
+        ]
+        for routing_key, body in bodies:
+            message_id = f"poison-{secrets.token_hex(4)}"
+            self.poison_ids.add(message_id)
+            await exchange.publish(
+                aio_pika.Message(body, message_id=message_id, type="Poison"),
+                routing_key=routing_key,
+            )
+        await channel.close()
+        return {"sent": len(bodies)}
+
+    async def slow_payment(self, seconds: float) -> dict[str, Any]:
+        """The provider answers slowly (the most the retry budget allows), then recovers."""
+        latency = "0.8"
+        await self.system.restart("payment", {"PAYMENT_PROVIDER_LATENCY_SECONDS": latency})
+        await asyncio.sleep(seconds)
+        await self.system.restart("payment")
+        return {"latency_seconds": float(latency), "for_seconds": seconds}
+
+    async def provider_bursts(self, seconds: float) -> dict[str, Any]:
+        """Half the new orders pay with a card the provider keeps failing on (transiently)."""
+        self.driver.burst = True
+        await asyncio.sleep(seconds)
+        self.driver.burst = False
+        return {"for_seconds": seconds}
+
+
+def scenarios(faults: Faults, long: bool) -> list[tuple[str, str, Callable[[], Awaitable[Any]]]]:
+    if not long:
+        return [
+            ("kill-order", "SIGKILL order, restart after 3 s", lambda: faults.kill("order")),
+            (
+                "kill-inventory",
+                "SIGKILL inventory, restart after 3 s",
+                lambda: faults.kill("inventory"),
+            ),
+            ("kill-payment", "SIGKILL payment, restart after 3 s", lambda: faults.kill("payment")),
+            ("drop-connections", "broker closes the system's connections", faults.drop_connections),
+            ("duplicates", "every event type published again", faults.duplicates),
+            ("poison", "unparseable / unknown / invalid messages", faults.poison),
+        ]
+    kills = [
+        (f"kill-{name}", f"SIGKILL {name}, restart after 4 s", _bind(faults.kill, name, 4.0))
+        for name in ("order", "inventory", "payment", "notify", "analytics", "user", "gateway")
+    ]
+    return [
+        *kills,
+        ("drop-connections", "broker closes the system's connections", faults.drop_connections),
+        (
+            "crash-consumer-after-commit",
+            "payment dies between a handler's commit and its ack",
+            _bind(faults.crash_at, "payment", "consumer.after_commit"),
+        ),
+        (
+            "crash-consumer-after-commit-inventory",
+            "inventory dies between a handler's commit and its ack",
+            _bind(faults.crash_at, "inventory", "consumer.after_commit"),
+        ),
+        (
+            "crash-relay-before-publish",
+            "order's relay dies holding committed, unpublished rows",
+            _bind(faults.crash_at, "order", "relay.before_publish"),
+        ),
+        (
+            "crash-relay-before-publish-inventory",
+            "inventory's relay dies holding committed, unpublished rows",
+            _bind(faults.crash_at, "inventory", "relay.before_publish"),
+        ),
+        ("duplicates", "every event type published again", _bind(faults.duplicates, 5)),
+        ("poison", "unparseable / unknown / invalid messages", faults.poison),
+        ("slow-payment", "provider latency 0.8 s per call", _bind(faults.slow_payment, 15.0)),
+        (
+            "provider-bursts",
+            "transient provider failures in bursts",
+            _bind(faults.provider_bursts, 15.0),
+        ),
+    ]
+
+
+def _bind(
+    function: Callable[..., Awaitable[dict[str, Any]]], *args: Any
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def call() -> dict[str, Any]:
+        return await function(*args)
+
+    return call
+
+
+# --- the invariant checker ------------------------------------------------------------------
+
+
+async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> dict[str, Any]:
+    """Every figure the suite asserts on, read through the APIs and the databases."""
+    orders_db = shop.mongo[system.database("order")]
+    statuses: dict[str, str] = {}
+    lost: list[str] = []
+    stuck: list[str] = []
+    # Wait for the deadlines to close what is still open (windows are seconds long).
+    deadline = time.monotonic() + 60
+    while True:
+        stuck, lost = [], []
+        for order_id in driver.placed:
+            response = await shop.call("GET", f"/api/v1/orders/{order_id}", headers=shop.admin)
+            if response.status_code == 404:
+                lost.append(order_id)
+                continue
+            statuses[order_id] = response.json()["status"]
+            driver.placed[order_id].status = statuses[order_id]
+            if statuses[order_id] not in TERMINAL:
+                stuck.append(order_id)
+        if not stuck and not lost or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(2)
+
+    # Every order in the order database, including any placed whose answer the driver lost.
+    orders = {doc["_id"]: doc async for doc in orders_db.orders.find({})}
+    unknown = sorted(set(orders) - set(driver.placed))
+    stuck += [o for o in unknown if orders[o]["status"] not in TERMINAL]
+    confirmed = {o for o, doc in orders.items() if doc["status"] == "CONFIRMED"}
+    outcomes = Counter(
+        f"{doc['status']}:{doc.get('cancel_reason') or doc.get('rejection_reason') or ''}"
+        for doc in orders.values()
+    )
+
+    # Stock: conserved per product, nothing left reserved, committed = units confirmed.
+    sold: Counter[str] = Counter()
+    for order_id in confirmed:
+        for line in orders[order_id]["items"]:
+            sold[line["product_id"] if "product_id" in line else line["productId"]] += (
+                line.get("fulfilled_quantity", line.get("fulfilledQuantity")) or 0
+            )
+    conservation: list[str] = []
+    settle_deadline = time.monotonic() + 30
+    while True:
+        conservation = []
+        for product_id in driver.all_products:
+            response = await shop.call("GET", f"/api/v1/products/{product_id}", headers=shop.admin)
+            stock = response.json()["stock"]
+            if stock["available"] + stock["reserved"] + stock["committed"] != stock["received"]:
+                conservation.append(f"{product_id}: not conserved {stock}")
+            if stock["reserved"]:
+                conservation.append(f"{product_id}: {stock['reserved']} still reserved")
+            if stock["committed"] != sold[product_id]:
+                conservation.append(
+                    f"{product_id}: committed {stock} but confirmed {sold[product_id]}"
+                )
+        if not conservation or time.monotonic() > settle_deadline:
+            break
+        await asyncio.sleep(2)
+
+    # Payments: the payment database and the PaymentCaptured events on the bus.
+    payments = [p async for p in shop.mongo[system.database("payment")].payments.find({})]
+    captured_without_confirmed = sorted(
+        p["order_id"]
+        for p in payments
+        if (p.get("captured_cents") or p.get("status") == "captured")
+        and p["order_id"] not in confirmed
+    )
+    capture_ids: dict[str, set[str]] = defaultdict(set)
+    for event in shop.events():
+        if event.get("type") == "PaymentCaptured":
+            capture_ids[event["data"]["orderId"]].add(event["id"])
+    double_captures = sorted(o for o, ids in capture_ids.items() if len(ids) > 1)
+    double_captures += sorted(
+        p["order_id"]
+        for p in payments
+        if p["order_id"] in orders
+        and (p.get("captured_cents") or 0) > orders[p["order_id"]].get("total_cents", 10**12)
+    )
+    confirmed_not_captured = sorted(o for o in confirmed if not capture_ids.get(o))
+
+    # Notifications: one per (event, channel, recipient).
+    notify = shop.mongo[system.database("notify")].notifications
+    per_event: Counter[tuple[Any, ...]] = Counter()
+    async for row in notify.find({}, {"event_id": 1, "channel": 1, "user_id": 1, "type": 1}):
+        per_event[
+            (row.get("event_id"), row.get("channel"), row.get("user_id"), row.get("type"))
+        ] += 1
+    duplicate_notifications = sum(n - 1 for n in per_event.values() if n > 1)
+    notifications = sum(per_event.values())
+
+    # Dead letters: only the poison is expected.
+    response = await shop.call("GET", "/api/v1/ops/dlq", params={"limit": 100}, headers=shop.admin)
+    dead: dict[str, int] = {}
+    unexpected: list[dict[str, Any]] = []
+    expected = 0
+    for item in response.json()["items"]:
+        dead[item["service"]] = item["count"]
+        for letter in item["messages"]:
+            if letter["id"] in faults.poison_ids:
+                expected += 1
+            else:
+                unexpected.append({"service": item["service"], **letter})
+        unexpected += [{"service": item["service"], "unlisted": True}] * max(
+            0, item["count"] - len(item["messages"])
+        )
+
+    return {
+        "submitted": len(driver.placed),
+        "terminal": sum(1 for s in statuses.values() if s in TERMINAL),
+        "stuck": len(stuck),
+        "lost": len(lost),
+        "conservation_violations": len(conservation),
+        "captured_without_confirmed": len(captured_without_confirmed),
+        "double_captures": len(double_captures),
+        "duplicate_notifications": duplicate_notifications,
+        "unexpected_dead_letters": len(unexpected),
+        "expected_dead_letters": expected,
+        "confirmed_not_captured": len(confirmed_not_captured),
+        "by_status": dict(Counter(statuses.values())),
+        "by_outcome": dict(sorted(outcomes.items())),
+        "orders_not_placed_by_driver": len(unknown),
+        "place_failures": len(driver.place_failures),
+        "server_errors_retried": len(driver.server_errors),
+        "max_in_flight": driver.in_flight_max,
+        "notifications": notifications,
+        "duplicates_injected": dict(faults.duplicates_sent),
+        "poison_injected": len(faults.poison_ids),
+        "dlq_counts": dead,
+        "details": {
+            "stuck": stuck[:20],
+            "lost": lost[:20],
+            "conservation": conservation[:20],
+            "captured_without_confirmed": captured_without_confirmed[:20],
+            "double_captures": double_captures[:20],
+            "confirmed_not_captured": confirmed_not_captured[:20],
+            "unexpected_dead_letters": unexpected[:20],
+            "place_failures": driver.place_failures[:20],
+            "server_errors": driver.server_errors[:20],
+            "stuck_orders": {
+                o: driver.placed[o].__dict__ for o in stuck[:10] if o in driver.placed
+            },
+        },
+    }
+
+
+FIGURES = (
+    "submitted",
+    "terminal",
+    "stuck",
+    "lost",
+    "conservation_violations",
+    "captured_without_confirmed",
+    "double_captures",
+    "duplicate_notifications",
+    "unexpected_dead_letters",
+    "expected_dead_letters",
+    "confirmed_not_captured",
+)
+MUST_BE_ZERO = (
+    "stuck",
+    "lost",
+    "conservation_violations",
+    "captured_without_confirmed",
+    "double_captures",
+    "duplicate_notifications",
+    "unexpected_dead_letters",
+    "confirmed_not_captured",
+)
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [f"chaos ({report['mode']}): {report['seconds']:.0f} s, {report['workers']} workers"]
+    lines.append(f"{'scenario':<40} {'s':>6} {'orders':>7}  ok  detail")
+    for s in report["scenarios"]:
+        detail = json.dumps(s["detail"], separators=(",", ":"))[:70]
+        ok = "yes" if s["ok"] else "NO"
+        lines.append(
+            f"{s['name']:<40} {s['seconds']:>6.1f} {s['orders_during']:>7}  {ok:<3} {detail}"
+        )
+    lines.append("")
+    lines.append(f"{'figure':<30} {'value':>8}  expected")
+    for name in FIGURES:
+        expected = "0" if name in MUST_BE_ZERO else ("= submitted" if name == "terminal" else "")
+        if name == "expected_dead_letters":
+            expected = "poison only"
+        lines.append(f"{name:<30} {report['figures'][name]:>8}  {expected}")
+    lines.append(f"by status: {report['figures']['by_status']}")
+    lines.append(f"outcomes: {report['figures']['by_outcome']}")
+    lines.append(f"max orders in flight: {report['figures']['max_in_flight']}")
+    lines.append(
+        "place answered 5xx, retried with its key: "
+        f"{report['figures']['server_errors_retried']}"
+        f"; place failures: {report['figures']['place_failures']}"
+    )
+    return "\n".join(lines)
+
+
+def say(text: str) -> None:
+    print(f"chaos {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+async def run(amqp_url: str, *, long: bool, workers: int | None = None) -> dict[str, Any]:
+    started = time.monotonic()
+    run_dir = Path(tempfile.mkdtemp(prefix="chaos-"))
+    system = System(run_dir=run_dir, amqp_url=amqp_url)
+    workers = workers or (20 if long else 8)
+    report: dict[str, Any] = {"mode": "long" if long else "short", "workers": workers}
+    try:
+        say(f"starting the shop in {run_dir}")
+        await system.up()
+        say("shop ready")
+        shop = Shop(system)
+        try:
+            await shop.open()
+            driver = Driver(shop, workers)
+            await driver.prepare()
+            faults = Faults(system, shop, driver)
+            driver.start()
+            # Load first: at least `workers` orders in flight before the first fault.
+            ramp = time.monotonic() + 40
+            while driver.in_flight < workers and time.monotonic() < ramp:
+                await asyncio.sleep(0.5)
+            say(f"{driver.in_flight} orders in flight")
+            done: list[Scenario] = []
+            for name, fault, inject in scenarios(faults, long):
+                say(f"fault {name}: {fault}")
+                scenario = Scenario(name, fault, started=time.monotonic())
+                try:
+                    scenario.detail = await inject()
+                except Exception as exc:  # noqa: BLE001 - a fault that could not be injected
+                    scenario.ok = False
+                    scenario.detail = {"error": repr(exc)}
+                await asyncio.sleep(4 if long else 3)  # orders in flight across the recovery
+                scenario.seconds = time.monotonic() - scenario.started
+                scenario.orders_during = driver.placed_since(scenario.started)
+                done.append(scenario)
+            say(f"faults done; {len(driver.placed)} orders placed; letting them finish")
+            await driver.stop()
+            say("checking invariants")
+            figures = await check(system, shop, driver, faults)
+            for scenario in done:
+                window = [
+                    p
+                    for p in driver.placed.values()
+                    if scenario.started <= p.placed_at <= scenario.started + scenario.seconds
+                ]
+                scenario.detail["terminal"] = sum(1 for p in window if p.status in TERMINAL)
+                scenario.ok = scenario.ok and all(p.status in TERMINAL for p in window)
+            report["scenarios"] = [s.__dict__ | {"started": None} for s in done]
+            for s in report["scenarios"]:
+                s.pop("started")
+            report["figures"] = figures
+            report["restarts"] = system.restarts
+        finally:
+            await shop.close()
+    finally:
+        system.down()
+        with contextlib.suppress(Exception):
+            await system.delete_broker_state()
+        report["seconds"] = time.monotonic() - started
+        report["run_dir"] = str(run_dir)
+    for name in FIGURES:
+        report[name] = report.get("figures", {}).get(name)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The fault suite (make chaos).")
+    parser.add_argument("--long", action="store_true", help="every fault (a few minutes)")
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
+    args = parser.parse_args(argv)
+    report = asyncio.run(run(args.amqp_url, long=args.long, workers=args.workers))
+    print(table(report))
+    print(f"report: {REPORT}")
+    failed = [n for n in MUST_BE_ZERO if report["figures"][n]] + [
+        s["name"] for s in report["scenarios"] if not s["ok"]
+    ]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The shop as separate processes that the fault suite can kill and start one by one.
+
+Each service is started with the command and environment `scripts/run_local.py` gives it
+(`python -m <name>_service`, `runner.config.child_env`), on a free block of ports, with an
+embedded Mongo of its own, its own `BUS_PREFIX`, `DB_PREFIX` and run directory. Unlike the runner,
+nothing restarts a dead child on its own: the suite decides when (and with which environment) a
+service comes back. Output goes to `<run dir>/logs/<name>.log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from bus import BusConfig, BusConnection, delete_topology
+from kit.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from runner.config import SERVICE_NAMES, SERVICES, child_env, parse_args  # noqa: E402
+
+BUS_SERVICES = tuple(n for n in SERVICE_NAMES if n != "gateway")
+ADMIN = ("chaos-admin@example.com", "chaos-admin-password-1")
+MANAGER = ("chaos-manager@example.com", "chaos-manager-password-1")
+APPROVAL_THRESHOLD_CENTS = 100_000
+
+# Short windows so that every order reaches CONFIRMED, REJECTED or CANCELLED within the run.
+DEADLINES = {
+    "ORDER_DECISION_WINDOW_SECONDS": "15",
+    "ORDER_PAYMENT_WINDOW_SECONDS": "15",
+    "ORDER_APPROVAL_WINDOW_SECONDS": "15",
+    "ORDER_SWEEP_INTERVAL_SECONDS": "1",
+    "ORDER_SWEEP_LEASE_SECONDS": "5",
+    "INVENTORY_RESERVATION_TTL_SECONDS": "40",
+    "INVENTORY_SWEEP_INTERVAL_SECONDS": "1",
+    "INVENTORY_SWEEP_LEASE_SECONDS": "5",
+}
+
+
+def free_port_block(size: int = 30) -> int:
+    """A base port such that base … base+size-1 are all free right now."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(12000)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free block of ports")
+
+
+@dataclass
+class System:
+    run_dir: Path
+    amqp_url: str
+    prefix: str = field(default_factory=lambda: f"chaos{secrets.token_hex(3)}.")
+    db_prefix: str = field(default_factory=lambda: f"chaos{secrets.token_hex(3)}_")
+    base: int = field(default_factory=free_port_block)
+    mongo_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    _logs: dict[str, IO[bytes]] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.base + dict(SERVICES)[name]}"
+
+    @property
+    def gateway(self) -> str:
+        return self.url("gateway")
+
+    # --- processes --------------------------------------------------------------------------
+
+    def _log(self, name: str) -> IO[bytes]:
+        if name not in self._logs:
+            (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+            self._logs[name] = (self.run_dir / "logs" / f"{name}.log").open("ab")
+        return self._logs[name]
+
+    def start_mongo(self) -> None:
+        argv = [sys.executable, "-m", "kit.embedded_mongo", "--port", "0"]
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.processes["mongo"] = process
+        assert process.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stdout.readline().decode()
+            if line.startswith("READY "):
+                self.mongo_url = line.removeprefix("READY ").strip()
+                break
+            if not line and process.poll() is not None:
+                break
+        if not self.mongo_url:
+            raise RuntimeError("the embedded Mongo did not start")
+        log = self._log("mongo")
+        out = process.stdout
+
+        def drain() -> None:
+            for chunk in iter(lambda: out.readline(), b""):
+                log.write(chunk)
+
+        threading.Thread(target=drain, daemon=True).start()
+
+    def prepare_env(self, extra: dict[str, str] | None = None) -> None:
+        runner_env = {
+            "SHOP_PORT_BASE": str(self.base),
+            "SHOP_RUN_DIR": str(self.run_dir),
+            "AMQP_URL": self.amqp_url,
+            "MONGO_URL": self.mongo_url,
+        }
+        config = parse_args([], env=runner_env)
+        env = child_env(config, self.mongo_url)
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        env.update(
+            BUS_PREFIX=self.prefix,
+            DB_PREFIX=self.db_prefix,
+            SHOP_ENV="dev",
+            SHOP_SEED_CATALOG="0",
+            LOG_FORMAT="console",
+            LOG_LEVEL="WARNING",
+            SHOP_ADMIN_EMAIL=ADMIN[0],
+            SHOP_ADMIN_PASSWORD=ADMIN[1],
+            SHOP_MANAGER_EMAIL=MANAGER[0],
+            SHOP_MANAGER_PASSWORD=MANAGER[1],
+            APPROVAL_THRESHOLD_CENTS=str(APPROVAL_THRESHOLD_CENTS),
+            # Retries spread over ~50 s: the embedded Mongo fails any two overlapping write
+            # transactions (bus README, known limits), which a loaded 2-core machine makes common.
+            BUS_RETRY_DELAYS="1,5,15",
+            BUS_MAX_ATTEMPTS="6",
+            # The gateway's rate limits are not what this suite measures.
+            GATEWAY_IP_RATE_LIMIT="1000000",
+            **DEADLINES,
+        )
+        env.pop("BUS_CRASH_AT", None)
+        (self.run_dir / "keys").mkdir(parents=True, exist_ok=True)
+        self.env = env | (extra or {})
+
+    def start(self, name: str, extra: dict[str, str] | None = None) -> None:
+        """Start one service (or the SMTP sink) as `run_local.py` would."""
+        if name == "smtp-sink":
+            argv = [
+                sys.executable,
+                "-m",
+                "notify_service.smtp_sink",
+                "--port",
+                self.env["NOTIFY_SMTP_PORT"],
+                "--dir",
+                str(self.run_dir / "mail"),
+            ]
+        else:
+            argv = [sys.executable, "-m", f"{name}_service"]
+        log = self._log(name)
+        log.write(f"--- start {name} {sorted((extra or {}).items())}\n".encode())
+        log.flush()
+        self.processes[name] = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env | (extra or {}),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL, as the kernel's OOM killer or a node failure would."""
+        process = self.processes[name]
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def alive(self, name: str) -> bool:
+        return self.processes[name].poll() is None
+
+    async def restart(self, name: str, extra: dict[str, str] | None = None) -> float:
+        """Start a (dead) service again; seconds until it answers ready."""
+        if self.alive(name):
+            self.kill(name)
+        started = time.monotonic()
+        self.start(name, extra)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        await self.wait_ready([name])
+        return time.monotonic() - started
+
+    async def wait_ready(self, names: list[str] | tuple[str, ...], timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(names)
+        async with httpx.AsyncClient(timeout=3) as client:
+            while pending:
+                name = pending[0]
+                path = "/healthz" if name == "gateway" else "/readyz"
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(self.url(name) + path)).status_code == 200:
+                        pending.pop(0)
+                        continue
+                if not self.alive(name):
+                    raise RuntimeError(f"{name} exited: see {self.run_dir}/logs/{name}.log")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{name} not ready after {timeout:g}s")
+                await asyncio.sleep(0.3)
+
+    async def up(self) -> None:
+        self.start_mongo()
+        self.prepare_env()
+        self.start("smtp-sink")
+        # Notify and analytics first: their queues must exist before the user service announces
+        # the bootstrap accounts (notify keeps a replica of the Managers).
+        for name in ("notify", "analytics"):
+            self.start(name)
+        await self.wait_ready(["notify", "analytics"])
+        for name in ("user", "inventory", "order", "payment"):
+            self.start(name)
+        await self.wait_ready(["user", "inventory", "order", "payment"])
+        self.start("gateway")
+        await self.wait_ready(["gateway"])
+
+    def down(self) -> None:
+        order = ["gateway", *BUS_SERVICES, "smtp-sink", "mongo"]
+        for name in order:
+            process = self.processes.get(name)
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for name in order:
+            process = self.processes.get(name)
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for log in self._logs.values():
+            log.close()
+
+    async def delete_broker_state(self) -> None:
+        connection = BusConnection(self.amqp_url, name=f"{self.prefix}chaos-cleanup")
+        delays = ServiceSettings(BUS_RETRY_DELAYS=self.env["BUS_RETRY_DELAYS"]).bus_retry_delays  # type: ignore[call-arg]
+        try:
+            channel = await connection.channel()
+            for service in BUS_SERVICES:
+                config = BusConfig(service=service, prefix=self.prefix, retry_delays=delays)
+                await delete_topology(channel, config, exchanges=service == "user")
+        finally:
+            await connection.close()
+
+    def bus_config(self, service: str = "chaos") -> BusConfig:
+        return BusConfig(service=service, amqp_url=self.amqp_url, prefix=self.prefix)
+
+    def database(self, service: str) -> str:
+        return f"{self.db_prefix}{service}"
+
+
+async def broker_connections(prefix: str) -> list[tuple[str, str]]:
+    """(pid, connection name) of every broker connection whose name starts with `prefix`."""
+    listing = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "list_connections",
+        "-q",
+        "--no-table-headers",
+        "pid",
+        "client_properties",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await listing.communicate()
+    found: list[tuple[str, str]] = []
+    for line in out.decode().splitlines():
+        marker = '"connection_name","'
+        if marker not in line:
+            continue
+        name = line.split(marker, 1)[1].split('"', 1)[0]
+        if name.startswith(prefix):
+            found.append((line.split("\t", 1)[0], name))
+    return found
+
+
+async def close_connections(prefix: str, keep: tuple[str, ...] = ()) -> list[str]:
+    """Make the broker close the system's own connections (never anyone else's)."""
+    closed: list[str] = []
+    for pid, name in await broker_connections(prefix):
+        if any(k in name for k in keep):
+            continue
+        closing = await asyncio.create_subprocess_exec(
+            "rabbitmqctl",
+            "close_connection",
+            pid,
+            "chaos: broker dropped the connection",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await closing.wait() == 0:
+            closed.append(name)
+    return closed
+
+
+def environment_note() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
