@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -96,7 +97,13 @@ class PaymentEnv:
     ) -> PaymentEnv:
         """The sandbox processor unless a provider is given (the only one this project has)."""
         return cls(
-            provider=provider or SandboxProvider(latency_seconds=settings.provider_latency_seconds),
+            provider=provider
+            or SandboxProvider(
+                latency_seconds=settings.provider_latency_seconds,
+                state_path=Path(settings.sandbox_state_path)
+                if settings.sandbox_state_path
+                else None,
+            ),
             users=UserDirectory(
                 settings.user_url,
                 timeout_seconds=settings.user_timeout_seconds,

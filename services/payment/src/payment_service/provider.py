@@ -6,14 +6,22 @@ same key answers the same result again and never charges twice. Test tokens (api
 `pm_card_ok` authorizes, `pm_card_declined` is declined, `pm_card_flaky` fails transiently on the
 first two calls of each payment, `pm_card_unavailable` always fails transiently; any other
 `pm_…` token authorizes.
+
+A real processor outlives the service that calls it. With `state_path` the sandbox keeps its
+ledger and answers in that file (rewritten after each change, read back at start-up), so a
+payment service killed and restarted still captures or voids what it authorized before; without
+it (unit tests) the sandbox lives and dies with the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import secrets
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 
 class ProviderError(Exception):
@@ -74,6 +82,45 @@ class SandboxProvider:
     _keys_per_payment: dict[str, int] = field(default_factory=dict)
     _authorizations: dict[str, LedgerEntry] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    state_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.state_path is not None and self.state_path.exists():
+            self._load(json.loads(self.state_path.read_text()))
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.ledger = [LedgerEntry(**entry) for entry in state["ledger"]]
+        self._authorizations = {
+            e.authorization_id: e for e in self.ledger if e.operation == "authorize"
+        }
+        self._keys_per_payment = dict(state["keys_per_payment"])
+        errors = {"declined": PaymentDeclined, "transient": TransientProviderError}
+        self._answers = {
+            key: Authorization(**answer["auth"])
+            if "auth" in answer
+            else errors[answer["error"]](answer["message"])
+            for key, answer in state["answers"].items()
+        }
+
+    def _save(self) -> None:
+        """Write the whole state (small: a sandbox) to a temporary file, then rename it."""
+        if self.state_path is None:
+            return
+        answers: dict[str, Any] = {}
+        for key, answer in self._answers.items():
+            if isinstance(answer, Authorization):
+                answers[key] = {"auth": asdict(answer)}
+            else:
+                kind = "declined" if isinstance(answer, PaymentDeclined) else "transient"
+                answers[key] = {"error": kind, "message": str(answer)}
+        state = {
+            "ledger": [asdict(e) for e in self.ledger],
+            "keys_per_payment": self._keys_per_payment,
+            "answers": answers,
+        }
+        temporary = self.state_path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state))
+        os.replace(temporary, self.state_path)
 
     def charges(self, payment_ref: str) -> list[LedgerEntry]:
         """The authorizations carried out for a payment (what the customer's card holds)."""
@@ -93,6 +140,7 @@ class SandboxProvider:
             if answer is None:
                 answer = self._decide(key, payment_ref, token, amount_cents, currency)
                 self._answers[key] = answer
+                self._save()
         if isinstance(answer, ProviderError):
             raise answer
         return answer
@@ -152,6 +200,7 @@ class SandboxProvider:
                     authorization_id,
                 )
             )
+            self._save()
 
     async def _latency(self) -> None:
         self.calls += 1

@@ -1,0 +1,54 @@
+"""The sandbox processor outlives a restart of the payment service when it has a state file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from payment_service.provider import PaymentDeclined, SandboxProvider, TransientProviderError
+
+pytestmark = pytest.mark.unit
+
+
+async def test_a_restarted_service_captures_what_it_authorized_before(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.json"
+    before = SandboxProvider(state_path=path)
+    auth = await before.authorize(
+        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=1_000, currency="USD"
+    )
+    with pytest.raises(PaymentDeclined):
+        await before.authorize(
+            key="o2:1", payment_ref="o2", token="pm_card_declined", amount_cents=5, currency="USD"
+        )
+    with pytest.raises(TransientProviderError):
+        await before.authorize(
+            key="o3:1", payment_ref="o3", token="pm_card_flaky", amount_cents=5, currency="USD"
+        )
+
+    after = SandboxProvider(state_path=path)  # the process was killed and started again
+    again = await after.authorize(
+        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=1_000, currency="USD"
+    )
+    assert again == auth  # the same key answers the same authorization, never a second charge
+    assert len(after.charges("o1")) == 1
+    with pytest.raises(PaymentDeclined):
+        await after.authorize(
+            key="o2:1", payment_ref="o2", token="pm_card_declined", amount_cents=5, currency="USD"
+        )
+    # The flaky card's call count survived too: its second call still fails, the third passes.
+    with pytest.raises(TransientProviderError):
+        await after.authorize(
+            key="o3:2", payment_ref="o3", token="pm_card_flaky", amount_cents=5, currency="USD"
+        )
+    await after.capture(key="o1:capture", authorization_id=auth.authorization_id)
+    await SandboxProvider(state_path=path).capture(
+        key="o1:capture", authorization_id=auth.authorization_id
+    )
+    final = SandboxProvider(state_path=path)
+    assert [e.operation for e in final.ledger if e.payment_ref == "o1"] == ["authorize", "capture"]
+
+
+async def test_without_a_state_file_it_forgets_as_before() -> None:
+    provider = SandboxProvider()
+    with pytest.raises(PaymentDeclined, match="unknown authorization"):
+        await provider.capture(key="k", authorization_id="auth_from_a_previous_life")
