@@ -4,7 +4,8 @@ The shop runs as processes (one per service, as `make run` starts them) with its
 embedded Mongo, broker prefix and database prefix; 8 customers (`CHAOS_WORKERS`; `make chaos`
 uses 20) keep orders in flight on every checkout branch while order, inventory and payment are
 SIGKILLed and restarted, the broker drops the system's connections, and duplicates of every event
-type and a few poison messages are published. Every figure of the invariant checker must be 0 except the expected poison.
+type and a few poison messages are published. Every figure of the invariant checker must be 0
+except the expected poison.
 """
 
 from __future__ import annotations
