@@ -15,12 +15,14 @@ import logging
 import secrets
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest_asyncio
 
 from bus.testing import eventually
+from kit import transactions
 from tests.e2e.shop import ADDRESS, ADMIN, MANAGER, PASSWORD, Customer, Shop, running_shop
 
 
@@ -94,6 +96,21 @@ def _kit_formatter() -> logging.Formatter | None:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def secure(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[Secure]:
+    # Every service runs in this process on one embedded Mongo, which treats any two
+    # overlapping write transactions as a conflict: under the suite's bursts on a busy machine
+    # the retries ran out (500s, OrderPlaced dead-lettered). MONGO_SERIAL_TRANSACTIONS' switch
+    # (kit.transactions) runs this process's transactions one at a time, as `make bench` does.
+    serial = transactions._SERIAL
+    transactions._SERIAL = True
+    try:
+        async with _running(mongo_url, amqp_url, run_prefix) as secure:
+            yield secure
+    finally:
+        transactions._SERIAL = serial
+
+
+@asynccontextmanager
+async def _running(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[Secure]:
     async with running_shop(
         mongo_url, amqp_url, run_prefix, with_notify=True, with_analytics=True
     ) as shop:

@@ -320,3 +320,29 @@ async def test_services_refuse_what_the_gateway_refuses(secure: Secure, targets:
             refused_late.append(f"{service}: {endpoint.label} → {response.status_code}")
     assert len(checked) >= 13, checked
     assert not refused_late, refused_late
+
+
+async def test_filters_cannot_reach_another_customers_data(secure: Secure) -> None:
+    """BOLA through query filters: a Customer's `userId` filter never widens the list."""
+    client, other = secure.client, secure.other.user_id
+    orders = await client.get(
+        "/api/v1/orders", params={"userId": other}, headers=secure.customer.headers
+    )
+    if orders.status_code == 200:
+        assert {o["userId"] for o in orders.json()["items"]} <= {secure.customer.user_id}
+    else:
+        assert orders.status_code in (403, 404), orders.text
+    inbox = await client.get(
+        "/api/v1/notifications", params={"userId": other}, headers=secure.customer.headers
+    )
+    assert inbox.status_code in (403, 404), inbox.text
+    mine = await client.get(
+        f"/api/v1/orders/{secure.other_order_id}/timeline", headers=secure.customer.headers
+    )
+    assert mine.status_code == 404 and mine.json()["code"] == "ORDER_NOT_FOUND"
+    # the Manager sees everyone's orders, filtered
+    staff = await client.get(
+        "/api/v1/orders", params={"userId": other}, headers=secure.shop.manager
+    )
+    assert staff.status_code == 200
+    assert {o["userId"] for o in staff.json()["items"]} == {other}
