@@ -114,6 +114,9 @@ async def test_a_consumed_event_and_a_dead_letter_show_up_in_metrics(
                         )
                         == 1
                         and value(text, "shop_dlq_depth", service=service) == 1
+                        # The published counter moves at the confirm, before the row is marked
+                        # sent: wait for both (a loaded machine showed the gap).
+                        and value(text, "shop_outbox_pending", service=service) == 0
                     )
 
                 await eventually(counted, what="the pong published and the poison dead-lettered")
