@@ -21,6 +21,10 @@ class BusConfig:
     retry_delays: tuple[float, ...] = (1.0, 10.0, 60.0)
     # Deliveries before a message goes to the DLQ; 0 means one per delay plus the first.
     max_attempts: int = 0
+    # Deliveries before a message whose handler keeps failing for a reason of the moment (a write
+    # conflict, an unreachable database: `kit.transactions.is_retryable`) goes to the DLQ. Such a
+    # message is not poison: it waits out an overloaded or restarting database far longer.
+    retryable_attempts: int = 50
     # Broker-side backstop for consumers that die before they can ack or reroute a message.
     delivery_limit: int = 20
     prefetch: int = 16
@@ -47,6 +51,8 @@ class BusConfig:
             object.__setattr__(self, "max_attempts", len(self.retry_delays) + 1)
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if self.retryable_attempts < self.max_attempts:
+            object.__setattr__(self, "retryable_attempts", self.max_attempts)
         if self.handler_concurrency < 1 or self.prefetch < 1:
             raise ValueError("handler_concurrency and prefetch must be at least 1")
         if not self.connection_name:

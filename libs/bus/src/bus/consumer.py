@@ -44,7 +44,7 @@ from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
 from bus.topology import Names, declare_topology
 from bus.tracing import extract_context, tracer
 from contracts import ContractError, Envelope
-from kit.transactions import run_in_transaction
+from kit.transactions import is_retryable, run_in_transaction
 
 __all__ = ["Consumer", "Handler", "HandlerContext", "HandlerTable", "OnCommitted"]
 
@@ -261,7 +261,12 @@ class Consumer:
         bound: FilteringBoundLogger,
     ) -> str:
         """Retry or dead-letter a failed delivery; the outcome for the consumed counter."""
-        if failure.attempt >= self.config.max_attempts:
+        limit = (
+            self.config.retryable_attempts
+            if is_retryable(failure.error)
+            else self.config.max_attempts
+        )
+        if failure.attempt >= limit:
             return await self._dead_letter(message, failure, headers)
         delay = self.config.delay_for(failure.attempt)
         copy = self._copy(message, retry_headers(headers, failure, self.config.error_max_length))

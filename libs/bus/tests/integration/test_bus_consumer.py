@@ -14,12 +14,18 @@ from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
 from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from kit.transactions import Conflict
 
 pytestmark = pytest.mark.integration
 
 
 @event("test")
 class BusRetryPing(Event):
+    key: str
+
+
+@event("test")
+class BusConflictPing(Event):
     key: str
 
 
@@ -61,6 +67,41 @@ async def test_handler_failing_twice_succeeds_on_third_attempt_and_changes_state
         assert seen == [1, 2, 3]
         assert await db.state.find_one({"_id": "k1"}) == {"_id": "k1", "n": 1}
         assert await db.inbox.count_documents({}) == 1
+    finally:
+        await bus.stop()
+
+
+async def test_a_handler_losing_races_is_retried_past_the_poison_limit(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    # Two attempts for poison; a write conflict or a lost version race is not poison.
+    config = make_config(retry_delays=(0.05,), max_attempts=2, retryable_attempts=6)
+    seen: list[int] = []
+
+    async def record_contended_ping(
+        envelope: Envelope[BusConflictPing], ctx: HandlerContext
+    ) -> None:
+        seen.append(ctx.attempt)
+        if ctx.attempt < 5:
+            # (A Mongo write conflict is retried inside the transaction first; once those
+            # retries are spent it reaches the consumer like this and counts the same way.)
+            raise Conflict("the document moved on")
+        await db.state.insert_one({"_id": envelope.data.key}, session=ctx.session)
+
+    bus = ServiceBus(
+        config, {BusConflictPing: [record_contended_ping]}, mongo_client, db, connection=connection
+    )
+    await bus.start()
+    try:
+        await bus.publisher.publish(Envelope.wrap(BusConflictPing(key="k1"), correlation_id="c1"))
+        await eventually(lambda: len(seen) >= 5, what="five deliveries")
+        await eventually(
+            lambda: db.state.find_one({"_id": "k1"}), what="handled on the fifth delivery"
+        )
+        assert seen == [1, 2, 3, 4, 5]
     finally:
         await bus.stop()
 

@@ -46,6 +46,19 @@ type Session = AsyncClientSession
 type TransactionBody[T] = Callable[[AsyncClientSession], Awaitable[T]]
 
 
+class Conflict(Exception):
+    """A write lost a race the application detects itself (e.g. an optimistic version check):
+    like a write conflict, trying again from a fresh read is the whole remedy."""
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """A failure of the moment rather than of the input: a transient database error, a database
+    that cannot be reached, or a `Conflict`. Retrying it is always right; it is never poison."""
+    if isinstance(exc, Conflict):
+        return True
+    return isinstance(exc, PyMongoError) and is_transient(exc)
+
+
 def is_transient(exc: PyMongoError) -> bool:
     """True for errors where running the whole transaction again is the correct response."""
     if exc.has_error_label("TransientTransactionError"):

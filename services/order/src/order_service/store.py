@@ -20,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kit.mongo import IndexSpec
+from kit.transactions import Conflict
 from order_service.domain import Order, Status
 
 type Db = AsyncDatabase[Any]
@@ -50,7 +51,7 @@ class OrderNotFound(Exception):
         self.order_id = order_id
 
 
-class ConcurrentUpdate(Exception):
+class ConcurrentUpdate(Conflict):
     """Another writer saved the order after it was loaded (the stored version moved on)."""
 
     def __init__(self, order_id: str, expected_version: int) -> None:
