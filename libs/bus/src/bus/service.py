@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import aio_pika
+import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,7 +17,10 @@ from bus.context import HandlerTable
 from bus.outbox import Outbox
 from bus.publisher import AmqpPublisher
 from bus.relay import OutboxRelay
+from bus.topology import declare_peer_queues
 from kit.transactions import TransactionBody, run_in_transaction
+
+log = structlog.get_logger("bus.service")
 
 
 class ServiceBus:
@@ -57,9 +63,22 @@ class ServiceBus:
             return
         await self.connection.connect()
         await self.outbox.ensure_indexes()
+        await self._declare_peer_queues()
         await self.consumer.start()
         self.relay.start()
         self._started = True
+
+    async def _declare_peer_queues(self) -> None:
+        # On a channel of its own: a peer queue declared elsewhere with other arguments closes
+        # the channel (PRECONDITION_FAILED); that is the peer's business, not a reason to fail.
+        channel = await self.connection.channel()
+        try:
+            await declare_peer_queues(channel, self.config)
+        except aio_pika.exceptions.AMQPError as exc:
+            log.warning("bus.peer_queues_not_declared", error=repr(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def stop(self) -> None:
         """Stop the relay, drain the consumer, close the connection if this bus opened it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aio_pika
@@ -120,8 +120,47 @@ async def delete_topology(
 ) -> None:
     """Delete a service's queues (and with `exchanges=True` the shared exchanges): test cleanup."""
     names = Names.of(config)
-    for queue in (names.queue, names.dlq, *names.retry_queues.values()):
+    # The queues this service declared for its peers too: a test that starts only some services
+    # must not leave the others' queues behind on a shared broker.
+    peers = [Names.of(replace(config, service=s)).queue for s in peer_bindings(config.service)]
+    for queue in (names.queue, names.dlq, *names.retry_queues.values(), *peers):
         await channel.queue_delete(queue)
     if exchanges:
         await channel.exchange_delete(names.dlx)
         await channel.exchange_delete(names.exchange)
+
+
+def peer_bindings(service: str) -> dict[str, list[str]]:
+    """For each service that consumes an event `service` publishes (`contracts.catalogue`), the
+    routing keys of those events: the queues that must exist before its first publish."""
+    from contracts.catalogue import CONSUMERS
+    from contracts.registry import all_events
+
+    bindings: dict[str, list[str]] = {}
+    for name, cls in sorted(all_events().items()):
+        if cls.SOURCE != service:
+            continue
+        for consumer in CONSUMERS.get(name, ()):
+            if consumer != service:
+                bindings.setdefault(consumer, []).append(cls.ROUTING_KEY)
+    return bindings
+
+
+async def declare_peer_queues(channel: AbstractChannel, config: BusConfig) -> list[str]:
+    """Declare the queues of the services that consume what `config.service` publishes, bound
+    to those events, so that an event published before its consumer first started (the user
+    service announcing the bootstrap accounts at a fresh start) waits in the queue instead of
+    being dropped by the exchange. The consumer's own declaration later is the same, so it is a
+    no-op; the queue names which queues were declared."""
+    exchange = await declare_exchange(channel, config)
+    declared: list[str] = []
+    for service, keys in peer_bindings(config.service).items():
+        peer = replace(config, service=service, extra_bindings=(), connection_name="peer")
+        names = Names.of(peer)
+        queue = await channel.declare_queue(
+            names.queue, durable=True, arguments=service_queue_arguments(peer, names)
+        )
+        for key in keys:
+            await queue.bind(exchange, routing_key=key)
+        declared.append(names.queue)
+    return declared

@@ -24,7 +24,7 @@ PRODUCERS = ("gateway", "user", "inventory", "order", "payment", "notify", "anal
 CONSUMERS: dict[str, tuple[str, ...]] = {
     # user
     "UserRegistered": ("order", "notify", "analytics"),
-    "UserLoggedIn": ("analytics",),
+    "UserLoggedIn": ("notify", "analytics"),
     "UserProfileUpdated": ("order", "notify", "analytics"),
     "UserRoleChanged": ("order", "notify", "analytics"),
     "UserDeleted": ("order", "notify", "analytics"),
