@@ -601,3 +601,35 @@ async def test_reservation_expiring_while_the_provider_retries_voids_the_late_au
     await eventually(lambda: shop.events("PaymentVoided", order_id), what="the late void")
     assert shop.events("OrderPaid", order_id) == []
     await shop.check_invariants([order_id], [product])
+
+
+async def test_an_admin_acts_on_a_customers_behalf(shop: Shop) -> None:
+    product = await shop.product(stock=1, price_cents=900)
+    customer = await shop.customer("pm_card_declined", "pm_card_ok", partial="ask")
+    order_id = await shop.order_of(customer, (product, 2))
+    await shop.wait_for(order_id, "AWAITING_CUSTOMER_DECISION")
+    decided = await shop.act(order_id, "decision", shop.admin, {"accept": True})
+    assert decided.status_code == 200, decided.text
+    await shop.wait_for(order_id, "PAYMENT_FAILED")
+    foreign = await shop.act(order_id, "payment/retry", shop.admin, {"paymentMethodId": "pm-x"})
+    assert (foreign.status_code, foreign.json()["code"]) == (422, "UNKNOWN_PAYMENT_METHOD")
+    retried = await shop.act(
+        order_id, "payment/retry", shop.admin, {"paymentMethodId": customer.payment_method_ids[1]}
+    )
+    assert retried.status_code == 202, retried.text
+    order = await shop.wait_for(order_id, "CONFIRMED")
+    assert order["totalCents"] == 900
+    assert [a["role"] for a in order["auditLogs"] if a["action"] == "retryPayment"] == ["Admin"]
+    await shop.check_invariants([order_id], [product])
+
+
+async def test_precheck_refuses_quantities_out_of_range(shop: Shop) -> None:
+    product = await shop.product(stock=1)
+    customer = await shop.customer()
+    for quantity in (0, 101, -999_999):
+        answer = await shop.client.post(
+            "/api/v1/orders/precheck",
+            json={"items": [{"productId": product, "quantity": quantity}]},
+            headers=customer.headers,
+        )
+        assert (answer.status_code, answer.json()["code"]) == (422, "INVALID_QUANTITY")

@@ -84,11 +84,12 @@ WHO: dict[str, Any] = {
     "Customer": lambda method: only("customer", "other"),
     "own; Manager/Admin all": lambda method: signed_in(),
     "own; Manager/Admin": lambda method: owner(staff_all=True),
-    # "Admin may act on any" (api.md), yet a customer's decision or payment retry is theirs:
-    # the Admin may be refused (403, never a leak of someone else's order as 404).
+    # "Admin may act on any" (api.md): an order's decision and payment retry are open to the
+    # Admin; the other "own" rows (a notification marked read) may refuse the Admin with 403 or
+    # answer 404, never a leak.
     "own": lambda method: owner(admin=frozenset({ALLOW, 403})),
     "own (before PAID); Admin": lambda method: owner(admin=OK),
-    "own, while `PAYMENT_FAILED`": lambda method: owner(admin=frozenset({ALLOW, 403})),
+    "own, while `PAYMENT_FAILED`": lambda method: owner(admin=OK),
     "Admin (or own for GET)": lambda method: owner(admin=OK) if method == "GET" else only("admin"),
 }
 
