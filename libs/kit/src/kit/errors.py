@@ -30,8 +30,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from kit.transactions import Conflict, is_retryable
 
 log = structlog.get_logger("kit.errors")
 
@@ -342,9 +345,35 @@ def render_unhandled(exc: BaseException, request_id: str | None) -> Response:
     return internal_error(request_id).response()
 
 
+# A retryable failure that outlasted the transaction's retries: the client should try again.
+RETRY_AFTER_SECONDS = 1
+
+
+async def _retryable_handler(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, Conflict):
+        log.info("request.conflict", path=request.url.path, error=repr(exc))
+        return conflict(
+            "CONCURRENT_UPDATE", "The resource changed meanwhile; try again."
+        ).response()
+    if not is_retryable(exc):
+        return render_unhandled(exc, _request_id(request))
+    log.warning("request.unavailable", path=request.url.path, error=repr(exc))
+    return Problem(
+        503,
+        "SERVICE_UNAVAILABLE",
+        "Service unavailable",
+        "The database is busy or unreachable; try again shortly.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    ).response()
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error of `app` as problem+json."""
     app.add_exception_handler(Problem, _problem_handler)
+    # Write conflicts and an unreachable database are of the moment: 503 with Retry-After (or
+    # 409 for an application-detected race), never a 500.
+    app.add_exception_handler(PyMongoError, _retryable_handler)
+    app.add_exception_handler(Conflict, _retryable_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     # Reached only for exceptions raised outside the request-context middleware (which renders

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
 from pydantic_settings import SettingsConfigDict
+from pymongo.errors import OperationFailure, ServerSelectionTimeoutError
 
 from kit.app import create_app
 from kit.auth import (
@@ -24,6 +25,7 @@ from kit.auth import (
 from kit.errors import Problem, invalid_state, not_found, too_many_requests
 from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel
 from kit.settings import ServiceSettings
+from kit.transactions import Conflict
 
 
 class DemoSettings(ServiceSettings):
@@ -68,6 +70,18 @@ async def list_things(limit: Limit = 20, cursor: Cursor = None) -> Page[Thing]:
 async def boom() -> None:
     """Fails with an unexpected error."""
     raise RuntimeError("database password is hunter2")
+
+
+@router.get("/contended")
+async def contended(kind: str) -> None:
+    """Fails as a busy or unreachable database (or a lost version race) would."""
+    if kind == "conflict":
+        raise OperationFailure("Write conflict during plan execution", code=112)
+    if kind == "down":
+        raise ServerSelectionTimeoutError("no servers (password=hunter2)")
+    if kind == "race":
+        raise Conflict("version moved on")
+    raise OperationFailure("unknown operator: $where", code=2)
 
 
 @router.get("/state")

@@ -164,3 +164,23 @@ def test_openapi_documents_problems_not_fastapis_default_422(app: object) -> Non
     unprocessable = document["paths"]["/things"]["post"]["responses"]["422"]
     assert unprocessable["content"][PROBLEM]["schema"] == {"$ref": "#/components/schemas/Problem"}
     assert {"/healthz", "/readyz"} <= set(document["paths"])
+
+
+@pytest.mark.parametrize("kind", ["conflict", "down"])
+async def test_a_busy_or_unreachable_database_is_a_503_to_retry(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    response = await client.get("/contended", params={"kind": kind})
+    assert_problem(response, 503, "SERVICE_UNAVAILABLE")
+    assert response.headers["retry-after"] == "1"
+    assert "hunter2" not in response.text
+
+
+async def test_a_lost_race_is_a_409(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/contended?kind=race"), 409, "CONCURRENT_UPDATE")
+
+
+async def test_any_other_database_error_is_still_a_500(client: httpx.AsyncClient) -> None:
+    response = await client.get("/contended?kind=bad")
+    assert_problem(response, 500, "INTERNAL_ERROR")
+    assert "$where" not in response.text
