@@ -110,6 +110,9 @@ class OrderCancelled(Event):
         "PAYMENT_TIMEOUT",
         "COMMIT_FAILED",
         "ADMIN",
+        # Inventory never answered OrderPlaced within the stock window (the order never waits
+        # forever, even when its reservation request is dead-lettered).
+        "STOCK_TIMEOUT",
     ]
     cancelled_by: str | None = None
 

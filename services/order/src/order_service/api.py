@@ -467,6 +467,7 @@ async def place_order(
             promotion=promotion,
             partial_preference=profile.partial_fulfillment,
             address=profile.address(address_id),
+            policy=deps.settings.policy(),
         )
         placed = Placed(order_id=order.order_id, status=order.status)
 

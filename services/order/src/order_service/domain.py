@@ -94,7 +94,7 @@ MIN_QUANTITY = 1
 MAX_QUANTITY = 100
 STAFF = ("Manager", "Admin")
 
-DeadlineKind = Literal["decision", "approval", "payment"]
+DeadlineKind = Literal["stock", "decision", "approval", "payment"]
 ApprovalReason = Literal["highValue", "fraud"]
 CancelReason = Literal[
     "CUSTOMER",
@@ -104,6 +104,7 @@ CancelReason = Literal[
     "PAYMENT_TIMEOUT",
     "COMMIT_FAILED",
     "ADMIN",
+    "STOCK_TIMEOUT",
 ]
 
 
@@ -196,6 +197,8 @@ class Policy:
     """The settings the transitions need, as plain values (the service passes its settings)."""
 
     approval_threshold_cents: int = 500_000
+    # How long a placed order waits for inventory's answer before it is given up.
+    stock_window: timedelta = timedelta(minutes=15)
     decision_window: timedelta = timedelta(minutes=15)
     approval_window: timedelta = timedelta(hours=24)
     payment_window: timedelta = timedelta(minutes=15)
@@ -483,6 +486,7 @@ class Order(BaseModel):
     alternatives: list[str] = Field(default_factory=list)
     missing: list[dict[str, Any]] = Field(default_factory=list)
     reservation_expires_at: datetime | None = None
+    stock_due: datetime | None = None  # PENDING: inventory must have answered by then
     decision_due: datetime | None = None
     approval_due: datetime | None = None
     payment_due: datetime | None = None
@@ -511,6 +515,7 @@ class Order(BaseModel):
         promotion: Promotion | None = None,
         partial_preference: PartialFulfillment = "ask",
         address: Address | None = None,
+        policy: Policy | None = None,
     ) -> Order:
         """A new PENDING order priced from the catalogue replica; raises OrderPlaced."""
         if not items:
@@ -555,6 +560,7 @@ class Order(BaseModel):
             partial_preference=partial_preference,
             created_at=cause.at,
             updated_at=cause.at,
+            stock_due=cause.at + (policy or Policy()).stock_window,
         )
         order._recompute()
         order._move("place", None, "PENDING", cause)
@@ -826,7 +832,9 @@ class Order(BaseModel):
     def deadline_passed(self, kind: DeadlineKind, cause: Cause) -> bool:
         """A wait's window closed: CANCELLED with that wait's reason; False when not (yet) due."""
         now = cause.at
-        if kind == "decision" and self.status == "AWAITING_CUSTOMER_DECISION":
+        if kind == "stock" and self.status == "PENDING":
+            due, reason = self.stock_due, "STOCK_TIMEOUT"
+        elif kind == "decision" and self.status == "AWAITING_CUSTOMER_DECISION":
             due, reason = self.decision_due, "DECISION_TIMEOUT"
         elif kind == "approval" and self.status == "AWAITING_APPROVAL":
             due, reason = self.approval_due, "APPROVAL_TIMEOUT"
@@ -976,7 +984,10 @@ class Order(BaseModel):
     def _move(self, action: str, source: Status | None, target: Status, cause: Cause) -> None:
         self.status = target
         self.updated_at = cause.at
+        if source == "PENDING":
+            self.stock_due = None
         self.deadline = {
+            "PENDING": self.stock_due,
             "AWAITING_CUSTOMER_DECISION": self.decision_due,
             "AWAITING_APPROVAL": self.approval_due,
             "AWAITING_PAYMENT": self.payment_due,

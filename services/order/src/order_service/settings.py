@@ -27,6 +27,7 @@ class OrderSettings(ServiceSettings):
             "APPROVAL_THRESHOLD_CENTS", "ORDER_APPROVAL_THRESHOLD_CENTS", "approval_threshold_cents"
         ),
     )
+    stock_window_seconds: float = Field(15 * 60, gt=0)
     decision_window_seconds: float = Field(15 * 60, gt=0)
     approval_window_seconds: float = Field(24 * 3600, gt=0)
     # api.md: the payment-failed window defaults to 15 min.
@@ -42,6 +43,7 @@ class OrderSettings(ServiceSettings):
         """The plain values the domain's transitions take."""
         return Policy(
             approval_threshold_cents=self.approval_threshold_cents,
+            stock_window=timedelta(seconds=self.stock_window_seconds),
             decision_window=timedelta(seconds=self.decision_window_seconds),
             approval_window=timedelta(seconds=self.approval_window_seconds),
             payment_window=timedelta(seconds=self.payment_window_seconds),

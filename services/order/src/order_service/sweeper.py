@@ -1,6 +1,6 @@
-"""The deadline sweeper: closes the order's own waits (decision, approval, payment windows).
+"""The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment).
 
-Each order waiting in AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT or
+Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT or
 PAYMENT_FAILED carries the due date of that wait in `deadline` (indexed with its status). Every
 `interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
 domain's `deadline_passed`, one transaction each with their OrderCancelled in the outbox.
@@ -30,6 +30,7 @@ log = structlog.get_logger("order.sweeper")
 LEASE_NAME = "order.deadline-sweeper"
 BATCH = 100
 WAITS: dict[Status, DeadlineKind] = {
+    "PENDING": "stock",
     "AWAITING_CUSTOMER_DECISION": "decision",
     "AWAITING_APPROVAL": "approval",
     "AWAITING_PAYMENT": "payment",

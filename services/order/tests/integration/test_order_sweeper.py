@@ -65,3 +65,14 @@ async def test_one_instance_sweeps_while_it_holds_the_lease(order_service: Runni
     await first.stop()  # gives the lease up: b takes over at once
     assert await second.run_once(later + timedelta(seconds=11)) == 1
     assert {(await store.load(db, o)).status for o in (first_due, second_due)} == {"CANCELLED"}
+
+
+async def test_an_order_inventory_never_answered_is_cancelled(order_service: RunningOrder) -> None:
+    now = datetime.now(UTC)
+    order = new_order(now)
+    await store.save(order_service.deps.db, order, None)
+    sweep = sweeper(order_service, "a")
+    assert await sweep.close_due(now + timedelta(minutes=14)) == 0
+    assert await sweep.close_due(now + timedelta(minutes=16)) == 1
+    stored = await store.load(order_service.deps.db, order.order_id)
+    assert (stored.status, stored.cancel_reason) == ("CANCELLED", "STOCK_TIMEOUT")

@@ -764,3 +764,24 @@ def test_approval_required_asks_inventory_to_hold_until_the_approval_deadline() 
     assert raised.event.TYPE == "OrderApprovalRequired"
     assert raised.event.hold_until == order.approval_due  # type: ignore[attr-defined]
     assert order.approval_due == T0 + timedelta(minutes=1) + POLICY.approval_window
+
+
+def test_an_order_inventory_never_answers_is_cancelled_after_the_stock_window() -> None:
+    order = new_order()
+    order.pull_events()
+    assert order.deadline == order.stock_due == T0 + Policy().stock_window
+    assert not order.deadline_passed("stock", at(14))
+    assert order.deadline_passed("stock", at(15))
+    assert (order.status, order.cancel_reason) == ("CANCELLED", "STOCK_TIMEOUT")
+    assert types(order) == ["OrderCancelled"]
+    # Inventory's late answer holds nothing for it (it releases on OrderCancelled).
+    assert not order.stock_reserved(
+        lines(("book", 2)), T0, ev("StockReserved", "inventory"), POLICY
+    )
+
+
+def test_inventory_answering_clears_the_stock_deadline() -> None:
+    order = reserved(new_order())
+    assert order.stock_due is None
+    assert order.deadline == order.payment_due
+    assert not order.deadline_passed("stock", at(10_000))
