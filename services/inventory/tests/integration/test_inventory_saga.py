@@ -190,6 +190,8 @@ async def test_paid_order_commits_once(start_inventory: Start) -> None:
         oid = order_id()
         await inv.publish(placed(oid, (product, 4)))
         await eventually(lambda: inv.emitted("StockReserved"), what="reserved")
+        # Emitted with the reservation, published right after it.
+        await eventually(lambda: inv.emitted("StockLow"), what="low stock")
         assert [e["data"]["available"] for e in inv.emitted("StockLow")] == [2]
         await inv.publish(paid(oid, (product, 4)))
         await inv.publish(paid(oid, (product, 4)))
