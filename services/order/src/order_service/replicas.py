@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from pymongo import ASCENDING
-
 from contracts.analytics import PromotionGranted
 from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
 from contracts.types import Address
@@ -27,9 +25,8 @@ USERS = "user_replicas"
 PRODUCTS = "product_replicas"
 PROMOTIONS = "promotion_replicas"
 
-INDEXES: list[IndexSpec] = [
-    IndexSpec(PROMOTIONS, [("user_id", ASCENDING), ("code", ASCENDING)], unique=True),
-]
+# Promotions are keyed by `_id` = "<user>:<code>" (`promotion_key`), so they need no index.
+INDEXES: list[IndexSpec] = []
 
 
 async def apply_newer(

@@ -8,6 +8,7 @@ import pytest
 from order_service import store
 from order_service.domain import Cause, Order, Policy
 from order_service.store import ConcurrentUpdate, IdempotencyKeyReused, OrderNotFound
+from pymongo.errors import DuplicateKeyError
 
 from contracts.types import Line
 
@@ -113,7 +114,10 @@ async def test_indexes_enforce_unique_keys_and_expire_them_after_a_day(
     order_service: RunningOrder,
 ) -> None:
     info = await order_service.deps.db[store.IDEMPOTENCY].index_information()
-    assert info["user_key"]["unique"] is True
     assert info["expiry_ttl"]["expireAfterSeconds"] == 24 * 3600
+    row = {"_id": store.idempotency_id("u1", "k1"), "user_id": "u1", "key": "k1"}
+    await order_service.deps.db[store.IDEMPOTENCY].insert_one(dict(row))
+    with pytest.raises(DuplicateKeyError):  # one row per user and key
+        await order_service.deps.db[store.IDEMPOTENCY].insert_one(dict(row))
     orders = await order_service.deps.db[store.ORDERS].index_information()
     assert {"user_recent", "status_recent", "status_deadline"} <= set(orders)
