@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,30 +24,13 @@ import psutil
 from bus import BusConfig, BusConnection, delete_topology
 from kit.settings import ServiceSettings
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from runner.config import free_port_block  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 BUS_SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-1"
-PORT_BLOCK = 30  # services at base+0…6, replicas at base+10k+offset, SMTP sink at base+25
-
-
-def free_port_block(size: int = PORT_BLOCK) -> int:
-    """A base port such that base … base+size-1 are all free right now."""
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(12000 - size)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 def service_of(process: psutil.Process) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import socket
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,6 +73,31 @@ class Config:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.port(service)}"
+
+
+# A run's ports: the services at base+0…6, second instances at base+10+offset, the SMTP sink at
+# base+25 (SMTP_SINK_OFFSET).
+PORT_BLOCK = 30
+
+
+def free_port_block(size: int = PORT_BLOCK) -> int:
+    """A base port such that base … base+size-1 are all free right now (for `SHOP_PORT_BASE`),
+    below the ephemeral range (32768+)."""
+    for _ in range(200):
+        base = 20000 + secrets.randbelow(12000 - size)
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + size):
+                s = socket.socket()
+                sockets.append(s)
+                s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError("no free block of ports")
 
 
 def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> Config:

@@ -14,7 +14,6 @@ import contextlib
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,7 +30,13 @@ from kit.settings import ServiceSettings
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from runner.config import SERVICE_NAMES, SERVICES, child_env, parse_args  # noqa: E402
+from runner.config import (  # noqa: E402
+    SERVICE_NAMES,
+    SERVICES,
+    child_env,
+    free_port_block,
+    parse_args,
+)
 
 BUS_SERVICES = tuple(n for n in SERVICE_NAMES if n != "gateway")
 ADMIN = ("chaos-admin@example.com", "chaos-admin-password-1")
@@ -49,25 +54,6 @@ DEADLINES = {
     "INVENTORY_SWEEP_INTERVAL_SECONDS": "1",
     "INVENTORY_SWEEP_LEASE_SECONDS": "5",
 }
-
-
-def free_port_block(size: int = 30) -> int:
-    """A base port such that base … base+size-1 are all free right now."""
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(12000)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 @dataclass

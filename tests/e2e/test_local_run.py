@@ -13,7 +13,6 @@ import os
 import queue
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,28 +30,12 @@ from kit.settings import ServiceSettings
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from runner.config import free_port_block  # noqa: E402
+
 SERVICES = {"gateway", "user", "inventory", "order", "payment", "notify", "analytics"}
 BUS_SERVICES = SERVICES - {"gateway"}
 READY_TIMEOUT = 120.0
-
-
-def free_port_block(size: int = 7) -> int:
-    """A base port such that base … base+size-1 are all free right now."""
-    for _ in range(200):
-        base = 20000 + secrets.randbelow(12000)  # below the ephemeral range (32768+)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free block of ports")
 
 
 def process_state(pid: int) -> str | None:
