@@ -1,7 +1,7 @@
-"""Notify and analytics behind the gateway, fed by the real user service (no saga yet).
+"""Notify and analytics behind the gateway, fed by the real user service, before any order.
 
-User, notify, analytics and the gateway run in this process behind real HTTP servers, on the
-real broker and Mongo, with a database and broker prefix of their own. A customer registers,
+The shop of tests/e2e/shop.py with notify and analytics (every service in this process behind
+real HTTP servers, on the real broker and Mongo, with a prefix of its own). A customer registers,
 completes the profile, logs in and tries an admin route; UserRegistered is then delivered a
 second time. The welcome email is in the SMTP sink once, the inbox and the audit trail show the
 journey with ip/device/region and the denied call, the funnel counts it, and a Customer gets 403
@@ -17,28 +17,17 @@ from typing import Any
 
 import httpx
 import pytest
-from analytics_service.main import create_app as create_analytics
-from analytics_service.settings import AnalyticsSettings
-from gateway_service.main import create_app as create_gateway
-from gateway_service.settings import GatewaySettings
-from gateway_service.testing import free_port, serving
-from notify_service.main import create_app as create_notify
-from notify_service.settings import NotifySettings
 from notify_service.smtp_sink import MailSink
-from pymongo import AsyncMongoClient
-from user_service.main import create_app as create_user
-from user_service.testing import service_settings
 
-from bus import AmqpPublisher, BusConnection, delete_topology
+from bus import AmqpPublisher, BusConnection
 from bus.runtime import bus_config
 from bus.testing import Probe, eventually
 from contracts import Envelope
 
+from .shop import ADMIN, MANAGER, PASSWORD, running_shop
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
-ADMIN = ("root@example.com", "admin-password-1")
-MANAGER = ("boss@example.com", "manager-password-1")
-PASSWORD = "long-enough-pw"
 UA = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 
 
@@ -59,68 +48,18 @@ class System:
 
 @pytest.fixture
 async def system(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[System]:
-    user_settings = service_settings(
-        mongo_url,
-        amqp_url,
-        run_prefix,
-        port=free_port(),
-        admin_email=ADMIN[0],
-        admin_password=ADMIN[1],
-        manager_email=MANAGER[0],
-        manager_password=MANAGER[1],
-    )
-    shared: dict[str, Any] = {
-        "env": "test",
-        "mongo_url": mongo_url,
-        "amqp_url": amqp_url,
-        "bus_prefix": user_settings.bus_prefix,
-        "db_prefix": user_settings.db_prefix,
-        "bus_retry_delays": (0.2,),
-        "port": free_port(),
-        "jwks_url": f"http://127.0.0.1:{user_settings.port}/api/v1/users/.well-known/jwks.json",
-    }
-    sink = MailSink()
-    smtp_port = await sink.start()
-    notify_settings = NotifySettings(
-        **shared, smtp_port=smtp_port, delivery_poll_seconds=0.05, nudge_hold_seconds=1.0
-    )
-    analytics_settings = AnalyticsSettings(**{**shared, "port": free_port()})
-    connection = BusConnection(amqp_url, name=f"{user_settings.bus_prefix}e2e-probe")
-    config = bus_config(user_settings)
-    probe = await Probe.bind(await connection.channel(), config, "user.registered")
-    publisher = AmqpPublisher(connection, config)
-    try:
-        async with (
-            serving(create_user(user_settings), user_settings.port) as user_url,
-            serving(create_notify(notify_settings), notify_settings.port) as notify_url,
-            serving(create_analytics(analytics_settings), analytics_settings.port) as stats_url,
-        ):
-            gateway_settings = GatewaySettings(
-                env="test",
-                port=free_port(),
-                amqp_url=amqp_url,
-                bus_prefix=user_settings.bus_prefix,
-                jwks_url=f"{user_url}/api/v1/users/.well-known/jwks.json",
-                user_url=user_url,
-                notify_url=notify_url,
-                analytics_url=stats_url,
-            )
-            async with (
-                serving(create_gateway(gateway_settings), gateway_settings.port) as url,
-                httpx.AsyncClient(base_url=url, timeout=10) as client,
-            ):
-                yield System(client, sink, probe, publisher)
-    finally:
-        await publisher.close()
-        channel = await connection.channel()
-        for settings in (user_settings, notify_settings, analytics_settings):
-            await delete_topology(channel, bus_config(settings), exchanges=True)
-        await connection.close()
-        await sink.stop()
-        mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
-        for name in ("user", "notify", "analytics"):
-            await mongo.drop_database(f"{user_settings.db_prefix}{name}")
-        await mongo.close()
+    async with running_shop(
+        mongo_url, amqp_url, run_prefix, with_notify=True, with_analytics=True
+    ) as shop:
+        assert shop.sink is not None
+        config = bus_config(shop.apps["user"].state.settings)
+        connection = BusConnection(amqp_url, name=f"{config.prefix}e2e-replay")
+        publisher = AmqpPublisher(connection, config)
+        try:
+            yield System(shop.client, shop.sink, shop.probe, publisher)
+        finally:
+            await publisher.close()
+            await connection.close()
 
 
 async def test_journey_without_orders_through_the_gateway(system: System) -> None:
@@ -164,13 +103,16 @@ async def test_journey_without_orders_through_the_gateway(system: System) -> Non
 
     # The welcome email arrives once, even when UserRegistered is delivered a second time.
     await eventually(lambda: len(system.sink.to("zoe@example.com")) == 1, what="welcome email")
-    await eventually(
-        lambda: any(json.loads(m.body)["data"]["userId"] == user_id for m in system.probe.messages),
-        what="UserRegistered seen",
-    )
-    registered = next(
-        m for m in system.probe.messages if json.loads(m.body)["data"]["userId"] == user_id
-    )
+
+    def registrations() -> list[Any]:
+        return [
+            m
+            for m in system.probe.messages
+            if m.type == "UserRegistered" and json.loads(m.body)["data"]["userId"] == user_id
+        ]
+
+    await eventually(registrations, what="UserRegistered seen")
+    registered = registrations()[0]
     await system.publisher.publish(Envelope.from_json(registered.body))
 
     inbox = await client.get("/api/v1/notifications", headers=me)
