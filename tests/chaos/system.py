@@ -25,6 +25,7 @@ from typing import IO, Any
 import httpx
 
 from bus import BusConfig, BusConnection, delete_topology
+from bus.testing import broker_connections, close_broker_connection
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -259,45 +260,13 @@ class System:
         return f"{self.db_prefix}{service}"
 
 
-async def broker_connections(prefix: str) -> list[tuple[str, str]]:
-    """(pid, connection name) of every broker connection whose name starts with `prefix`."""
-    listing = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "list_connections",
-        "-q",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await listing.communicate()
-    found: list[tuple[str, str]] = []
-    for line in out.decode().splitlines():
-        marker = '"connection_name","'
-        if marker not in line:
-            continue
-        name = line.split(marker, 1)[1].split('"', 1)[0]
-        if name.startswith(prefix):
-            found.append((line.split("\t", 1)[0], name))
-    return found
-
-
 async def close_connections(prefix: str, keep: tuple[str, ...] = ()) -> list[str]:
     """Make the broker close the system's own connections (never anyone else's)."""
     closed: list[str] = []
     for pid, name in await broker_connections(prefix):
         if any(k in name for k in keep):
             continue
-        closing = await asyncio.create_subprocess_exec(
-            "rabbitmqctl",
-            "close_connection",
-            pid,
-            "chaos: broker dropped the connection",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        if await closing.wait() == 0:
+        if await close_broker_connection(pid, "chaos: broker dropped the connection"):
             closed.append(name)
     return closed
 

@@ -72,8 +72,8 @@ def can_drop_connections() -> bool:
     return shutil.which("rabbitmqctl") is not None
 
 
-async def drop_connection(connection: BusConnection, reason: str = "test") -> None:
-    """Make the broker close `connection` (found by its connection name), as a failover would."""
+async def broker_connections(prefix: str) -> list[tuple[str, str]]:
+    """(pid, connection name) of every broker connection whose name starts with `prefix`."""
     listing = await asyncio.create_subprocess_exec(
         "rabbitmqctl",
         "list_connections",
@@ -82,21 +82,43 @@ async def drop_connection(connection: BusConnection, reason: str = "test") -> No
         "pid",
         "client_properties",
         stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     out, _ = await listing.communicate()
+    marker = '"connection_name","'
+    found: list[tuple[str, str]] = []
+    for line in out.decode().splitlines():
+        if marker not in line:
+            continue
+        name = line.split(marker, 1)[1].split('"', 1)[0]
+        if name.startswith(prefix):
+            found.append((line.split("\t", 1)[0], name))
+    return found
+
+
+async def close_broker_connection(pid: str, reason: str) -> bool:
+    """Make the broker close the connection `pid`, as a failover would; True when it did."""
+    closing = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        "close_connection",
+        pid,
+        reason,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    return await closing.wait() == 0
+
+
+async def drop_connection(connection: BusConnection, reason: str = "test") -> None:
+    """Make the broker close `connection` (found by its connection name), as a failover would."""
     pids = [
-        line.split("\t", 1)[0]
-        for line in out.decode().splitlines()
-        if f'"connection_name","{connection.name}"' in line
+        pid for pid, name in await broker_connections(connection.name) if name == connection.name
     ]
     if not pids:
         # e.g. the broker runs in a container that this rabbitmqctl does not manage
         raise LookupError(f"no broker connection named {connection.name!r}")
     for pid in pids:
-        closing = await asyncio.create_subprocess_exec(
-            "rabbitmqctl", "close_connection", pid, reason, stdout=asyncio.subprocess.DEVNULL
-        )
-        if await closing.wait() != 0:
+        if not await close_broker_connection(pid, reason):
             raise RuntimeError(f"rabbitmqctl close_connection {pid} failed")
 
 
