@@ -8,7 +8,8 @@ settings class, handler table, indexes and routes.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol, Self
@@ -90,6 +91,10 @@ class ServiceDeps:
         """The service's outbox collection: a write adds its events here, in its transaction."""
         return Outbox(self.db)
 
+    async def close(self) -> None:
+        """Release what a service's own wiring opened (an HTTP client, say); the lifespan calls
+        it after the bus stopped, before the Mongo client closes."""
+
     async def write[T](self, body: TransactionBody[T]) -> T:
         """The one write path outside handlers: state and outbox rows commit together.
 
@@ -104,23 +109,35 @@ class ServiceDeps:
 type Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
+class Background(Protocol):
+    """A loop that runs beside the consumer: a sweeper, a delivery worker."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 def service_lifespan[S: ServiceSettings, D: ServiceDeps](
     settings: S,
     bootstrap: Callable[[S], D],
     *,
     indexes: Sequence[IndexSpec],
-    on_started: Callable[[FastAPI, D], None] | None = None,
+    on_started: Callable[[FastAPI, D], Awaitable[None] | None] | None = None,
+    background: Callable[[D], Mapping[str, Background]] | None = None,
 ) -> Lifespan:
     """Connect Mongo, ensure indexes, start the bus, register readiness and the bus's metrics
     sampler (DLQ depth, outbox lag, read when `/metrics` is scraped); undo it all on stop.
 
     The deps land on `app.state.deps` before anything starts, so routes see the same objects.
-    `on_started(app, deps)` is the place for a service's own start-up step.
+    `on_started(app, deps)` (plain or async) is the place for a service's own start-up step.
+    `background(deps)` names the service's loops (sweepers, workers): each lands on
+    `app.state.<name>`, starts after `on_started` and stops before the bus, in reverse order.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sampler: Callable[[], Awaitable[None]] | None = None
+        loops: list[Background] = []
         deps = bootstrap(settings)
         app.state.deps = deps
         try:
@@ -132,17 +149,28 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
             sampler = _sampler(settings, deps)
             add_scrape_hook(app, "bus", sampler)
             if on_started is not None:
-                on_started(app, deps)
+                started = on_started(app, deps)
+                if inspect.isawaitable(started):
+                    await started
+            for name, loop in (background(deps) if background else {}).items():
+                setattr(app.state, name, loop)
+                loop.start()
+                loops.append(loop)
             log.info("service.started", service=settings.service_name)
             yield
         finally:
+            for loop in reversed(loops):
+                await loop.stop()
             remove_scrape_hook(app, "bus")
             if isinstance(sampler, BusSampler):
                 await sampler.close()
             try:
                 await deps.bus.stop()
             finally:
-                await deps.mongo.close()
+                try:
+                    await deps.close()
+                finally:
+                    await deps.mongo.close()
             log.info("service.stopped", service=settings.service_name)
 
     return lifespan

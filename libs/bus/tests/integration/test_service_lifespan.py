@@ -59,3 +59,55 @@ async def test_readiness_reports_a_bus_that_is_not_ready(mongo_url: str) -> None
         ready, checks = await readiness(app)
     assert not ready
     assert checks == {"mongo": True, "broker": False}
+
+
+async def test_service_steps_and_loops_run_in_order_and_stop_before_the_bus(mongo_url: str) -> None:
+    settings = DemoSettings(mongo_url=mongo_url, db_prefix=f"t{secrets.token_hex(4)}_")
+    steps: list[str] = []
+
+    class RecordingBus(NullBus):
+        async def stop(self) -> None:
+            steps.append("bus stopped")
+            await super().stop()
+
+    class Loop:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def start(self) -> None:
+            steps.append(f"{self.name} started")
+
+        async def stop(self) -> None:
+            steps.append(f"{self.name} stopped")
+
+    class Deps(ServiceDeps):
+        async def close(self) -> None:
+            steps.append("deps closed")
+
+    async def seed(app: FastAPI, deps: Deps) -> None:
+        steps.append("seeded")
+
+    def loops(deps: Deps) -> dict[str, Loop]:
+        return {"sweeper": Loop("sweeper"), "worker": Loop("worker")}
+
+    app = FastAPI(
+        lifespan=service_lifespan(
+            settings,
+            lambda s: Deps.wire(s, {}, bus=RecordingBus()),
+            indexes=[],
+            on_started=seed,
+            background=loops,
+        )
+    )
+    async with app.router.lifespan_context(app):
+        assert app.state.sweeper.name == "sweeper" and app.state.worker.name == "worker"
+        await app.state.deps.mongo.drop_database(app.state.deps.db.name)
+    assert steps == [
+        "seeded",
+        "sweeper started",
+        "worker started",
+        "worker stopped",
+        "sweeper stopped",
+        "bus stopped",
+        "deps closed",
+    ]

@@ -2,32 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from analytics_service.api import ROUTERS
 from analytics_service.bootstrap import Deps, bootstrap
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import INDEXES
-from bus.runtime import service_lifespan
+from bus.runtime import Background, service_lifespan
 from kit.app import create_app as create_kit_app
+
+
+def winback(deps: Deps) -> dict[str, Background]:
+    """Inactivity is no event: a periodic sweep notices it."""
+    return {"winback": deps.winback}
 
 
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     """The analytics service's FastAPI app (nothing connects until the lifespan starts)."""
     settings = settings or AnalyticsSettings()
-    shared = service_lifespan(settings, bootstrap, indexes=INDEXES)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with shared(app):
-            deps: Deps = app.state.deps
-            deps.winback.start()  # inactivity is no event: a periodic sweep notices it
-            try:
-                yield
-            finally:
-                await deps.winback.stop()
-
+    lifespan = service_lifespan(settings, bootstrap, indexes=INDEXES, background=winback)
     return create_kit_app(settings, title="analytics", routers=ROUTERS, lifespan=lifespan)

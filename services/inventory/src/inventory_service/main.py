@@ -1,22 +1,19 @@
 """The inventory service's app: kit's factory, its routes, the shared lifespan plus its own steps.
 
 After the shared lifespan has connected Mongo and started the bus, the service seeds the demo
-catalogue (dev only, unless `SHOP_SEED_CATALOG=0`) and starts the reservation sweeper; on stop the
-sweeper ends before the bus does.
+catalogue (dev only, unless `SHOP_SEED_CATALOG=0`); the reservation sweeper runs beside the
+consumer (the shared lifespan starts it after the seeding and stops it before the bus).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
 
 import structlog
 from fastapi import FastAPI
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from bus.runtime import Bus, service_lifespan
+from bus.runtime import Background, Bus, service_lifespan
 from contracts import Envelope
 from inventory_service.api import ROUTERS
 from inventory_service.bootstrap import Deps, bootstrap
@@ -46,43 +43,38 @@ async def seed_demo_catalogue(deps: Deps) -> int:
     return await deps.write(body)
 
 
-def inventory_lifespan(settings: InventorySettings, *, bus: Bus | None = None) -> Any:
-    """The shared service lifespan, then seeding and the sweeper (stopped first on the way out)."""
-    shared = service_lifespan(settings, partial(bootstrap, bus=bus), indexes=INDEXES)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with shared(app):
-            deps: Deps = app.state.deps
-            if settings.seed_catalog and settings.env == "dev":
-                added = await seed_demo_catalogue(deps)
-                log.info("catalogue.seeded", added=added)
-            sweeper = ReservationSweeper(
-                deps.mongo,
-                deps.db,
-                interval=settings.sweep_interval_seconds,
-                lease_seconds=settings.sweep_lease_seconds,
-                notify=deps.bus.notify,
-            )
-            app.state.sweeper = sweeper
-            sweeper.start()
-            try:
-                yield
-            finally:
-                await sweeper.stop()
-
-    return lifespan
-
-
 def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = None) -> FastAPI:
     """The inventory service's FastAPI app (nothing connects until the lifespan starts).
 
     `bus` replaces the real one in tests that need no broker.
     """
     settings = settings or InventorySettings()
+
+    async def seed(app: FastAPI, deps: Deps) -> None:
+        if settings.seed_catalog and settings.env == "dev":
+            added = await seed_demo_catalogue(deps)
+            log.info("catalogue.seeded", added=added)
+
+    def sweeper(deps: Deps) -> dict[str, Background]:
+        return {
+            "sweeper": ReservationSweeper(
+                deps.mongo,
+                deps.db,
+                interval=settings.sweep_interval_seconds,
+                lease_seconds=settings.sweep_lease_seconds,
+                notify=deps.bus.notify,
+            )
+        }
+
     return create_kit_app(
         settings,
         title="inventory",
         routers=ROUTERS,
-        lifespan=inventory_lifespan(settings, bus=bus),
+        lifespan=service_lifespan(
+            settings,
+            partial(bootstrap, bus=bus),
+            indexes=INDEXES,
+            on_started=seed,
+            background=sweeper,
+        ),
     )

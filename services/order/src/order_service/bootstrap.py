@@ -24,6 +24,10 @@ class Deps(ServiceDeps):
     users: UserDirectory
     stock: StockChecker
 
+    async def close(self) -> None:
+        """Close the pre-order check's HTTP client."""
+        await self.http.aclose()
+
 
 def bootstrap(
     settings: OrderSettings,
