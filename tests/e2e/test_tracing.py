@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind
 from bus.context import handlers_for
 from bus.testing import eventually
 from contracts.registry import event_class
-from kit.tracing import inject_traceparent, setup_tracing
+from kit.tracing import export_spans, inject_traceparent
 
 from .shop import Shop, running_shop
 
@@ -40,7 +40,7 @@ EXPORTER = InMemorySpanExporter()
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def shop(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[Shop]:
     processor = SimpleSpanProcessor(EXPORTER)
-    setup_tracing("shop-e2e").add_span_processor(processor)
+    export_spans(processor, "shop-e2e")
     try:
         async with running_shop(
             mongo_url, amqp_url, run_prefix, with_notify=True, with_analytics=True

@@ -25,8 +25,17 @@ class OutboxWriter(Protocol):
     async def add(self, session: AsyncClientSession | None, *envelopes: Envelope[Any]) -> None: ...
 
 
-def outbox_row(envelope: Envelope[Any], now: datetime | None = None) -> dict[str, Any]:
-    """The document stored for one envelope; `traceparent` is taken from the current context."""
+def outbox_row(
+    envelope: Envelope[Any],
+    now: datetime | None = None,
+    *,
+    owner: str | None = None,
+    lease_until: datetime | None = None,
+) -> dict[str, Any]:
+    """The document stored for one envelope; `traceparent` is taken from the current context.
+
+    With an `owner` the row is born claimed by that relay until `lease_until`.
+    """
     return {
         "_id": envelope.id,
         "routing_key": envelope.routing_key,
@@ -36,18 +45,27 @@ def outbox_row(envelope: Envelope[Any], now: datetime | None = None) -> dict[str
         "headers": inject_headers(),
         "status": PENDING,
         "created_at": now or datetime.now(UTC),
-        "lease_until": None,
-        "lease_owner": None,
+        "lease_until": lease_until if owner else None,
+        "lease_owner": owner,
         "attempts": 0,
     }
 
 
 class Outbox:
-    """The `outbox` collection of one service database."""
+    """The `outbox` collection of one service database.
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    Given the `owner` id of this process's relay, rows are written already leased to it: after
+    the commit the relay publishes them without claiming them first (one read, no claim
+    transaction). Should the process die first, the lease runs out and any relay claims them.
+    """
+
+    def __init__(
+        self, db: AsyncDatabase[Any], *, owner: str | None = None, lease_seconds: float = 30.0
+    ) -> None:
         self.db = db
         self.collection = db[COLLECTION]
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_seconds)
 
     async def add(self, session: AsyncClientSession | None, *envelopes: Envelope[Any]) -> None:
         """Insert the envelopes as pending rows inside the caller's transaction."""
@@ -57,14 +75,19 @@ class Outbox:
             raise RuntimeError("Outbox.add must run inside run_in_transaction's session")
         if envelopes:
             now = datetime.now(UTC)
-            await self.collection.insert_many(
-                [outbox_row(e, now) for e in envelopes], session=session
-            )
+            rows = [
+                outbox_row(e, now, owner=self.owner, lease_until=now + self.lease)
+                for e in envelopes
+            ]
+            await self.collection.insert_many(rows, session=session)
 
     async def ensure_indexes(self) -> None:
-        """The relay's claim index, and a TTL index that drops sent rows after a week."""
+        """The relay's claim indexes, and a TTL index that drops sent rows after a week."""
         await self.collection.create_index(
             [("status", ASCENDING), ("lease_until", ASCENDING)], name="status_lease"
+        )
+        await self.collection.create_index(
+            [("lease_owner", ASCENDING), ("status", ASCENDING)], name="owner_status"
         )
         await self.collection.create_index(
             "sent_at", name="sent_ttl", expireAfterSeconds=int(SENT_RETENTION.total_seconds())

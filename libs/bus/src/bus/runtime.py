@@ -88,8 +88,12 @@ class ServiceDeps:
 
     @property
     def outbox(self) -> Outbox:
-        """The service's outbox collection: a write adds its events here, in its transaction."""
-        return Outbox(self.db)
+        """The service's outbox collection: a write adds its events here, in its transaction.
+
+        With the real bus, rows are born leased to this process's relay (published right after
+        the commit); with a fake bus they are plain pending rows.
+        """
+        return self.bus.outbox if isinstance(self.bus, ServiceBus) else Outbox(self.db)
 
     async def close(self) -> None:
         """Release what a service's own wiring opened (an HTTP client, say); the lifespan calls

@@ -40,9 +40,9 @@ class ServiceBus:
         self._client = mongo_client
         self._own_connection = connection is None
         self.connection = connection or BusConnection.for_config(config)
-        self.outbox = Outbox(db)
         self.publisher = AmqpPublisher(self.connection, config)
         self.relay = OutboxRelay(db, self.publisher, config)
+        self.outbox = Outbox(db, owner=self.relay.owner, lease_seconds=config.lease_seconds)
         # Every service declares its queue, even with an empty handler table: the queue exists
         # (and collects its bindings) from the first start on.
         self.consumer = Consumer(

@@ -242,3 +242,34 @@ async def test_refused_publish_waits_for_the_lease_and_lost_connection_releases_
     assert {r["_id"] for r in pending} == {third.id, fourth.id}
     assert {r["lease_until"] for r in pending} == {None}
     assert await relay.publish_pending_once() == 2
+
+
+async def test_rows_born_leased_go_out_without_a_claim_and_outlive_their_relay(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+) -> None:
+    config = make_config(lease_seconds=0.5)
+    mine = OutboxRelay(db, FlakyPublisher(), config)
+    other_publisher = FlakyPublisher()
+    other = OutboxRelay(db, other_publisher, config)
+    owned = Outbox(db, owner=mine.owner, lease_seconds=config.lease_seconds)
+    first, second = pings(2)
+    await commit(mongo_client, owned, first, second)
+
+    # Another relay leaves them alone while the lease lasts; their own relay sends them as they
+    # are (never claimed: attempts stays 0) and marks them sent.
+    assert await other.publish_pending_once() == 0
+    assert await mine.publish_pending_once() == 2
+    rows = await db.outbox.find({"_id": {"$in": [first.id, second.id]}}).to_list()
+    assert {(r["status"], r["attempts"]) for r in rows} == {("sent", 0)}
+
+    # Their relay died before sending: once the lease runs out, any relay claims them.
+    (orphan,) = pings(1, start=5)
+    await commit(mongo_client, owned, orphan)
+    assert await other.publish_pending_once() == 0
+    await asyncio.sleep(0.6)
+    assert await other.publish_pending_once() == 1
+    assert other_publisher.sent == [orphan.id]
+    row = await db.outbox.find_one({"_id": orphan.id})
+    assert row is not None and row["status"] == "sent" and row["lease_owner"] == other.owner

@@ -37,10 +37,10 @@ def relay_with(rows: list[dict[str, Any]]) -> tuple[OutboxRelay, list[str]]:
 
     relay = OutboxRelay(Db(), Publisher(), BusConfig(service="unit"))  # type: ignore[arg-type]
 
-    async def claim() -> list[dict[str, Any]]:
+    async def next_batch() -> list[dict[str, Any]]:
         return rows
 
-    relay._claim = claim  # type: ignore[method-assign]
+    relay._next_batch = next_batch  # type: ignore[method-assign]
     return relay, published
 
 

@@ -7,6 +7,9 @@ still exist, so trace ids reach logs and `traceparent` headers). It is idempoten
 allows one global provider per process, so later calls reuse it (and only add an exporter for an
 endpoint not seen yet).
 
+`export_spans(processor)` adds a processor (a test's in-memory exporter); `exporting()` says
+whether any exporter is attached, so that per-command Mongo spans cost nothing when none is.
+
 `inject_traceparent` / `extract_context` carry W3C trace context through any header mapping
 (HTTP, AMQP).
 """
@@ -19,12 +22,13 @@ from collections.abc import Mapping, MutableMapping
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _endpoints: set[str] = set()
+_exporting = False
 
 
 def traces_url(endpoint: str) -> str:
@@ -48,9 +52,28 @@ def setup_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvi
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=traces_url(otlp_endpoint))
-            _provider.add_span_processor(BatchSpanProcessor(exporter))
+            _add_processor(_provider, BatchSpanProcessor(exporter))
             _endpoints.add(otlp_endpoint)
         return _provider
+
+
+def export_spans(processor: SpanProcessor, service: str = "shop") -> None:
+    """Send the process's spans to `processor` too (a test's in-memory exporter, say)."""
+    provider = setup_tracing(service)
+    with _lock:
+        _add_processor(provider, processor)
+
+
+def exporting() -> bool:
+    """True once spans go anywhere: detail that only a trace viewer needs (a span per Mongo
+    command) is skipped while nothing would ever read it."""
+    return _exporting
+
+
+def _add_processor(provider: TracerProvider, processor: SpanProcessor) -> None:
+    global _exporting
+    provider.add_span_processor(processor)
+    _exporting = True
 
 
 def shutdown_tracing() -> None:

@@ -84,10 +84,10 @@ async def test_each_command_is_a_client_span_of_the_current_trace(
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
     from opentelemetry.trace import SpanKind
 
-    from kit.tracing import setup_tracing
+    from kit.tracing import export_spans
 
     exporter = InMemorySpanExporter()
-    setup_tracing("stock", None).add_span_processor(SimpleSpanProcessor(exporter))
+    export_spans(SimpleSpanProcessor(exporter), "stock")
     settings = StockSettings(mongo_url=mongo_url, mongo_db=db_name)
     client = connect(settings)
     try:
@@ -105,5 +105,30 @@ async def test_each_command_is_a_client_span_of_the_current_trace(
                 assert span.context.trace_id == trace_id
                 assert "hunter2" not in str(span.attributes)
     finally:
+        await client.drop_database(db_name)
+        await client.close()
+
+
+async def test_no_command_spans_while_no_exporter_is_attached(
+    mongo_url: str, db_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from kit import tracing, tracing_clients
+
+    exporter = InMemorySpanExporter()
+    tracing.export_spans(SimpleSpanProcessor(exporter), "stock")
+    # As in a process that never attached an exporter (the flag is process-wide and sticky).
+    monkeypatch.setattr(tracing_clients, "exporting", lambda: False)
+    settings = StockSettings(mongo_url=mongo_url, mongo_db=db_name)
+    client = connect(settings)
+    try:
+        with trace.get_tracer("test").start_as_current_span("handler"):
+            await database(client, settings).things.insert_one({"n": 1})
+        assert [s.name for s in exporter.get_finished_spans()] == ["handler"]
+    finally:
+        exporter.clear()
         await client.drop_database(db_name)
         await client.close()

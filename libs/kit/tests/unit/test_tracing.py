@@ -9,7 +9,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from kit.tracing import extract_context, inject_traceparent, setup_tracing, traces_url
+from kit.tracing import (
+    export_spans,
+    extract_context,
+    inject_traceparent,
+    setup_tracing,
+    traces_url,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -20,7 +26,7 @@ PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 @pytest.fixture(scope="module")
 def spans() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
-    setup_tracing("demo", None).add_span_processor(SimpleSpanProcessor(exporter))
+    export_spans(SimpleSpanProcessor(exporter), "demo")
     return exporter
 
 
