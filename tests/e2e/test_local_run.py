@@ -209,7 +209,9 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
         assert client.get("/docs").status_code == 200
 
     started = started_pids(runner.lines)
-    assert set(started) == {*SERVICES, "mongo", "smtp-sink"}
+    # One embedded Mongo per service (the runner's default), named after it.
+    mongos = {f"mongo-{name}" for name in SERVICES if name != "gateway"}
+    assert set(started) == {*SERVICES, *mongos, "smtp-sink"}
     assert set(started.values()) <= descendants(runner.process.pid)
 
     # The supervisor restarts a child that dies, and the system becomes ready again.

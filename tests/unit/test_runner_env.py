@@ -48,3 +48,13 @@ def test_every_peer_url_setting_follows_the_port_base(service: str) -> None:
             continue
         variable = f"{prefix}{name}".upper()
         assert env.get(variable) == config.url(peer), f"{variable} is not passed to {service}"
+
+
+def test_services_serialise_transactions_only_on_the_embedded_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MONGO_SERIAL_TRANSACTIONS", raising=False)
+    embedded = parse_args([], env={})
+    assert child_env(embedded, "mongodb://127.0.0.1:1/")["MONGO_SERIAL_TRANSACTIONS"] == "1"
+    real = parse_args([], env={"MONGO_URL": "mongodb://db:27017/?replicaSet=rs0"})
+    assert "MONGO_SERIAL_TRANSACTIONS" not in child_env(real, "mongodb://db:27017/?replicaSet=rs0")

@@ -29,7 +29,7 @@ def test_a_second_instance_listens_ten_ports_above_the_first() -> None:
     assert config.instances("user") == 1
     assert [config.instance_port("order", i) for i in range(2)] == [31003, 31013]
     assert [config.instance_name("order", i) for i in range(2)] == ["order", "order-2"]
-    assert config.mongo_per_service is False
+    assert config.mongo_per_service is True
 
 
 def test_a_bad_replica_setting_stops_the_runner_with_a_message() -> None:
@@ -37,5 +37,6 @@ def test_a_bad_replica_setting_stops_the_runner_with_a_message() -> None:
         parse_args([], env={"SHOP_REPLICAS": "gateway=2"})
 
 
-def test_one_mongo_per_service_is_opt_in() -> None:
+def test_one_mongo_per_service_is_the_default() -> None:
     assert parse_args([], env={"SHOP_MONGO_PER_SERVICE": "1"}).mongo_per_service is True
+    assert parse_args([], env={"SHOP_MONGO_PER_SERVICE": "0"}).mongo_per_service is False
