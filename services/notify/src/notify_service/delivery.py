@@ -115,8 +115,10 @@ class DeliveryWorker:
         ):
             await self.store.mark_skipped(row["_id"], "profile completed", self.clock())
             return
-        if row["channel"] == "inApp":  # a held in-app row: releasing it is delivering it
-            await self._record(row, None)
+        if row["channel"] == "inApp":
+            # A held in-app row: releasing it into the inbox is delivering it (no event, like
+            # every in-app row: the inbox is its record).
+            await self.store.mark_sent(row["_id"], self.clock(), None)
             return
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1

@@ -1,8 +1,9 @@
 """Event handlers of the notify service, and its handler table.
 
-Each handler writes its notification rows (and in-app `NotificationSent` events) in its own
-transaction, keyed by (event, channel, recipient); it never talks to a provider, so a slow or
-failing channel never holds up the saga. The delivery worker (`delivery.py`) sends the rest.
+Each handler writes its notification rows in its own transaction, keyed by (event, channel,
+recipient); it never talks to a provider, so a slow or failing channel never holds up the saga.
+An in-app row is delivered by being written (the inbox API is its record: no event); the
+delivery worker (`delivery.py`) sends the rest.
 `build_handlers(base_url)` at the bottom is the only place the subscriptions appear.
 """
 
@@ -16,7 +17,6 @@ from bus import HandlerContext, HandlerTable
 from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.inventory import StockLow, StockPartiallyReserved
-from contracts.notify import NotificationSent
 from contracts.order import (
     OrderApprovalRequired,
     OrderCancelled,
@@ -49,7 +49,7 @@ async def _write(
     envelope = ctx.envelope
     for item in items:
         held = timedelta(seconds=hold) if item.only_if_profile_incomplete else None
-        created = await store.add(
+        await store.add(
             item,
             now=_now(),
             event_id=envelope.id,
@@ -57,18 +57,6 @@ async def _write(
             session=ctx.session,
             hold=held,
         )
-        if created and item.channel == "inApp" and held is None:
-            # In-app is delivered by being stored: say so in the same transaction.
-            await ctx.emit(
-                NotificationSent(
-                    notification_id=item.notification_id,
-                    user_id=item.user_id,
-                    channel="inApp",
-                    template=item.type,
-                    entity_type=item.entity_type,
-                    entity_id=item.entity_id,
-                )
-            )
 
 
 async def _recipients(store: NotifyStore, draft: Draft, ctx: HandlerContext) -> list[Contact]:
