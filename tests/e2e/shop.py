@@ -336,7 +336,6 @@ async def running_shop(
             **shared,
             port=free_port(),
             smtp_port=smtp_port,
-            delivery_poll_seconds=0.05,
             nudge_hold_seconds=1.0,
         )
         factories["notify"] = create_notify

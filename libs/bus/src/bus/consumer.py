@@ -225,7 +225,7 @@ class Consumer:
         handler_log = bound.bind(handler=name)
         started = time.perf_counter()
 
-        async def body(session: AsyncClientSession) -> int:
+        async def body(session: AsyncClientSession) -> HandlerContext:
             if not await self._inbox.first_time(session, envelope.id, name):
                 raise _AlreadyProcessed
             ctx = HandlerContext(
@@ -238,14 +238,20 @@ class Consumer:
                 attempt=attempt,
             )
             await handler(envelope, ctx)
-            return len(ctx.emitted)
+            return ctx
 
         try:
             async with self._slots:
-                emitted = await run_in_transaction(self._client, body)
+                committed = await run_in_transaction(self._client, body)
         except _AlreadyProcessed:
             handler_log.info("bus.duplicate_skipped")
             return False
+        for callback in committed.committed:
+            try:
+                callback()
+            except Exception as exc:  # committed already: a hook's failure is not the handler's
+                handler_log.warning("bus.after_commit_failed", error=repr(exc))
+        emitted = len(committed.emitted)
         elapsed = time.perf_counter() - started
         HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
         handler_log.info("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))

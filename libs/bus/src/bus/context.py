@@ -26,6 +26,7 @@ class HandlerContext:
     handler: str = ""
     attempt: int = 1
     emitted: list[Envelope[Any]] = field(default_factory=list)
+    committed: list[Callable[[], None]] = field(default_factory=list)
 
     async def emit[E: Event](self, event: E, *, actor: Actor | None = None) -> Envelope[E]:
         """Write `event`, caused by the handled envelope, to the outbox in this transaction."""
@@ -36,6 +37,15 @@ class HandlerContext:
         await self.outbox.add(self.session, envelope)
         self.emitted.append(envelope)
         return envelope
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once this handler's transaction has committed (never on an abort).
+
+        For waking a local worker that reads what the handler wrote: woken before the commit, it
+        would not see the rows yet. A retried transaction body registers afresh; only the
+        attempt that committed is called back.
+        """
+        self.committed.append(callback)
 
 
 type Handler = Callable[[Envelope[Any], HandlerContext], Awaitable[None]]

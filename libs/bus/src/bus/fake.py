@@ -66,6 +66,8 @@ class InMemoryBus:
             )
             await handler(envelope, ctx)  # an exception leaves nothing behind, like an abort
             self._processed.add(key)
+            for callback in ctx.committed:
+                callback()
             for staged_envelope in staged.envelopes:
                 await self.publish(staged_envelope)
             emitted.extend(staged.envelopes)

@@ -47,9 +47,12 @@ async def test_handler_failing_twice_succeeds_on_third_attempt_and_changes_state
 ) -> None:
     config = make_config()
     seen: list[int] = []
+    committed: list[int] = []
 
     async def count_flaky_ping(envelope: Envelope[BusRetryPing], ctx: HandlerContext) -> None:
         seen.append(ctx.attempt)
+        attempt = ctx.attempt
+        ctx.after_commit(lambda: committed.append(attempt))
         await db.state.update_one(
             {"_id": envelope.data.key}, {"$inc": {"n": 1}}, upsert=True, session=ctx.session
         )
@@ -65,6 +68,7 @@ async def test_handler_failing_twice_succeeds_on_third_attempt_and_changes_state
         await eventually(lambda: len(seen) >= 3, what="three deliveries")
         await asyncio.sleep(0.3)  # nothing else may arrive
         assert seen == [1, 2, 3]
+        assert committed == [3]  # the aborted attempts' hooks are never called
         assert await db.state.find_one({"_id": "k1"}) == {"_id": "k1", "n": 1}
         assert await db.inbox.count_documents({}) == 1
     finally:

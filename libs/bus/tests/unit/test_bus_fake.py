@@ -87,6 +87,23 @@ async def test_a_failing_handler_emits_nothing_and_may_run_again() -> None:
     assert len(bus.published) == 1
 
 
+async def test_after_commit_hooks_run_once_the_handler_returned_and_never_after_a_failure() -> None:
+    calls: list[str] = []
+
+    async def hooked(envelope: Envelope[BusFakeAsked], ctx: HandlerContext) -> None:
+        ctx.after_commit(lambda: calls.append(envelope.data.key))
+        assert envelope.data.key not in calls  # not before the "commit"
+        if envelope.data.key == "bad":
+            raise RuntimeError("abort")
+
+    bus = InMemoryBus()
+    table: HandlerTable = {BusFakeAsked: [hooked]}
+    await bus.dispatch(Envelope.wrap(BusFakeAsked(key="a"), correlation_id="c"), table)
+    with pytest.raises(RuntimeError):
+        await bus.dispatch(Envelope.wrap(BusFakeAsked(key="bad"), correlation_id="c"), table)
+    assert calls == ["a"]
+
+
 async def test_deliver_cascades_until_quiet() -> None:
     bus, store = InMemoryBus(), Store()
     publisher: Publisher = bus

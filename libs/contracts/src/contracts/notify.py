@@ -16,9 +16,11 @@ class _Notification(Event):
     entity_id: str | None = None
 
 
+# Not emitted for in-app rows: one is delivered by being stored, and the inbox API is its
+# record. `channel` keeps `inApp` in its set (the published v1 schema admits it).
 @event("notify")
 class NotificationSent(_Notification):
-    """A notification was delivered on one channel (in-app, email, SMS or push)."""
+    """A notification was delivered on a channel with a real delivery (email, SMS or push)."""
 
 
 @event("notify")

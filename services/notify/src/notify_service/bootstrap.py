@@ -49,9 +49,17 @@ def bootstrap(
     senders: Mapping[str, Sender] | None = None,
 ) -> Deps:
     """The notify service's dependencies; `mongo`/`bus`/`senders` replace the real ones in tests."""
+    worker: DeliveryWorker | None = None
+
+    def wake(after: float) -> None:
+        # The handlers exist before the worker (the bus is built with them, the worker with the
+        # bus); they only call this after a commit, once the service runs.
+        if worker is not None:
+            worker.wake(after)
+
     base = ServiceDeps.wire(
         settings,
-        build_handlers(settings.public_base_url, settings.nudge_hold_seconds),
+        build_handlers(settings.public_base_url, settings.nudge_hold_seconds, wake),
         mongo=mongo,
         bus=bus,
     )

@@ -1,5 +1,11 @@
 """The delivery worker: sends pending notifications outside any handler transaction.
 
+It runs when told to: a handler that committed a row due now wakes it (`wake()`, from
+`HandlerContext.after_commit`), a held row or a scheduled retry wakes it when it comes due
+(`wake(after)`). The periodic poll is only the fallback (`NOTIFY_DELIVERY_POLL_SECONDS`, 5 s) for
+rows no wake announced: written by another instance's handler, left leased by a crash, held or
+retried before a restart. A pass that finds nothing due reads and writes nothing else.
+
 It leases one due row at a time (so several instances never send the same row at once), calls
 the channel's sender with the notification id as idempotency key, then records the outcome:
 `sent` + `NotificationSent`, or a retry later with backoff, or after the last attempt `failed` +
@@ -10,6 +16,7 @@ window where a provider may see a message twice, which its idempotency key lets 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,11 +52,16 @@ class DeliveryPolicy:
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
     max_attempts: int = 4
     lease: timedelta = timedelta(seconds=60)
-    poll_interval: float = 0.5
+    # The fallback poll; rows due now or later are announced by `wake`.
+    poll_interval: float = 5.0
+
+
+# A timer may fire up to the loop's clock resolution early: wake a little after the due time.
+_DUE_MARGIN = 0.01
 
 
 class DeliveryWorker:
-    """Sends due notifications; `wake()` after a handler wrote some, `stop()` on shutdown.
+    """Sends due notifications; `wake()` after a handler committed some, `stop()` on shutdown.
 
     One send at a time per instance: on the embedded Mongo, four concurrent loops were slower
     (100 welcome emails: 11.6 s against 8.9 s) because their status transactions conflict.
@@ -74,17 +86,31 @@ class DeliveryWorker:
         self.on_committed = on_committed
         self.clock = clock
         self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
+        self._timers: set[asyncio.TimerHandle] = set()
 
     def start(self) -> None:
         """Deliver in the background until stopped."""
         self._loop.start()
 
     async def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         await self._loop.stop()
 
-    def wake(self) -> None:
-        """Deliver now: a handler just wrote notifications."""
-        self._loop.wake()
+    def wake(self, after: float = 0.0) -> None:
+        """Deliver now, or in `after` seconds: a handler committed rows due then, or a retry is
+        scheduled. Cheap and idempotent: waking a busy worker makes it look once more."""
+        if after <= 0:
+            self._loop.wake()
+            return
+
+        def ring() -> None:
+            self._timers.discard(timer)
+            self._loop.wake()
+
+        timer = asyncio.get_running_loop().call_later(after + _DUE_MARGIN, ring)
+        self._timers.add(timer)
 
     @property
     def running(self) -> bool:
@@ -115,8 +141,10 @@ class DeliveryWorker:
         ):
             await self.store.mark_skipped(row["_id"], "profile completed", self.clock())
             return
-        if row["channel"] == "inApp":  # a held in-app row: releasing it is delivering it
-            await self._record(row, None)
+        if row["channel"] == "inApp":
+            # A held in-app row: releasing it into the inbox is delivering it (no event, like
+            # every in-app row: the inbox is its record).
+            await self.store.mark_sent(row["_id"], self.clock(), None)
             return
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1
@@ -134,6 +162,7 @@ class DeliveryWorker:
                 await self.store.mark_retry(
                     row["_id"], str(exc), self.clock() + timedelta(seconds=delay)
                 )
+                self.wake(delay)
                 log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
                 return
             await self._record_failure(row, str(exc))

@@ -1,13 +1,16 @@
 """Event handlers of the notify service, and its handler table.
 
-Each handler writes its notification rows (and in-app `NotificationSent` events) in its own
-transaction, keyed by (event, channel, recipient); it never talks to a provider, so a slow or
-failing channel never holds up the saga. The delivery worker (`delivery.py`) sends the rest.
+Each handler writes its notification rows in its own transaction, keyed by (event, channel,
+recipient); it never talks to a provider, so a slow or failing channel never holds up the saga.
+An in-app row is delivered by being written (the inbox API is its record: no event); the
+delivery worker (`delivery.py`) sends the rest, woken once the handler's transaction committed
+(`wake()` for a row due now, `wake(hold)` for a held one).
 `build_handlers(base_url)` at the bottom is the only place the subscriptions appear.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -16,7 +19,6 @@ from bus import HandlerContext, HandlerTable
 from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.inventory import StockLow, StockPartiallyReserved
-from contracts.notify import NotificationSent
 from contracts.order import (
     OrderApprovalRequired,
     OrderCancelled,
@@ -38,13 +40,25 @@ from notify_service.store import NotifyStore
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_NUDGE_HOLD = 10.0
 
+# Wakes the delivery worker now (0) or in that many seconds: `DeliveryWorker.wake`.
+type Wake = Callable[[float], None]
+
+
+def _no_wake(after: float) -> None:
+    """No worker to wake (unit tests of the handlers)."""
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 async def _write(
-    store: NotifyStore, ctx: HandlerContext, items: list[Delivery], *, hold: float = 0.0
+    store: NotifyStore,
+    ctx: HandlerContext,
+    items: list[Delivery],
+    *,
+    wake: Wake,
+    hold: float = 0.0,
 ) -> None:
     envelope = ctx.envelope
     for item in items:
@@ -57,18 +71,10 @@ async def _write(
             session=ctx.session,
             hold=held,
         )
-        if created and item.channel == "inApp" and held is None:
-            # In-app is delivered by being stored: say so in the same transaction.
-            await ctx.emit(
-                NotificationSent(
-                    notification_id=item.notification_id,
-                    user_id=item.user_id,
-                    channel="inApp",
-                    template=item.type,
-                    entity_type=item.entity_type,
-                    entity_id=item.entity_id,
-                )
-            )
+        if created and (item.channel != "inApp" or held is not None):
+            # The worker has a row to deliver, now or once the hold is over; woken before the
+            # commit it would not see the row yet.
+            ctx.after_commit(partial(wake, held.total_seconds() if held is not None else 0.0))
 
 
 async def _recipients(store: NotifyStore, draft: Draft, ctx: HandlerContext) -> list[Contact]:
@@ -82,7 +88,11 @@ async def _recipients(store: NotifyStore, draft: Draft, ctx: HandlerContext) -> 
 
 
 async def notify_about_event(
-    envelope: Envelope[Event], ctx: HandlerContext, *, base_url: str = DEFAULT_BASE_URL
+    envelope: Envelope[Event],
+    ctx: HandlerContext,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    wake: Wake = _no_wake,
 ) -> None:
     """Write the notifications an event asks for, once per (event, channel, recipient)."""
     store = NotifyStore(ctx.db)
@@ -90,11 +100,15 @@ async def notify_about_event(
     customer = await store.contact(user_id, ctx.session) if isinstance(user_id, str) else None
     for draft in drafts_for(envelope, base_url=base_url, customer=customer):
         for contact in await _recipients(store, draft, ctx):
-            await _write(store, ctx, deliveries(draft, envelope.id, contact))
+            await _write(store, ctx, deliveries(draft, envelope.id, contact), wake=wake)
 
 
 async def keep_user_replica(
-    envelope: Envelope[Event], ctx: HandlerContext, *, nudge_hold: float = DEFAULT_NUDGE_HOLD
+    envelope: Envelope[Event],
+    ctx: HandlerContext,
+    *,
+    nudge_hold: float = DEFAULT_NUDGE_HOLD,
+    wake: Wake = _no_wake,
 ) -> None:
     """Keep the replica of a user's contact, role and channels; nudge an incomplete profile once."""
     store = NotifyStore(ctx.db)
@@ -140,7 +154,7 @@ async def keep_user_replica(
                 # Held a moment: the update that completes the profile may be handled after
                 # this login; the worker drops the nudge if the replica is complete by then.
                 nudge = deliveries(profile_nudge(data.user_id), "", contact)
-                await _write(store, ctx, nudge, hold=nudge_hold)
+                await _write(store, ctx, nudge, wake=wake, hold=nudge_hold)
 
 
 NOTIFYING_EVENTS: tuple[type[Event], ...] = (
@@ -165,11 +179,14 @@ USER_EVENTS: tuple[type[Event], ...] = (
 
 
 def build_handlers(
-    base_url: str = DEFAULT_BASE_URL, nudge_hold: float = DEFAULT_NUDGE_HOLD
+    base_url: str = DEFAULT_BASE_URL,
+    nudge_hold: float = DEFAULT_NUDGE_HOLD,
+    wake: Wake = _no_wake,
 ) -> HandlerTable:
-    """The handler table: links point at `base_url` (the gateway); nudges wait `nudge_hold` s."""
-    notify = partial(notify_about_event, base_url=base_url)
-    replica = partial(keep_user_replica, nudge_hold=nudge_hold)
+    """The handler table: links point at `base_url` (the gateway); nudges wait `nudge_hold` s;
+    `wake` is called after a commit that left the delivery worker something to send."""
+    notify = partial(notify_about_event, base_url=base_url, wake=wake)
+    replica = partial(keep_user_replica, nudge_hold=nudge_hold, wake=wake)
     table: HandlerTable = {cls: [replica] for cls in USER_EVENTS}
     for cls in NOTIFYING_EVENTS:
         # The replica first: a welcome email needs the address UserRegistered just brought.

@@ -27,7 +27,10 @@ class NotifySettings(ServiceSettings):
     # A failing channel is retried after these delays (seconds), then recorded as failed.
     delivery_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)
     delivery_max_attempts: int = Field(4, ge=1)
-    delivery_poll_seconds: float = Field(0.5, gt=0)
+    # The delivery worker's fallback poll: handlers wake it after committing a row due now, a
+    # held row or a retry wakes it when due; the poll finds what no wake announced (another
+    # instance's rows, a lease left by a crash, rows held or retried before a restart).
+    delivery_poll_seconds: float = Field(5.0, gt=0)
     delivery_lease_seconds: float = Field(60.0, gt=0)
     # The profile nudge waits this long, then goes out only if the profile is still incomplete.
     nudge_hold_seconds: float = Field(10.0, ge=0)

@@ -132,17 +132,30 @@ class NotifyStore:
         return result.upserted_id is not None
 
     async def lease_due(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """Claim one pending notification that is due and not leased by another worker."""
-        return await self.notifications.find_one_and_update(
-            {
-                "status": "pending",
-                "next_attempt_at": {"$lte": now},
-                "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
-            },
-            {"$set": {"lease_until": now + lease}},
-            sort=[("next_attempt_at", ASCENDING)],
-            return_document=ReturnDocument.AFTER,
-        )
+        """Claim one pending notification that is due and not leased by another worker.
+
+        A read finds a candidate first, so a pass with nothing due sends no write command (a
+        findAndModify that matches nothing is still one, taking write locks); the claim repeats
+        the conditions, and a row another worker claimed in between sends this one on to the
+        next candidate."""
+        due = {
+            "status": "pending",
+            "next_attempt_at": {"$lte": now},
+            "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+        }
+        while True:
+            candidate = await self.notifications.find_one(
+                due, {"_id": 1}, sort=[("next_attempt_at", ASCENDING)]
+            )
+            if candidate is None:
+                return None
+            claimed = await self.notifications.find_one_and_update(
+                {"_id": candidate["_id"], **due},
+                {"$set": {"lease_until": now + lease}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if claimed is not None:
+                return claimed
 
     async def mark_sent(self, notification_id: str, now: datetime, session: Session) -> None:
         await self.notifications.update_one(

@@ -64,7 +64,9 @@ async def notify(
         smtp_port=smtp_port,
         delivery_retry_delays=(0.05, 0.1),
         delivery_max_attempts=3,
-        delivery_poll_seconds=0.05,
+        # No test here may lean on the fallback poll: the wakes alone (a handler's commit, a
+        # held row or a retry coming due) must deliver everything these tests wait for.
+        delivery_poll_seconds=600.0,
         nudge_hold_seconds=0.3,
     )
     sms = SandboxProvider("sms", latency=0.001)
