@@ -34,7 +34,9 @@ class BusConfig:
     handler_concurrency: int = 4
     # A confirm that does not come (a blocked broker) fails the publish after this long.
     publish_timeout: float = 30.0
-    relay_poll_interval: float = 0.2
+    # A commit wakes its own relay; the poll only finds rows nobody was told about (a dead
+    # process's, once their lease ran out), so it can be slow: each pass is a read and a claim.
+    relay_poll_interval: float = 1.0
     relay_batch_size: int = 100
     lease_seconds: float = 30.0
     extra_bindings: tuple[str, ...] = ()

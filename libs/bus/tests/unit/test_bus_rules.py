@@ -49,7 +49,7 @@ def test_config_defaults_follow_the_retry_schedule() -> None:
     assert config.max_attempts == 4
     assert config.delivery_limit == 20
     assert config.lease_seconds == 30.0
-    assert config.relay_poll_interval == 0.2
+    assert config.relay_poll_interval == 1.0
     assert (config.prefetch, config.handler_concurrency) == (16, 4)
     assert [config.delay_for(a) for a in (1, 2, 3, 4, 5)] == [1.0, 10.0, 60.0, 60.0, 60.0]
     assert BusConfig(service="x", retry_delays=(0.2, 0.5), max_attempts=6).max_attempts == 6
