@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -44,6 +44,9 @@ INDEXES: list[IndexSpec] = [
 ]
 
 type Session = AsyncClientSession | None
+
+# Where the audit entries were kept before they moved onto the events' rows.
+LEGACY_AUDIT = "audit"
 
 
 class AnalyticsStore:
@@ -133,6 +136,30 @@ class AnalyticsStore:
             upsert=True,
             session=session,
         )
+
+    # -- start-up ----------------------------------------------------------------------------------
+
+    async def adopt_legacy_audit(self, batch: int = 500) -> int:
+        """Move the rows of the former `audit` collection onto their events' rows (`audit`), then
+        drop it; the number of rows moved. Idempotent: an interrupted run is finished by the next.
+        """
+        if LEGACY_AUDIT not in await self.db.list_collection_names():
+            return 0
+        moved = 0
+        pending: list[UpdateOne] = []
+        async for row in self.db[LEGACY_AUDIT].find({}):
+            event_id = row.pop("_id")
+            pending.append(
+                UpdateOne({"_id": event_id, "audit": {"$exists": False}}, {"$set": {"audit": row}})
+            )
+            if len(pending) >= batch:
+                await self.events.bulk_write(pending, ordered=False)
+                moved, pending = moved + len(pending), []
+        if pending:
+            await self.events.bulk_write(pending, ordered=False)
+            moved += len(pending)
+        await self.db.drop_collection(LEGACY_AUDIT)
+        return moved
 
     # -- reads -----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from analytics_service.handlers import event_row
 
 from bus.testing import Probe, eventually
 from contracts import SYSTEM, Actor, Envelope, Event
@@ -407,6 +408,25 @@ async def test_an_event_recorded_already_is_not_folded_again(
     assert await _snapshot(h) == first
     trail = await h.get("/api/v1/audit", correlationId="o9")
     assert [e["action"] for e in trail["items"]] == ["OrderPlaced", "OrderConfirmed"]
+
+
+async def test_the_audit_rows_of_an_older_database_move_onto_their_events(
+    analytics: AnalyticsHarness,
+) -> None:
+    """Before one row per event, the audit trail had its own collection: start-up moves its
+    rows onto the events' rows, so the trail still lists them (and the old collection goes)."""
+    h = analytics
+    store = h.deps.store
+    placed, _, _ = order("o8", Actor(user_id="u8", role="Customer"), ("p1", 1, 700))
+    row = event_row(placed)
+    entry = row.pop("audit")
+    await store.events.insert_one(row)  # as the former record_event wrote them: two rows
+    await store.db["audit"].insert_one({"_id": row["_id"], **entry})
+    assert await store.adopt_legacy_audit() == 1
+    assert "audit" not in await store.db.list_collection_names()
+    assert await store.adopt_legacy_audit() == 0  # once
+    trail = await h.get("/api/v1/audit", entityId="o8")
+    assert [(e["action"], e["actor"]["userId"]) for e in trail["items"]] == [("OrderPlaced", "u8")]
 
 
 async def test_winback_grants_inactive_buyers_once(analytics: AnalyticsHarness) -> None:

@@ -35,6 +35,22 @@ INDEXES: list[IndexSpec] = [
     IndexSpec("payments", [("user_id", ASCENDING), ("created_at", ASCENDING)], name="user_time"),
 ]
 
+# Indexes this service no longer declares (attempts were also unique on (payment_id, number);
+# their composite `_id` is the key now): dropped at start-up where an older version made them.
+LEGACY_INDEXES: dict[str, tuple[str, ...]] = {"attempts": ("number",)}
+
+
+async def drop_legacy_indexes(db: Db) -> list[str]:
+    """Drop the indexes of `LEGACY_INDEXES` that exist; the ones dropped."""
+    dropped: list[str] = []
+    for collection, names in LEGACY_INDEXES.items():
+        existing = await db[collection].index_information()
+        for name in names:
+            if name in existing:
+                await db[collection].drop_index(name)
+                dropped.append(f"{collection}.{name}")
+    return dropped
+
 
 async def payment_for(db: Db, order_id: str) -> Doc | None:
     doc: Doc | None = await db.payments.find_one({"order_id": order_id})
