@@ -66,7 +66,10 @@ class AnalyticsStore:
         """Insert an event's row (keyed by event id); False when that id is recorded already.
 
         A plain insert, not an upsert that must look the id up first. The consumer's inbox row
-        already keeps an event from being handled twice, so the duplicate key is a last guard.
+        already keeps an event from being handled twice, so the duplicate key is a last guard
+        (an inbox row lost). The embedded server lets the transaction go on after it; a real
+        MongoDB aborts a transaction on a write error, so there the commit fails and the
+        delivery is retried, then dead-lettered, rather than the event folded twice.
         """
         try:
             await self.events.insert_one(row, session=session)
