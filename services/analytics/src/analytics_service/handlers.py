@@ -2,13 +2,18 @@
 
 `HANDLERS` at the bottom is the only place the service's subscriptions appear. Analytics keeps the
 raw event store and the audit trail, so its queue also receives every event: `BINDINGS` adds the
-`#` binding through the bus config's extra bindings. Every write is keyed so that a redelivered
-event changes nothing (ids, `$addToSet`, `$min`/`$max`, a fold that is replayed over the stored
-fact only once thanks to the inbox).
+`#` binding through the bus config's extra bindings.
+
+One handler, `record_event`, takes every event: one inbox row and one transaction per event, in
+which it inserts the event's row (raw envelope + audit entry, keyed by event id) and then runs the
+event's projections (`PROJECTIONS`: order facts, user facts, products, promotions). Every write is
+keyed so that a redelivered event changes nothing (ids, `$addToSet`, `$min`/`$max`, a fold that is
+replayed over the stored fact only once thanks to the inbox).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,15 +43,26 @@ from contracts.user import (
 BINDINGS: tuple[str, ...] = ("#",)
 
 
+def event_row(envelope: Envelope[Event]) -> dict[str, Any]:
+    """The event's row in `events`: the envelope as received, its audit entry under `audit`."""
+    row = envelope.model_dump(mode="python")
+    row["data"] = envelope.data.model_dump(mode="json", by_alias=True)
+    row["_id"] = row.pop("id")
+    row["recorded_at"] = datetime.now(UTC)
+    audit = audit_entry(envelope)
+    del audit["_id"]
+    row["audit"] = audit
+    return row
+
+
 async def record_event(envelope: Envelope[Event], ctx: HandlerContext) -> None:
-    """Append the event to the raw store and its entry to the audit trail (once per event id)."""
-    store = AnalyticsStore(ctx.db)
-    raw = envelope.model_dump(mode="python")
-    raw["data"] = envelope.data.model_dump(mode="json", by_alias=True)
-    raw["_id"] = raw.pop("id")
-    raw["recorded_at"] = datetime.now(UTC)
-    await store.insert_once("events", raw, ctx.session)
-    await store.insert_once("audit", audit_entry(envelope), ctx.session)
+    """Record the event (raw store + audit trail, one insert) and fold it into the projections."""
+    if not await AnalyticsStore(ctx.db).record(event_row(envelope), ctx.session):
+        # Recorded already, with its projections (same transaction): nothing left to do.
+        ctx.log.info("analytics.already_recorded")
+        return
+    for project in PROJECTIONS.get(type(envelope.data), ()):
+        await project(envelope, ctx)
 
 
 async def track_order(envelope: Envelope[Event], ctx: HandlerContext) -> None:
@@ -197,15 +213,22 @@ PRODUCT_EVENTS: tuple[type[Event], ...] = (
 )
 
 
-def _table() -> HandlerTable:
-    table: HandlerTable = {Event: [record_event], PromotionRedeemed: [redeem_promotion]}
-    for cls in ORDER_EVENTS:
-        table.setdefault(cls, []).append(track_order)
-    for cls in USER_EVENTS:
-        table.setdefault(cls, []).append(track_user)
-    for cls in PRODUCT_EVENTS:
-        table.setdefault(cls, []).append(track_product)
+type Projection = Callable[[Envelope[Event], HandlerContext], Awaitable[None]]
+
+
+def _projections() -> dict[type[Event], list[Projection]]:
+    table: dict[type[Event], list[Projection]] = {PromotionRedeemed: [redeem_promotion]}
+    for classes, project in (
+        (ORDER_EVENTS, track_order),
+        (USER_EVENTS, track_user),
+        (PRODUCT_EVENTS, track_product),
+    ):
+        for cls in classes:
+            table.setdefault(cls, []).append(project)
     return table
 
 
-HANDLERS: HandlerTable = _table()
+PROJECTIONS: dict[type[Event], list[Projection]] = _projections()
+"""What each event type feeds besides the event store (StockPartiallyReserved: two)."""
+
+HANDLERS: HandlerTable = {Event: [record_event]}

@@ -17,8 +17,19 @@ def winback(deps: Deps) -> dict[str, Background]:
     return {"winback": deps.winback}
 
 
+async def adopt_legacy_audit(_: FastAPI, deps: Deps) -> None:
+    """A database from before the audit entries moved onto the events' rows: move them."""
+    await deps.store.adopt_legacy_audit()
+
+
 def create_app(settings: AnalyticsSettings | None = None) -> FastAPI:
     """The analytics service's FastAPI app (nothing connects until the lifespan starts)."""
     settings = settings or AnalyticsSettings()
-    lifespan = service_lifespan(settings, bootstrap, indexes=INDEXES, background=winback)
+    lifespan = service_lifespan(
+        settings,
+        bootstrap,
+        indexes=INDEXES,
+        on_started=adopt_legacy_audit,
+        background=winback,
+    )
     return create_kit_app(settings, title="analytics", routers=ROUTERS, lifespan=lifespan)

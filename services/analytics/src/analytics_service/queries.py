@@ -173,25 +173,36 @@ async def audit_page(
     limit: int,
 ) -> list[dict[str, Any]]:
     """Audit entries in time order, filtered, from after the cursor position (limit + 1 rows)."""
+    # The entry is the `audit` part of the event's row in `events` (one row per event).
     query: dict[str, Any] = {}
     if actor_id is not None:
-        query["actor.user_id"] = actor_id
+        query["audit.actor.user_id"] = actor_id
     if entity_id is not None:
-        query["entity_id"] = entity_id
+        query["audit.entity_id"] = entity_id
     if action is not None:
-        query["action"] = action
+        query["audit.action"] = action
     if correlation_id is not None:
-        query["correlation_id"] = correlation_id
+        query["correlation_id"] = correlation_id  # the envelope's, indexed
     at: dict[str, Any] = {}
     if start is not None:
         at["$gte"] = start
     if end is not None:
         at["$lt"] = end
     if at:
-        query["at"] = at
+        query["audit.at"] = at
     if after is not None:
-        query["$or"] = [{"at": {"$gt": after[0]}}, {"at": after[0], "_id": {"$gt": after[1]}}]
-    rows = await store.find("audit", query, sort=[("at", 1), ("_id", 1)], limit=limit + 1)
+        query["$or"] = [
+            {"audit.at": {"$gt": after[0]}},
+            {"audit.at": after[0], "_id": {"$gt": after[1]}},
+        ]
+    found = await store.find(
+        "events",
+        query,
+        sort=[("audit.at", 1), ("_id", 1)],
+        limit=limit + 1,
+        projection={"audit": 1},
+    )
+    rows = [{**row["audit"], "_id": row["_id"]} for row in found]
     return await with_account_regions(store, rows)
 
 

@@ -1,7 +1,7 @@
 """Mongo storage of the analytics service: the raw event store and the projections over it.
 
-- `events`: every event as received, `_id` = event id (append-only, a redelivery is a no-op);
-- `audit`: who/what/when/where per event, `_id` = event id;
+- `events`: every event as received with its audit entry (who/what/when/where) under `audit`,
+  `_id` = event id: one insert per event, append-only (the audit trail reads this collection);
 - `order_facts`: one row per order, folded from its events (what sales reports aggregate);
 - `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
 - `products`: the catalogue replica with the last known stock state (recommendations);
@@ -13,9 +13,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from analytics_service.domain import Grant
 from kit.mongo import IndexSpec
@@ -25,10 +26,15 @@ INDEXES: list[IndexSpec] = [
     IndexSpec("events", "occurred_at", name="time"),
     IndexSpec("events", "actor.user_id", name="actor"),
     IndexSpec("events", "correlation_id", name="correlation"),
-    IndexSpec("audit", [("at", ASCENDING), ("_id", ASCENDING)], name="time"),
-    IndexSpec("audit", [("actor.user_id", ASCENDING), ("at", DESCENDING)], name="actor_time"),
-    IndexSpec("audit", [("entity_id", ASCENDING), ("at", DESCENDING)], name="entity_time"),
-    IndexSpec("audit", "correlation_id", name="correlation"),
+    IndexSpec("events", [("audit.at", ASCENDING), ("_id", ASCENDING)], name="audit_time"),
+    IndexSpec(
+        "events",
+        [("audit.actor.user_id", ASCENDING), ("audit.at", DESCENDING)],
+        name="audit_actor_time",
+    ),
+    IndexSpec(
+        "events", [("audit.entity_id", ASCENDING), ("audit.at", DESCENDING)], name="audit_entity"
+    ),
     IndexSpec("order_facts", "placed_at", name="placed"),
     IndexSpec("order_facts", [("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
     IndexSpec("order_facts", "items.product_id", name="products"),
@@ -39,6 +45,9 @@ INDEXES: list[IndexSpec] = [
 
 type Session = AsyncClientSession | None
 
+# Where the audit entries were kept before they moved onto the events' rows.
+LEGACY_AUDIT = "audit"
+
 
 class AnalyticsStore:
     """The analytics service's collections and the queries its reports run."""
@@ -46,7 +55,6 @@ class AnalyticsStore:
     def __init__(self, db: AsyncDatabase[Any]) -> None:
         self.db = db
         self.events = db["events"]
-        self.audit = db["audit"]
         self.order_facts = db["order_facts"]
         self.user_facts = db["user_facts"]
         self.products = db["products"]
@@ -54,11 +62,20 @@ class AnalyticsStore:
 
     # -- writes (handlers, in their transaction) -----------------------------------------------
 
-    async def insert_once(self, collection: str, doc: dict[str, Any], session: Session) -> None:
-        """Insert `doc` unless its `_id` exists (append-only, deduplicated by id)."""
-        await self.db[collection].update_one(
-            {"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True, session=session
-        )
+    async def record(self, row: dict[str, Any], session: Session) -> bool:
+        """Insert an event's row (keyed by event id); False when that id is recorded already.
+
+        A plain insert, not an upsert that must look the id up first. The consumer's inbox row
+        already keeps an event from being handled twice, so the duplicate key is a last guard
+        (an inbox row lost). The embedded server lets the transaction go on after it; a real
+        MongoDB aborts a transaction on a write error, so there the commit fails and the
+        delivery is retried, then dead-lettered, rather than the event folded twice.
+        """
+        try:
+            await self.events.insert_one(row, session=session)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def order_fact(self, order_id: str, session: Session) -> dict[str, Any] | None:
         return await self.order_facts.find_one({"_id": order_id}, session=session)
@@ -123,6 +140,30 @@ class AnalyticsStore:
             session=session,
         )
 
+    # -- start-up ----------------------------------------------------------------------------------
+
+    async def adopt_legacy_audit(self, batch: int = 500) -> int:
+        """Move the rows of the former `audit` collection onto their events' rows (`audit`), then
+        drop it; the number of rows moved. Idempotent: an interrupted run is finished by the next.
+        """
+        if LEGACY_AUDIT not in await self.db.list_collection_names():
+            return 0
+        moved = 0
+        pending: list[UpdateOne] = []
+        async for row in self.db[LEGACY_AUDIT].find({}):
+            event_id = row.pop("_id")
+            pending.append(
+                UpdateOne({"_id": event_id, "audit": {"$exists": False}}, {"$set": {"audit": row}})
+            )
+            if len(pending) >= batch:
+                await self.events.bulk_write(pending, ordered=False)
+                moved, pending = moved + len(pending), []
+        if pending:
+            await self.events.bulk_write(pending, ordered=False)
+            moved += len(pending)
+        await self.db.drop_collection(LEGACY_AUDIT)
+        return moved
+
     # -- reads -----------------------------------------------------------------------------------
 
     async def aggregate(self, collection: str, pipeline: list[dict[str, Any]]) -> list[Any]:
@@ -136,8 +177,9 @@ class AnalyticsStore:
         *,
         sort: list[tuple[str, int]] | None = None,
         limit: int = 0,
+        projection: dict[str, Any] | None = None,
     ) -> list[dict[str, Any]]:
-        cursor = self.db[collection].find(query)
+        cursor = self.db[collection].find(query, projection)
         if sort:
             cursor = cursor.sort(sort)
         if limit:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from analytics_service.handlers import event_row
 
 from bus.testing import Probe, eventually
 from contracts import SYSTEM, Actor, Envelope, Event
@@ -250,7 +251,8 @@ async def test_scripted_events_twice_give_exact_reports_audit_and_promotions(
 
     store = h.deps.store
     assert await store.events.count_documents({}) == len(every) + 1
-    assert await store.audit.count_documents({}) == len(every) + 1
+    # One row per event: the audit entry lives in the event's row.
+    assert await store.events.count_documents({"audit.action": {"$exists": True}}) == len(every) + 1
     assert len(grants.messages) == 1
     assert await store.promotions.count_documents({}) == 1
     promos = await h.get("/api/v1/promotions", role="Customer", user="u1")
@@ -349,7 +351,7 @@ async def test_roles_on_reports_audit_promotions(analytics: AnalyticsHarness) ->
 
 
 async def _snapshot(h: AnalyticsHarness) -> dict[str, list[dict[str, Any]]]:
-    names = ("events", "audit", "order_facts", "user_facts", "products", "promotions")
+    names = ("events", "order_facts", "user_facts", "products", "promotions")
     snapshot = {}
     for name in names:
         rows = await h.deps.store.find(name, {}, sort=[("_id", 1)])
@@ -375,6 +377,56 @@ async def test_a_second_delivery_of_every_event_type_changes_nothing(
     await h.publish(*envelopes)
     await asyncio.sleep(1.0)
     assert await _snapshot(h) == first
+
+
+async def test_an_event_recorded_already_is_not_folded_again(
+    analytics: AnalyticsHarness,
+) -> None:
+    """The event's row and its projections commit together: a row that exists (its inbox row
+    lost, say) stops the event there, so the order fact and the user's facts are not folded
+    twice; one row per event, so the audit trail lists the event once."""
+    h = analytics
+    placed, items, _ = order("o9", Actor(user_id="u9", role="Customer"), ("p1", 2, 500))
+    conf = confirmed("o9", "u9", items)
+    await h.publish(placed, conf)
+
+    async def folded() -> bool:
+        fact = await h.deps.store.order_facts.find_one({"_id": "o9"})
+        return bool(fact and fact["status"] == "CONFIRMED")
+
+    await eventually(folded, what="o9 confirmed")
+    await asyncio.sleep(0.3)
+    first = await _snapshot(h)
+    await h.deps.db["inbox"].delete_many({})  # as if the events had never been handled
+    await h.publish(placed, conf)
+
+    async def handled_again() -> bool:  # committed (not failed and retried): inbox rows back
+        return await h.deps.db["inbox"].count_documents({}) == 2
+
+    await eventually(handled_again, what="both events handled again")
+    await asyncio.sleep(0.3)
+    assert await _snapshot(h) == first
+    trail = await h.get("/api/v1/audit", correlationId="o9")
+    assert [e["action"] for e in trail["items"]] == ["OrderPlaced", "OrderConfirmed"]
+
+
+async def test_the_audit_rows_of_an_older_database_move_onto_their_events(
+    analytics: AnalyticsHarness,
+) -> None:
+    """Before one row per event, the audit trail had its own collection: start-up moves its
+    rows onto the events' rows, so the trail still lists them (and the old collection goes)."""
+    h = analytics
+    store = h.deps.store
+    placed, _, _ = order("o8", Actor(user_id="u8", role="Customer"), ("p1", 1, 700))
+    row = event_row(placed)
+    entry = row.pop("audit")
+    await store.events.insert_one(row)  # as the former record_event wrote them: two rows
+    await store.db["audit"].insert_one({"_id": row["_id"], **entry})
+    assert await store.adopt_legacy_audit() == 1
+    assert "audit" not in await store.db.list_collection_names()
+    assert await store.adopt_legacy_audit() == 0  # once
+    trail = await h.get("/api/v1/audit", entityId="o8")
+    assert [(e["action"], e["actor"]["userId"]) for e in trail["items"]] == [("OrderPlaced", "u8")]
 
 
 async def test_winback_grants_inactive_buyers_once(analytics: AnalyticsHarness) -> None:

@@ -127,12 +127,16 @@ def _restore(snapshots: Sequence[Doc]) -> list[Event]:
     return [event_class(s["type"]).model_validate(s["data"]) for s in snapshots]
 
 
+def _decision(key: str, envelope: Envelope[Any], events: Sequence[Event]) -> Doc:
+    """The `$set` fields storing what `envelope` decided under `key` (before emitting it)."""
+    return {f"outcomes.{key}": {"cause": envelope.id, "events": _snapshot(events)}}
+
+
 async def _decide(
     db: Db, payment: Doc, key: str, envelope: Envelope[Any], events: Sequence[Event]
 ) -> Doc:
     """Store what `envelope` decided under `key` (before emitting it)."""
-    outcome = {"cause": envelope.id, "events": _snapshot(events)}
-    return await store.set_fields(db, payment["_id"], utcnow(), **{f"outcomes.{key}": outcome})
+    return await store.set_fields(db, payment["_id"], utcnow(), **_decision(key, envelope, events))
 
 
 async def _emit(ctx: HandlerContext, events: Sequence[Event]) -> None:
@@ -154,49 +158,43 @@ async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
 # --- authorize ------------------------------------------------------------------------------
 
 
+async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str) -> bool:
+    """True when this request has nothing (left) to do: decided already (re-emitted if by this
+    very event), the order ended, or an earlier request already authorized."""
+    request = ctx.envelope.data
+    outcomes: Doc = payment.get("outcomes", {})
+    if await _replayed(ctx, outcomes.get(key)):
+        return True
+    if not request.review_passed and await _replayed(ctx, outcomes.get(review_key)):
+        return True
+    status = PaymentStatus(payment["status"])
+    if payment.get("closed") or status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+        # The order ended, or an earlier request already authorized: never charge again.
+        log.info("payment.request_ignored", status=status, closed=payment.get("closed"))
+        return True
+    return False
+
+
 async def authorize_payment(
     envelope: Envelope[PaymentRequested], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
     """Fraud rules (unless a Manager passed the review), then authorize with retries."""
     request = envelope.data
     db = ctx.db
-    payment = await store.ensure_payment(db, request.order_id, request.user_id, utcnow())
-    outcomes: Doc = payment.get("outcomes", {})
     key, review_key = str(request.attempt), f"{request.attempt}/review"
-    if await _replayed(ctx, outcomes.get(key)):
+    payment = await store.payment_for(db, request.order_id)
+    if payment is not None and await _settled(ctx, payment, key, review_key):
         return
-    if not request.review_passed and await _replayed(ctx, outcomes.get(review_key)):
-        return
-    status = PaymentStatus(payment["status"])
-    if payment.get("closed") or status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
-        # The order ended, or an earlier request already authorized: never charge again.
-        log.info("payment.request_ignored", status=status, closed=payment.get("closed"))
-        return
-    if status is PaymentStatus.FAILED:
-        payment = await store.move(db, payment["_id"], PaymentStatus.PENDING, utcnow()) or payment
-    payment = await store.set_fields(
-        db,
-        payment["_id"],
-        utcnow(),
-        amount_cents=request.amount_cents,
-        currency=request.currency,
-        payment_method_id=request.payment_method_id,
-    )
-    history = await store.attempts(db, payment["_id"])
+    history = await store.attempts(db, payment["_id"]) if payment is not None else []
     method = await env.users.payment_method(request.user_id, request.payment_method_id)
-    if method is None:
-        failed = PaymentFailed(
-            order_id=request.order_id,
-            user_id=request.user_id,
-            payment_id=payment["_id"],
-            reason=METHOD_NOT_FOUND,
-            attempts=max(1, len(history)),
-            retryable=True,
-        )
-        await _finish_failed(ctx, payment, key, failed)
-        return
-
-    if not request.review_passed:
+    # What this request sets on the payment, fraud verdict included: written at once below.
+    fields: Doc = {
+        "amount_cents": request.amount_cents,
+        "currency": request.currency,
+        "payment_method_id": request.payment_method_id,
+    }
+    review: PaymentReviewRequired | None = None
+    if method is not None and not request.review_passed:
         now = utcnow()
         past = await store.user_history(
             db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
@@ -213,8 +211,11 @@ async def authorize_payment(
             )
         )
         flagged = verdict.flagged(env.fraud_threshold)
-        fraud = {"score": verdict.score, "reasons": list(verdict.reasons), "flagged": flagged}
-        payment = await store.set_fields(db, payment["_id"], now, fraud=fraud)
+        fields["fraud"] = {
+            "score": verdict.score,
+            "reasons": list(verdict.reasons),
+            "flagged": flagged,
+        }
         if flagged:
             review = PaymentReviewRequired(
                 order_id=request.order_id,
@@ -222,9 +223,37 @@ async def authorize_payment(
                 fraud_score=verdict.score,
                 reasons=verdict.reasons,
             )
-            await _decide(db, payment, review_key, envelope, [review])
-            await _emit(ctx, [review])
+    if payment is None:
+        # First sight: the payment is created with this request's fields (one write). Someone
+        # else may have created it meanwhile (a cancellation's stub): look at it as above.
+        payment = await store.ensure_payment(
+            db, request.order_id, request.user_id, utcnow(), **fields
+        )
+        if await _settled(ctx, payment, key, review_key):
             return
+    changed = {name: value for name, value in fields.items() if payment.get(name) != value}
+    if PaymentStatus(payment["status"]) is PaymentStatus.FAILED:
+        moved = await store.move(db, payment["_id"], PaymentStatus.PENDING, utcnow(), **changed)
+        if moved is None and changed:
+            moved = await store.set_fields(db, payment["_id"], utcnow(), **changed)
+        payment = moved or payment
+    elif changed:  # nothing is written when the stored payment already says it all
+        payment = await store.set_fields(db, payment["_id"], utcnow(), **changed)
+    if method is None:
+        failed = PaymentFailed(
+            order_id=request.order_id,
+            user_id=request.user_id,
+            payment_id=payment["_id"],
+            reason=METHOD_NOT_FOUND,
+            attempts=max(1, len(history)),
+            retryable=True,
+        )
+        await _finish_failed(ctx, payment, key, failed)
+        return
+    if review is not None:
+        await _decide(db, payment, review_key, envelope, [review])
+        await _emit(ctx, [review])
+        return
 
     mine = [a for a in history if a["request"] == request.attempt]
     number = history[-1]["number"] if history else 0
@@ -309,6 +338,28 @@ async def authorize_payment(
         await _finish_failed(ctx, payment, key, failed)
         return
 
+    authorized_event = PaymentAuthorized(
+        order_id=request.order_id,
+        user_id=request.user_id,
+        payment_id=payment["_id"],
+        amount_cents=request.amount_cents,
+        currency=request.currency,
+        fraud_flag=bool((payment.get("fraud") or {}).get("flagged")),
+        attempts=attempts,
+    )
+    # The common case in one write: authorized, with the decision, while the order is open.
+    authorized = await store.move(
+        db,
+        payment["_id"],
+        PaymentStatus.AUTHORIZED,
+        utcnow(),
+        unless_closed=True,
+        authorization_id=authorization_id,
+        **_decision(key, envelope, [authorized_event]),
+    )
+    if authorized is not None:
+        await _emit(ctx, [authorized_event])
+        return
     authorized = await store.move(
         db,
         payment["_id"],
@@ -319,17 +370,7 @@ async def authorize_payment(
     if authorized is None:  # moved meanwhile (cannot happen for one order's serial requests)
         log.warning("payment.authorize_lost_race", order_id=request.order_id)
         return
-    events: list[Event] = [
-        PaymentAuthorized(
-            order_id=request.order_id,
-            user_id=request.user_id,
-            payment_id=payment["_id"],
-            amount_cents=request.amount_cents,
-            currency=request.currency,
-            fraud_flag=bool((authorized.get("fraud") or {}).get("flagged")),
-            attempts=attempts,
-        )
-    ]
+    events: list[Event] = [authorized_event]
     if authorized.get("closed"):
         # The order ended while we were authorizing: release the hold at once.
         voided = await _void(db, authorized, env, ORDER_CLOSED)
@@ -343,9 +384,15 @@ async def _finish_failed(
     ctx: HandlerContext, payment: Doc, key: str, failed: PaymentFailed
 ) -> None:
     moved = await store.move(
-        ctx.db, payment["_id"], PaymentStatus.FAILED, utcnow(), failure=failed.reason
+        ctx.db,
+        payment["_id"],
+        PaymentStatus.FAILED,
+        utcnow(),
+        failure=failed.reason,
+        **_decision(key, ctx.envelope, [failed]),  # the decision in the same write
     )
-    await _decide(ctx.db, moved or payment, key, ctx.envelope, [failed])
+    if moved is None:
+        await _decide(ctx.db, payment, key, ctx.envelope, [failed])
     await _emit(ctx, [failed])
 
 
@@ -371,11 +418,6 @@ async def capture_payment(
     await env.provider.capture(
         key=f"{order.order_id}:capture", authorization_id=payment["authorization_id"]
     )
-    captured = await store.move(
-        ctx.db, payment["_id"], PaymentStatus.CAPTURED, utcnow(), captured_cents=amount
-    )
-    if captured is None:
-        return
     event = PaymentCaptured(
         order_id=order.order_id,
         user_id=payment["user_id"],
@@ -383,7 +425,16 @@ async def capture_payment(
         amount_cents=amount,
         currency=payment["currency"],
     )
-    await _decide(ctx.db, captured, "capture", envelope, [event])
+    captured = await store.move(
+        ctx.db,
+        payment["_id"],
+        PaymentStatus.CAPTURED,
+        utcnow(),
+        captured_cents=amount,
+        **_decision("capture", envelope, [event]),  # the decision in the same write
+    )
+    if captured is None:
+        return
     await _emit(ctx, [event])
 
 

@@ -10,10 +10,15 @@ from fastapi import FastAPI
 from bus.runtime import Bus, service_lifespan
 from kit.app import create_app as create_kit_app
 from payment_service.api import ROUTERS
-from payment_service.bootstrap import bootstrap
+from payment_service.bootstrap import Deps, bootstrap
 from payment_service.provider import PaymentProvider
 from payment_service.settings import PaymentSettings
-from payment_service.store import INDEXES
+from payment_service.store import INDEXES, drop_legacy_indexes
+
+
+async def drop_legacy(_: FastAPI, deps: Deps) -> None:
+    """A database an older version indexed: drop what is no longer declared."""
+    await drop_legacy_indexes(deps.db)
 
 
 def create_app(
@@ -33,5 +38,5 @@ def create_app(
         settings,
         title="payment",
         routers=ROUTERS,
-        lifespan=service_lifespan(settings, wiring, indexes=INDEXES),
+        lifespan=service_lifespan(settings, wiring, indexes=INDEXES, on_started=drop_legacy),
     )

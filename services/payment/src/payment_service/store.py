@@ -5,8 +5,9 @@ A payment (snake_case): `_id` (payment id), `order_id` (unique), `user_id`, `amo
 `captured_cents`, `fraud` {score, reasons, flagged}, `closed` (the order ended: a later
 authorization is voided at once), `outcomes` {request key: {cause, events}} (what each
 PaymentRequested decided, so a duplicate emits nothing new), `created_at`, `updated_at`.
-An attempt: `payment_id`, `number` (per order, across customer retries), `request` (the
-PaymentRequested attempt), `payment_method_id`, `at`, `outcome`, `error`.
+An attempt: `_id` = `<payment id>:<number>`, `payment_id`, `number` (per order, across customer
+retries), `request` (the PaymentRequested attempt), `payment_method_id`, `at`, `outcome`, `error`.
+The composite `_id` is the attempt's key: no compound unique index to check on each insert.
 
 These writes run outside the handler's transaction (session None), on purpose: see handlers.py.
 Every one of them is idempotent (upserts by key, conditional status moves).
@@ -32,10 +33,23 @@ type Doc = dict[str, Any]
 INDEXES: list[IndexSpec] = [
     IndexSpec("payments", "order_id", unique=True, name="order_unique"),
     IndexSpec("payments", [("user_id", ASCENDING), ("created_at", ASCENDING)], name="user_time"),
-    IndexSpec(
-        "attempts", [("payment_id", ASCENDING), ("number", ASCENDING)], unique=True, name="number"
-    ),
 ]
+
+# Indexes this service no longer declares (attempts were also unique on (payment_id, number);
+# their composite `_id` is the key now): dropped at start-up where an older version made them.
+LEGACY_INDEXES: dict[str, tuple[str, ...]] = {"attempts": ("number",)}
+
+
+async def drop_legacy_indexes(db: Db) -> list[str]:
+    """Drop the indexes of `LEGACY_INDEXES` that exist; the ones dropped."""
+    dropped: list[str] = []
+    for collection, names in LEGACY_INDEXES.items():
+        existing = await db[collection].index_information()
+        for name in names:
+            if name in existing:
+                await db[collection].drop_index(name)
+                dropped.append(f"{collection}.{name}")
+    return dropped
 
 
 async def payment_for(db: Db, order_id: str) -> Doc | None:
@@ -43,8 +57,9 @@ async def payment_for(db: Db, order_id: str) -> Doc | None:
     return doc
 
 
-async def ensure_payment(db: Db, order_id: str, user_id: str, now: datetime) -> Doc:
-    """The order's payment, created pending on first sight (the unique index keeps it single).
+async def ensure_payment(db: Db, order_id: str, user_id: str, now: datetime, **fields: Any) -> Doc:
+    """The order's payment, created pending on first sight (the unique index keeps it single),
+    then with `fields` too (what the first request brings: one write instead of two).
 
     Reads first: a re-run of a handler whose decision is already stored must write nothing
     outside its transaction (the embedded server would call that a conflict, again and again).
@@ -66,6 +81,8 @@ async def ensure_payment(db: Db, order_id: str, user_id: str, now: datetime) -> 
                         "closed": False,
                         "outcomes": {},
                         "created_at": now,
+                        "updated_at": now,
+                        **fields,
                     }
                 },
                 upsert=True,
@@ -79,12 +96,22 @@ async def ensure_payment(db: Db, order_id: str, user_id: str, now: datetime) -> 
 
 
 async def move(
-    db: Db, payment_id: str, target: PaymentStatus, now: datetime, **fields: Any
+    db: Db,
+    payment_id: str,
+    target: PaymentStatus,
+    now: datetime,
+    *,
+    unless_closed: bool = False,
+    **fields: Any,
 ) -> Doc | None:
-    """Move to `target` only from a state the machine allows; the payment after, or None."""
+    """Move to `target` only from a state the machine allows (and, `unless_closed`, only while
+    the order has not ended); the payment after, or None."""
     allowed = [s.value for s in sources(target)]
+    query: Doc = {"_id": payment_id, "status": {"$in": allowed}}
+    if unless_closed:
+        query["closed"] = {"$ne": True}
     doc: Doc | None = await db.payments.find_one_and_update(
-        {"_id": payment_id, "status": {"$in": allowed}},
+        query,
         {"$set": {"status": target.value, "updated_at": now, **fields}},
         return_document=ReturnDocument.AFTER,
     )
@@ -116,8 +143,9 @@ async def close(db: Db, order_id: str, user_id: str, reason: str, now: datetime)
 
 
 async def attempts(db: Db, payment_id: str) -> list[Doc]:
-    cursor = db.attempts.find({"payment_id": payment_id}).sort("number", ASCENDING)
-    return [doc async for doc in cursor]
+    """The payment's attempts by number (an `_id` range: `<payment id>:` … `<payment id>;`)."""
+    cursor = db.attempts.find({"_id": {"$gte": f"{payment_id}:", "$lt": f"{payment_id};"}})
+    return sorted([doc async for doc in cursor], key=lambda doc: int(doc["number"]))
 
 
 async def record_attempt(db: Db, payment_id: str, number: int, **fields: Any) -> None:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import pytest
+from payment_service import store
 
 from bus.testing import eventually
 from contracts import Envelope
@@ -178,6 +179,38 @@ async def test_capture_once_on_confirmation(start_payment: Start) -> None:
         await quiet(pay)
         assert len(pay.emitted("PaymentCaptured", order)) == 1
         assert len(pay.provider.operations(order, "capture")) == 1
+
+
+async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Start) -> None:
+    """First sight stores the request's amounts and fraud verdict; authorize and capture store
+    their decision in the same write as the status; attempts are keyed `<paymentId>:<n>`."""
+    async with start_payment() as pay:
+        order, authorized = await pay_with(pay, "pm_card_ok")
+        await pay.publish(confirmed(pay, order))
+        await outcome(pay, order, "PaymentCaptured")
+        db = pay.deps.db
+        payment = await db.payments.find_one({"order_id": order})
+        assert payment is not None
+        assert (payment["status"], payment["amount_cents"], payment["captured_cents"]) == (
+            "captured",
+            AMOUNT,
+            AMOUNT,
+        )
+        assert payment["payment_method_id"] == pay.methods["pm_card_ok"]
+        assert payment["fraud"] == {"score": 0.0, "reasons": [], "flagged": False}
+        assert set(payment["outcomes"]) == {"1", "capture"}
+        assert [e["type"] for e in payment["outcomes"]["1"]["events"]] == ["PaymentAuthorized"]
+        assert [e["type"] for e in payment["outcomes"]["capture"]["events"]] == ["PaymentCaptured"]
+        ids = [a["_id"] async for a in db.attempts.find({"payment_id": payment["_id"]})]
+        assert ids == [f"{authorized['paymentId']}:1"]
+        indexes = await db.attempts.index_information()
+        assert not any(spec.get("unique") for name, spec in indexes.items() if name != "_id_")
+        # A database an older version indexed loses the compound unique index at start-up.
+        await db.attempts.create_index(
+            [("payment_id", 1), ("number", 1)], unique=True, name="number"
+        )
+        assert await store.drop_legacy_indexes(db) == ["attempts.number"]
+        assert "number" not in await db.attempts.index_information()
 
 
 async def test_partial_fulfilment_captures_only_the_confirmed_total(start_payment: Start) -> None:

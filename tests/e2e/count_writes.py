@@ -1,0 +1,121 @@
+"""Mongo write commands per confirmed order, by (database, command, collection).
+
+Not a test: a measurement. Starts an embedded Mongo and the in-process shop (notify and analytics
+included) on the local RabbitMQ, places a warm-up order, then `--orders` orders one by one (each
+awaited CONFIRMED), waits until the writes settle, and prints the writes per order seen by a
+PyMongo command listener. Run it with MONGO_SERIAL_TRANSACTIONS=1 (what the numbers in the
+services' READMEs were measured with):
+
+    MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python tests/e2e/count_writes.py [--orders 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from pymongo import monitoring
+
+sys.path.insert(0, str(Path(__file__).parent))
+from shop import running_shop  # noqa: E402
+
+WRITES = {"insert", "update", "delete", "findAndModify", "commitTransaction"}
+AMQP = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class Writes(monitoring.CommandListener):
+    """Counts write commands (and commits) by (database, command, collection)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name not in WRITES:
+            return
+        target = event.command.get(name)
+        collection = target if isinstance(target, str) else "-"
+        self.counts[(event.database_name, name, collection)] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def settle(writes: Writes, quiet: float = 1.5, limit: float = 30.0) -> None:
+    """Wait until no write was seen for `quiet` seconds (the consumers caught up)."""
+    deadline = time.monotonic() + limit
+    last = writes.counts.total()
+    still_since = time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = writes.counts.total()
+        if now != last:
+            last, still_since = now, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            return
+
+
+async def measure(mongo_url: str, orders: int) -> None:
+    writes = Writes()
+    monitoring.register(writes)
+    prefix = f"cw{secrets.token_hex(3)}"
+    async with running_shop(mongo_url, AMQP, prefix, with_notify=True, with_analytics=True) as shop:
+        product = await shop.product(stock=1_000)
+        customers = [await shop.customer("pm_card_ok") for _ in range(3)]
+        warm = await shop.order_of(customers[0], (product, 1))
+        await shop.wait_for(warm, "CONFIRMED")
+        await settle(writes)
+        writes.counts.clear()
+        for n in range(orders):
+            order_id = await shop.order_of(customers[n % len(customers)], (product, 1))
+            await shop.wait_for(order_id, "CONFIRMED")
+        await settle(writes)
+        counts = Counter(writes.counts)
+    per_service: Counter[str] = Counter()
+    print(f"writes per confirmed order ({orders} orders)")
+    print(f"{'database':<12} {'command':<18} {'collection':<18} {'per order':>9}")
+    for (db, command, collection), n in sorted(counts.items()):
+        service = db.rsplit("_", 1)[-1]  # <db prefix>_<service>; commits go to `admin`
+        print(f"{service:<12} {command:<18} {collection:<18} {n / orders:>9.1f}")
+        if command != "commitTransaction":
+            per_service[service] += n
+    print("write commands (commits excluded) per order:")
+    for service, n in sorted(per_service.items()):
+        print(f"  {service:<12} {n / orders:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=5)
+    parser.add_argument("--mongo-url", help="use this server instead of an embedded one")
+    args = parser.parse_args()
+    if args.mongo_url:
+        asyncio.run(measure(args.mongo_url, args.orders))
+        return
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kit.embedded_mongo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        if not line.startswith("READY "):
+            raise SystemExit(f"embedded Mongo did not start: {line!r}")
+        asyncio.run(measure(line.split()[1], args.orders))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
