@@ -238,16 +238,17 @@ class OutboxRelay:
         # any transaction makes overlapping transactions fail and retry (measured: 3× the
         # aborts). A row left pending by a failure here goes out again later (a duplicate the
         # inboxes absorb).
-        async def mark(session: AsyncClientSession) -> Any:
-            return await self._rows.update_many(
+        async def mark(session: AsyncClientSession) -> int:
+            result = await self._rows.update_many(
                 {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
                 {"$set": {"status": SENT, "sent_at": datetime.now(UTC), "lease_until": None}},
                 session=session,
             )
+            return result.modified_count
 
-        result = await run_in_transaction(self._db.client, mark)
-        self._log.debug("relay.marked_sent", count=result.modified_count)
-        return result.modified_count
+        marked = await run_in_transaction(self._db.client, mark)
+        self._log.debug("relay.marked_sent", count=marked)
+        return marked
 
     async def _release(self, ids: list[str]) -> None:
         async def release(session: AsyncClientSession) -> None:
