@@ -103,6 +103,12 @@ def demo_catalogue() -> list[tuple[str, NewProduct]]:
 # ── bulk load ──────────────────────────────────────────────────────────────────────────────
 
 DEFAULT_CHUNK = 500
+# A chunk's transaction competes with the running service's own: the embedded server fails one
+# of two overlapping write transactions, and while the relay publishes the previous chunk's
+# events it writes (claims, marks sent) back to back. So a chunk is retried patiently, up to
+# about a minute: the load then goes at the relay's pace, the backpressure production would see.
+ATTEMPTS = 80
+MAX_DELAY = 1.0
 
 
 def bulk_products(
@@ -158,7 +164,7 @@ async def _insert_chunk(
         events = await add_products(db, session, part, None, now)
         await outbox.add(session, *(Envelope.wrap(e, correlation_id=e.product_id) for e in events))
 
-    await run_in_transaction(client, body)
+    await run_in_transaction(client, body, attempts=ATTEMPTS, max_delay=MAX_DELAY)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -57,6 +57,12 @@ from user_service.settings import UserSettings
 from user_service.store import INDEXES, Doc, UserStore
 
 DEFAULT_CHUNK = 500
+# A chunk's transaction competes with the running service's own: the embedded server fails one
+# of two overlapping write transactions, and while the relay publishes the previous chunk's
+# events it writes (claims, marks sent) back to back. So a chunk is retried patiently, up to
+# about a minute: the load then goes at the relay's pace, the backpressure production would see.
+ATTEMPTS = 80
+MAX_DELAY = 1.0
 ADDRESS = AddressIn(
     label="home",
     line1="1 Seed St",
@@ -155,7 +161,7 @@ async def _insert_chunk(
         if envelopes:
             await outbox.add(session, *envelopes)
 
-    await run_in_transaction(client, body)
+    await run_in_transaction(client, body, attempts=ATTEMPTS, max_delay=MAX_DELAY)
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
