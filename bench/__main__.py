@@ -5,7 +5,8 @@
 3. Measure the substrate on the same broker and Mongo server (the ceiling), and the idle load.
 4. For each concurrency level: closed-loop customers place quick orders and wait for CONFIRMED;
    figures per order from the bus, Mongo's counters and the processes' CPU.
-5. Full run only: the same with a 10× and 100× larger catalogue and user base, and with two
+5. Full run only: the same with a 10× and 100× larger catalogue and user base (seeded straight
+   into the databases by the services' own seed modules, `bench/grow.py`), and with two
    instances of the busiest service; a py-spy profile of the hottest process.
 6. Table on the console, JSON under bench/results/ (latest.json too) and a PNG chart.
 """
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
+from bench import grow as bulk
 from bench import load, prepare, probes, profiling, report, stats, substrate
 from bench.system import ROOT, System, start_system
 
@@ -42,6 +44,7 @@ class Plan:
     products: int
     growth: tuple[int, ...]
     growth_budget: float
+    growth_user_events: bool
     replicas: bool
     profile: bool
     broker_messages: int
@@ -62,7 +65,12 @@ def parse(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--products", type=int, help="catalogue size (base)")
     parser.add_argument("--growth", default=None, help="growth factors, e.g. 10,100 ('' none)")
     parser.add_argument(
-        "--growth-budget", type=float, default=300, help="seconds allowed to bulk-load one step"
+        "--growth-budget", type=float, default=300, help="seconds allowed to seed one step"
+    )
+    parser.add_argument(
+        "--growth-user-events",
+        action="store_true",
+        help="seeded users emit UserRegistered + UserProfileUpdated (default: an import, none)",
     )
     parser.add_argument("--no-replicas", action="store_true", help="skip the 2-instance run")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None)
@@ -99,6 +107,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         products=args.products or (20 if quick else 50),
         growth=tuple(int(x) for x in growth.split(",") if x.strip()),
         growth_budget=args.growth_budget,
+        growth_user_events=args.growth_user_events,
         replicas=not quick and not args.no_replicas,
         profile=args.profile if args.profile is not None else True,
         broker_messages=2000 if quick else 6000,
@@ -247,31 +256,27 @@ async def run_level(
     return level
 
 
-async def grow(ctx: Context, users: int, products: int, budget: float) -> dict[str, Any]:
-    """Add users (registered) and products until the sizes or the time budget are reached."""
-    admin = await prepare.admin_headers(ctx.client)
-    t0 = time.monotonic()
-    added_users = added_products = 0
-    chunk = 200
-    while time.monotonic() - t0 < budget and (added_users < users or added_products < products):
-        if added_products < products:
-            n = min(chunk, products - added_products)
-            ctx.products += await prepare.create_products(ctx.client, admin, n)
-            added_products += n
-        if added_users < users:
-            n = min(chunk, users - added_users)
-            await prepare.create_customers(ctx.client, n, complete=False)
-            added_users += n
-    seconds = time.monotonic() - t0
-    idle = await probes.wait_idle(ctx.system)
-    ctx.users += added_users
+async def grow(
+    ctx: Context, users: int, products: int, budget: float, *, user_events: bool = False
+) -> dict[str, Any]:
+    """Seed users and products (each service's seed module, straight into its database) until
+    the sizes or the time budget are reached, then wait until the replicas have caught up."""
+    grown = await bulk.seed(ctx.system, users, products, budget, user_events=user_events)
+    ctx.products += grown.product_ids or []
+    ctx.users += grown.users
+    drained = await bulk.drain(ctx.system)
+    seconds = grown.user_seconds + grown.product_seconds
     return {
-        "added_users": added_users,
-        "added_products": added_products,
+        "added_users": grown.users,
+        "added_products": grown.products,
         "seconds": round(seconds, 1),
-        "users_per_s": round(added_users / seconds, 1) if seconds else None,
-        "drain_seconds": round(idle, 1),
-        "complete": added_users >= users and added_products >= products,
+        "users_per_s": round(grown.users / grown.user_seconds) if grown.user_seconds else None,
+        "products_per_s": (
+            round(grown.products / grown.product_seconds) if grown.product_seconds else None
+        ),
+        "user_events": user_events,
+        "drain_seconds": round(drained, 1),
+        "complete": grown.users >= users and grown.products >= products and drained >= 0,
     }
 
 
@@ -421,7 +426,13 @@ async def run_system(
                     want_users = plan.customers * factor - ctx.users
                     want_products = plan.products * factor - len(ctx.products)
                     say(f"growing to {factor}× ({want_users} users, {want_products} products)")
-                    grown = await grow(ctx, want_users, want_products, plan.growth_budget)
+                    grown = await grow(
+                        ctx,
+                        want_users,
+                        want_products,
+                        plan.growth_budget,
+                        user_events=plan.growth_user_events,
+                    )
                     grown.update(factor=factor, users=ctx.users, products=len(ctx.products))
                     results.setdefault("growth", []).append(grown)
                     say(f"  {grown}")

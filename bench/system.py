@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BUS_SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-1"
+# Preparation only: argon2 at OWASP's minimum cost (the measured path hashes no password). The
+# growth step's seeded users share one hash made with these same parameters.
+ARGON2 = {"time_cost": 2, "memory_kib": 19 * 1024, "parallelism": 1}
 
 
 def service_of(process: psutil.Process) -> str | None:
@@ -61,6 +64,11 @@ class System:
     mongo_per_service: bool = False
     mongo_urls: dict[str, str] = field(default_factory=dict)  # "" → the shared server
     started_at: float = field(default_factory=time.monotonic)
+    db_prefix: str = ""  # DB_PREFIX of the services (the bench clears it: database = service)
+
+    def mongo_url_of(self, service: str) -> str:
+        """The server holding `service`'s database: its own, or the shared one."""
+        return self.mongo_urls.get(service) or self.mongo_urls.get("") or self.mongo_url
 
     @property
     def mongo_url(self) -> str:
@@ -172,9 +180,9 @@ def start_system(
         # Preparation only: many registrations from one IP, argon2 at OWASP's minimum cost (the
         # measured path, placing and confirming orders, hashes no password).
         USER_IP_RATE_LIMIT="1000000000",
-        USER_ARGON2_TIME_COST="2",
-        USER_ARGON2_MEMORY_KIB=str(19 * 1024),
-        USER_ARGON2_PARALLELISM="1",
+        USER_ARGON2_TIME_COST=str(ARGON2["time_cost"]),
+        USER_ARGON2_MEMORY_KIB=str(ARGON2["memory_kib"]),
+        USER_ARGON2_PARALLELISM=str(ARGON2["parallelism"]),
         USER_ACCESS_TOKEN_MINUTES="240",  # the full sweep outlives 15 min tokens
     )
     log = (run_dir / "runner.log").open("wb")

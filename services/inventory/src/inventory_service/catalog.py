@@ -81,6 +81,19 @@ def product_facts(doc: Doc) -> dict[str, Any]:
     }
 
 
+def opening_stock(ledger: Ledger, doc: Doc, actor_id: str | None, now: datetime) -> None:
+    """The ledger row that explains a new product's stock (none when it opens empty)."""
+    if doc["received"]:
+        ledger.record(
+            doc["_id"],
+            reason="opening stock",
+            at=now,
+            received=doc["received"],
+            available=doc["available"],
+            actor_id=actor_id,
+        )
+
+
 async def create_product(
     db: Db, session: Session, new: NewProduct, actor: Actor, now: datetime
 ) -> tuple[Doc, list[Event]]:
@@ -88,15 +101,7 @@ async def create_product(
     doc = product_doc(str(uuid7()), new, actor.user_id, now)
     await store.insert_products(db, [doc], session)
     ledger = Ledger()
-    if new.stock_count:
-        ledger.record(
-            doc["_id"],
-            reason="opening stock",
-            at=now,
-            received=new.stock_count,
-            available=new.stock_count,
-            actor_id=actor.user_id,
-        )
+    opening_stock(ledger, doc, actor.user_id, now)
     await store.record_ledger(db, ledger, session)
     events: list[Event] = [ProductCreated(**product_facts(doc))]
     events += await low_stock_events(db, doc, session)
@@ -179,4 +184,24 @@ async def seed_products(
     for doc in docs:
         doc["low_stock"] = doc["available"] <= doc["low_stock_threshold"]
     await store.insert_products(db, docs, session)
+    return [ProductCreated(**product_facts(doc)) for doc in docs]
+
+
+async def add_products(
+    db: Db,
+    session: Session,
+    products: Sequence[tuple[str, NewProduct]],
+    actor_id: str | None,
+    now: datetime,
+) -> list[ProductCreated]:
+    """Add many products at once (`inventory_service.seed`'s bulk load): the documents and
+    their opening-stock ledger rows in one `insert_many` each, a ProductCreated per product.
+    The low-stock flag is set from the start, without StockLow (as the demo catalogue)."""
+    docs = [product_doc(pid, new, actor_id, now) for pid, new in products]
+    ledger = Ledger()
+    for doc in docs:
+        doc["low_stock"] = doc["available"] <= doc["low_stock_threshold"]
+        opening_stock(ledger, doc, actor_id, now)
+    await store.insert_products(db, docs, session)
+    await store.record_ledger(db, ledger, session)
     return [ProductCreated(**product_facts(doc)) for doc in docs]

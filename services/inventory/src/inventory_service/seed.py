@@ -1,10 +1,43 @@
-"""The demo catalogue for local mode: realistic products in a few categories, with fixed ids."""
+"""Seeding the catalogue: the demo products of local mode, and a bulk load of many products.
+
+The demo catalogue: realistic products in a few categories, with fixed ids (the service adds the
+missing ones at start-up in dev). The bulk load, for benchmarks (`bench` grows the catalogue
+10× and 100× with it) and large demos:
+
+    python -m inventory_service.seed --mongo-url mongodb://… --db-prefix "" --count 5000
+
+builds each product with the service's own code (`catalog.product_doc`, the opening-stock ledger
+row, `ProductCreated` from `catalog.product_facts`), inserts a chunk of them with `insert_many`
+and writes their ProductCreated events to the outbox in the same transaction, so the running
+service's relay publishes them and the order and analytics replicas grow as they do in
+production. The service's indexes are ensured first (idempotent), so it may run before the
+service ever started.
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import secrets
+import sys
+import time
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
-from inventory_service.catalog import NewProduct
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from bus.outbox import Outbox
+from contracts import Envelope
+from contracts.ids import uuid7
+from inventory_service.catalog import NewProduct, add_products
+from inventory_service.handlers import utcnow
+from inventory_service.settings import InventorySettings
+from inventory_service.store import INDEXES
+from kit.mongo import ensure_indexes
+from kit.transactions import run_in_transaction
 
 # uuid5 of the product's name under this namespace: the same id on every start, so seeding is
 # idempotent and a restarted service never duplicates the catalogue.
@@ -65,3 +98,122 @@ def demo_catalogue() -> list[tuple[str, NewProduct]]:
         )
         for category, name, description, price, stock in _CATALOGUE
     ]
+
+
+# ── bulk load ──────────────────────────────────────────────────────────────────────────────
+
+DEFAULT_CHUNK = 500
+# A chunk's transaction competes with the running service's own: the embedded server fails one
+# of two overlapping write transactions, and while the relay publishes the previous chunk's
+# events it writes (claims, marks sent) back to back. So a chunk is retried patiently, up to
+# about a minute: the load then goes at the relay's pace, the backpressure production would see.
+ATTEMPTS = 80
+MAX_DELAY = 1.0
+
+
+def bulk_products(
+    count: int,
+    *,
+    tag: str,
+    start: int = 0,
+    price_cents: int = 1_000,
+    stock: int = 1_000_000,
+    categories: int = 20,
+) -> list[tuple[str, NewProduct]]:
+    """`count` generated products (`Seeded item <tag>-<i>`, `seeded-<i % categories>`), each with
+    a fresh id; `start` numbers them on from an earlier call."""
+    return [
+        (
+            str(uuid7()),
+            NewProduct(
+                name=f"Seeded item {tag}-{i}",
+                description=f"bulk-loaded product {i} of batch {tag}",
+                category=f"seeded-{i % categories}",
+                price_cents=price_cents,
+                stock_count=stock,
+            ),
+        )
+        for i in range(start, start + count)
+    ]
+
+
+async def seed_catalogue(
+    client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    products: Sequence[tuple[str, NewProduct]],
+    *,
+    chunk: int = DEFAULT_CHUNK,
+) -> list[str]:
+    """Insert `products` a chunk per transaction, each with its ProductCreated in the outbox;
+    the ids, in order. The relay of a running service publishes them at its next poll."""
+    ids: list[str] = []
+    for first in range(0, len(products), chunk):
+        part = products[first : first + chunk]
+        await _insert_chunk(client, db, part)
+        ids += [product_id for product_id, _ in part]
+    return ids
+
+
+async def _insert_chunk(
+    client: AsyncMongoClient[Any], db: AsyncDatabase[Any], part: Sequence[tuple[str, NewProduct]]
+) -> None:
+    now = utcnow()
+    outbox = Outbox(db)
+
+    async def body(session: AsyncClientSession) -> None:
+        events = await add_products(db, session, part, None, now)
+        await outbox.add(session, *(Envelope.wrap(e, correlation_id=e.product_id) for e in events))
+
+    await run_in_transaction(client, body, attempts=ATTEMPTS, max_delay=MAX_DELAY)
+
+
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m inventory_service.seed",
+        description="Bulk-load generated products (and their ProductCreated events).",
+    )
+    parser.add_argument("--mongo-url", help="default: MONGO_URL, as the service")
+    parser.add_argument("--db-prefix", help="default: DB_PREFIX, as the service")
+    parser.add_argument("--count", type=int, required=True, help="products to add")
+    parser.add_argument("--tag", default=None, help="name tag (default: random)")
+    parser.add_argument("--price-cents", type=int, default=1_000)
+    parser.add_argument("--stock", type=int, default=1_000_000)
+    parser.add_argument("--categories", type=int, default=20)
+    parser.add_argument("--chunk", type=int, default=DEFAULT_CHUNK)
+    return parser.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    overrides = {"mongo_url": args.mongo_url, "db_prefix": args.db_prefix}
+    settings = InventorySettings(**{k: v for k, v in overrides.items() if v is not None})
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_url)
+    try:
+        db = client[settings.database_name]
+        await ensure_indexes(db, INDEXES)
+        await Outbox(db).ensure_indexes()
+        products = bulk_products(
+            args.count,
+            tag=args.tag or secrets.token_hex(3),
+            price_cents=args.price_cents,
+            stock=args.stock,
+            categories=args.categories,
+        )
+        t0 = time.perf_counter()
+        await seed_catalogue(client, db, products, chunk=args.chunk)
+        seconds = time.perf_counter() - t0
+    finally:
+        await client.close()
+    rate = args.count / seconds if seconds else 0.0
+    print(
+        f"added {args.count} products to {settings.database_name} in {seconds:.1f}s "
+        f"({rate:.0f}/s), each with ProductCreated in the outbox"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return asyncio.run(main_async(parse(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

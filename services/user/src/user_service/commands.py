@@ -210,6 +210,61 @@ def _validate_identity(email: str, username: str, password: str) -> None:
         raise field_problem("password", problem, code="WEAK_PASSWORD")
 
 
+def account_doc(
+    *,
+    user_id: str,
+    username: str,
+    email: str,
+    password_hash: str,
+    role: str,
+    phone: str | None,
+    device: domain.Device | None,
+    ip: str | None,
+    region: str | None,
+    at: datetime,
+) -> Doc:
+    """A new user document (`store.py` describes the fields): no profile yet, never logged in.
+    `email` is normalised already; `ip` is the registering client's (None for an Admin's)."""
+    return {
+        "_id": user_id,
+        "username": username,
+        "username_key": domain.username_key(username),
+        "email": email,
+        "password_hash": password_hash,
+        "role": role,
+        "phone": phone,
+        "addresses": [],
+        "payment_methods": [],
+        "preferences": Preferences().model_dump(),
+        "is_profile_complete": False,
+        "profile_completion_prompted": False,
+        "last_active_at": at,
+        "preferred_payment_method": None,
+        "order_count": 0,
+        "device_info": device.as_doc() if device else None,
+        "registered_ip": ip,
+        "last_ip": ip,
+        "region": region,
+        "disabled": False,
+        "deleted_at": None,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
+def registered_event(user: Doc, device: domain.Device | None = None) -> UserRegistered:
+    """`UserRegistered` for a new user document."""
+    return UserRegistered(
+        user_id=user["_id"],
+        username=user["username"],
+        email=user["email"],
+        phone=user["phone"],
+        role=user["role"],
+        region=user["region"],
+        device=_label(device),
+    )
+
+
 async def create_account(
     deps: Deps,
     *,
@@ -227,47 +282,26 @@ async def create_account(
     email = domain.normalise_email(email)
     _validate_identity(email, username, password)
     password_hash = await deps.passwords.hash(password)
-    at = now()
-    user_id = new_id()
-    user: Doc = {
-        "_id": user_id,
-        "username": username,
-        "username_key": domain.username_key(username),
-        "email": email,
-        "password_hash": password_hash,
-        "role": role,
-        "phone": phone,
-        "addresses": [],
-        "payment_methods": [],
-        "preferences": Preferences().model_dump(),
-        "is_profile_complete": False,
-        "profile_completion_prompted": False,
-        "last_active_at": at,
-        "preferred_payment_method": None,
-        "order_count": 0,
-        "device_info": device.as_doc() if device else None,
-        "registered_ip": caller.ip if with_tokens else None,
-        "last_ip": caller.ip if with_tokens else None,
-        "region": region,
-        "disabled": False,
-        "deleted_at": None,
-        "created_at": at,
-        "updated_at": at,
-    }
+    ip = caller.ip if with_tokens else None
+    user = account_doc(
+        user_id=new_id(),
+        username=username,
+        email=email,
+        password_hash=password_hash,
+        role=role,
+        phone=phone,
+        device=device,
+        ip=ip,
+        region=region,
+        at=now(),
+    )
+    user_id = user["_id"]
     actor = caller.actor
     if with_tokens:  # self sign-up: the new user is the actor
         actor = actor.model_copy(
             update={"user_id": user_id, "role": role, "region": region, "device": _label(device)}
         )
-    event = UserRegistered(
-        user_id=user_id,
-        username=username,
-        email=email,
-        phone=phone,
-        role=role,  # type: ignore[arg-type]
-        region=region,
-        device=_label(device),
-    )
+    event = registered_event(user, device)
 
     async def body(session: AsyncClientSession) -> dict[str, str] | None:
         await deps.store.insert(dict(user), session)
@@ -417,6 +451,19 @@ async def refresh(deps: Deps, token: str) -> tuple[Doc, dict[str, str]]:
 # ── the caller's own profile ───────────────────────────────────────────────────────────────
 
 
+def profile_changes(user: Doc, changes: Doc, at: datetime) -> Doc:
+    """`changes` to a profile plus what follows from them: completeness, the times."""
+    merged = {**user, **changes}
+    addresses: list[Doc] = merged.get("addresses") or []
+    methods: list[Doc] = merged.get("payment_methods") or []
+    return {
+        **changes,
+        "is_profile_complete": domain.is_profile_complete(addresses, methods),
+        "updated_at": at,
+        "last_active_at": at,
+    }
+
+
 async def update_profile(
     deps: Deps,
     user_id: str,
@@ -431,12 +478,7 @@ async def update_profile(
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        changes: Doc = change(user)
-        merged = {**user, **changes}
-        addresses: list[Doc] = merged.get("addresses") or []
-        methods: list[Doc] = merged.get("payment_methods") or []
-        changes["is_profile_complete"] = domain.is_profile_complete(addresses, methods)
-        changes["updated_at"] = changes["last_active_at"] = now()
+        changes = profile_changes(user, change(user), now())
         updated = await deps.store.update(user_id, changes, session)
         if updated is None:
             raise user_not_found()
@@ -475,13 +517,7 @@ async def add_details(
 ) -> Doc:
     """addUserDetails: append addresses and payment methods, merge preferences, set the phone."""
     try:
-        methods = [
-            {
-                **domain.payment_method_from_token(pm["type"], pm["token"]),
-                "is_default": pm.get("is_default", False),
-            }
-            for pm in payment_methods or []
-        ]
+        methods = stored_payment_methods(payment_methods or [])
     except domain.DomainError as exc:
         raise _domain_problem(exc) from exc
     given = {
@@ -493,22 +529,48 @@ async def add_details(
     fields = tuple(name for name, value in given.items() if value)
 
     def change(user: Doc) -> Doc:
-        changes: Doc = {}
-        if addresses:
-            changes["addresses"] = domain.append_items(
-                user.get("addresses", []), addresses, "address_id", new_id
-            )
-        if methods:
-            changes["payment_methods"] = domain.append_items(
-                user.get("payment_methods", []), methods, "payment_method_id", new_id
-            )
-        if preferences:
-            changes["preferences"] = {**user.get("preferences", {}), **preferences}
-        if phone is not None:
-            changes["phone"] = phone
-        return changes
+        return details_changes(
+            user, addresses=addresses, payment_methods=methods, preferences=preferences, phone=phone
+        )
 
     return await update_profile(deps, user_id, change, caller, fields=fields)
+
+
+def stored_payment_methods(given: list[Doc]) -> list[Doc]:
+    """Payment methods as given (`type`, provider `token`, `is_default`) → as stored."""
+    return [
+        {
+            **domain.payment_method_from_token(pm["type"], pm["token"]),
+            "is_default": pm.get("is_default", False),
+        }
+        for pm in given
+    ]
+
+
+def details_changes(
+    user: Doc,
+    *,
+    addresses: list[Doc] | None,
+    payment_methods: list[Doc] | None,
+    preferences: Doc | None,
+    phone: str | None,
+) -> Doc:
+    """addUserDetails' changes to `user`: addresses and payment methods appended (each given an
+    id; the first becomes the default), preferences merged, the phone set."""
+    changes: Doc = {}
+    if addresses:
+        changes["addresses"] = domain.append_items(
+            user.get("addresses", []), addresses, "address_id", new_id
+        )
+    if payment_methods:
+        changes["payment_methods"] = domain.append_items(
+            user.get("payment_methods", []), payment_methods, "payment_method_id", new_id
+        )
+    if preferences:
+        changes["preferences"] = {**user.get("preferences", {}), **preferences}
+    if phone is not None:
+        changes["phone"] = phone
+    return changes
 
 
 type AddressRule = Callable[[list[Doc]], list[Doc]]

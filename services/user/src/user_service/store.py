@@ -21,13 +21,15 @@ from typing import Any
 from pymongo import ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from kit.mongo import IndexSpec
 from user_service import domain
 
 type Doc = dict[str, Any]
 type Session = AsyncClientSession | None
+
+DUPLICATE_KEY = 11000
 
 # Created at start-up by the service lifespan (idempotent).
 INDEXES: list[IndexSpec] = [
@@ -92,6 +94,18 @@ class UserStore:
             await self.users.insert_one(user, session=session)
         except DuplicateKeyError as exc:
             raise IdentityTaken(self._taken_field(exc)) from exc
+
+    async def insert_many(self, users: list[Doc], session: Session) -> None:
+        """Insert new users in one command (the bulk seed); `IdentityTaken` as `insert`."""
+        try:
+            await self.users.insert_many(users, session=session)
+        except DuplicateKeyError as exc:
+            raise IdentityTaken(self._taken_field(exc)) from exc
+        except BulkWriteError as exc:
+            first = ((exc.details or {}).get("writeErrors") or [{}])[0]
+            if first.get("code") != DUPLICATE_KEY:
+                raise
+            raise IdentityTaken("username" if "username" in str(first) else "email") from exc
 
     async def update(
         self, user_id: str, changes: Doc, session: Session, *, inc: Doc | None = None
