@@ -8,6 +8,12 @@ client span (`kit.tracing_clients.MongoCommandTracer`).
 
 `store.py` declares its indexes as `IndexSpec`s; the lifespan runs `ensure_indexes(db, specs)`,
 which is idempotent (an existing index with the same spec is left alone).
+
+The embedded server (local mode) finds documents through an index only for an equality on a
+field with a single-field index (or `_id`); compound indexes and ranges serve nothing there. A
+query that runs per order or per poll and must not slow down as data grows therefore leads with
+an equality on a single-field-indexed field (e.g. `status: "pending"`), which a real MongoDB
+serves as well.
 """
 
 from __future__ import annotations

@@ -34,9 +34,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(PRODUCTS, [("category", ASCENDING), ("name", ASCENDING)], name="category_name"),
     IndexSpec(PRODUCTS, [("name", ASCENDING), ("_id", ASCENDING)], name="name_id"),
     IndexSpec(RESERVATIONS, "order_id", unique=True, name="order_unique"),
-    IndexSpec(
-        RESERVATIONS, [("status", ASCENDING), ("expires_at", ASCENDING)], name="status_expiry"
-    ),
+    # The sweeper's `status: held` (few rows): single-field, see kit.mongo.
+    IndexSpec(RESERVATIONS, "status", name="status"),
     IndexSpec(LEDGER, [("product_id", ASCENDING), ("at", ASCENDING)], name="product_at"),
 ]
 

@@ -28,7 +28,8 @@ INDEXES: list[IndexSpec] = [
     ),
     # One notification per (event, channel, recipient): a redelivered event never sends twice.
     IndexSpec(NOTIFICATIONS, "dedupe_key", unique=True, name="dedupe_unique"),
-    IndexSpec(NOTIFICATIONS, [("status", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+    # The delivery worker's `status: pending` (few rows): single-field, see kit.mongo.
+    IndexSpec(NOTIFICATIONS, "status", name="status"),
     IndexSpec(USERS, [("role", ASCENDING), ("deleted", ASCENDING)], name="role"),
 ]
 
