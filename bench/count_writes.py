@@ -6,7 +6,7 @@ awaited CONFIRMED), waits until the writes settle, and prints the writes per ord
 PyMongo command listener. Run it with MONGO_SERIAL_TRANSACTIONS=1 (what the numbers in the
 services' READMEs were measured with):
 
-    MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python tests/e2e/count_writes.py [--orders 5]
+    MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python -m bench.count_writes [--orders 5]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pymongo import monitoring
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from shop import running_shop  # noqa: E402
 
 WRITES = {"insert", "update", "delete", "findAndModify", "commitTransaction"}
