@@ -52,3 +52,26 @@ async def test_without_a_state_file_it_forgets_as_before() -> None:
     provider = SandboxProvider()
     with pytest.raises(PaymentDeclined, match="unknown authorization"):
         await provider.capture(key="k", authorization_id="auth_from_a_previous_life")
+
+
+async def test_each_change_appends_one_line_and_a_torn_last_line_is_ignored(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sandbox.json"
+    provider = SandboxProvider(state_path=path)
+    auth = await provider.authorize(
+        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=700, currency="USD"
+    )
+    await provider.capture(key="o1:capture", authorization_id=auth.authorization_id)
+    assert len(path.read_text().splitlines()) == 2  # appended, never the whole state again
+
+    with path.open("a") as journal:
+        journal.write('{"entry": {"operation": "refu')  # killed in the middle of a write
+    restarted = SandboxProvider(state_path=path)
+    assert [e.operation for e in restarted.ledger] == ["authorize", "capture"]
+    with pytest.raises(PaymentDeclined):  # captured before the crash: no void after it
+        await restarted.void(key="o1:void", authorization_id=auth.authorization_id)
+    await restarted.refund(key="o1:refund", authorization_id=auth.authorization_id, amount_cents=1)
+    # The change after the torn line survives the next restart.
+    again = SandboxProvider(state_path=path)
+    assert [e.operation for e in again.ledger] == ["authorize", "capture", "refund"]
