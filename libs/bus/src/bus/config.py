@@ -39,6 +39,9 @@ class BusConfig:
     relay_poll_interval: float = 1.0
     relay_batch_size: int = 100
     lease_seconds: float = 30.0
+    # How long a row stays with the relay of the process that wrote it (published right after
+    # the commit); short, because if that process dies its rows wait this long for any relay.
+    own_lease_seconds: float = 5.0
     extra_bindings: tuple[str, ...] = ()
     reconnect_interval: float = 2.0
     error_max_length: int = 1000

@@ -177,3 +177,10 @@ def test_table_refuses_two_handlers_with_one_name() -> None:
         check_table({BusUnitRulePing: [make()], Event: [make()]})
     # One factory's handlers for different types never meet on one envelope: allowed.
     check_table({BusUnitRulePing: [make()], BusUnitRulePong: [make()]})
+
+
+def test_rows_stay_with_their_writer_only_briefly() -> None:
+    # A process killed between commit and publish leaves its rows to the others after this long
+    # (the fault suite saw a capture wait the 30 s claim lease when rows were born with it).
+    config = BusConfig(service="unit")
+    assert config.own_lease_seconds <= 5.0 < config.lease_seconds
