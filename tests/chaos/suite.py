@@ -608,9 +608,16 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         and p["order_id"] not in confirmed
     )
     capture_ids: dict[str, set[str]] = defaultdict(set)
-    for event in shop.events():
-        if event.get("type") == "PaymentCaptured":
-            capture_ids[event["data"]["orderId"]].add(event["id"])
+    while True:
+        # Eventually: a capture written by a payment service killed before its relay sent it
+        # goes out once the row's lease runs out (bus `own_lease_seconds`).
+        capture_ids.clear()
+        for event in shop.events():
+            if event.get("type") == "PaymentCaptured":
+                capture_ids[event["data"]["orderId"]].add(event["id"])
+        if all(capture_ids.get(o) for o in confirmed) or time.monotonic() > settle_deadline:
+            break
+        await asyncio.sleep(1)
     double_captures = sorted(o for o, ids in capture_ids.items() if len(ids) > 1)
     double_captures += sorted(
         p["order_id"]
