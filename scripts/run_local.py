@@ -15,8 +15,9 @@ Environment: `MONGO_URL`, `AMQP_URL`, `BUS_PREFIX`, `SHOP_PORT_BASE` (gateway po
 listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_DIR` (default
 `.run`: generated keys, optional Mongo file), `SHOP_RESTART` (`0` disables restarts),
 `SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
-from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, each
-on a free port, printed at start; `0`: one shared server on SHOP_MONGO_PORT). With embedded Mongo
+from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, user
+on SHOP_MONGO_PORT and the next ones above it, 27017-27022 by default; `0`: one shared server on
+SHOP_MONGO_PORT). With embedded Mongo
 the services get `MONGO_SERIAL_TRANSACTIONS=1` (one transaction at a time per process): the
 embedded server conflicts any two overlapping write transactions, and both defaults measured
 2-6x faster than one shared server with concurrent transactions (bench/README.md).
@@ -96,7 +97,8 @@ async def run(config: Config) -> int:
             names = [n for n in config.only if n != "gateway"] if config.mongo_per_service else []
             for name in names or [""]:
                 label = f"mongo-{name}" if name else "mongo"
-                started = await start_mongo(config, say, stop, label, 0 if name else None)
+                port = config.mongo_port_of(name) if name else None
+                started = await start_mongo(config, say, stop, label, port)
                 if started is None:
                     say(
                         "runner",

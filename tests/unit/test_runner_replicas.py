@@ -40,3 +40,10 @@ def test_a_bad_replica_setting_stops_the_runner_with_a_message() -> None:
 def test_one_mongo_per_service_is_the_default() -> None:
     assert parse_args([], env={"SHOP_MONGO_PER_SERVICE": "1"}).mongo_per_service is True
     assert parse_args([], env={"SHOP_MONGO_PER_SERVICE": "0"}).mongo_per_service is False
+
+
+def test_each_service_has_its_embedded_mongo_on_a_port_of_its_own() -> None:
+    config = parse_args([], env={})
+    ports = [config.mongo_port_of(name) for name in ("user", "inventory", "analytics")]
+    assert ports == [27017, 27018, 27022]
+    assert parse_args([], env={"SHOP_MONGO_PORT": "0"}).mongo_port_of("order") == 0
