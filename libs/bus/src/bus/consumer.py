@@ -242,16 +242,16 @@ class Consumer:
 
         try:
             async with self._slots:
-                committed = await run_in_transaction(self._client, body)
+                ctx = await run_in_transaction(self._client, body)
         except _AlreadyProcessed:
             handler_log.info("bus.duplicate_skipped")
             return False
-        for callback in committed.committed:
+        for callback in ctx.commit_hooks:
             try:
                 callback()
             except Exception as exc:  # committed already: a hook's failure is not the handler's
                 handler_log.warning("bus.after_commit_failed", error=repr(exc))
-        emitted = len(committed.emitted)
+        emitted = len(ctx.emitted)
         elapsed = time.perf_counter() - started
         HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
         handler_log.info("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))

@@ -26,7 +26,7 @@ class HandlerContext:
     handler: str = ""
     attempt: int = 1
     emitted: list[Envelope[Any]] = field(default_factory=list)
-    committed: list[Callable[[], None]] = field(default_factory=list)
+    commit_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     async def emit[E: Event](self, event: E, *, actor: Actor | None = None) -> Envelope[E]:
         """Write `event`, caused by the handled envelope, to the outbox in this transaction."""
@@ -45,7 +45,7 @@ class HandlerContext:
         would not see the rows yet. A retried transaction body registers afresh; only the
         attempt that committed is called back.
         """
-        self.committed.append(callback)
+        self.commit_hooks.append(callback)
 
 
 type Handler = Callable[[Envelope[Any], HandlerContext], Awaitable[None]]

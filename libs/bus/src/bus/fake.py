@@ -66,7 +66,7 @@ class InMemoryBus:
             )
             await handler(envelope, ctx)  # an exception leaves nothing behind, like an abort
             self._processed.add(key)
-            for callback in ctx.committed:
+            for callback in ctx.commit_hooks:
                 callback()
             for staged_envelope in staged.envelopes:
                 await self.publish(staged_envelope)
