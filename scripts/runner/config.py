@@ -188,6 +188,9 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         PAYMENT_SANDBOX_STATE_PATH=str(config.run_dir / "payment-sandbox.json"),
         ORDER_USER_URL=config.url("user"),
         ORDER_INVENTORY_URL=config.url("inventory"),
+        # The gateway and the services present it to each other (kit.internal); new each run,
+        # unless the caller set one.
+        INTERNAL_TOKEN=env.get("INTERNAL_TOKEN") or secrets.token_urlsafe(32),
     )
     if config.mongo_url is None:
         # The embedded server conflicts any two overlapping write transactions, so each

@@ -581,7 +581,8 @@ async def test_order_metrics_count_statuses_and_time_the_steps(shop: Shop) -> No
 async def test_a_product_the_replica_lacks_is_read_from_inventory(shop: Shop) -> None:
     product = await shop.product(stock=1, price_cents=4_321)
     async with httpx.AsyncClient() as client:
-        facts = await HttpInventory(client, shop.urls["inventory"]).products([product, "nope/../x"])
+        inventory = HttpInventory(client, shop.urls["inventory"], {})
+        facts = await inventory.products([product, "nope/../x"])
     assert list(facts) == [product]
     assert (facts[product].price_cents, facts[product].currency) == (4_321, "USD")
 

@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import Actor, new_id
 from kit.errors import Problem, render_unhandled
+from kit.internal import CLIENT_IP_HEADER, is_internal_caller
 
 if TYPE_CHECKING:
     from kit.auth.principal import Principal
@@ -141,38 +142,61 @@ def _is_trusted(ip: str, trusted: Sequence[str]) -> bool:
     return any(address in network for network in _networks(trusted))
 
 
+def _ip(value: str | None) -> str | None:
+    """`value` as a normalised IP address, None when it is not one."""
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
 def _trusted_proxies(connection: HTTPConnection) -> Sequence[str]:
+    # Only the gateway's settings have any (GATEWAY_TRUSTED_PROXIES): services believe no
+    # forwarding header at all, only the address the gateway vouches for.
     settings = (
         getattr(connection.app.state, "settings", None) if "app" in connection.scope else None
     )
-    proxies = getattr(settings, "trusted_proxies", None)
-    return tuple(proxies) if proxies is not None else ("127.0.0.1", "::1")
+    return tuple(getattr(settings, "trusted_proxies", ()))
+
+
+def _forwarded_for(connection: HTTPConnection) -> str | None:
+    """The address the nearest proxy appended: the last `Forwarded: for=` (RFC 7239), else the
+    last `X-Forwarded-For` entry. Anything to the left of it was written by whoever sent it."""
+    forwarded = connection.headers.get("forwarded")
+    if forwarded:
+        last = forwarded.split(",")[-1]
+        for pair in last.split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name.lower() == "for":
+                host = value.strip().strip('"')
+                if host.startswith("["):  # "[2001:db8::17]:4711"
+                    host = host[1 : host.find("]")]
+                elif host.count(":") == 1:  # "192.0.2.60:4711"
+                    host = host.partition(":")[0]
+                return _ip(host)
+        return None
+    chain = connection.headers.get("x-forwarded-for")
+    return _ip(chain.split(",")[-1]) if chain else None
 
 
 def client_ip(
     connection: HTTPConnection, trusted_proxies: Sequence[str] | None = None
 ) -> str | None:
-    """The client's address: `X-Forwarded-For` is believed only when it came from a trusted proxy.
+    """The client's address (api.md, "Edge rules → Client address"):
 
-    Walking the chain from the right, each hop added by a trusted proxy is skipped; the first
-    address not in the trusted set is the client (a client cannot forge hops to the right of it).
+    - a caller holding the internal credential (the gateway, kit.internal): the address it
+      vouches for in `X-Client-Ip`;
+    - a peer in `trusted_proxies` (the gateway's GATEWAY_TRUSTED_PROXIES, empty by default): the
+      address that proxy appended to `Forwarded` / `X-Forwarded-For`;
+    - anyone else: the TCP peer, whatever headers it sent.
     """
     peer = connection.client.host if connection.client else None
+    if is_internal_caller(connection):
+        return _ip(connection.headers.get(CLIENT_IP_HEADER)) or peer
     trusted = trusted_proxies if trusted_proxies is not None else _trusted_proxies(connection)
-    if peer is None or not _is_trusted(peer, trusted):
+    if peer is None or not trusted or not _is_trusted(peer, trusted):
         return peer
-    forwarded = connection.headers.get("x-forwarded-for")
-    if not forwarded:
-        return peer
-    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    for hop in reversed(hops):
-        try:
-            ipaddress.ip_address(hop)
-        except ValueError:
-            return peer  # garbage in the chain: fall back to what we saw ourselves
-        if not _is_trusted(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+    return _forwarded_for(connection) or peer
 
 
 def _short(value: str | None, limit: int) -> str | None:

@@ -12,13 +12,16 @@ service subclass adds its own fields under its prefix:
         approval_threshold_cents: int = 500000  # ORDER_APPROVAL_THRESHOLD_CENTS
 
 Fields holding secrets are typed `SecretStr` (or marked with `secret_field()`); outside `dev` and
-`test`, that is with `SHOP_ENV=prod`, a placeholder value ("changeme", "secret", "") is refused at
-start-up. This module is the only place in kit that reads the environment.
+`test`, that is with `SHOP_ENV=prod`, a service does not start with a placeholder secret
+("changeme", "secret", ""), a Mongo URL without credentials, or the broker's `guest` account: the
+error names each setting that is wrong (never its value). This module is the only place in kit
+that reads the environment.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -114,14 +117,13 @@ class ServiceSettings(BaseSettings):
     log_level: str = Field("INFO", validation_alias=_plain("LOG_LEVEL"))
     log_format: LogFormat = Field("json", validation_alias=_plain("LOG_FORMAT"))
 
-    # Peers whose X-Forwarded-For is believed (the gateway, a load balancer). IPs or CIDRs.
-    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("127.0.0.1", "::1"), validation_alias=_plain("TRUSTED_PROXIES")
-    )
+    # The credential the gateway and the services present to each other (kit.internal): it
+    # opens `/internal/*` routes and makes the gateway's client address believed. Empty: nobody.
+    internal_token: SecretStr = Field(SecretStr(""), validation_alias=_plain("INTERNAL_TOKEN"))
     # Request bodies above this many bytes answer 413 PAYLOAD_TOO_LARGE.
     max_body_bytes: int = Field(1_048_576, ge=1, validation_alias=_plain("MAX_BODY_BYTES"))
 
-    @field_validator("bus_retry_delays", "trusted_proxies", mode="before")
+    @field_validator("bus_retry_delays", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -143,11 +145,15 @@ class ServiceSettings(BaseSettings):
         if not self.mongo_db:
             self.mongo_db = f"{self.db_prefix}{self.service_name}"
         if self.env == "prod":
-            placeholders = [name for name in self.secret_fields() if self._is_placeholder(name)]
-            if placeholders:
+            problems = [
+                f"{name}: a placeholder secret"
+                for name in sorted(self.secret_fields())
+                if self._is_placeholder(name)
+            ]
+            problems += unsafe_urls(self.mongo_url, self.amqp_url)
+            if problems:
                 raise InsecureSettingsError(
-                    "placeholder secrets are refused when SHOP_ENV=prod: "
-                    + ", ".join(sorted(placeholders))
+                    "unsafe settings are refused when SHOP_ENV=prod: " + "; ".join(problems)
                 )
         return self
 
@@ -168,6 +174,23 @@ class ServiceSettings(BaseSettings):
         if value is None:
             return True
         return str(value).strip().lower() in PLACEHOLDER_SECRETS
+
+
+def unsafe_urls(mongo_url: str, amqp_url: str) -> list[str]:
+    """What production refuses in the connection URLs: no Mongo credentials, the broker's
+    well-known `guest` account or a placeholder password (each named, never the value)."""
+    problems: list[str] = []
+    mongo = urlsplit(mongo_url)
+    if not mongo.username or not mongo.password:
+        problems.append("MONGO_URL: no credentials (user:password@)")
+    elif mongo.password.strip().lower() in PLACEHOLDER_SECRETS:
+        problems.append("MONGO_URL: a placeholder password")
+    amqp = urlsplit(amqp_url)
+    if amqp.username in (None, "", "guest") or not amqp.password:
+        problems.append("AMQP_URL: the broker's guest account or no credentials")
+    elif amqp.password.strip().lower() in PLACEHOLDER_SECRETS | {"guest"}:
+        problems.append("AMQP_URL: a placeholder password")
+    return problems
 
 
 def _is_secret(info: FieldInfo) -> bool:

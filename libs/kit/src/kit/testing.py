@@ -22,6 +22,10 @@ from pymongo import AsyncMongoClient
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
+# Every service a test starts in this process reads the same internal credential (kit.internal),
+# as the runner gives every child the same one.
+os.environ.setdefault("INTERNAL_TOKEN", secrets.token_urlsafe(24))
+
 
 def docker_answers() -> bool:
     """True when a Docker engine is reachable (the client alone is not enough)."""

@@ -25,7 +25,7 @@ class OrderSettings(ServiceSettings):
 SHARED = (
     "SHOP_ENV MONGO_URL MONGO_DB DB_PREFIX AMQP_URL BUS_PREFIX BUS_RETRY_DELAYS BUS_MAX_ATTEMPTS "
     "JWKS_URL JWT_ISSUER JWT_AUDIENCE OTEL_EXPORTER_OTLP_ENDPOINT LOG_LEVEL LOG_FORMAT "
-    "TRUSTED_PROXIES PORT HOST"
+    "INTERNAL_TOKEN PORT HOST"
 ).split()
 
 
@@ -99,9 +99,22 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         OrderSettings()
 
 
+SAFE_PROD = {
+    "MONGO_URL": "mongodb://order:m0ng0-pw@mongo:27017/?replicaSet=rs0",
+    "AMQP_URL": "amqp://shop:r4bb1t-pw@rabbitmq:5672/",
+    "INTERNAL_TOKEN": "i-7d2e9a41c0",
+}
+
+
 def test_placeholder_secrets_are_refused_in_prod(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert set(OrderSettings.secret_fields()) == {"signing_secret", "webhook_token"}
+    assert set(OrderSettings.secret_fields()) == {
+        "signing_secret",
+        "webhook_token",
+        "internal_token",
+    }
     OrderSettings()  # dev: placeholders are fine
+    for name, value in SAFE_PROD.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SHOP_ENV", "prod")
     with pytest.raises(ValidationError) as excinfo:
         OrderSettings()
@@ -116,3 +129,36 @@ def test_placeholder_secrets_are_refused_in_prod(monkeypatch: pytest.MonkeyPatch
             OrderSettings()
     monkeypatch.setenv("ORDER_WEBHOOK_TOKEN", "w-6f1c0e")
     assert OrderSettings().env == "prod"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("AMQP_URL", "amqp://guest:guest@rabbitmq:5672/", "AMQP_URL"),
+        ("AMQP_URL", "amqp://rabbitmq:5672/", "AMQP_URL"),
+        ("AMQP_URL", "amqp://shop:changeme@rabbitmq:5672/", "AMQP_URL"),
+        ("MONGO_URL", "mongodb://mongo:27017/?replicaSet=rs0", "MONGO_URL"),
+        ("MONGO_URL", "mongodb://order@mongo:27017/", "MONGO_URL"),
+        ("MONGO_URL", "mongodb://order:changeme@mongo:27017/", "MONGO_URL"),
+        ("INTERNAL_TOKEN", "", "internal_token"),
+    ],
+)
+def test_production_refuses_unsafe_connections(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, named: str
+) -> None:
+    for key, safe in SAFE_PROD.items():
+        monkeypatch.setenv(key, safe)
+    monkeypatch.setenv("ORDER_SIGNING_SECRET", "s3cr3t-from-the-vault")
+    monkeypatch.setenv("ORDER_WEBHOOK_TOKEN", "w-6f1c0e")
+    monkeypatch.setenv("SHOP_ENV", "prod")
+    assert OrderSettings().env == "prod"  # the safe set starts
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as excinfo:
+        OrderSettings()
+    message = str(excinfo.value)
+    assert named in message  # says which setting is wrong
+    password = value.partition("@")[0].rpartition(":")[2] if "@" in value else ""
+    if password and password != "guest":
+        assert password not in message  # never the secret itself
+    monkeypatch.setenv("SHOP_ENV", "dev")
+    assert OrderSettings().env == "dev"  # local mode keeps guest and the embedded Mongo

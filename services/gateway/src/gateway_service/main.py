@@ -23,6 +23,7 @@ from gateway_service.web import web_router
 from kit.app import Lifespan
 from kit.app import create_app as create_kit_app
 from kit.auth import DeniedHook, Principal, set_denied_hook
+from kit.internal import internal_headers
 from kit.tracing_clients import TracingTransport
 
 # kit's factory serves FastAPI's own document and docs, and a /readyz about this process only;
@@ -73,6 +74,7 @@ def lifespan(settings: GatewaySettings) -> Lifespan:
                 body_limit=settings.max_body_bytes,
                 authenticate=guard,
                 on_forbidden=upstream_forbidden,
+                internal=internal_headers(settings),
             )
             app.state.openapi = MergedOpenAPI(
                 client,

@@ -11,16 +11,18 @@ from opentelemetry import propagate
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
-from gateway_service.routing import (
-    REQUEST_DROP,
-    RESPONSE_DROP,
-    end_to_end,
-    forwarded_for,
-)
+from gateway_service.routing import REQUEST_DROP, RESPONSE_DROP, end_to_end
 from gateway_service.security import is_identity_header
 from kit.errors import Problem
+from kit.internal import CLIENT_IP_HEADER, EDGE_ONLY_HEADERS
+from kit.request_context import client_ip
 
 log = structlog.get_logger("gateway.proxy")
+
+# Replaced by the gateway's own word on the client (X-Request-Id: the middleware's id).
+REPLACED_HEADERS = frozenset(
+    {"x-forwarded-for", "forwarded", "x-real-ip", "x-request-id", *EDGE_ONLY_HEADERS}
+)
 
 # Called before a request is forwarded; raises a Problem (401/403) to refuse it.
 type Authenticator = Callable[[Request], Awaitable[None]]
@@ -58,18 +60,23 @@ def request_id_of(request: Request) -> str | None:
     return str(value) if value else request.headers.get("x-request-id")
 
 
-def upstream_headers(request: Request) -> list[tuple[str, str]]:
-    """The client's end-to-end headers plus X-Forwarded-*, X-Request-Id and traceparent."""
-    headers = end_to_end(request.headers.items(), drop=REQUEST_DROP)
+def upstream_headers(
+    request: Request, internal: Mapping[str, str] | None = None
+) -> list[tuple[str, str]]:
+    """The client's end-to-end headers plus the client address the gateway vouches for (with
+    the internal credential, kit.internal), X-Forwarded-Proto/Host, X-Request-Id, traceparent.
+
+    What a client sent about addresses (`X-Forwarded-For`, `Forwarded`, `X-Client-Ip`) or as a
+    credential (`X-Internal-Token`, `X-User-*`) never reaches a service."""
     headers = [
         (k, v)
-        for k, v in headers
-        if k.lower() not in {"x-forwarded-for", "x-request-id"} and not is_identity_header(k)
+        for k, v in end_to_end(request.headers.items(), drop=REQUEST_DROP)
+        if k.lower() not in REPLACED_HEADERS and not is_identity_header(k)
     ]
-    client_ip = request.client.host if request.client else None
-    xff = forwarded_for(request.headers.get("x-forwarded-for"), client_ip)
-    if xff:
-        headers.append(("x-forwarded-for", xff))
+    if internal:
+        headers.extend(internal.items())
+        if address := client_ip(request):
+            headers.append((CLIENT_IP_HEADER, address))
     headers.append(("x-forwarded-proto", request.url.scheme))
     if host := request.headers.get("host"):
         headers.append(("x-forwarded-host", host))
@@ -96,8 +103,11 @@ class Proxy:
         body_limit: int,
         authenticate: Authenticator,
         on_forbidden: OnForbidden | None = None,
+        internal: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
+        # The internal credential's header: services believe the client address only with it.
+        self.internal = dict(internal or {})
         self.urls = dict(urls)
         self.body_limit = body_limit
         self.authenticate = authenticate
@@ -117,7 +127,7 @@ class Proxy:
         outgoing = self.client.build_request(
             request.method,
             self.target(request, service),
-            headers=upstream_headers(request),
+            headers=upstream_headers(request, self.internal),
             content=body,
         )
         try:

@@ -70,11 +70,3 @@ def end_to_end(
     pairs = list(headers)
     excluded = HOP_BY_HOP | _connection_tokens(pairs) | {d.lower() for d in drop}
     return [(k, v) for k, v in pairs if k.lower() not in excluded]
-
-
-def forwarded_for(existing: str | None, client_ip: str | None) -> str | None:
-    """`X-Forwarded-For` with the client's address appended to what earlier proxies wrote."""
-    chain = [p.strip() for p in (existing or "").split(",") if p.strip()]
-    if client_ip:
-        chain.append(client_ip)
-    return ", ".join(chain) or None

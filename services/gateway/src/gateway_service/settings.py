@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic_settings import SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from kit.settings import ServiceSettings
 
@@ -40,6 +42,20 @@ class GatewaySettings(ServiceSettings):
     # gateway over TLS (it terminates TLS, or a TLS proxy in front forwards to it). Over plain
     # HTTP in local mode the header would be ignored at best.
     hsts: bool = False
+
+    # Peers whose `Forwarded` / `X-Forwarded-For` is believed (GATEWAY_TRUSTED_PROXIES, CIDRs,
+    # comma-separated): only the load balancers really in front of the gateway. Empty: the TCP
+    # peer is the client (kit.request_context.client_ip).
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)  # a typo fails at start-up, not silently
+        return value
 
     # The built web front end (`web/dist`) served at `/` (GATEWAY_WEB_DIR); None: API only.
     web_dir: Path | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from kit.auth.signing import SigningKey, issue_access_token
 pytestmark = pytest.mark.integration
 
 SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+TOKEN = os.environ["INTERNAL_TOKEN"]  # kit.testing gives the test process one
 
 
 def upstream_app() -> FastAPI:
@@ -98,6 +100,9 @@ async def test_forwards_method_path_query_body_and_forwarding_headers(
             "content-type": "application/json",
             "x-request-id": "req-123",
             "x-forwarded-for": "203.0.113.7",
+            "forwarded": "for=203.0.113.8",
+            "x-client-ip": "203.0.113.9",
+            "x-internal-token": "guessed",
             "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
             "connection": "keep-alive, x-hop",
             "x-hop": "secret",
@@ -109,7 +114,11 @@ async def test_forwards_method_path_query_body_and_forwarding_headers(
     assert echoed["path"] == "/api/v1/users/echo"
     assert echoed["query"] == "a=1&b=x%20y"
     assert echoed["body"] == '{"hello": "world"}'
-    assert headers_of(echoed, "x-forwarded-for") == ["203.0.113.7, 127.0.0.1"]
+    # The service hears of the client only from the gateway, with the internal credential; what
+    # the client claimed about its address or as a credential never arrives.
+    assert headers_of(echoed, "x-client-ip") == ["127.0.0.1"]
+    assert headers_of(echoed, "x-internal-token") == [TOKEN]
+    assert not headers_of(echoed, "x-forwarded-for") and not headers_of(echoed, "forwarded")
     assert headers_of(echoed, "x-forwarded-proto") == ["http"]
     assert headers_of(echoed, "x-request-id") == ["req-123"]
     assert headers_of(echoed, "traceparent")[0].startswith("00-0af7651916cd43dd8448eb211c80319c-")
@@ -124,7 +133,31 @@ async def test_request_id_is_created_when_the_client_sends_none(gateway: httpx.A
     sent = headers_of(response.json(), "x-request-id")
     assert len(sent) == 1 and sent[0]
     assert response.headers["x-request-id"] == sent[0]
-    assert headers_of(response.json(), "x-forwarded-for") == ["127.0.0.1"]
+    assert headers_of(response.json(), "x-client-ip") == ["127.0.0.1"]
+
+
+async def test_a_trusted_proxy_names_the_client(serve: Any) -> None:
+    """GATEWAY_TRUSTED_PROXIES: only the address the trusted hop appended is the client."""
+    async with serve(upstream_app()) as upstream:
+        urls = dict.fromkeys(SERVICES, "http://127.0.0.1:9") | {"user": upstream}
+        settings = settings_for(urls, trusted_proxies="127.0.0.0/8")
+        async with serve(create_app(settings)) as url, httpx.AsyncClient(base_url=url) as client:
+            chain = {"x-forwarded-for": "198.51.100.1, 203.0.113.7"}
+            echoed = (await client.get("/api/v1/users/echo", headers=chain)).json()
+            assert headers_of(echoed, "x-client-ip") == ["203.0.113.7"]
+            rfc = {"forwarded": 'for=198.51.100.1, for="[2001:db8::7]:443"'}
+            echoed = (await client.get("/api/v1/users/echo", headers=rfc)).json()
+            assert headers_of(echoed, "x-client-ip") == ["2001:db8::7"]
+
+
+def test_trusted_proxies_must_be_networks() -> None:
+    assert GatewaySettings(trusted_proxies="10.0.0.0/8, 192.0.2.1").trusted_proxies == (
+        "10.0.0.0/8",
+        "192.0.2.1",
+    )
+    assert GatewaySettings().trusted_proxies == ()  # default: nobody
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        GatewaySettings(trusted_proxies="10.0.0.0/8, lb.internal")
 
 
 async def test_encoded_path_reaches_the_upstream_unchanged(gateway: httpx.AsyncClient) -> None:

@@ -8,7 +8,6 @@ from gateway_service.routing import (
     SERVICES,
     area_of,
     end_to_end,
-    forwarded_for,
     service_for,
 )
 
@@ -51,9 +50,3 @@ def test_hop_by_hop_and_connection_listed_headers_are_dropped() -> None:
         ("Set-Cookie", "b=2"),
         ("Accept", "application/json"),
     ]
-
-
-def test_forwarded_for_appends_the_client() -> None:
-    assert forwarded_for(None, "10.0.0.1") == "10.0.0.1"
-    assert forwarded_for("1.2.3.4, 5.6.7.8", "10.0.0.1") == "1.2.3.4, 5.6.7.8, 10.0.0.1"
-    assert forwarded_for("", None) is None

@@ -35,6 +35,7 @@ from inventory_service.domain import (
 from inventory_service.handlers import utcnow
 from kit.auth import OptionalUser, Principal, require_roles
 from kit.errors import PROBLEM_RESPONSES, Problem, conflict, not_found, validation_problem
+from kit.internal import RequireInternal
 from kit.models import (
     DEFAULT_LIMIT,
     Cursor,
@@ -48,7 +49,7 @@ from kit.models import (
 from kit.request_context import actor_from_request
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
-internal = APIRouter(prefix="/internal", tags=["internal"])
+internal = APIRouter(prefix="/internal", tags=["internal"], dependencies=[RequireInternal])
 
 MAX_PRICE_CENTS = 100_000_000
 MAX_STOCK = 1_000_000

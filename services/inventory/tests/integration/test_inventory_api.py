@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from inventory_service.seed import demo_catalogue
 
+from kit.internal import internal_headers
+
 from .conftest import Start, token
 
 pytestmark = pytest.mark.integration
@@ -116,7 +118,8 @@ async def test_bad_input_is_422(
     start_inventory: Start, path: str, method: str, body: dict[str, Any]
 ) -> None:
     async with start_inventory() as inv:
-        response = await inv.http.request(method, path, json=body, headers=ADMIN)
+        headers = {**ADMIN, **internal_headers(inv.app.state.settings)}
+        response = await inv.http.request(method, path, json=body, headers=headers)
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "VALIDATION_ERROR"
         assert response.headers["content-type"].startswith("application/problem+json")
@@ -203,16 +206,21 @@ async def test_internal_availability_reports_per_line(start_inventory: Start) ->
         cheap = await create("Cheap", 900, 5)
         await create("Other category", 1000, 5, category="home")
         await create("Sold out", 1000, 0)
+        query = {
+            "items": [
+                {"productId": near, "quantity": 2},
+                {"productId": short, "quantity": 5},
+                {"productId": empty, "quantity": 1},
+                {"productId": "nope", "quantity": 1},
+            ]
+        }
+        # Only the shop's own services may ask (kit.internal): a direct caller gets 401.
+        for credential in ({}, {"X-Internal-Token": "guessed"}, ADMIN):
+            refused = await inv.http.post("/internal/availability", json=query, headers=credential)
+            assert refused.status_code == 401, refused.text
+            assert refused.json()["code"] == "UNAUTHENTICATED"
         response = await inv.http.post(
-            "/internal/availability",
-            json={
-                "items": [
-                    {"productId": near, "quantity": 2},
-                    {"productId": short, "quantity": 5},
-                    {"productId": empty, "quantity": 1},
-                    {"productId": "nope", "quantity": 1},
-                ]
-            },
+            "/internal/availability", json=query, headers=internal_headers(inv.app.state.settings)
         )
         assert response.status_code == 200
         items = response.json()["items"]

@@ -9,6 +9,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from bus.runtime import Bus, ServiceDeps
+from kit.internal import internal_headers
 from kit.tracing_clients import TracingTransport
 from order_service.handlers import handler_table
 from order_service.precheck import HttpInventory, HttpUserDirectory, StockChecker, UserDirectory
@@ -48,5 +49,5 @@ def bootstrap(
         bus=bus,
         http=http,
         users=HttpUserDirectory(http, settings.user_url),
-        stock=HttpInventory(http, settings.inventory_url),
+        stock=HttpInventory(http, settings.inventory_url, internal_headers(settings)),
     )

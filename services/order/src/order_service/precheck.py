@@ -8,7 +8,7 @@ always asked of inventory (`POST /internal/availability`): it changes too fast f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -135,9 +135,12 @@ def profile_from_user_service(body: dict[str, Any]) -> CustomerProfile:
 class HttpInventory:
     """`StockChecker` over HTTP: inventory's internal availability endpoint."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, internal: Mapping[str, str]
+    ) -> None:
         self.client = client
         self.base_url = base_url.rstrip("/")
+        self.internal = dict(internal)  # the internal credential's header (kit.internal)
 
     async def availability(self, items: Sequence[tuple[str, int]]) -> list[LineAvailability]:
         """Ask inventory; `DependencyDown` when it cannot answer (a precheck needs stock)."""
@@ -145,6 +148,7 @@ class HttpInventory:
             response = await self.client.post(
                 f"{self.base_url}/internal/availability",
                 json={"items": [{"productId": p, "quantity": q} for p, q in items]},
+                headers=self.internal,
             )
             response.raise_for_status()
         except httpx.HTTPError as exc:

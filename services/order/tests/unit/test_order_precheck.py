@@ -140,6 +140,7 @@ async def test_user_directory_degrades_to_none_on_errors() -> None:
 async def test_inventory_availability_maps_each_line() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/internal/availability"
+        assert request.headers["x-internal-token"] == "t-1"  # inventory refuses it without
         asked = json.loads(request.content)
         assert asked == {"items": [{"productId": "p1", "quantity": 2}]}
         line = {"productId": "p1", "requested": 2, "available": 0, "status": "unavailable"}
@@ -148,5 +149,7 @@ async def test_inventory_availability_maps_each_line() -> None:
         )
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
-        (line,) = await HttpInventory(client, "http://inventory").availability([("p1", 2)])
+        (line,) = await HttpInventory(
+            client, "http://inventory", {"X-Internal-Token": "t-1"}
+        ).availability([("p1", 2)])
     assert line == LineAvailability("p1", 2, 0, "unavailable", ("p7",), True)

@@ -44,6 +44,7 @@ from contracts.payment import (
     PaymentVoided,
 )
 from contracts.registry import event_class
+from kit.internal import internal_headers
 from payment_service import store
 from payment_service.domain import (
     VELOCITY_WINDOW,
@@ -107,6 +108,7 @@ class PaymentEnv:
             users=UserDirectory(
                 settings.user_url,
                 timeout_seconds=settings.user_timeout_seconds,
+                headers=internal_headers(settings),
                 transport=user_transport,
             ),
             max_attempts=settings.max_attempts,

@@ -7,7 +7,8 @@ bus redelivers the event later. A 404 (not this user's method) answers None.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
@@ -40,6 +41,8 @@ class MethodInfo:
 class UserDirectory:
     base_url: str
     timeout_seconds: float = 2.0
+    # The internal credential's header (kit.internal): the lookup answers 401 without it.
+    headers: Mapping[str, str] = field(default_factory=dict)
     # Tests hand in an ASGI transport that reaches the user service in-process.
     transport: httpx.AsyncBaseTransport | None = None
 
@@ -60,6 +63,7 @@ class UserDirectory:
             transport=TracingTransport(self.transport),
             base_url=self.base_url,
             timeout=self.timeout_seconds,
+            headers=dict(self.headers),
         ) as client:
             response = await client.get(
                 f"/internal/users/{user_id}/payment-methods/{payment_method_id}"

@@ -1,7 +1,8 @@
 """Internal routes of the user service, for other services only (never routed by the gateway).
 
-`/internal/*` sits outside `/api/v1`: the gateway routes only `/api/v1/<area>`, and the cluster's
-NetworkPolicy must keep these paths from anything but the services (README). Events never carry a
+`/internal/*` sits outside `/api/v1`: the gateway routes only `/api/v1/<area>`, and every route here
+answers 401 to a caller without the internal credential (kit.internal), so a request that reaches
+the service port directly gets nothing the gateway would not give it. Events never carry a
 payment method's provider token, so the payment service resolves it here at authorization time.
 """
 
@@ -12,11 +13,12 @@ from datetime import datetime
 from fastapi import APIRouter
 
 from kit.errors import PROBLEM_RESPONSES, not_found
+from kit.internal import RequireInternal
 from kit.models import ResponseModel
 from user_service.deps import DepsDep
 from user_service.store import UserStore
 
-internal = APIRouter(prefix="/internal/users", tags=["internal"])
+internal = APIRouter(prefix="/internal/users", tags=["internal"], dependencies=[RequireInternal])
 
 
 class PaymentMethodToken(ResponseModel):

@@ -5,12 +5,16 @@ from __future__ import annotations
 import pytest
 from user_service.testing import RunningUser
 
+from kit.internal import INTERNAL_TOKEN_HEADER, internal_headers
+
 from .test_user_journey import API, bearer, register
 
 pytestmark = pytest.mark.integration
 
 
-async def test_payment_method_token_for_its_owner_only(user: RunningUser) -> None:
+async def test_payment_method_token_for_its_owner_and_internal_callers_only(
+    user: RunningUser,
+) -> None:
     client = user.client
     ann = await register(client, "ann_pm")
     bob = await register(client, "bob_pm")
@@ -23,14 +27,25 @@ async def test_payment_method_token_for_its_owner_only(user: RunningUser) -> Non
     (method,) = details.json()["paymentMethods"]
     method_id = method["paymentMethodId"]
 
-    own = await client.get(f"/internal/users/{ann['userId']}/payment-methods/{method_id}")
+    path = f"/internal/users/{ann['userId']}/payment-methods/{method_id}"
+    for credential in ({}, {INTERNAL_TOKEN_HEADER: "guessed"}, bearer(ann["accessToken"])):
+        refused = await client.get(path, headers=credential)
+        assert refused.status_code == 401, (credential, refused.text)
+        assert refused.json()["code"] == "UNAUTHENTICATED"
+        assert "pm_card" not in refused.text
+    internal = internal_headers(user.app.state.settings)
+    own = await client.get(path, headers=internal)
     assert own.status_code == 200, own.text
     body = own.json()
     assert body["paymentMethodId"] == method_id and body["token"] == "pm_card_flaky"
     assert (body["brand"], body["last4"]) == ("mastercard", "4444")
 
-    others = await client.get(f"/internal/users/{bob['userId']}/payment-methods/{method_id}")
+    others = await client.get(
+        f"/internal/users/{bob['userId']}/payment-methods/{method_id}", headers=internal
+    )
     assert others.status_code == 404
     assert others.json()["code"] == "PAYMENT_METHOD_NOT_FOUND"
-    unknown = await client.get(f"/internal/users/nobody/payment-methods/{method_id}")
+    unknown = await client.get(
+        f"/internal/users/nobody/payment-methods/{method_id}", headers=internal
+    )
     assert unknown.status_code == 404
