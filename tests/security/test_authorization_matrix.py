@@ -93,7 +93,18 @@ WHO: dict[str, Any] = {
     "own (before PAID); Admin": lambda method: owner(admin=OK),
     "own, while `PAYMENT_FAILED`": lambda method: owner(admin=OK),
     "Admin (or own for GET)": lambda method: owner(admin=OK) if method == "GET" else only("admin"),
+    "own order's; Manager, Admin": lambda method: owner(staff_all=True),
+    "own; Manager, Admin": lambda method: owner(staff_all=True),
 }
+
+# Rows api.md already contracts whose service is not built yet (fulfilment and returns, issue
+# 19): the matrix cannot call them, and `test_unbuilt_rows_are_still_unbuilt` fails the day they
+# answer, so this list must shrink with the code.
+UNBUILT = (
+    "/api/v1/shipments",
+    "/api/v1/returns",
+    "/api/v1/orders/{orderId}/returns",
+)
 
 
 @dataclass(frozen=True)
@@ -147,12 +158,17 @@ def api_md_endpoints() -> list[Endpoint]:
     return rows
 
 
-ENDPOINTS = api_md_endpoints()
+def is_unbuilt(endpoint: Endpoint) -> bool:
+    return endpoint.path.startswith(UNBUILT)
+
+
+CONTRACTED = api_md_endpoints()
+ENDPOINTS = [e for e in CONTRACTED if not is_unbuilt(e)]
 
 
 def test_the_matrix_covers_every_row_of_api_md() -> None:
     assert len(ENDPOINTS) >= 43, [e.label for e in ENDPOINTS]
-    unknown = {e.who for e in ENDPOINTS} - WHO.keys()
+    unknown = {e.who for e in CONTRACTED} - WHO.keys()
     assert not unknown, f"api.md has a 'who' the matrix does not know: {unknown}"
     labels = Counter(e.label for e in ENDPOINTS)
     assert max(labels.values()) == 1, labels.most_common(3)
@@ -223,6 +239,19 @@ async def request_for(
     if (method, tail) == ("POST", "/orders"):
         kwargs["headers"] = {"Idempotency-Key": str(uuid.uuid4())}
     return path, kwargs
+
+
+async def test_unbuilt_rows_are_still_unbuilt(secure: Secure) -> None:
+    """The rows left out of the matrix answer 404 for everyone: once one is built, it must join."""
+    unbuilt = [e for e in CONTRACTED if is_unbuilt(e)]
+    assert len(unbuilt) == 10, [e.label for e in unbuilt]
+    answered = []
+    for endpoint in unbuilt:
+        path = re.sub(r"\{(\w+)\}", "x", endpoint.path).replace("/orders/x", "/orders/none")
+        response = await secure.client.request(endpoint.method, path, headers=secure.shop.admin)
+        if response.status_code != 404:
+            answered.append(f"{endpoint.label}: {response.status_code}")
+    assert not answered, f"built now: add them to the matrix (drop them from UNBUILT): {answered}"
 
 
 # A refusal that is the route's business answer, not authorization's: the caller got through.
