@@ -102,7 +102,7 @@ async def test_a_raw_nul_never_reaches_the_app(secure: Secure, who: str) -> None
 
 @pytest.mark.parametrize("who", WHO)
 async def test_the_api_still_answers_at_its_plain_paths(secure: Secure, who: str) -> None:
-    """The strict check leaves every legitimate spelling alone (a trailing slash included)."""
+    """The strict check leaves the legitimate spellings alone (`.well-known` is no dot segment)."""
     jwks = await raw_request(
         str(secure.client.base_url), b"/api/v1/users/.well-known/jwks.json", secure.headers(who)
     )
