@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI, Request
+from starlette.middleware import Middleware
 
 from gateway_service.api import proxy, system
 from gateway_service.audit import DeniedAudit
@@ -16,6 +17,7 @@ from gateway_service.auth import guard, upstream_forbidden
 from gateway_service.dead_letters import DeadLetterOps
 from gateway_service.openapi import MergedOpenAPI
 from gateway_service.ops import router as ops
+from gateway_service.paths import PathCheckMiddleware
 from gateway_service.proxy import Proxy
 from gateway_service.security import SecurityHeadersMiddleware
 from gateway_service.settings import GatewaySettings
@@ -106,6 +108,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.include_router(web_router(settings.web_dir))
     elif settings.web_dir is not None:
         log.warning("gateway.web_not_built", web_dir=str(settings.web_dir))
+    # Innermost of the middleware, so the first thing inside kit's request context: every
+    # route (ops, the proxy, the docs, the web catch-all) sees only a checked path, and the
+    # 400 still carries X-Request-Id and the security headers (add_middleware would put it
+    # outside them).
+    app.user_middleware.append(Middleware(PathCheckMiddleware))
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.hsts, web=web)
     # httpx logs every upstream call at INFO: each one is already in the gateway's access log.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -4,7 +4,9 @@ Services are built independently, so two of them may define a schema with the sa
 different shape (`Item`, `Address`). Such names are renamed `<service>_<Name>` in every service
 that defines them, and that service's `$ref`s are rewritten; identical definitions stay shared
 (`HTTPValidationError`, the problem model). Paths outside `/api/v1/` (each service's own
-`/healthz`, `/readyz`) are not reachable through the gateway and are left out.
+`/healthz`, `/readyz`) are not reachable through the gateway and are left out. Every operation
+with a path parameter also documents the edge's 400 `INVALID_PATH` (paths.py): a parameter
+value can spell a path the gateway refuses before any service sees it.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ import httpx
 import structlog
 
 from gateway_service.routing import API_PREFIX
+from kit.errors import problem_response
 
 log = structlog.get_logger("gateway.openapi")
 
 type Doc = dict[str, Any]
 REF_PREFIX = "#/components/schemas/"
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
+INVALID_PATH_RESPONSE = problem_response(
+    "INVALID_PATH: a path parameter made the path non-canonical (dot segment, encoded slash or "
+    "dot, backslash, control or non-ASCII character), refused at the gateway"
+)
 
 
 def _rewrite_refs(node: Any, renames: Mapping[str, str]) -> Any:
@@ -93,9 +101,19 @@ def merge(base: Doc, docs: Mapping[str, Doc]) -> Doc:
                 tags.append(tag)
     if tags:
         merged["tags"] = tags
+    for path, item in paths.items():
+        if "{" in path:
+            _document_invalid_path(item)
     merged["paths"] = dict(sorted(paths.items()))
     components["schemas"] = dict(sorted(schemas.items()))
     return merged
+
+
+def _document_invalid_path(item: dict[str, Any]) -> None:
+    for method, operation in item.items():
+        if method in HTTP_METHODS and isinstance(operation, dict):
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("400", copy.deepcopy(INVALID_PATH_RESPONSE))
 
 
 class MergedOpenAPI:

@@ -11,6 +11,7 @@ from opentelemetry import propagate
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
+from gateway_service.paths import InvalidPath, checked_path, invalid_path
 from gateway_service.routing import REQUEST_DROP, RESPONSE_DROP, end_to_end
 from gateway_service.security import is_identity_header
 from kit.errors import Problem
@@ -114,11 +115,24 @@ class Proxy:
         self.on_forbidden = on_forbidden
 
     def target(self, request: Request, service: str) -> httpx.URL:
-        # raw_path keeps the client's percent-encoding exactly as sent.
-        raw_path: bytes = request.scope.get("raw_path") or request.url.path.encode()
-        url = self.urls[service].rstrip("/") + raw_path.decode("latin-1")
-        query = request.url.query
-        return httpx.URL(f"{url}?{query}" if query else url)
+        """The upstream URL: the client's raw path exactly as checked, and its query."""
+        # raw_path keeps the client's percent-encoding exactly as sent. It is checked again
+        # here (the middleware did it first), so no caller can forward an unchecked path.
+        path: str = request.scope["path"]
+        raw_path: bytes = request.scope.get("raw_path") or path.encode()
+        try:
+            checked_path(raw_path, path)
+        except InvalidPath as exc:
+            raise invalid_path(exc.reason) from exc
+        base = httpx.URL(self.urls[service])
+        wanted = base.raw_path.rstrip(b"/") + raw_path
+        url = base.copy_with(raw_path=wanted)
+        if query := request.scope.get("query_string", b""):
+            url = url.copy_with(query=_ascii(query))
+        # httpx resolves dot segments and re-quotes: what it would send must be what was checked.
+        if url.raw_path.partition(b"?")[0] != wanted:
+            raise invalid_path("The path would not reach the service as it was sent.")
+        return url
 
     async def forward(self, request: Request, service: str) -> Response:
         """Send the request to `service`; 502/504 problems when it is down or too slow."""
@@ -163,6 +177,11 @@ class Proxy:
         kept = end_to_end(upstream.headers.multi_items(), drop={*RESPONSE_DROP, "x-request-id"})
         response.raw_headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in kept]
         return response
+
+
+def _ascii(raw: bytes) -> bytes:
+    """`raw` with every non-ASCII byte percent-encoded (httpx takes URL parts as ASCII only)."""
+    return b"".join(bytes([byte]) if byte < 0x80 else b"%%%02X" % byte for byte in raw)
 
 
 async def _relay(upstream: httpx.Response, service: str) -> AsyncIterator[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from gateway_service.main import create_app
 from gateway_service.settings import GatewaySettings
+from gateway_service.testing import raw_request
 
 from kit.auth.deps import use_static_keys
 from kit.auth.signing import SigningKey, issue_access_token
@@ -66,6 +68,10 @@ def upstream_app() -> FastAPI:
     @app.get("/readyz")
     async def readyz() -> dict[str, str]:
         return {"status": "ready"}
+
+    @app.get("/internal/secret")
+    async def secret() -> dict[str, str]:
+        return {"secret": "internal-only"}
 
     return app
 
@@ -297,3 +303,54 @@ async def test_identity_headers_are_stripped_and_security_headers_set(
     assert "strict-transport-security" not in response.headers  # plain HTTP, GATEWAY_HSTS off
     problem = await gateway.get("/api/v1/nope")
     assert problem.headers["x-frame-options"] == "DENY"
+
+
+async def test_the_raw_client_sends_the_target_byte_for_byte() -> None:
+    """What a server reads is exactly the bytes given (httpx would resolve and re-quote them)."""
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readline())
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        target = b"/api/v1/users/../%2e%2E/..%5c%252f;x"
+        response = await raw_request(f"http://127.0.0.1:{port}", target)
+    assert response.status == 204
+    assert seen == [b"GET " + target + b" HTTP/1.1\r\n"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"/api/v1/users/../../../internal/secret",
+        b"/api/v1/users/..%2f..%2f..%2finternal/secret",
+        b"/api/v1/users/%2e%2e/%2e%2e/%2e%2e/internal/secret",
+        b"/api/v1/users/..\\..\\..\\internal/secret",
+    ],
+)
+async def test_a_path_climbing_out_of_the_api_is_refused_before_the_upstream(
+    gateway: httpx.AsyncClient, target: bytes
+) -> None:
+    response = await raw_request(str(gateway.base_url), target)
+    assert response.status == 400, response.body
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert b'"code":"INVALID_PATH"' in response.body
+    assert b"internal-only" not in response.body
+    assert response.headers["x-request-id"]
+
+
+async def test_the_upstream_gets_the_checked_path_exactly_as_sent(
+    gateway: httpx.AsyncClient,
+) -> None:
+    """An escape the edge accepts is forwarded as it came; the service decodes it the same way."""
+    response = await raw_request(str(gateway.base_url), b"/api/v1/users/ech%6F?a=%41")
+    assert response.status == 200, response.body
+    echoed = json.loads(response.body)
+    assert echoed["rawPath"] == "/api/v1/users/ech%6F"
+    assert echoed["path"] == "/api/v1/users/echo"
+    assert echoed["query"] == "a=%41"

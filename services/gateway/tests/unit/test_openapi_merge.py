@@ -67,3 +67,25 @@ def test_colliding_schema_names_are_renamed_per_service_and_refs_rewritten() -> 
     assert schema_of(merged, "/api/v1/orders") == ref("order_Page")
     assert schemas["order_Page"]["properties"]["items"]["items"] == ref("order_Item")
     assert schemas["user_Item"] == user_item
+
+
+def test_operations_with_path_parameters_document_the_edges_invalid_path() -> None:
+    """A path parameter can spell a path the edge refuses (paths.py): 400 INVALID_PATH."""
+    base = BASE | {"paths": {"/healthz": {}, "/api/v1/ops/dlq/{service}/redrive": {"post": {}}}}
+    user = doc(
+        {
+            "/api/v1/users/me": op(ref("Problem")),
+            "/api/v1/users/{userId}": op(ref("Problem")) | {"parameters": []},
+        },
+        {"Problem": PROBLEM},
+    )
+    merged = merge(base, {"user": user})["paths"]
+    for path, method in [
+        ("/api/v1/users/{userId}", "get"),
+        ("/api/v1/ops/dlq/{service}/redrive", "post"),
+    ]:
+        refusal = merged[path][method]["responses"]["400"]
+        assert refusal["description"].startswith("INVALID_PATH")
+        assert "application/problem+json" in refusal["content"]
+    assert "400" not in merged["/api/v1/users/me"]["get"]["responses"]
+    assert merged["/api/v1/users/{userId}"]["parameters"] == []

@@ -57,6 +57,7 @@ async def test_api_missing_files_and_escapes_stay_404(dist: Path) -> None:
     assert api.headers["content-security-policy"] == API_CSP
     assert asset.status_code == 404
     assert not_a_page.status_code == 404
+    assert escape.status_code == 400 and escape.json()["code"] == "INVALID_PATH"
     assert "not served" not in escape.text
     assert post.status_code in (404, 405)
 
