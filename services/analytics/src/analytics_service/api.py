@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from analytics_service import queries
+from analytics_service.domain import spreadsheet_safe
 from analytics_service.store import AnalyticsStore
 from kit.auth import Principal, require_roles
 from kit.errors import PROBLEM_RESPONSES, validation_problem
@@ -127,7 +128,7 @@ async def sales_report(
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["key", "orders", "revenueCents"])
         for group in report.groups:
-            writer.writerow([group.key, group.orders, group.revenue_cents])
+            writer.writerow([spreadsheet_safe(group.key), group.orders, group.revenue_cents])
         return Response(out.getvalue(), media_type="text/csv")
     return report
 

