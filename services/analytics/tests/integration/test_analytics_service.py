@@ -600,3 +600,46 @@ async def test_sales_csv_neutralises_cells_a_spreadsheet_would_run(
     # JSON is no spreadsheet: it keeps the keys as they are.
     report = await h.get("/api/v1/reports/sales", groupBy="product")
     assert sorted(g["key"] for g in report["groups"]) == sorted(FORMULA_IDS)
+
+
+async def test_sales_totals_never_add_two_currencies(analytics: AnalyticsHarness) -> None:
+    h = analytics
+    placed, items, _ = order("usd1", U1, ("p-usd", 2, 500))
+    await h.publish(placed, confirmed("usd1", "u1", items))
+    for order_id, status in (("eur1", "CONFIRMED"), ("eur2", "PENDING")):
+        placed, items, _ = order(order_id, U2, ("p-eur", 1, 700))
+        await h.publish(
+            placed.model_copy(update={"data": placed.data.model_copy(update={"currency": "EUR"})})
+        )
+        if status == "CONFIRMED":
+            done = confirmed(order_id, "u2", items)
+            await h.publish(
+                done.model_copy(update={"data": done.data.model_copy(update={"currency": "EUR"})})
+            )
+
+    async def folded() -> bool:
+        return (
+            await h.deps.store.order_facts.count_documents({"status": "CONFIRMED"}) == 2
+            and await h.deps.store.order_facts.count_documents({"currency": "EUR"}) == 2
+        )
+
+    await eventually(folded, what="three orders folded")
+    usd = await h.get("/api/v1/reports/sales", role="Manager", groupBy="product")
+    assert usd["currency"] == "USD"
+    assert usd["revenueCents"] == 1000
+    assert usd["averageOrderValueCents"] == 1000
+    assert usd["ordersByStatus"] == {"CONFIRMED": 1}
+    assert [p["productId"] for p in usd["topProducts"]] == ["p-usd"]
+    assert [(g["key"], g["orders"], g["revenueCents"]) for g in usd["groups"]] == [
+        ("p-usd", 1, 1000)
+    ]
+    assert usd["currencies"] == ["EUR", "USD"]  # what else the window holds
+    eur = await h.get("/api/v1/reports/sales", role="Manager", currency="EUR")
+    assert eur["currency"] == "EUR"
+    assert eur["revenueCents"] == 700
+    assert eur["ordersByStatus"] == {"CONFIRMED": 1, "PENDING": 1}
+    assert sum(g["revenueCents"] for g in eur["groups"]) == 700
+    odd = await h.client.get(
+        "/api/v1/reports/sales", params={"currency": "eur"}, headers=h.headers("m", "Manager")
+    )
+    assert odd.status_code == 422 and odd.json()["code"] == "VALIDATION_ERROR"
