@@ -195,10 +195,12 @@ def test_rows_stay_with_their_writer_only_briefly() -> None:
     assert config.own_lease_seconds <= 5.0 < config.lease_seconds
 
 
-def test_dlq_residency_is_a_setting_of_every_service() -> None:
+def test_dlq_residency_and_publish_timeout_are_settings_of_every_service() -> None:
     class Demo(ServiceSettings):
         service_name: ClassVar[str] = "demo"
 
     assert bus_config(Demo()).dlq_residency_days == 14.0
     assert bus_config(Demo(bus_dlq_residency_days=3)).dlq_residency_days == 3.0
+    assert bus_config(Demo()).publish_timeout == 30.0
+    assert bus_config(Demo(bus_publish_timeout=2)).publish_timeout == 2.0
     assert inbox_retention(3) == timedelta(days=7 + 3 + 1)
