@@ -42,6 +42,9 @@ class BusConfig:
     # How long a row stays with the relay of the process that wrote it (published right after
     # the commit); short, because if that process dies its rows wait this long for any relay.
     own_lease_seconds: float = 5.0
+    # How long a dead letter may wait for a redrive (an operating assumption: the DLQ never
+    # expires one); the inbox remembers events past it (`bus.inbox.inbox_retention`).
+    dlq_residency_days: float = 14.0
     extra_bindings: tuple[str, ...] = ()
     reconnect_interval: float = 2.0
     error_max_length: int = 1000
@@ -58,6 +61,8 @@ class BusConfig:
             raise ValueError("max_attempts must be at least 1")
         if self.retryable_attempts < self.max_attempts:
             object.__setattr__(self, "retryable_attempts", self.max_attempts)
+        if self.dlq_residency_days <= 0:
+            raise ValueError("dlq_residency_days must be positive")
         if self.handler_concurrency < 1 or self.prefetch < 1:
             raise ValueError("handler_concurrency and prefetch must be at least 1")
         if not self.connection_name:

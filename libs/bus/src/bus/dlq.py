@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from dataclasses import dataclass
@@ -108,6 +109,11 @@ async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None
 
     Each copy is confirmed before its DLQ original is acked. A message that comes back to the
     DLQ during the run (it failed again at once) ends the run, so the loop always stops.
+
+    A confirm that does not come within `config.publish_timeout` (a blocked broker) ends the
+    run with `TimeoutError` and leaves that original in the DLQ. The unconfirmed copy may still
+    have reached the service queue: a message is then there twice (never lost), and the inbox
+    makes the second delivery a no-op.
     """
     names = Names.of(config)
     queue = await channel.get_queue(names.dlq, ensure=False)
@@ -134,9 +140,19 @@ async def redrive(channel: AbstractChannel, config: BusConfig, limit: int | None
             timestamp=message.timestamp,
         )
         try:
-            await publish_confirmed(channel.default_exchange, copy, names.queue, mandatory=True)
+            await publish_confirmed(
+                channel.default_exchange,
+                copy,
+                names.queue,
+                mandatory=True,
+                timeout=config.publish_timeout,
+            )
         except BaseException:
-            await message.reject(requeue=True)
+            # A publish cut short can leave the channel closed: its unacked message goes back
+            # to the DLQ with it, so a reject that fails loses nothing and must not hide why
+            # the publish failed.
+            with contextlib.suppress(Exception):
+                await message.reject(requeue=True)
             raise
         await message.ack()
         moved += 1

@@ -54,6 +54,8 @@ def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ())
         prefix=settings.bus_prefix,
         retry_delays=settings.bus_retry_delays,
         max_attempts=settings.bus_max_attempts,
+        publish_timeout=settings.bus_publish_timeout,
+        dlq_residency_days=settings.bus_dlq_residency_days,
         extra_bindings=tuple(extra_bindings),
     )
 

@@ -14,6 +14,7 @@ from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.consumer import Consumer, OnCommitted
 from bus.context import HandlerTable
+from bus.inbox import Inbox, inbox_retention
 from bus.outbox import Outbox
 from bus.publisher import AmqpPublisher
 from bus.relay import OutboxRelay
@@ -38,6 +39,7 @@ class ServiceBus:
     ) -> None:
         self.config = config
         self._client = mongo_client
+        self._inbox = Inbox(db)
         self._own_connection = connection is None
         self.connection = connection or BusConnection.for_config(config)
         self.publisher = AmqpPublisher(self.connection, config)
@@ -58,11 +60,12 @@ class ServiceBus:
         self._started = False
 
     async def start(self) -> None:
-        """Connect, create the outbox indexes, start consuming and relaying."""
+        """Connect, create the outbox and inbox indexes, start consuming and relaying."""
         if self._started:
             return
         await self.connection.connect()
         await self.outbox.ensure_indexes()
+        await self._inbox.ensure_indexes(inbox_retention(self.config.dlq_residency_days))
         await self._declare_peer_queues()
         await self.consumer.start()
         self.relay.start()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
 
 import pytest
 
 from bus import BusConfig, HandlerContext, Names, handler_name, routing_keys_for
 from bus.context import check_table, handlers_for
+from bus.inbox import inbox_retention
 from bus.retry import (
     Failure,
     attempt_of,
@@ -18,9 +19,11 @@ from bus.retry import (
     redrive_headers,
     retry_headers,
 )
+from bus.runtime import bus_config
 from bus.topology import format_delay, retry_queue_arguments, service_queue_arguments
 from contracts import Envelope, Event
 from contracts.registry import event
+from kit.settings import ServiceSettings
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +60,13 @@ def test_config_defaults_follow_the_retry_schedule() -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"service": ""}, {"retry_delays": ()}, {"retry_delays": (1, -1)}, {"prefetch": 0}],
+    [
+        {"service": ""},
+        {"retry_delays": ()},
+        {"retry_delays": (1, -1)},
+        {"prefetch": 0},
+        {"dlq_residency_days": 0},
+    ],
 )
 def test_config_refuses_nonsense(overrides: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
@@ -184,3 +193,14 @@ def test_rows_stay_with_their_writer_only_briefly() -> None:
     # (the fault suite saw a capture wait the 30 s claim lease when rows were born with it).
     config = BusConfig(service="unit")
     assert config.own_lease_seconds <= 5.0 < config.lease_seconds
+
+
+def test_dlq_residency_and_publish_timeout_are_settings_of_every_service() -> None:
+    class Demo(ServiceSettings):
+        service_name: ClassVar[str] = "demo"
+
+    assert bus_config(Demo()).dlq_residency_days == 14.0
+    assert bus_config(Demo(bus_dlq_residency_days=3)).dlq_residency_days == 3.0
+    assert bus_config(Demo()).publish_timeout == 30.0
+    assert bus_config(Demo(bus_publish_timeout=2)).publish_timeout == 2.0
+    assert inbox_retention(3) == timedelta(days=7 + 3 + 1)

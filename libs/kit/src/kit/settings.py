@@ -106,6 +106,13 @@ class ServiceSettings(BaseSettings):
         (1.0, 10.0, 60.0), validation_alias=_plain("BUS_RETRY_DELAYS")
     )
     bus_max_attempts: int = Field(4, ge=1, validation_alias=_plain("BUS_MAX_ATTEMPTS"))
+    # A publish the broker does not confirm within this many seconds fails (a blocked broker).
+    bus_publish_timeout: float = Field(30.0, gt=0, validation_alias=_plain("BUS_PUBLISH_TIMEOUT"))
+    # Dead letters are redriven or discarded within this many days; the inbox remembers events
+    # longer than that plus the outbox retention (bus.inbox).
+    bus_dlq_residency_days: float = Field(
+        14.0, gt=0, validation_alias=_plain("BUS_DLQ_RESIDENCY_DAYS")
+    )
 
     jwks_url: str = Field(DEFAULT_JWKS_URL, validation_alias=_plain("JWKS_URL"))
     jwt_issuer: str = Field("shop-user", validation_alias=_plain("JWT_ISSUER"))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from analytics_service import queries
+from analytics_service.domain import spreadsheet_safe
 from analytics_service.store import AnalyticsStore
 from kit.auth import Principal, require_roles
 from kit.errors import PROBLEM_RESPONSES, validation_problem
@@ -91,6 +92,9 @@ class SalesReport(ResponseModel):
     from_: datetime = Field(alias="from")
     to: datetime
     currency: str
+    # Every currency the window's orders use (beyond api.md): the report covers one of them,
+    # this says which others to ask for.
+    currencies: list[str]
     revenue_cents: int
     orders_by_status: dict[str, int]
     average_order_value_cents: int
@@ -117,17 +121,21 @@ async def sales_report(
     to: TimeParam = None,
     group_by: Annotated[Literal["day", "product"], Query(alias="groupBy")] = "day",
     format: Literal["json", "csv"] = "json",  # noqa: A002 - the API's parameter name
+    currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$")] = queries.DEFAULT_CURRENCY,
 ) -> Any:
-    """Sales by day or product (Manager, Admin); `format=csv` answers the groups as CSV."""
+    """Sales by day or product (Manager, Admin); `format=csv` answers the groups as CSV.
+
+    Every amount is in `currency` (default USD): the report covers that currency's orders only.
+    """
     report = SalesReport.model_validate(
-        await queries.sales(store, _window(start, to), group_by), by_name=True
+        await queries.sales(store, _window(start, to), group_by, currency), by_name=True
     )
     if format == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["key", "orders", "revenueCents"])
         for group in report.groups:
-            writer.writerow([group.key, group.orders, group.revenue_cents])
+            writer.writerow([spreadsheet_safe(group.key), group.orders, group.revenue_cents])
         return Response(out.getvalue(), media_type="text/csv")
     return report
 

@@ -3,7 +3,8 @@
 - the audit entry of an event (who, what, when, where, outcome, entity);
 - the per-order fact an order's events fold into (what the sales reports aggregate);
 - the promotion rules (the 3rd confirmed order earns 10 % off the next one);
-- the ranking of recommendations from co-purchases, categories and top sellers.
+- the ranking of recommendations from co-purchases, categories and top sellers;
+- the text cells of a CSV export, kept from running as spreadsheet formulas.
 """
 
 from __future__ import annotations
@@ -296,3 +297,13 @@ def recommend(
 def rate(part: int, whole: int) -> float:
     """part / whole rounded to 4 places; 0 when there is nothing to divide."""
     return round(part / whole, 4) if whole else 0.0
+
+
+# A spreadsheet opening a CSV runs a cell starting with one of these as a formula (OWASP, CSV
+# injection): `=HYPERLINK(...)` in a product id would send a Manager's sheet to anyone's server.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: a leading quote before a formula start."""
+    return f"'{cell}" if cell.startswith(_FORMULA_STARTS) else cell

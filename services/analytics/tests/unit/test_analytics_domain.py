@@ -14,6 +14,7 @@ from analytics_service.domain import (
     promotion_code,
     rate,
     recommend,
+    spreadsheet_safe,
     winback_grant,
 )
 
@@ -167,3 +168,10 @@ def test_confirmed_lines_share_what_was_charged() -> None:
     assert allocate([{"quantity": 1, "price_cents": 0}], 0) == [
         {"quantity": 1, "price_cents": 0, "revenue_cents": 0}
     ]
+
+
+def test_spreadsheet_safe_quotes_only_formula_starts() -> None:
+    for cell in ("=1+1", "+1", "-1", "@A1", "\t=1", "\r=1"):
+        assert spreadsheet_safe(cell) == f"'{cell}"
+    for cell in ("p1", "2026-01-02", "", "a=b", "'quoted"):
+        assert spreadsheet_safe(cell) == cell

@@ -27,13 +27,20 @@ from kit.errors import Problem, not_found
 
 log = structlog.get_logger("gateway.ops")
 
-# A broker that is down, refuses, or does not answer in time.
+# A broker that is down, refuses, or does not answer (or confirm) in time.
 BROKER_ERRORS = (OSError, TimeoutError, aio_pika.exceptions.AMQPError, PublishFailed)
+# A broker that stopped answering is usually back (or its alarm cleared) within seconds.
+RETRY_AFTER_SECONDS = 5
+CLOSE_TIMEOUT_SECONDS = 1.0
 
 
 def broker_unavailable() -> Problem:
     return Problem(
-        503, "BROKER_UNAVAILABLE", "Broker unavailable", "The message broker did not answer."
+        503,
+        "SERVICE_UNAVAILABLE",
+        "Service unavailable",
+        "The message broker did not answer in time; nothing it did not take was moved.",
+        retry_after=RETRY_AFTER_SECONDS,
     )
 
 
@@ -67,6 +74,9 @@ class DeadLetterOps:
             prefix=settings.bus_prefix,
             retry_delays=settings.bus_retry_delays,
             max_attempts=settings.bus_max_attempts,
+            # Each redriven copy waits this long for its confirm: a blocked broker answers the
+            # Admin with a 503, never a request that hangs.
+            publish_timeout=settings.bus_publish_timeout,
         )
 
     @asynccontextmanager
@@ -79,8 +89,10 @@ class DeadLetterOps:
         try:
             yield channel
         finally:
+            # Bounded: a broker that stopped answering never sends the close-ok. It still
+            # takes the close, and requeues what the channel held unacked.
             with contextlib.suppress(Exception):
-                await channel.close()
+                await asyncio.wait_for(channel.close(), CLOSE_TIMEOUT_SECONDS)
 
     async def listing(self, service: str, limit: int) -> ServiceDeadLetters:
         """Up to `limit` dead letters of `service`, left in the queue, and how many there are."""
@@ -124,6 +136,7 @@ class DeadLetterOps:
                     "AUDIT_UNAVAILABLE",
                     "Audit unavailable",
                     "The redrive could not be audited; nothing was moved.",
+                    retry_after=RETRY_AFTER_SECONDS,
                 ) from exc
             if pending == 0:
                 return 0

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aio_pika
 import httpx
@@ -18,7 +22,7 @@ from gateway_service.settings import GatewaySettings
 from gateway_service.testing import serving
 
 from bus import BusConfig, BusConnection, Names, declare_topology, delete_topology
-from bus.dlq import dead_letter_count
+from bus.dlq import dead_letter_count, list_dead_letters
 from bus.retry import Failure, dead_letter_headers
 from bus.testing import Probe, eventually
 from contracts import Envelope
@@ -73,8 +77,11 @@ class Ops:
         return envelope
 
 
-@pytest.fixture
-async def ops(amqp_url: str, run_prefix: str) -> AsyncIterator[Ops]:
+@asynccontextmanager
+async def running_ops(
+    amqp_url: str, run_prefix: str, *, gateway_amqp_url: str | None = None, **settings: Any
+) -> AsyncIterator[Ops]:
+    """The gateway (talking to the broker at `gateway_amqp_url`) and a test channel to it."""
     # A prefix of its own: the six services' DLQs here are never another test's.
     prefix = f"{run_prefix}ops{secrets.token_hex(3)}."
     config = BusConfig(service=SERVICE, amqp_url=amqp_url, prefix=prefix)
@@ -85,14 +92,15 @@ async def ops(amqp_url: str, run_prefix: str) -> AsyncIterator[Ops]:
         await connection.channel(), config, DeadLettersRedriven.ROUTING_KEY, "access.denied"
     )
     key = SigningKey.generate()
-    settings = GatewaySettings(
+    gateway_settings = GatewaySettings(
         env="test",
         port=0,
-        amqp_url=amqp_url,
+        amqp_url=gateway_amqp_url or amqp_url,
         bus_prefix=prefix,
         **{f"{name}_url": DEAD for name in SERVICES},
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(gateway_settings)
     use_static_keys(app, key)
     try:
         async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=15) as client:
@@ -100,6 +108,12 @@ async def ops(amqp_url: str, run_prefix: str) -> AsyncIterator[Ops]:
     finally:
         await delete_topology(channel, config, exchanges=True)
         await connection.close()
+
+
+@pytest.fixture
+async def ops(amqp_url: str, run_prefix: str) -> AsyncIterator[Ops]:
+    async with running_ops(amqp_url, run_prefix) as running:
+        yield running
 
 
 async def test_admin_lists_dead_letters_with_their_errors(ops: Ops) -> None:
@@ -223,3 +237,103 @@ async def test_openapi_documents_the_ops_routes(ops: Ops) -> None:
     assert set(paths[DLQ]) == {"get"}
     assert set(paths[f"{DLQ}/{{service}}/redrive"]) == {"post"}
     assert {"limit", "service"} <= {p["name"] for p in paths[DLQ]["get"]["parameters"]}
+
+
+class StallingLink:
+    """A TCP hop to the broker that stops passing the broker's frames back once the client
+    publishes to `trigger` (a queue name): from the client's side, a broker that took the
+    publish and never confirms it. `resume()` lets everything through again."""
+
+    def __init__(self, broker: tuple[str, int], trigger: bytes) -> None:
+        self.broker = broker
+        self.trigger = trigger
+        self.open = asyncio.Event()
+        self.open.set()
+        self.stalled = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._link, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    def resume(self) -> None:
+        self.open.set()
+
+    async def stop(self) -> None:
+        self.resume()
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _link(
+        self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
+    ) -> None:
+        broker_in, broker_out = await asyncio.open_connection(*self.broker)
+        for pump in (
+            self._to_broker(client_in, broker_out),
+            self._to_client(broker_in, client_out),
+        ):
+            task = asyncio.create_task(pump)
+            self._tasks.add(task)
+
+    async def _to_broker(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        tail = b""
+        while chunk := await source.read(65536):
+            if self.trigger in tail + chunk and not self.stalled.is_set():
+                self.stalled.set()
+                self.open.clear()  # before the publish leaves: its confirm is held back
+            tail = chunk[-len(self.trigger) :]
+            sink.write(chunk)
+            await sink.drain()
+        sink.close()
+
+    async def _to_client(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        while chunk := await source.read(65536):
+            await self.open.wait()
+            sink.write(chunk)
+            await sink.drain()
+        sink.close()
+
+
+async def test_a_broker_that_stops_confirming_fails_the_redrive_and_keeps_the_letter(
+    amqp_url: str, run_prefix: str
+) -> None:
+    broker = urlsplit(amqp_url)
+    link = StallingLink(
+        (broker.hostname or "127.0.0.1", broker.port or 5672),
+        trigger=f".{SERVICE}.events".encode(),  # the service queue's name, under any prefix
+    )
+    port = await link.start()
+    stalled_url = urlunsplit(broker._replace(netloc=f"{broker.netloc.rsplit(':', 1)[0]}:{port}"))
+    try:
+        async with running_ops(
+            amqp_url, run_prefix, gateway_amqp_url=stalled_url, bus_publish_timeout=0.5
+        ) as ops:
+            letter = await ops.dead_letter("waits")
+            started = time.monotonic()
+            try:
+                response = await ops.client.post(
+                    f"{DLQ}/{SERVICE}/redrive", headers=ops.token("Admin")
+                )
+            finally:
+                link.resume()
+            elapsed = time.monotonic() - started
+            assert link.stalled.is_set()  # the copy was sent and its confirm never came
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "SERVICE_UNAVAILABLE"
+            assert int(response.headers["retry-after"]) > 0
+            assert elapsed < 5
+            # Not moved: the dead letter is still there for the next redrive.
+            await eventually(
+                lambda: _dlq_holds(ops, letter.id), what="the dead letter back in the DLQ"
+            )
+    finally:
+        await link.stop()
+
+
+async def _dlq_holds(ops: Ops, message_id: str) -> bool:
+    letters = await list_dead_letters(ops.channel, ops.config)
+    return [letter.id for letter in letters] == [message_id]

@@ -9,7 +9,8 @@ retried before a restart. A pass that finds nothing due reads and writes nothing
 It leases one due row at a time (so several instances never send the same row at once), calls
 the channel's sender with the notification id as idempotency key, then records the outcome:
 `sent` + `NotificationSent`, or a retry later with backoff, or after the last attempt `failed` +
-`NotificationFailed`, each outcome and its event in one transaction (the outbox). A crash between
+`NotificationFailed`, each outcome and its event in one transaction (the outbox). Whatever the
+sender raises, its own error types or any other exception, counts as an attempt. A crash between
 the send and the record leaves the row leased; once the lease runs out it is sent again: the one
 window where a provider may see a message twice, which its idempotency key lets it drop.
 """
@@ -156,21 +157,29 @@ class DeliveryWorker:
             await sender.send(
                 OutgoingMessage(row["_id"], row["address"], row["title"], row["body"])
             )
-        except TransientDeliveryError as exc:
-            if attempt < self.policy.max_attempts:
-                delay = retry_delay(attempt, self.policy.retry_delays)
-                await self.store.mark_retry(
-                    row["_id"], str(exc), self.clock() + timedelta(seconds=delay)
-                )
-                self.wake(delay)
-                log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
-                return
-            await self._record_failure(row, str(exc))
-            return
         except PermanentDeliveryError as exc:
             await self._record_failure(row, str(exc))
             return
+        except TransientDeliveryError as exc:
+            await self._retry_or_fail(row, attempt, str(exc))
+            return
+        except Exception as exc:
+            # A sender that breaks in a way it did not classify (a bug, a provider SDK's own
+            # error) is an attempt like any other: escaping here would leave the row leased,
+            # uncounted, and sent again after every lease for ever.
+            log.exception("notify.send_raised", notification_id=row["_id"], attempt=attempt)
+            await self._retry_or_fail(row, attempt, f"{type(exc).__name__}: {exc}")
+            return
         await self._record(row, None)
+
+    async def _retry_or_fail(self, row: dict[str, Any], attempt: int, reason: str) -> None:
+        if attempt >= self.policy.max_attempts:
+            await self._record_failure(row, reason)
+            return
+        delay = retry_delay(attempt, self.policy.retry_delays)
+        await self.store.mark_retry(row["_id"], reason, self.clock() + timedelta(seconds=delay))
+        self.wake(delay)
+        log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
 
     async def _record_failure(self, row: dict[str, Any], reason: str) -> None:
         log.warning(

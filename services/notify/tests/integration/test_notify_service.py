@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
+from notify_service.channels import OutgoingMessage
 from notify_service.handlers import HANDLERS
 
 from bus.testing import Probe, eventually
@@ -199,6 +200,62 @@ async def test_a_failing_channel_is_retried_then_recorded_failed(notify: NotifyH
     ]
     row = await h.deps.store.notifications.find_one({"channel": "sms"})
     assert row is not None and row["attempts"] == 3 and "injected" in row["last_error"]
+
+
+class BuggyProvider:
+    """A provider whose client library breaks in a way no channel anticipated."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, message: OutgoingMessage) -> None:
+        self.calls += 1
+        raise ValueError("provider SDK choked on its own response")
+
+
+async def test_a_channel_raising_anything_counts_attempts_then_fails_for_good(
+    notify: NotifyHarness,
+) -> None:
+    h = notify
+    buggy = BuggyProvider()
+    h.deps.worker.senders = {**h.deps.worker.senders, "sms": buggy}
+    channel = await h.connection.channel()
+    probe = await Probe.bind(channel, h.config, NotificationFailed.ROUTING_KEY)
+    await h.publish(registered("c9"))
+    await eventually(lambda: len(h.sink.messages) == 1, what="welcome email")
+    profile = UserProfileUpdated(
+        user_id="c9",
+        username="c9",
+        email="c9@example.com",
+        phone="+15550009",
+        is_profile_complete=True,
+        preferences=Preferences(notification_channels=("email", "sms")),
+    )
+    await h.publish(wrap(profile, "c9"))
+    await eventually(
+        lambda: h.deps.store.users.count_documents({"_id": "c9", "channels": "sms"}),
+        what="replica with sms",
+    )
+    await h.publish(
+        wrap(
+            PaymentFailed(
+                order_id="o9", user_id="c9", payment_id="p", reason="x", attempts=1, retryable=True
+            ),
+            "o9",
+        )
+    )
+    # Not left leased and retried forever: each raise is an attempt, the last one fails the row.
+    await eventually(lambda: count(h, channel="sms", status="failed"), what="sms failed")
+    await eventually(lambda: len(probe.messages) == 1, what="NotificationFailed published")
+    await asyncio.sleep(0.3)
+    assert buggy.calls == 3  # delivery_max_attempts
+    assert len(probe.messages) == 1
+    failed = Envelope.from_json(probe.messages[0].body)
+    assert isinstance(failed.data, NotificationFailed)
+    assert failed.data.channel == "sms" and "ValueError" in failed.data.reason
+    row = await h.deps.store.notifications.find_one({"channel": "sms"})
+    assert row is not None and row["attempts"] == 3
+    assert await count(h, status="pending") == 0
 
 
 async def test_inbox_is_own_only_and_marks_read(notify: NotifyHarness) -> None:
