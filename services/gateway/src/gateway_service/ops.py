@@ -29,7 +29,10 @@ RESPONSES: dict[int | str, dict[str, object]] = {
     401: PROBLEM_RESPONSES[401],
     403: PROBLEM_RESPONSES[403],
     404: problem_response("SERVICE_NOT_FOUND: no service of that name"),
-    503: problem_response("BROKER_UNAVAILABLE, or AUDIT_UNAVAILABLE (nothing was redriven)"),
+    503: problem_response(
+        "SERVICE_UNAVAILABLE (the broker did not answer or confirm in time), or "
+        "AUDIT_UNAVAILABLE; with Retry-After (nothing unconfirmed left the DLQ)"
+    ),
 }
 
 
