@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest_asyncio
 
 from bus.testing import eventually
@@ -56,6 +58,7 @@ class Secure:
     spare_product: str = ""
     # every secret the suite handled: none may show up in a log line, an event or a response
     secrets: set[str] = field(default_factory=set)
+    _hosts: Iterator[int] = field(default_factory=lambda: itertools.count(2))
 
     @property
     def client(self) -> Any:
@@ -73,6 +76,27 @@ class Secure:
 
     def remember(self, *values: str | None) -> None:
         self.secrets.update(v for v in values if v)
+
+    def new_address(self) -> str:
+        """A loopback address no other test of this run connects from (127.0.0.2, 127.0.0.3, …).
+
+        Linux routes all of 127.0.0.0/8 to `lo`, so each is a real, distinct client to the
+        gateway: the per-IP limits one test drives to 429 never throttle another (`secure.client`
+        itself connects from 127.0.0.1)."""
+        host = next(self._hosts)
+        assert host < 255, "out of loopback addresses"
+        return f"127.0.0.{host}"
+
+    @asynccontextmanager
+    async def client_from(
+        self, address: str, base_url: str | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A client whose connections leave from `address` (to the gateway unless `base_url`)."""
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(
+            base_url=base_url or self.client.base_url, transport=transport, timeout=20
+        ) as client:
+            yield client
 
 
 async def settled(shop: Shop, *order_ids: str, timeout: float = 30.0) -> None:
