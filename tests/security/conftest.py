@@ -189,6 +189,7 @@ async def targets(secure: Secure) -> Targets:
 
     async def inbox() -> list[dict[str, Any]]:
         got = await secure.client.get("/api/v1/notifications", headers=secure.customer.headers)
+        assert got.status_code == 200, got.text
         items: list[dict[str, Any]] = got.json()["items"]
         return items
 
