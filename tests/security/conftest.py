@@ -120,17 +120,12 @@ def _kit_formatter() -> logging.Formatter | None:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def secure(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[Secure]:
-    # Every service runs in this process on one embedded Mongo, which treats any two
-    # overlapping write transactions as a conflict: under the suite's bursts on a busy machine
-    # the retries ran out (500s, OrderPlaced dead-lettered). MONGO_SERIAL_TRANSACTIONS' switch
-    # (kit.transactions) runs this process's transactions one at a time, as `make bench` does.
-    serial = transactions._SERIAL
-    transactions._SERIAL = True
-    try:
-        async with _running(mongo_url, amqp_url, run_prefix) as secure:
-            yield secure
-    finally:
-        transactions._SERIAL = serial
+    # The transaction settings production uses (compose and k8s leave MONGO_SERIAL_TRANSACTIONS
+    # unset): concurrent transactions, retried on write conflicts (kit.transactions). Attacks
+    # that only pass when the shop is kept from racing itself would prove little.
+    assert not transactions._SERIAL, "tests/security runs with production's transactions"
+    async with _running(mongo_url, amqp_url, run_prefix) as secure:
+        yield secure
 
 
 @asynccontextmanager
