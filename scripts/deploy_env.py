@@ -1,4 +1,4 @@
-"""Create the secrets `make up` needs, once: deploy/.env and the JWT signing key.
+"""Create the secrets `make up` needs, once: deploy/.env, the JWT signing key, Mongo's key file.
 
     python scripts/deploy_env.py [--deploy-dir deploy]
 
@@ -6,12 +6,16 @@ Nothing is overwritten: an existing `.env` keeps its values (a variable missing 
 an existing key file is kept, so tokens stay valid and the bootstrap accounts keep their
 passwords across `make down` / `make up`. Both are git-ignored (deploy/.gitignore).
 
-- `deploy/.env`: the RabbitMQ password, the bootstrap Admin and Manager accounts
+- `deploy/.env`: the RabbitMQ password, MongoDB's root user (`MONGO_ROOT_USER`,
+  `MONGO_ROOT_PASSWORD`), the internal credential every service and the gateway share
+  (`INTERNAL_TOKEN`, kit.internal), the bootstrap Admin and Manager accounts
   (`SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_MANAGER_*`), `SHOP_ENV` (`prod`; `dev` seeds
   the demo catalogue), random values where they are secret.
 - `deploy/secrets/jwt-private-key.pem`: the user service's RS256 key (3072 bits), mounted into
   its container as a compose secret. The directory is owner-only; the file is readable by the
   container's unprivileged user (a bind mount keeps the host's mode and owner).
+- `deploy/secrets/mongo-keyfile`: the replica set's internal authentication key (a replica set
+  with access control needs one), owner-only; the mongo container copies it for its own user.
 - `deploy/k8s/overlays/dev/secrets.env` and `jwt-private-key.pem`: the same values for the dev
   overlay's `secretGenerator` (`kubectl apply -k deploy/k8s/overlays/dev`), rewritten each run.
 """
@@ -19,6 +23,7 @@ passwords across `make down` / `make up`. Both are git-ignored (deploy/.gitignor
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import secrets
 from collections.abc import Callable, Sequence
@@ -29,14 +34,19 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY_FILE = "secrets/jwt-private-key.pem"
+MONGO_KEY_FILE = "secrets/mongo-keyfile"
 DEV_OVERLAY = "k8s/overlays/dev"
 # The dev overlay's MongoDB and RabbitMQ (external services `mongodb` and `rabbitmq`).
-DEV_MONGO_URL = "mongodb://mongodb:27017/?replicaSet=rs0"
+DEV_MONGO_HOSTS = "mongodb:27017/?replicaSet=rs0&authSource=admin"
 
 
 def _password() -> str:
     # URL-safe without escaping (it goes into AMQP_URL), long enough for any policy.
     return secrets.token_hex(16)
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
 
 
 # Variable → how to make its value. Order is the file's order.
@@ -45,6 +55,9 @@ VARIABLES: dict[str, Callable[[], str]] = {
     "LOG_LEVEL": lambda: "INFO",
     "RABBITMQ_USER": lambda: "shop",
     "RABBITMQ_PASSWORD": _password,
+    "MONGO_ROOT_USER": lambda: "shop",
+    "MONGO_ROOT_PASSWORD": _password,
+    "INTERNAL_TOKEN": _token,
     "SHOP_ADMIN_EMAIL": lambda: "admin@shop.local",
     "SHOP_ADMIN_PASSWORD": _password,
     "SHOP_MANAGER_EMAIL": lambda: "manager@shop.local",
@@ -84,32 +97,61 @@ def ensure_env(path: Path) -> list[str]:
     return missing
 
 
-def ensure_key(path: Path) -> bool:
-    """Write a new RSA signing key at `path` unless one is there; True when it was made."""
+def _write_once(path: Path, make: Callable[[], bytes], mode: int) -> bool:
+    """Write `make()` at `path` (mode `mode`, in an owner-only directory) unless a file is
+    there; True when it was made."""
     if path.exists():
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     path.parent.chmod(0o700)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(make())
+    tmp.chmod(mode)
+    tmp.replace(path)
+    return True
+
+
+def _rsa_pem() -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    pem = key.private_bytes(
+    return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(pem)
+
+
+def _mongo_key() -> bytes:
+    # mongod: 6 to 1024 characters of the base64 set; 756 random bytes make 1008.
+    return base64.b64encode(secrets.token_bytes(756)) + b"\n"
+
+
+def ensure_key(path: Path) -> bool:
+    """Write a new RSA signing key at `path` unless one is there; True when it was made."""
     # The container runs as uid 10001, not the host user: the file must be readable by it; the
     # owner-only directory keeps other host users out.
-    tmp.chmod(0o644)
-    tmp.replace(path)
-    return True
+    return _write_once(path, _rsa_pem, 0o644)
+
+
+def ensure_mongo_key(path: Path) -> bool:
+    """Write a new replica-set key file at `path` unless one is there; True when it was made.
+    Owner-only: the mongo container reads it as root and copies it for its mongodb user."""
+    return _write_once(path, _mongo_key, 0o600)
+
+
+def mongo_url(env: dict[str, str], hosts: str) -> str:
+    """A Mongo URL with the root user's credentials (hex and fixed names: nothing to escape)."""
+    return f"mongodb://{env['MONGO_ROOT_USER']}:{env['MONGO_ROOT_PASSWORD']}@{hosts}"
 
 
 def write_dev_overlay(deploy: Path, env: dict[str, str]) -> None:
     """The dev overlay's Secret inputs, from the same values as compose's."""
     overlay = deploy / DEV_OVERLAY
     amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
-    values = {"MONGO_URL": DEV_MONGO_URL, "AMQP_URL": amqp}
+    values = {
+        "MONGO_URL": mongo_url(env, DEV_MONGO_HOSTS),
+        "AMQP_URL": amqp,
+        "INTERNAL_TOKEN": env["INTERNAL_TOKEN"],
+    }
     values |= {k: v for k, v in env.items() if k.startswith(("SHOP_ADMIN_", "SHOP_MANAGER_"))}
     secrets_env = overlay / "secrets.env"
     fd = os.open(secrets_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -132,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{env_file}: wrote {', '.join(added)} (the bootstrap passwords are in there)")
     if ensure_key(deploy / KEY_FILE):
         print(f"{deploy / KEY_FILE}: new JWT signing key")
+    if ensure_mongo_key(deploy / MONGO_KEY_FILE):
+        print(f"{deploy / MONGO_KEY_FILE}: new MongoDB replica-set key file")
     if (deploy / DEV_OVERLAY).is_dir():
         write_dev_overlay(deploy, read_env(env_file))
     return 0

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest_asyncio
 
 from bus.testing import eventually
@@ -56,6 +58,7 @@ class Secure:
     spare_product: str = ""
     # every secret the suite handled: none may show up in a log line, an event or a response
     secrets: set[str] = field(default_factory=set)
+    _hosts: Iterator[int] = field(default_factory=lambda: itertools.count(2))
 
     @property
     def client(self) -> Any:
@@ -73,6 +76,27 @@ class Secure:
 
     def remember(self, *values: str | None) -> None:
         self.secrets.update(v for v in values if v)
+
+    def new_address(self) -> str:
+        """A loopback address no other test of this run connects from (127.0.0.2, 127.0.0.3, …).
+
+        Linux routes all of 127.0.0.0/8 to `lo`, so each is a real, distinct client to the
+        gateway: the per-IP limits one test drives to 429 never throttle another (`secure.client`
+        itself connects from 127.0.0.1)."""
+        host = next(self._hosts)
+        assert host < 255, "out of loopback addresses"
+        return f"127.0.0.{host}"
+
+    @asynccontextmanager
+    async def client_from(
+        self, address: str, base_url: str | None = None
+    ) -> AsyncIterator[httpx.AsyncClient]:
+        """A client whose connections leave from `address` (to the gateway unless `base_url`)."""
+        transport = httpx.AsyncHTTPTransport(local_address=address)
+        async with httpx.AsyncClient(
+            base_url=base_url or self.client.base_url, transport=transport, timeout=20
+        ) as client:
+            yield client
 
 
 async def settled(shop: Shop, *order_ids: str, timeout: float = 30.0) -> None:
@@ -96,17 +120,12 @@ def _kit_formatter() -> logging.Formatter | None:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def secure(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[Secure]:
-    # Every service runs in this process on one embedded Mongo, which treats any two
-    # overlapping write transactions as a conflict: under the suite's bursts on a busy machine
-    # the retries ran out (500s, OrderPlaced dead-lettered). MONGO_SERIAL_TRANSACTIONS' switch
-    # (kit.transactions) runs this process's transactions one at a time, as `make bench` does.
-    serial = transactions._SERIAL
-    transactions._SERIAL = True
-    try:
-        async with _running(mongo_url, amqp_url, run_prefix) as secure:
-            yield secure
-    finally:
-        transactions._SERIAL = serial
+    # The transaction settings production uses (compose and k8s leave MONGO_SERIAL_TRANSACTIONS
+    # unset): concurrent transactions, retried on write conflicts (kit.transactions). Attacks
+    # that only pass when the shop is kept from racing itself would prove little.
+    assert not transactions._SERIAL, "tests/security runs with production's transactions"
+    async with _running(mongo_url, amqp_url, run_prefix) as secure:
+        yield secure
 
 
 @asynccontextmanager
@@ -165,6 +184,7 @@ async def targets(secure: Secure) -> Targets:
 
     async def inbox() -> list[dict[str, Any]]:
         got = await secure.client.get("/api/v1/notifications", headers=secure.customer.headers)
+        assert got.status_code == 200, got.text
         items: list[dict[str, Any]] = got.json()["items"]
         return items
 

@@ -15,6 +15,7 @@ import re
 import secrets
 import uuid
 
+import httpx
 import pytest
 
 from tests.e2e.shop import ADDRESS
@@ -47,6 +48,7 @@ async def test_no_secret_in_logs_events_or_responses(secure: Secure) -> None:
     logged = await client.post(
         "/api/v1/users/login", json={"identifier": name, "password": password}
     )
+    assert logged.status_code == 200, logged.text
     secure.remember(logged.json()["accessToken"], logged.json()["refreshToken"])
     refreshed = await client.post(
         "/api/v1/users/token/refresh", json={"refreshToken": logged.json()["refreshToken"]}
@@ -57,17 +59,23 @@ async def test_no_secret_in_logs_events_or_responses(secure: Secure) -> None:
     # a wrong password, logged as a failure: the attempt must not log what was typed
     wrong = f"wrong-{secrets.token_urlsafe(12)}"
     secure.remember(wrong)
-    await client.post("/api/v1/users/login", json={"identifier": name, "password": wrong})
+    refused = await client.post("/api/v1/users/login", json={"identifier": name, "password": wrong})
 
-    responses = [
-        await client.post(
-            "/api/v1/users/me/details",
-            json={
-                "addresses": [ADDRESS],
-                "paymentMethods": [{"type": "card", "token": "pm_card_ok"}],
-            },
-            headers=me,
-        )
+    # Every response scanned, with the status it must have: a 500 or a 404 body holds no
+    # secret because it holds nothing, so scanning it silently would prove nothing.
+    responses: list[tuple[httpx.Response, int]] = [
+        (refused, 401),
+        (
+            await client.post(
+                "/api/v1/users/me/details",
+                json={
+                    "addresses": [ADDRESS],
+                    "paymentMethods": [{"type": "card", "token": "pm_card_ok"}],
+                },
+                headers=me,
+            ),
+            200,
+        ),
     ]
     user_id = created.json()["userId"]
     placed = await client.post(
@@ -91,10 +99,16 @@ async def test_no_secret_in_logs_events_or_responses(secure: Secure) -> None:
         ("/api/v1/audit?limit=100", admin),
         ("/api/v1/ops/dlq", admin),
     ]:
-        responses.append(await client.get(path, headers=headers))
+        responses.append((await client.get(path, headers=headers), 200))
+    unexpected = [
+        f"{r.request.method} {r.request.url.path}: {r.status_code}, not {status}: {r.text[:200]}"
+        for r, status in responses
+        if r.status_code != status
+    ]
+    assert not unexpected, unexpected
 
     found: list[str] = []
-    for response in responses:
+    for response, _ in responses:
         for leak in leaks(response.text, secure.secrets):
             found.append(f"response {response.request.url.path}: {leak}")
     for message in secure.shop.probe.messages:

@@ -10,6 +10,7 @@ otherwise).
 
 from __future__ import annotations
 
+import base64
 import importlib
 import os
 import re
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -102,10 +104,15 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
+def dotenv() -> dict[str, str]:
+    return dotenv_values()
+
+
+@pytest.fixture(scope="module")
+def compose(dotenv: dict[str, str]) -> dict[str, Any]:
     raw = yaml.safe_load((DEPLOY / "compose.yaml").read_text())  # merges YAML anchors (<<)
     assert isinstance(raw, dict)
-    return dict(interpolate(raw, dotenv_values()))
+    return dict(interpolate(raw, dotenv))
 
 
 def compose_env(compose: dict[str, Any], service: str) -> dict[str, str]:
@@ -162,14 +169,70 @@ def test_infrastructure_health_checks(compose: dict[str, Any]) -> None:
     check = " ".join(mongo["healthcheck"]["test"])
     assert "rs.initiate" in check and f"_id: '{replset}'" in check
     assert "isWritablePrimary" in check
+    # with access control on, the check signs in as the root user (from the environment)
+    assert "auth(process.env.MONGO_INITDB_ROOT_USERNAME" in check
     assert "rabbitmq-diagnostics" in services["rabbitmq"]["healthcheck"]["test"]
     assert services["rabbitmq"]["image"].endswith("-management")
     assert services["mailpit"]["healthcheck"]["test"]
     for service in APP_SERVICES:
         env = compose_env(compose, service)
-        assert env["MONGO_URL"] == f"mongodb://mongo:27017/?replicaSet={replset}"
+        assert urlsplit(env["MONGO_URL"]).hostname == "mongo"
+        assert parse_qs(urlsplit(env["MONGO_URL"]).query)["replicaSet"] == [replset]
         assert env["AMQP_URL"].endswith("@rabbitmq:5672/")
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+
+
+def test_mongo_runs_with_authentication_and_the_broker_with_the_generated_password(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    services = compose["services"]
+    mongo = services["mongo"]
+    # a replica set with access control: a key file (a compose secret deploy_env.py makes) and
+    # the root user the image creates on the first run, from deploy/.env
+    command = mongo["command"]
+    key_path = command[command.index("--keyFile") + 1]
+    assert key_path in " ".join(mongo["entrypoint"])  # copied there for the mongodb user
+    assert mongo["secrets"] == ["mongo_keyfile"]
+    assert compose["secrets"]["mongo_keyfile"]["file"] == f"./{deploy_env.MONGO_KEY_FILE}"
+    assert "--noauth" not in command
+    user, password = dotenv["MONGO_ROOT_USER"], dotenv["MONGO_ROOT_PASSWORD"]
+    assert mongo["environment"] == {
+        "MONGO_INITDB_ROOT_USERNAME": user,
+        "MONGO_INITDB_ROOT_PASSWORD": password,
+    }
+    rabbit = services["rabbitmq"]["environment"]
+    assert rabbit["RABBITMQ_DEFAULT_USER"] == dotenv["RABBITMQ_USER"] != "guest"
+    assert rabbit["RABBITMQ_DEFAULT_PASS"] == dotenv["RABBITMQ_PASSWORD"]
+    for service in APP_SERVICES:
+        env = compose_env(compose, service)
+        mongo_url, amqp_url = urlsplit(env["MONGO_URL"]), urlsplit(env["AMQP_URL"])
+        assert (mongo_url.username, mongo_url.password) == (user, password), service
+        assert parse_qs(mongo_url.query)["authSource"] == ["admin"]
+        assert (amqp_url.username, amqp_url.password) == (
+            dotenv["RABBITMQ_USER"],
+            dotenv["RABBITMQ_PASSWORD"],
+        ), service
+
+
+def test_every_service_holds_the_generated_internal_credential(
+    compose: dict[str, Any], dotenv: dict[str, str]
+) -> None:
+    assert len(dotenv["INTERNAL_TOKEN"]) >= 32
+    for service in APP_SERVICES:
+        assert compose_env(compose, service)["INTERNAL_TOKEN"] == dotenv["INTERNAL_TOKEN"]
+
+
+def test_only_the_gateway_names_trusted_proxies_and_compose_has_none(
+    compose: dict[str, Any],
+) -> None:
+    """api.md, "Edge rules → Client address": Docker publishes the gateway's port directly (a
+    TCP forward that writes no X-Forwarded-For), so no peer's forwarding header is believed;
+    services take the address only from the gateway (TRUSTED_PROXIES is gone)."""
+    for service in APP_SERVICES:
+        env = compose_env(compose, service)
+        assert "TRUSTED_PROXIES" not in env, service
+        assert ("GATEWAY_TRUSTED_PROXIES" in env) == (service == "gateway"), service
+    assert compose_env(compose, "gateway")["GATEWAY_TRUSTED_PROXIES"] == ""
 
 
 def test_only_the_gateway_and_the_three_uis_are_published(compose: dict[str, Any]) -> None:
@@ -229,14 +292,28 @@ def test_secrets_come_from_the_generated_files(compose: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_settings_accept_the_compose_environment(compose: dict[str, Any], service: str) -> None:
-    # SHOP_ENV=prod: kit refuses placeholder secrets, user needs its key path, payment's budget.
+def test_settings_accept_the_compose_environment(
+    compose: dict[str, Any], dotenv: dict[str, str], service: str
+) -> None:
+    # SHOP_ENV=prod: kit refuses placeholder secrets (INTERNAL_TOKEN among them), a Mongo URL
+    # without credentials and the broker's guest account; user needs its key path.
     env = compose_env(compose, service)
     assert env["SHOP_ENV"] == "prod"
     with mock.patch.dict(os.environ, env, clear=True):
         settings = settings_class(service)()
     assert settings.port == port(service)
     assert settings.host == "0.0.0.0"
+    assert settings.internal_token.get_secret_value() == dotenv["INTERNAL_TOKEN"]
+    # ... and each of them is what lets it start: prod refuses it otherwise, naming it
+    unsafe = {
+        "INTERNAL_TOKEN": ("", "internal_token"),
+        "MONGO_URL": ("mongodb://mongo:27017/?replicaSet=rs0", "MONGO_URL"),
+        "AMQP_URL": ("amqp://guest:guest@rabbitmq:5672/", "AMQP_URL"),
+    }
+    for name, (value, named) in unsafe.items():
+        with mock.patch.dict(os.environ, env | {name: value}, clear=True):
+            with pytest.raises(ValueError, match=named):
+                settings_class(service)()
 
 
 def test_deploy_env_creates_secrets_once(tmp_path: Path) -> None:
@@ -245,15 +322,40 @@ def test_deploy_env_creates_secrets_once(tmp_path: Path) -> None:
     first = deploy_env.read_env(tmp_path / ".env")
     key = (tmp_path / deploy_env.KEY_FILE).read_bytes()
     assert set(first) == set(deploy_env.VARIABLES)
-    assert first["RABBITMQ_PASSWORD"] != first["SHOP_ADMIN_PASSWORD"]
+    generated = (
+        "RABBITMQ_PASSWORD",
+        "MONGO_ROOT_PASSWORD",
+        "SHOP_ADMIN_PASSWORD",
+        "INTERNAL_TOKEN",
+    )
+    assert len({first[name] for name in generated}) == len(generated)
     assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
     assert key.startswith(b"-----BEGIN PRIVATE KEY-----")
+    mongo_key_file = tmp_path / deploy_env.MONGO_KEY_FILE
+    mongo_key = mongo_key_file.read_bytes().strip()
+    assert 6 <= len(mongo_key) <= 1024 and base64.b64decode(
+        mongo_key, validate=True
+    )  # mongod's rules
+    assert mongo_key_file.stat().st_mode & 0o077 == 0
     assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
     assert deploy_env.read_env(tmp_path / ".env") == first
     assert (tmp_path / deploy_env.KEY_FILE).read_bytes() == key
+    assert mongo_key_file.read_bytes().strip() == mongo_key
     overlay = deploy_env.read_env(tmp_path / "k8s/overlays/dev/secrets.env")
     assert overlay["AMQP_URL"] == f"amqp://shop:{first['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    mongo = urlsplit(overlay["MONGO_URL"])
+    assert (mongo.username, mongo.password) == ("shop", first["MONGO_ROOT_PASSWORD"])
+    assert overlay["INTERNAL_TOKEN"] == first["INTERNAL_TOKEN"]
     assert (tmp_path / "k8s/overlays/dev/jwt-private-key.pem").read_bytes() == key
+
+
+def test_deploy_env_adds_what_an_older_env_file_lacks(tmp_path: Path) -> None:
+    older = {"SHOP_ENV": "prod", "RABBITMQ_USER": "shop", "RABBITMQ_PASSWORD": "kept-as-it-was"}
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in older.items()))
+    assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
+    now = deploy_env.read_env(tmp_path / ".env")
+    assert older.items() <= now.items()
+    assert now["INTERNAL_TOKEN"] and now["MONGO_ROOT_PASSWORD"]
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
@@ -388,8 +490,14 @@ def test_k8s_env_matches_compose(
     available = set(env) | set(config)
     expected = set(compose_env(compose, service)) - {"OTEL_BSP_SCHEDULE_DELAY"}
     assert expected <= available, sorted(expected - available)
-    for name in ("MONGO_URL", "AMQP_URL"):
+    for name in ("MONGO_URL", "AMQP_URL", "INTERNAL_TOKEN"):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "shop-secrets", "key": name}
+    assert "TRUSTED_PROXIES" not in available
+    # No Ingress in the base: nothing in front of the gateway is a proxy it may believe.
+    assert ("GATEWAY_TRUSTED_PROXIES" in available) == (service == "gateway")
+    if service == "gateway":
+        assert env["GATEWAY_TRUSTED_PROXIES"]["value"] == ""
+        assert not any(kind == "Ingress" for kind, _ in manifests)
     for key, value in compose_env(compose, service).items():
         if re.fullmatch(r"http://[a-z]+:\d+(/.*)?", value) and key in env:
             assert env[key]["value"] == value, key
@@ -405,20 +513,45 @@ def test_mongo_and_rabbitmq_are_external_services(
     assert not any(kind == "StatefulSet" for kind, _ in manifests)
 
 
-def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
+def kustomize(overlay: Path) -> list[dict[str, Any]]:
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         pytest.skip("kubectl is not installed; the structural checks of base/ stand in")
-    copy = tmp_path / "k8s"
-    shutil.copytree(DEPLOY / "k8s", copy)
-    overlay = copy / "overlays" / "dev"
-    (overlay / "secrets.env").write_text("MONGO_URL=mongodb://m/\nAMQP_URL=amqp://a/\n")
-    (overlay / "jwt-private-key.pem").write_text("not a key\n")
     result = subprocess.run(
         [kubectl, "kustomize", str(overlay)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stderr
-    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def pod_env(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> dict[str, str]:
+    """The environment a Deployment's container gets: its ConfigMap, then its own env with
+    the ConfigMap and Secret references resolved."""
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    (c,) = deployment["spec"]["template"]["spec"]["containers"]
+    env: dict[str, str] = {}
+    for source in c["envFrom"]:
+        env |= by_name[("ConfigMap", source["configMapRef"]["name"])]["data"]
+    for entry in c["env"]:
+        if "value" in entry:
+            env[entry["name"]] = entry["value"]
+            continue
+        if ref := entry["valueFrom"].get("configMapKeyRef"):
+            env[entry["name"]] = by_name[("ConfigMap", ref["name"])]["data"][ref["key"]]
+            continue
+        ref = entry["valueFrom"]["secretKeyRef"]
+        data = by_name[("Secret", ref["name"])]["data"]
+        assert ref["key"] in data, f"{entry['name']}: the Secret has no {ref['key']}"
+        env[entry["name"]] = base64.b64decode(data[ref["key"]]).decode()
+    return env
+
+
+def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
+    copy = tmp_path / "k8s"
+    shutil.copytree(DEPLOY / "k8s", copy)
+    # the Secret's inputs exactly as `python scripts/deploy_env.py` writes them
+    assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
+    docs = kustomize(copy / "overlays" / "dev")
     kinds = [d["kind"] for d in docs]
     assert kinds.count("Deployment") == kinds.count("HorizontalPodAutoscaler") == 7
     assert all(
@@ -432,3 +565,12 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
         if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
     }
     assert refs == {secret["metadata"]["name"]}  # the generated name, hash suffix included
+    # Every service's settings start under SHOP_ENV=prod from what the cluster would give it
+    # (the dev overlay itself says dev): credentials in both URLs, the internal credential.
+    token = deploy_env.read_env(tmp_path / ".env")["INTERNAL_TOKEN"]
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        service = deployment["metadata"]["name"]
+        env = pod_env(docs, deployment) | {"SHOP_ENV": "prod"}
+        with mock.patch.dict(os.environ, env, clear=True):
+            settings = settings_class(service)()
+        assert settings.internal_token.get_secret_value() == token, service
