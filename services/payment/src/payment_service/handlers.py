@@ -47,9 +47,11 @@ from contracts.registry import event_class
 from payment_service import store
 from payment_service.domain import (
     VELOCITY_WINDOW,
+    Charge,
     FraudInput,
     PaymentStatus,
     backoff_delay,
+    fraud_rules_apply,
     fraud_score,
 )
 from payment_service.provider import (
@@ -158,14 +160,31 @@ async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
 # --- authorize ------------------------------------------------------------------------------
 
 
+def _flagged_charge(payment: Doc | None, envelope: Envelope[PaymentRequested]) -> Charge | None:
+    """The card and amount the fraud rules flagged on this payment for an earlier request (a
+    Manager can have reviewed only that; a re-run of the flagging request reviewed nothing)."""
+    fraud: Doc = (payment or {}).get("fraud") or {}
+    if not fraud.get("flagged") or "payment_method_id" not in fraud:
+        return None  # flagged before the charge was stored with the verdict: reviewed anew
+    if fraud.get("cause") == envelope.id:
+        return None
+    return Charge(fraud["payment_method_id"], int(fraud["amount_cents"]))
+
+
+def _scored(envelope: Envelope[PaymentRequested], payment: Doc | None) -> bool:
+    request = envelope.data
+    charge = Charge(request.payment_method_id, request.amount_cents)
+    flagged = _flagged_charge(payment, envelope)
+    return fraud_rules_apply(request.review_passed, flagged, charge)
+
+
 async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str) -> bool:
     """True when this request has nothing (left) to do: decided already (re-emitted if by this
     very event), the order ended, or an earlier request already authorized."""
-    request = ctx.envelope.data
     outcomes: Doc = payment.get("outcomes", {})
     if await _replayed(ctx, outcomes.get(key)):
         return True
-    if not request.review_passed and await _replayed(ctx, outcomes.get(review_key)):
+    if _scored(ctx.envelope, payment) and await _replayed(ctx, outcomes.get(review_key)):
         return True
     status = PaymentStatus(payment["status"])
     if payment.get("closed") or status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
@@ -178,7 +197,8 @@ async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str)
 async def authorize_payment(
     envelope: Envelope[PaymentRequested], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
-    """Fraud rules (unless a Manager passed the review), then authorize with retries."""
+    """Fraud rules (unless a Manager cleared this very card and amount), then authorize with
+    retries."""
     request = envelope.data
     db = ctx.db
     key, review_key = str(request.attempt), f"{request.attempt}/review"
@@ -194,7 +214,7 @@ async def authorize_payment(
         "payment_method_id": request.payment_method_id,
     }
     review: PaymentReviewRequired | None = None
-    if method is not None and not request.review_passed:
+    if method is not None and _scored(envelope, payment):
         now = utcnow()
         past = await store.user_history(
             db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
@@ -215,6 +235,10 @@ async def authorize_payment(
             "score": verdict.score,
             "reasons": list(verdict.reasons),
             "flagged": flagged,
+            # What a Manager's review of this verdict clears, and nothing else.
+            "payment_method_id": request.payment_method_id,
+            "amount_cents": request.amount_cents,
+            "cause": envelope.id,
         }
         if flagged:
             review = PaymentReviewRequired(
@@ -416,7 +440,9 @@ async def capture_payment(
         return
     amount = min(order.total_cents, int(payment["amount_cents"]))
     await env.provider.capture(
-        key=f"{order.order_id}:capture", authorization_id=payment["authorization_id"]
+        key=f"{order.order_id}:capture",
+        authorization_id=payment["authorization_id"],
+        amount_cents=amount,
     )
     event = PaymentCaptured(
         order_id=order.order_id,
