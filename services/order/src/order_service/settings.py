@@ -32,6 +32,10 @@ class OrderSettings(ServiceSettings):
     approval_window_seconds: float = Field(24 * 3600, gt=0)
     # api.md: the payment-failed window defaults to 15 min.
     payment_window_seconds: float = Field(15 * 60, gt=0)
+    # How long PAID waits for inventory's StockCommitted before the order is COMMIT_FAILED.
+    commit_window_seconds: float = Field(120, gt=0)
+    # api.md: customer payment retries per order, then 409 RETRY_LIMIT_REACHED.
+    max_payment_retries: int = Field(5, ge=0)
     user_url: str = "http://127.0.0.1:8001"
     inventory_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(2.0, gt=0)
@@ -47,4 +51,6 @@ class OrderSettings(ServiceSettings):
             decision_window=timedelta(seconds=self.decision_window_seconds),
             approval_window=timedelta(seconds=self.approval_window_seconds),
             payment_window=timedelta(seconds=self.payment_window_seconds),
+            commit_window=timedelta(seconds=self.commit_window_seconds),
+            max_payment_retries=self.max_payment_retries,
         )

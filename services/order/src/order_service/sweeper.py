@@ -1,8 +1,9 @@
-"""The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment).
+"""The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment,
+stock commit).
 
-Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT or
-PAYMENT_FAILED carries the due date of that wait in `deadline` (indexed with its status). Every
-`interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
+Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT,
+PAYMENT_FAILED or PAID carries the due date of that wait in `deadline` (indexed with its status).
+Every `interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
 domain's `deadline_passed`, one transaction each with their OrderCancelled in the outbox.
 Reservation expiry is inventory's sweeper; it reaches the order as StockReleased (see handlers).
 """
@@ -35,6 +36,7 @@ WAITS: dict[Status, DeadlineKind] = {
     "AWAITING_APPROVAL": "approval",
     "AWAITING_PAYMENT": "payment",
     "PAYMENT_FAILED": "payment",
+    "PAID": "commit",
 }
 
 
