@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from kit.quarantine import DEFAULT_MAX_FAILURES
 from kit.settings import ServiceSettings
 from order_service.domain import Policy
 
@@ -42,6 +43,8 @@ class OrderSettings(ServiceSettings):
     # The deadline sweeper: how often it looks, and how long its lease outlives a stalled holder.
     sweep_interval_seconds: float = Field(2.0, gt=0)
     sweep_lease_seconds: float = Field(30.0, gt=0)
+    # Failed closes of one order before the sweeper quarantines it (kit.quarantine).
+    sweep_max_failures: int = Field(DEFAULT_MAX_FAILURES, ge=1)
 
     def policy(self) -> Policy:
         """The plain values the domain's transitions take."""
