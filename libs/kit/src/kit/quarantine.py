@@ -74,8 +74,9 @@ class RowQuarantine:
     async def _count_failure(self, row: str, exc: Exception) -> None:
         ROW_FAILURES.labels(sweeper=self.sweeper).inc()
         error = f"{type(exc).__name__}: {exc}"[:ERROR_CHARS]
-        record = await self._db[SWEEP_FAILURES].find_one_and_update(
-            {"_id": f"{self.sweeper}:{row}"},
+        key = f"{self.sweeper}:{row}"
+        record: dict[str, Any] | None = await self._db[SWEEP_FAILURES].find_one_and_update(
+            {"_id": key},
             {
                 "$inc": {"failures": 1},
                 "$set": {
@@ -88,7 +89,7 @@ class RowQuarantine:
             upsert=True,
             return_document=ReturnDocument.AFTER,
         )
-        failures = int(record["failures"])
+        failures = int(record["failures"]) if record else 1  # upserted: never None
         if failures < self.max_failures:
             log.warning(
                 "sweeper.row_failed", sweeper=self.sweeper, row=row, failures=failures, error=error
@@ -96,7 +97,7 @@ class RowQuarantine:
             return
         # Conditional, so that two sweepers overlapping after a stall count the row once.
         moved = await self._db[SWEEP_FAILURES].update_one(
-            {"_id": record["_id"], "quarantined": {"$ne": True}},
+            {"_id": key, "quarantined": {"$ne": True}},
             {"$set": {"quarantined": True, "quarantined_at": datetime.now(UTC)}},
         )
         if moved.modified_count:
