@@ -753,12 +753,12 @@ class Order(BaseModel):
     # --- approval -------------------------------------------------------------------------------
 
     def approval_needed(self, reason: ApprovalReason, cause: Cause, policy: Policy) -> bool:
-        """Payment's fraud rules want a review: AWAITING_APPROVAL with `fraud_flag`."""
+        """Payment's fraud rules want a review: AWAITING_APPROVAL with `fraud_flag`, also after
+        an approval (payment scores whatever a Manager has not cleared; the order does not
+        second-guess it)."""
         later = {"AWAITING_APPROVAL", "PAYMENT_FAILED", "PAID"} | TERMINAL
         if not self._event_applies("approvalNeeded", {"AWAITING_PAYMENT"}, later):
             return False
-        if self._fraud_review_covers_payment():
-            return False  # a late flag for the card and amount a Manager already cleared
         self._await_approval(reason, cause, policy)
         return True
 

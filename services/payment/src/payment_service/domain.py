@@ -9,7 +9,7 @@ the retry schedule's maths.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -155,11 +155,11 @@ class Charge:
     amount_cents: int
 
 
-def fraud_rules_apply(review_passed: bool, flagged: Charge | None, charge: Charge) -> bool:
+def fraud_rules_apply(review_passed: bool, flagged: Collection[Charge], charge: Charge) -> bool:
     """Whether `charge` is scored by the fraud rules.
 
-    A passed review clears only the very card and amount these rules flagged: an approval of the
-    order for its value (nothing flagged), or a retry with another card or for another amount
-    after an approval, is scored like any other request.
+    A passed review clears only a card and amount these rules flagged before (`flagged`): an
+    approval of the order for its value (nothing flagged), or a retry with another card or for
+    another amount after an approval, is scored like any other request.
     """
-    return not (review_passed and flagged == charge)
+    return not (review_passed and charge in flagged)

@@ -160,22 +160,20 @@ async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
 # --- authorize ------------------------------------------------------------------------------
 
 
-def _flagged_charge(payment: Doc | None, envelope: Envelope[PaymentRequested]) -> Charge | None:
-    """The card and amount the fraud rules flagged on this payment for an earlier request (a
-    Manager can have reviewed only that; a re-run of the flagging request reviewed nothing)."""
-    fraud: Doc = (payment or {}).get("fraud") or {}
-    if not fraud.get("flagged") or "payment_method_id" not in fraud:
-        return None  # flagged before the charge was stored with the verdict: reviewed anew
-    if fraud.get("cause") == envelope.id:
-        return None
-    return Charge(fraud["payment_method_id"], int(fraud["amount_cents"]))
+def _flagged_before(payment: Doc | None, envelope: Envelope[PaymentRequested]) -> set[Charge]:
+    """The cards and amounts the fraud rules flagged on this payment for earlier requests: all
+    a Manager can have reviewed (a re-run of the flagging request itself reviewed nothing)."""
+    return {
+        Charge(flag["payment_method_id"], int(flag["amount_cents"]))
+        for flag in (payment or {}).get("flagged_charges", [])
+        if flag["cause"] != envelope.id
+    }
 
 
 def _scored(envelope: Envelope[PaymentRequested], payment: Doc | None) -> bool:
     request = envelope.data
     charge = Charge(request.payment_method_id, request.amount_cents)
-    flagged = _flagged_charge(payment, envelope)
-    return fraud_rules_apply(request.review_passed, flagged, charge)
+    return fraud_rules_apply(request.review_passed, _flagged_before(payment, envelope), charge)
 
 
 async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str) -> bool:
@@ -214,7 +212,9 @@ async def authorize_payment(
         "payment_method_id": request.payment_method_id,
     }
     review: PaymentReviewRequired | None = None
-    if method is not None and _scored(envelope, payment):
+    # Not scored: a Manager cleared this very card and amount after the rules flagged them.
+    scored = _scored(envelope, payment)
+    if method is not None and scored:
         now = utcnow()
         past = await store.user_history(
             db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
@@ -235,12 +235,17 @@ async def authorize_payment(
             "score": verdict.score,
             "reasons": list(verdict.reasons),
             "flagged": flagged,
-            # What a Manager's review of this verdict clears, and nothing else.
-            "payment_method_id": request.payment_method_id,
-            "amount_cents": request.amount_cents,
-            "cause": envelope.id,
         }
         if flagged:
+            # What a Manager's review of this verdict can clear, and nothing else.
+            fields["flagged_charges"] = [
+                *(payment or {}).get("flagged_charges", []),
+                {
+                    "payment_method_id": request.payment_method_id,
+                    "amount_cents": request.amount_cents,
+                    "cause": envelope.id,
+                },
+            ]
             review = PaymentReviewRequired(
                 order_id=request.order_id,
                 user_id=request.user_id,
@@ -368,7 +373,7 @@ async def authorize_payment(
         payment_id=payment["_id"],
         amount_cents=request.amount_cents,
         currency=request.currency,
-        fraud_flag=bool((payment.get("fraud") or {}).get("flagged")),
+        fraud_flag=not scored,
         attempts=attempts,
     )
     # The common case in one write: authorized, with the decision, while the order is open.

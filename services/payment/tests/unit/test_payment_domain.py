@@ -148,16 +148,18 @@ async def test_sandbox_answers_a_key_once_and_never_charges_twice() -> None:
 CARD = Charge("pm1", 2_500)
 
 
-def test_a_passed_review_spares_only_the_flagged_card_and_amount() -> None:
-    assert not fraud_rules_apply(True, CARD, Charge("pm1", 2_500))
-    assert fraud_rules_apply(True, CARD, Charge("pm2", 2_500))  # another card after approval
-    assert fraud_rules_apply(True, CARD, Charge("pm1", 2_501))  # another amount
-    assert fraud_rules_apply(False, CARD, Charge("pm1", 2_500))  # no review passed
+def test_a_passed_review_spares_only_a_flagged_card_and_amount() -> None:
+    assert not fraud_rules_apply(True, {CARD}, Charge("pm1", 2_500))
+    assert fraud_rules_apply(True, {CARD}, Charge("pm2", 2_500))  # another card after approval
+    assert fraud_rules_apply(True, {CARD}, Charge("pm1", 2_501))  # another amount
+    assert fraud_rules_apply(False, {CARD}, Charge("pm1", 2_500))  # no review passed
+    # Card A flagged, then card B flagged, then A again: A is still among the flagged.
+    assert not fraud_rules_apply(True, {CARD, Charge("pm2", 2_500)}, CARD)
 
 
 def test_an_approval_without_a_flag_clears_nothing() -> None:
     # A Manager approving the order's value: the fraud rules never flagged anything.
-    assert fraud_rules_apply(True, None, CARD)
+    assert fraud_rules_apply(True, set(), CARD)
 
 
 async def test_sandbox_refuses_to_capture_more_than_authorized() -> None:
