@@ -300,8 +300,10 @@ class Driver:
             response = await self.shop.call(
                 "GET", f"/api/v1/orders/{placed.order_id}", headers=self.shop.admin
             )
+            review = None
             if response.status_code == 200:
                 placed.status = response.json()["status"]
+                review = response.json().get("approvalReason")
             if placed.status in TERMINAL:
                 return
             status = placed.status
@@ -317,8 +319,9 @@ class Driver:
                 done.add(status)
                 accept = branch != "partial_ask_refuse"
                 await self.act(placed, "decision", customer.headers, {"accept": accept})
-            elif status == "AWAITING_APPROVAL" and status not in done:
-                done.add(status)
+            elif status == "AWAITING_APPROVAL" and f"{status}:{review}" not in done:
+                # A high-value approval may be followed by a fraud review: a wait of its own.
+                done.add(f"{status}:{review}")
                 action = "reject" if branch.endswith("reject") else "approve"
                 await self.act(placed, action, self.shop.manager, {"reason": "chaos"})
             await asyncio.sleep(2.0)

@@ -4,7 +4,8 @@ Several instances of a service may run; a sweeper should run in one of them at a
 one document per name in the service's `leases` collection: whoever holds it (and renews it
 before `until`) sweeps, the others skip their turn. The lease is only an economy: every sweep
 step must be a conditional change that is safe to run twice (two holders overlapping after a
-stall then change each thing once).
+stall then change each thing once). A row whose step keeps raising is set aside by the task's
+`quarantine` (kit.quarantine) so that it cannot hold up the rows behind it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kit.background import PeriodicTask
+from kit.quarantine import DEFAULT_MAX_FAILURES, RowQuarantine
 
 LEASES = "leases"
 
@@ -44,7 +46,11 @@ async def release_lease(db: Db, name: str, holder: str) -> None:
 
 
 class LeasedTask:
-    """Runs `sweep(now)` every `interval` seconds in whichever instance holds the lease `name`."""
+    """Runs `sweep(now)` every `interval` seconds in whichever instance holds the lease `name`.
+
+    A sweep closes each row through `self.quarantine.attempt` and leaves `quarantine.rows()` out
+    of its query: a row failing `max_failures` times is then skipped instead of ending every pass.
+    """
 
     def __init__(
         self,
@@ -55,9 +61,11 @@ class LeasedTask:
         interval: float,
         lease_seconds: float,
         holder: str | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
         self._db = db
         self.name = name
+        self.quarantine = RowQuarantine(db, name, max_failures=max_failures)
         self._sweep = sweep
         self._lease = timedelta(seconds=lease_seconds)
         self.holder = holder or f"{name}-{secrets.token_hex(4)}"

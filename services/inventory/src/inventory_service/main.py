@@ -63,6 +63,7 @@ def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = N
                 interval=settings.sweep_interval_seconds,
                 lease_seconds=settings.sweep_lease_seconds,
                 notify=deps.bus.notify,
+                max_failures=settings.sweep_max_failures,
             )
         }
 

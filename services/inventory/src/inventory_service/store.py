@@ -249,12 +249,13 @@ async def extend_reservation(
     return result.modified_count == 1
 
 
-async def expired_reservations(db: Db, now: datetime, limit: int) -> list[str]:
-    """Ids of held reservations past their expiry, oldest first."""
-    found = (
-        db[RESERVATIONS]
-        .find({"status": "reserved", "expires_at": {"$lte": now}}, {"_id": 1})
-        .sort("expires_at", ASCENDING)
-        .limit(limit)
-    )
+async def expired_reservations(
+    db: Db, now: datetime, limit: int, *, exclude: Sequence[str] = ()
+) -> list[str]:
+    """Ids of held reservations past their expiry, oldest first (but the `exclude`d ones: the
+    sweeper's quarantined rows)."""
+    query: Doc = {"status": "reserved", "expires_at": {"$lte": now}}
+    if exclude:
+        query["_id"] = {"$nin": list(exclude)}
+    found = db[RESERVATIONS].find(query, {"_id": 1}).sort("expires_at", ASCENDING).limit(limit)
     return [doc["_id"] async for doc in found]

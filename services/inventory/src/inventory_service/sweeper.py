@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -21,6 +22,7 @@ from contracts import Envelope
 from inventory_service import store
 from inventory_service.handlers import release
 from kit.leases import LeasedTask
+from kit.quarantine import DEFAULT_MAX_FAILURES
 from kit.transactions import run_in_transaction
 
 log = structlog.get_logger("inventory.sweeper")
@@ -41,6 +43,7 @@ class ReservationSweeper(LeasedTask):
         lease_seconds: float,
         notify: Callable[[], None] = lambda: None,
         holder: str | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
         super().__init__(
             db,
@@ -49,6 +52,7 @@ class ReservationSweeper(LeasedTask):
             interval=interval,
             lease_seconds=lease_seconds,
             holder=holder,
+            max_failures=max_failures,
         )
         self._client = client
         self._db = db
@@ -56,9 +60,12 @@ class ReservationSweeper(LeasedTask):
         self._notify = notify
 
     async def release_expired(self, now: datetime) -> int:
-        """Release every reservation expired at `now` (no lease: callers decide)."""
+        """Release every reservation expired at `now` (no lease: callers decide). One that
+        cannot be released is counted against it (and quarantined) while the pass goes on."""
         released = 0
-        for order_id in await store.expired_reservations(self._db, now, BATCH):
+        quarantined = await self.quarantine.rows()
+        expired = await store.expired_reservations(self._db, now, BATCH, exclude=quarantined)
+        for order_id in expired:
 
             async def body(session: AsyncClientSession, order_id: str = order_id) -> bool:
                 events = await release(
@@ -69,7 +76,9 @@ class ReservationSweeper(LeasedTask):
                 )
                 return bool(events)
 
-            if await run_in_transaction(self._client, body):
+            if await self.quarantine.attempt(
+                order_id, partial(run_in_transaction, self._client, body)
+            ):
                 released += 1
                 log.info("reservation.expired", order_id=order_id)
         if released:

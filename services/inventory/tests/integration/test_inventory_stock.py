@@ -21,6 +21,7 @@ from inventory_service.domain import InsufficientStock, Stock
 from inventory_service.handlers import commit, release, reserve, utcnow
 from inventory_service.store import INDEXES
 from inventory_service.sweeper import ReservationSweeper
+from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -200,3 +201,44 @@ async def test_cancel_before_reserve_holds_nothing(
     doc = await db["products"].find_one({"_id": product})
     assert doc is not None and doc["available"] == 5
     assert not [e for e in events if isinstance(e, StockReleased)]
+
+
+async def test_a_reservation_that_never_releases_is_quarantined_and_blocks_nothing(
+    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+) -> None:
+    product = await new_product(mongo_client, db, 5)
+    start = utcnow()
+    # Holds stock of a product that is not there: releasing it raises on every pass, and it
+    # expired first, so it comes first.
+    await db["reservations"].insert_one(
+        {
+            "_id": "o-broken",
+            "order_id": "o-broken",
+            "status": "reserved",
+            "lines": [{"product_id": "no-such-product", "quantity": 1}],
+            "expires_at": start - timedelta(hours=1),
+            "created_at": start,
+            "updated_at": start,
+        }
+    )
+    await tx(
+        mongo_client,
+        lambda s: reserve(
+            db, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60, now=start
+        ),
+    )
+    later = start + timedelta(seconds=61)
+    sweeper = ReservationSweeper(
+        mongo_client, db, interval=1, lease_seconds=30, holder="a", max_failures=2
+    )
+    before = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
+
+    assert await sweeper.release_expired(later) == 1  # o1 behind the broken row is released
+    doc = await db["products"].find_one({"_id": product})
+    assert doc is not None and (doc["available"], doc["reserved"]) == (5, 0)
+    assert await sweeper.release_expired(later) == 0
+    after = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
+    assert (after or 0) - (before or 0) == 1
+    assert await sweeper.quarantine.rows() == ["o-broken"]
+    released = await db["reservations"].find_one({"_id": "o1"})
+    assert released is not None and released["status"] == "released"

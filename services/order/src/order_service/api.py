@@ -60,6 +60,7 @@ from order_service.domain import (
     OrderError,
     ProductFacts,
     ProfileIncomplete,
+    RetryLimitReached,
     Status,
 )
 from order_service.metrics import record_step
@@ -284,6 +285,8 @@ def problem_of(exc: OrderError) -> Problem:
         )
     if isinstance(exc, NotAllowed):
         return forbidden(str(exc))
+    if isinstance(exc, RetryLimitReached):
+        return conflict(exc.code, str(exc), title="Payment retry limit reached", limit=exc.limit)
     extra = {
         key: value
         for key in ("product_id", "quantity", "promo_code", "address_id", "payment_method_id")

@@ -94,7 +94,7 @@ MIN_QUANTITY = 1
 MAX_QUANTITY = 100
 STAFF = ("Manager", "Admin")
 
-DeadlineKind = Literal["stock", "decision", "approval", "payment"]
+DeadlineKind = Literal["stock", "decision", "approval", "payment", "commit"]
 ApprovalReason = Literal["highValue", "fraud"]
 CancelReason = Literal[
     "CUSTOMER",
@@ -178,6 +178,17 @@ class InvalidState(OrderError):
         self.step = step
 
 
+class RetryLimitReached(OrderError):
+    """The customer used every payment retry the order allows (the API answers 409)."""
+
+    code = "RETRY_LIMIT_REACHED"
+
+    def __init__(self, order_id: str, limit: int) -> None:
+        super().__init__(f"order {order_id} has used its {limit} payment retries")
+        self.order_id = order_id
+        self.limit = limit
+
+
 class NotAllowed(OrderError):
     """The caller's role may not take this step (the API answers 403)."""
 
@@ -202,6 +213,10 @@ class Policy:
     decision_window: timedelta = timedelta(minutes=15)
     approval_window: timedelta = timedelta(hours=24)
     payment_window: timedelta = timedelta(minutes=15)
+    # PAID waits for inventory's commit too: unanswered, the order is cancelled COMMIT_FAILED.
+    commit_window: timedelta = timedelta(minutes=2)
+    # Customer retries of a failed payment per order (api.md), so a card cannot be tried forever.
+    max_payment_retries: int = 5
 
 
 @dataclass(frozen=True)
@@ -421,8 +436,17 @@ class PaymentState(_Model):
     payment_id: str | None = None
     attempts: int = 0  # provider calls, as the payment service reports them
     requests: int = 0  # PaymentRequested sent (the `attempt` number of the last one)
+    retries: int = 0  # of those, the customer's retries (capped by the policy)
     last_error: str | None = None
     method_id: str = ""
+
+
+class ClearedPayment(_Model):
+    """The card and amount a Manager approved after the fraud rules flagged them: the approval
+    covers exactly this pair, never another card or another amount."""
+
+    method_id: str
+    amount_cents: int
 
 
 class TimelineEntry(_Model):
@@ -479,7 +503,8 @@ class Order(BaseModel):
     partial_preference: PartialFulfillment = "ask"
     partial_fulfillment: bool = False  # the order goes on with fewer units than asked for
     fraud_flag: bool = False
-    review_passed: bool = False
+    review_passed: bool = False  # a Manager or Admin approved the order (for value or fraud)
+    fraud_cleared: ClearedPayment | None = None
     approval_reason: ApprovalReason | None = None
     rejection_reason: str | None = None
     cancel_reason: CancelReason | None = None
@@ -490,6 +515,7 @@ class Order(BaseModel):
     decision_due: datetime | None = None
     approval_due: datetime | None = None
     payment_due: datetime | None = None
+    commit_due: datetime | None = None  # PAID: inventory must have committed the stock by then
     retry_due: datetime | None = None  # end of the payment-failed window, fixed at 1st failure
     deadline: datetime | None = None  # the due date of the current wait (for the sweeper index)
     created_at: datetime
@@ -661,6 +687,7 @@ class Order(BaseModel):
         if not self._event_applies("stockCommitted", {"PAID"}, TERMINAL):
             return False
         self._note(cause, "stockCommitted", {})
+        self.commit_due = None
         self._move("confirm", "PAID", "CONFIRMED", cause)
         self._raise(
             cause,
@@ -726,14 +753,12 @@ class Order(BaseModel):
     # --- approval -------------------------------------------------------------------------------
 
     def approval_needed(self, reason: ApprovalReason, cause: Cause, policy: Policy) -> bool:
-        """Payment's fraud rules want a review: AWAITING_APPROVAL with `fraud_flag`."""
+        """Payment's fraud rules want a review: AWAITING_APPROVAL with `fraud_flag`, also after
+        an approval (payment scores whatever a Manager has not cleared; the order does not
+        second-guess it)."""
         later = {"AWAITING_APPROVAL", "PAYMENT_FAILED", "PAID"} | TERMINAL
         if not self._event_applies("approvalNeeded", {"AWAITING_PAYMENT"}, later):
             return False
-        if self.review_passed:
-            return (
-                False  # a Manager already reviewed this order; a rerun of the rules can't undo it
-            )
         self._await_approval(reason, cause, policy)
         return True
 
@@ -742,6 +767,10 @@ class Order(BaseModel):
         self._staff_only("approve", cause)
         self._command("approve", {"AWAITING_APPROVAL"})
         self.review_passed = True
+        if self.approval_reason == "fraud":
+            self.fraud_cleared = ClearedPayment(
+                method_id=self.payment.method_id, amount_cents=self.total_cents
+            )
         self.approval_due = None
         self._raise(
             cause,
@@ -774,7 +803,9 @@ class Order(BaseModel):
 
     # --- payment --------------------------------------------------------------------------------
 
-    def payment_authorized(self, payment_id: str, attempts: int, cause: Cause) -> bool:
+    def payment_authorized(
+        self, payment_id: str, attempts: int, cause: Cause, policy: Policy
+    ) -> bool:
         """The money is held: PAID, OrderPaid with the reserved lines (inventory commits)."""
         # A late authorization after a failure, cancel or rejection commits nothing; the payment
         # service voids it on OrderCancelled/OrderRejected (the order is the authority).
@@ -786,6 +817,7 @@ class Order(BaseModel):
         self.payment.attempts = max(self.payment.attempts, attempts)
         self.payment.last_error = None
         self.payment_due = None
+        self.commit_due = cause.at + policy.commit_window
         self._note(cause, "paymentAuthorized", {"paymentId": payment_id, "attempts": attempts})
         self._move("pay", "AWAITING_PAYMENT", "PAID", cause)
         self._raise(
@@ -816,6 +848,9 @@ class Order(BaseModel):
         self._command("retryPayment", {"PAYMENT_FAILED"})
         if self.payment_due is not None and cause.at >= self.payment_due:
             raise InvalidState(self.order_id, self.status, "retryPayment")
+        if self.payment.retries >= policy.max_payment_retries:
+            raise RetryLimitReached(self.order_id, policy.max_payment_retries)
+        self.payment.retries += 1
         if method_id:
             self.payment.method_id = method_id
         self._request_payment(cause, policy, "PAYMENT_FAILED", action="retryPayment")
@@ -842,6 +877,9 @@ class Order(BaseModel):
             due, reason = self.payment_due, "PAYMENT_TIMEOUT"
         elif kind == "payment" and self.status == "PAYMENT_FAILED":
             due, reason = self.payment_due, "PAYMENT_FAILED"
+        elif kind == "commit" and self.status == "PAID":
+            # Inventory never answered OrderPaid: the cancel voids the money, releases the stock.
+            due, reason = self.commit_due, "COMMIT_FAILED"
         else:
             return False  # the order moved on before the sweeper got to it
         if due is None or now < due:
@@ -888,6 +926,12 @@ class Order(BaseModel):
     def _command(self, step: str, legal: Iterable[str]) -> None:
         if self.status not in set(legal):
             raise InvalidState(self.order_id, self.status, step)
+
+    def _fraud_review_covers_payment(self) -> bool:
+        """A Manager cleared a fraud flag for exactly the card and amount now being charged."""
+        return self.fraud_cleared == ClearedPayment(
+            method_id=self.payment.method_id, amount_cents=self.total_cents
+        )
 
     def _staff_only(self, step: str, cause: Cause) -> None:
         if cause.actor.role not in STAFF:
@@ -939,7 +983,8 @@ class Order(BaseModel):
                 amount_cents=self.total_cents,
                 currency=self.currency,
                 payment_method_id=self.payment.method_id,
-                review_passed=self.review_passed,
+                # An approval for the order's value is no fraud review: the rules still score it.
+                review_passed=self._fraud_review_covers_payment(),
                 attempt=self.payment.requests,
             ),
         )
@@ -952,7 +997,7 @@ class Order(BaseModel):
         self, reason: CancelReason, cause: Cause, action: str, by: str | None = None
     ) -> None:
         self.cancel_reason = reason
-        self.decision_due = self.approval_due = self.payment_due = None
+        self.decision_due = self.approval_due = self.payment_due = self.commit_due = None
         self._move(action, self.status, "CANCELLED", cause)
         self._raise(
             cause,
@@ -992,6 +1037,7 @@ class Order(BaseModel):
             "AWAITING_APPROVAL": self.approval_due,
             "AWAITING_PAYMENT": self.payment_due,
             "PAYMENT_FAILED": self.payment_due,
+            "PAID": self.commit_due,
         }.get(target)
         actor = cause.actor
         self.audit_logs.append(

@@ -170,11 +170,15 @@ async def cancel_uncommitted_order(
     await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_commit_failed(reason, c))
 
 
-async def pay_authorized_order(envelope: Envelope[PaymentAuthorized], ctx: HandlerContext) -> None:
+async def pay_authorized_order(
+    envelope: Envelope[PaymentAuthorized], ctx: HandlerContext, *, policy: Policy
+) -> None:
     """Money held: PAID (OrderPaid; inventory commits). Late ones after a cancel commit nothing."""
     data = envelope.data
     await advance(
-        ctx, data.order_id, lambda o, c: o.payment_authorized(data.payment_id, data.attempts, c)
+        ctx,
+        data.order_id,
+        lambda o, c: o.payment_authorized(data.payment_id, data.attempts, c, policy),
     )
 
 
@@ -232,7 +236,7 @@ def handler_table(policy: Policy | None = None) -> HandlerTable:
         StockUnavailable: [reject_out_of_stock_order],
         StockCommitted: [confirm_committed_order],
         StockCommitFailed: [cancel_uncommitted_order],
-        PaymentAuthorized: [pay_authorized_order],
+        PaymentAuthorized: [partial(pay_authorized_order, policy=policy)],
         PaymentFailed: [partial(hold_failed_payment, policy=policy)],
         PaymentReviewRequired: [partial(send_flagged_order_to_review, policy=policy)],
         StockReleased: [note_or_cancel_on_release],

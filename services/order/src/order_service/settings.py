@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from kit.quarantine import DEFAULT_MAX_FAILURES
 from kit.settings import ServiceSettings
 from order_service.domain import Policy
 
@@ -32,12 +33,18 @@ class OrderSettings(ServiceSettings):
     approval_window_seconds: float = Field(24 * 3600, gt=0)
     # api.md: the payment-failed window defaults to 15 min.
     payment_window_seconds: float = Field(15 * 60, gt=0)
+    # How long PAID waits for inventory's StockCommitted before the order is COMMIT_FAILED.
+    commit_window_seconds: float = Field(120, gt=0)
+    # api.md: customer payment retries per order, then 409 RETRY_LIMIT_REACHED.
+    max_payment_retries: int = Field(5, ge=0)
     user_url: str = "http://127.0.0.1:8001"
     inventory_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(2.0, gt=0)
     # The deadline sweeper: how often it looks, and how long its lease outlives a stalled holder.
     sweep_interval_seconds: float = Field(2.0, gt=0)
     sweep_lease_seconds: float = Field(30.0, gt=0)
+    # Failed closes of one order before the sweeper quarantines it (kit.quarantine).
+    sweep_max_failures: int = Field(DEFAULT_MAX_FAILURES, ge=1)
 
     def policy(self) -> Policy:
         """The plain values the domain's transitions take."""
@@ -47,4 +54,6 @@ class OrderSettings(ServiceSettings):
             decision_window=timedelta(seconds=self.decision_window_seconds),
             approval_window=timedelta(seconds=self.approval_window_seconds),
             payment_window=timedelta(seconds=self.payment_window_seconds),
+            commit_window=timedelta(seconds=self.commit_window_seconds),
+            max_payment_retries=self.max_payment_retries,
         )

@@ -112,14 +112,20 @@ async def load(db: Db, order_id: str, session: Session = None) -> Order:
     return order
 
 
-async def due(db: Db, statuses: Sequence[Status], now: datetime, limit: int = 100) -> list[str]:
-    """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first."""
-    found = (
-        db[ORDERS]
-        .find({"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}, {"_id": 1})
-        .sort("deadline", ASCENDING)
-        .limit(limit)
-    )
+async def due(
+    db: Db,
+    statuses: Sequence[Status],
+    now: datetime,
+    limit: int = 100,
+    *,
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
+    (but the `exclude`d ones: the sweeper's quarantined rows)."""
+    query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}
+    if exclude:
+        query["_id"] = {"$nin": list(exclude)}
+    found = db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
     return [doc["_id"] async for doc in found]
 
 

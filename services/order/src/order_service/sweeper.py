@@ -1,8 +1,9 @@
-"""The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment).
+"""The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment,
+stock commit).
 
-Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT or
-PAYMENT_FAILED carries the due date of that wait in `deadline` (indexed with its status). Every
-`interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
+Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT,
+PAYMENT_FAILED or PAID carries the due date of that wait in `deadline` (indexed with its status).
+Every `interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
 domain's `deadline_passed`, one transaction each with their OrderCancelled in the outbox.
 Reservation expiry is inventory's sweeper; it reaches the order as StockReleased (see handlers).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import structlog
@@ -19,6 +21,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 
 from bus import Outbox
 from kit.leases import LeasedTask
+from kit.quarantine import DEFAULT_MAX_FAILURES
 from kit.transactions import TransactionBody, run_in_transaction
 from order_service import store
 from order_service.domain import Cause, DeadlineKind, Status
@@ -35,6 +38,7 @@ WAITS: dict[Status, DeadlineKind] = {
     "AWAITING_APPROVAL": "approval",
     "AWAITING_PAYMENT": "payment",
     "PAYMENT_FAILED": "payment",
+    "PAID": "commit",
 }
 
 
@@ -50,6 +54,7 @@ class DeadlineSweeper(LeasedTask):
         lease_seconds: float,
         notify: Callable[[], None] = lambda: None,
         holder: str | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
         super().__init__(
             db,
@@ -58,6 +63,7 @@ class DeadlineSweeper(LeasedTask):
             interval=interval,
             lease_seconds=lease_seconds,
             holder=holder,
+            max_failures=max_failures,
         )
         self._client = client
         self._db = db
@@ -65,18 +71,24 @@ class DeadlineSweeper(LeasedTask):
         self._notify = notify
 
     async def close_due(self, now: datetime) -> int:
-        """Cancel every order whose wait ended by `now`; how many were cancelled."""
+        """Cancel every order whose wait ended by `now`; how many were cancelled. An order that
+        cannot be closed is counted against it (and quarantined) while the pass goes on."""
         closed = 0
-        for order_id in await store.due(self._db, list(WAITS), now, BATCH):
-            try:
-                if await run_in_transaction(self._client, self._closer(order_id, now)):
-                    closed += 1
-            except ConcurrentUpdate:
-                # An event moved the order meanwhile; the next sweep looks at it again.
-                log.info("deadline.raced", order_id=order_id)
+        quarantined = await self.quarantine.rows()
+        for order_id in await store.due(self._db, list(WAITS), now, BATCH, exclude=quarantined):
+            if await self.quarantine.attempt(order_id, partial(self._close, order_id, now)):
+                closed += 1
         if closed:
             self._notify()
         return closed
+
+    async def _close(self, order_id: str, now: datetime) -> bool:
+        try:
+            return await run_in_transaction(self._client, self._closer(order_id, now))
+        except ConcurrentUpdate:
+            # An event moved the order meanwhile; the next sweep looks at it again.
+            log.info("deadline.raced", order_id=order_id)
+            return False
 
     def _closer(self, order_id: str, now: datetime) -> TransactionBody[bool]:
         async def body(session: AsyncClientSession) -> bool:

@@ -10,6 +10,7 @@ import pytest
 from order_service import store
 from order_service.domain import Cause, Policy
 from order_service.sweeper import DeadlineSweeper
+from prometheus_client import REGISTRY
 
 from contracts.types import Line
 
@@ -76,3 +77,51 @@ async def test_an_order_inventory_never_answered_is_cancelled(order_service: Run
     assert await sweep.close_due(now + timedelta(minutes=16)) == 1
     stored = await store.load(order_service.deps.db, order.order_id)
     assert (stored.status, stored.cancel_reason) == ("CANCELLED", "STOCK_TIMEOUT")
+
+
+def quarantined_total(sweeper: str) -> float:
+    return REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper}) or 0.0
+
+
+async def test_an_order_that_never_closes_is_quarantined_and_blocks_nothing(
+    order_service: RunningOrder,
+) -> None:
+    now = datetime.now(UTC)
+    db = order_service.deps.db
+    # A row an older version wrote that no longer loads: its close raises on every pass, and it
+    # is the oldest due row, so it comes first.
+    await db["orders"].insert_one(
+        {
+            "_id": "o-broken",
+            "order_id": "o-broken",
+            "status": "AWAITING_PAYMENT",
+            "deadline": now - timedelta(hours=1),
+            "items": "not a list of lines",
+        }
+    )
+    good = await awaiting_payment(order_service, now)
+    later = now + timedelta(minutes=2)
+    sweep = DeadlineSweeper(
+        order_service.deps.mongo,
+        db,
+        interval=60,
+        lease_seconds=30,
+        holder="a",
+        max_failures=3,
+    )
+    before = quarantined_total(sweep.name)
+
+    assert await sweep.close_due(later) == 1  # the broken row fails, the next one closes
+    assert (await store.load(db, good)).status == "CANCELLED"
+    assert quarantined_total(sweep.name) == before
+    for _ in range(2):
+        assert await sweep.close_due(later) == 0
+    # Third failure: set aside, counted once, and later passes no longer try it.
+    assert quarantined_total(sweep.name) == before + 1
+    assert await sweep.quarantine.rows() == ["o-broken"]
+    fresh = await awaiting_payment(order_service, now)
+    assert await sweep.close_due(later) == 1
+    assert (await store.load(db, fresh)).status == "CANCELLED"
+    assert quarantined_total(sweep.name) == before + 1
+    record = await db["sweep_failures"].find_one({"row": "o-broken"})
+    assert record is not None and record["failures"] == 3 and record["error"]

@@ -22,6 +22,7 @@ from order_service.domain import (
     Policy,
     ProductFacts,
     Promotion,
+    RetryLimitReached,
     Status,
     UnknownProduct,
 )
@@ -110,7 +111,7 @@ def payment_failed() -> Order:
 
 def paid() -> Order:
     order = awaiting_payment()
-    order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 2))
+    order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 2), POLICY)
     order.pull_events()
     return order
 
@@ -299,22 +300,90 @@ def test_fraud_review_waits_for_approval_with_the_fraud_flag() -> None:
     assert types(order) == ["OrderApprovalRequired"]
 
 
-def test_approve_requests_payment_with_review_passed() -> None:
+def test_approval_for_the_value_requests_payment_without_passing_the_fraud_review() -> None:
     order = awaiting_approval()
     order.approve("m1", "known customer", at(5, MANAGER), POLICY)
     assert order.status == "AWAITING_PAYMENT" and order.review_passed
     raised = order.pull_events()
     assert [r.event.TYPE for r in raised] == ["OrderApproved", "PaymentRequested"]
-    assert raised[1].event.model_dump()["review_passed"] is True
+    # A Manager looked at the order's value, not at the card: the fraud rules still score it.
+    assert raised[1].event.model_dump()["review_passed"] is False
     assert order.audit_logs[-1].user_id == "m1" and order.audit_logs[-1].role == "Manager"
 
 
-def test_reviewed_order_is_not_sent_back_to_review() -> None:
+def test_order_approved_for_its_value_goes_back_to_review_when_the_card_is_flagged() -> None:
     order = awaiting_approval()
     order.approve("m1", "ok", at(5, MANAGER), POLICY)
     order.pull_events()
-    assert not order.approval_needed("fraud", ev("PaymentReviewRequired", "payment", 6), POLICY)
-    assert order.status == "AWAITING_PAYMENT"
+    assert order.approval_needed("fraud", ev("PaymentReviewRequired", "payment", 6), POLICY)
+    assert order.status == "AWAITING_APPROVAL"
+    assert (order.approval_reason, order.fraud_flag) == ("fraud", True)
+    assert types(order) == ["OrderApprovalRequired"]
+
+
+def flagged_then_cleared() -> Order:
+    order = awaiting_payment()
+    order.approval_needed("fraud", ev("PaymentReviewRequired", "payment", 2), POLICY)
+    order.approve("m1", "called the customer", at(5, MANAGER), POLICY)
+    return order
+
+
+def test_fraud_approval_clears_exactly_the_reviewed_card_and_amount() -> None:
+    order = flagged_then_cleared()
+    requested = order.pull_events()[-1].event.model_dump()
+    assert (requested["payment_method_id"], requested["review_passed"]) == ("pm1", True)
+    assert order.fraud_cleared is not None
+    assert (order.fraud_cleared.method_id, order.fraud_cleared.amount_cents) == (
+        "pm1",
+        order.total_cents,
+    )
+
+
+def test_retry_with_another_card_after_a_fraud_approval_is_reviewed_again() -> None:
+    order = flagged_then_cleared()
+    order.payment_failed("DECLINED", 1, ev("PaymentFailed", "payment", 6), POLICY)
+    order.pull_events()
+    order.retry_payment("pm2", at(7, CUSTOMER), POLICY)
+    (requested,) = order.pull_events()
+    assert requested.event.model_dump()["review_passed"] is False
+    assert order.approval_needed("fraud", at(8, event_id="e-flag-pm2"), POLICY)
+    assert (order.status, order.approval_reason) == ("AWAITING_APPROVAL", "fraud")
+    # The same card again (what the Manager cleared) passes once more.
+    order.approve("m1", "ok too", at(9, MANAGER), POLICY)
+    assert order.pull_events()[-1].event.model_dump()["review_passed"] is True
+
+
+def test_payment_retries_are_capped_per_order() -> None:
+    order = payment_failed()
+    limited = Policy(max_payment_retries=2)
+    for n in range(2):
+        order.retry_payment(None, at(3 + n, CUSTOMER), limited)
+        order.payment_failed("DECLINED", 1, at(3.5 + n, event_id=f"fail-{n}"), limited)
+    with pytest.raises(RetryLimitReached) as refused:
+        order.retry_payment("pm2", at(6, CUSTOMER), limited)
+    assert refused.value.code == "RETRY_LIMIT_REACHED"
+    assert order.status == "PAYMENT_FAILED" and order.payment.retries == 2
+
+
+def test_paid_order_whose_stock_commit_never_comes_is_cancelled_commit_failed() -> None:
+    order = paid()  # authorized at minute 2
+    assert order.deadline == T0 + timedelta(minutes=2) + POLICY.commit_window
+    assert not order.deadline_passed("commit", at(3))
+    assert order.status == "PAID"
+    assert order.deadline_passed(
+        "commit", Cause(at=T0 + timedelta(minutes=2) + POLICY.commit_window)
+    )
+    assert (order.status, order.cancel_reason) == ("CANCELLED", "COMMIT_FAILED")
+    (cancelled,) = order.pull_events()
+    assert cancelled.event.model_dump()["reason"] == "COMMIT_FAILED"
+    assert order.deadline is None
+
+
+def test_committed_order_has_no_commit_deadline() -> None:
+    order = paid()
+    order.stock_committed(ev("StockCommitted", "inventory", 3))
+    assert order.status == "CONFIRMED" and order.deadline is None
+    assert not order.deadline_passed("commit", at(60 * 24))
 
 
 @pytest.mark.parametrize(("fraud", "reason"), [(False, "MANAGER_REJECTED"), (True, "FRAUD")])
@@ -339,7 +408,7 @@ def test_customer_may_not_approve_or_reject() -> None:
 def test_authorized_payment_pays_with_the_reserved_lines() -> None:
     order = partial("accept")
     order.pull_events()
-    order.payment_authorized("pay1", 3, ev("PaymentAuthorized", "payment", 2))
+    order.payment_authorized("pay1", 3, ev("PaymentAuthorized", "payment", 2), POLICY)
     assert order.status == "PAID" and order.payment.attempts == 3
     (paid_event,) = order.pull_events()
     assert paid_event.event.model_dump()["lines"] == (
@@ -449,13 +518,13 @@ def test_payment_authorized_after_cancel_commits_nothing() -> None:
     order.cancel("u1", "Customer", None, at(2, CUSTOMER))
     order.pull_events()
     before = order.model_dump()
-    assert not order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 3))
+    assert not order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 3), POLICY)
     assert order.model_dump() == before and order.pull_events() == []
 
 
 def test_payment_authorized_after_failure_is_ignored() -> None:
     order = payment_failed()
-    assert not order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 3))
+    assert not order.payment_authorized("pay1", 1, ev("PaymentAuthorized", "payment", 3), POLICY)
     assert order.status == "PAYMENT_FAILED"
 
 
@@ -467,7 +536,9 @@ STEPS: dict[str, Callable[[Order], object]] = {
         lines(("book", 2)), [], T0, ev("StockPartiallyReserved", "inventory"), POLICY
     ),
     "stock_unavailable": lambda o: o.stock_unavailable([], ev("StockUnavailable", "inventory")),
-    "payment_authorized": lambda o: o.payment_authorized("p", 1, ev("PaymentAuthorized", "pay")),
+    "payment_authorized": lambda o: o.payment_authorized(
+        "p", 1, ev("PaymentAuthorized", "pay"), POLICY
+    ),
     "payment_failed": lambda o: o.payment_failed("x", 1, ev("PaymentFailed", "payment"), POLICY),
     "approval_needed": lambda o: o.approval_needed("fraud", ev("Review", "payment"), POLICY),
     "stock_committed": lambda o: o.stock_committed(ev("StockCommitted", "inventory")),
@@ -634,7 +705,7 @@ def _walk_step(order: Order, rng: random.Random, minute: float) -> None:
             held[:1], [], T0, cause, POLICY, rng.choice(["ask", "accept", "cancel"])
         ),
         lambda: order.stock_unavailable(["alt"], cause),
-        lambda: order.payment_authorized("pay", rng.randint(1, 4), cause),
+        lambda: order.payment_authorized("pay", rng.randint(1, 4), cause, POLICY),
         lambda: order.payment_failed("declined", 1, cause, POLICY),
         lambda: order.approval_needed("fraud", cause, POLICY),
         lambda: order.stock_committed(cause),

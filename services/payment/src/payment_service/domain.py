@@ -2,13 +2,14 @@
 
 The payment state machine (one payment per order; illegal transitions raise), the fraud rules
 (a score in 0..1 with reasons; ordinary traffic, such as a customer's first dozen orders within an
-hour, stays well below the threshold) and the retry schedule's maths.
+hour, stays well below the threshold), when a Manager's review spares a charge those rules, and
+the retry schedule's maths.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -144,3 +145,21 @@ def _regions_differ(account: str | None, order: str | None) -> bool:
         return False
     a, o = account.strip().lower(), order.strip().lower()
     return a not in _UNKNOWN_REGIONS and o not in _UNKNOWN_REGIONS and a != o
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A card and an amount: what the fraud rules flag and what a Manager's review clears."""
+
+    payment_method_id: str
+    amount_cents: int
+
+
+def fraud_rules_apply(review_passed: bool, flagged: Collection[Charge], charge: Charge) -> bool:
+    """Whether `charge` is scored by the fraud rules.
+
+    A passed review clears only a card and amount these rules flagged before (`flagged`): an
+    approval of the order for its value (nothing flagged), or a retry with another card or for
+    another amount after an approval, is scored like any other request.
+    """
+    return not (review_passed and charge in flagged)

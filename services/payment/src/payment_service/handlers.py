@@ -48,9 +48,11 @@ from kit.internal import internal_headers
 from payment_service import store
 from payment_service.domain import (
     VELOCITY_WINDOW,
+    Charge,
     FraudInput,
     PaymentStatus,
     backoff_delay,
+    fraud_rules_apply,
     fraud_score,
 )
 from payment_service.provider import (
@@ -160,14 +162,29 @@ async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
 # --- authorize ------------------------------------------------------------------------------
 
 
+def _flagged_before(payment: Doc | None, envelope: Envelope[PaymentRequested]) -> set[Charge]:
+    """The cards and amounts the fraud rules flagged on this payment for earlier requests: all
+    a Manager can have reviewed (a re-run of the flagging request itself reviewed nothing)."""
+    return {
+        Charge(flag["payment_method_id"], int(flag["amount_cents"]))
+        for flag in (payment or {}).get("flagged_charges", [])
+        if flag["cause"] != envelope.id
+    }
+
+
+def _scored(envelope: Envelope[PaymentRequested], payment: Doc | None) -> bool:
+    request = envelope.data
+    charge = Charge(request.payment_method_id, request.amount_cents)
+    return fraud_rules_apply(request.review_passed, _flagged_before(payment, envelope), charge)
+
+
 async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str) -> bool:
     """True when this request has nothing (left) to do: decided already (re-emitted if by this
     very event), the order ended, or an earlier request already authorized."""
-    request = ctx.envelope.data
     outcomes: Doc = payment.get("outcomes", {})
     if await _replayed(ctx, outcomes.get(key)):
         return True
-    if not request.review_passed and await _replayed(ctx, outcomes.get(review_key)):
+    if _scored(ctx.envelope, payment) and await _replayed(ctx, outcomes.get(review_key)):
         return True
     status = PaymentStatus(payment["status"])
     if payment.get("closed") or status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
@@ -180,7 +197,8 @@ async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str)
 async def authorize_payment(
     envelope: Envelope[PaymentRequested], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
-    """Fraud rules (unless a Manager passed the review), then authorize with retries."""
+    """Fraud rules (unless a Manager cleared this very card and amount), then authorize with
+    retries."""
     request = envelope.data
     db = ctx.db
     key, review_key = str(request.attempt), f"{request.attempt}/review"
@@ -196,7 +214,9 @@ async def authorize_payment(
         "payment_method_id": request.payment_method_id,
     }
     review: PaymentReviewRequired | None = None
-    if method is not None and not request.review_passed:
+    # Not scored: a Manager cleared this very card and amount after the rules flagged them.
+    scored = _scored(envelope, payment)
+    if method is not None and scored:
         now = utcnow()
         past = await store.user_history(
             db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
@@ -219,6 +239,15 @@ async def authorize_payment(
             "flagged": flagged,
         }
         if flagged:
+            # What a Manager's review of this verdict can clear, and nothing else.
+            fields["flagged_charges"] = [
+                *(payment or {}).get("flagged_charges", []),
+                {
+                    "payment_method_id": request.payment_method_id,
+                    "amount_cents": request.amount_cents,
+                    "cause": envelope.id,
+                },
+            ]
             review = PaymentReviewRequired(
                 order_id=request.order_id,
                 user_id=request.user_id,
@@ -346,7 +375,7 @@ async def authorize_payment(
         payment_id=payment["_id"],
         amount_cents=request.amount_cents,
         currency=request.currency,
-        fraud_flag=bool((payment.get("fraud") or {}).get("flagged")),
+        fraud_flag=not scored,
         attempts=attempts,
     )
     # The common case in one write: authorized, with the decision, while the order is open.
@@ -418,7 +447,9 @@ async def capture_payment(
         return
     amount = min(order.total_cents, int(payment["amount_cents"]))
     await env.provider.capture(
-        key=f"{order.order_id}:capture", authorization_id=payment["authorization_id"]
+        key=f"{order.order_id}:capture",
+        authorization_id=payment["authorization_id"],
+        amount_cents=amount,
     )
     event = PaymentCaptured(
         order_id=order.order_id,

@@ -51,7 +51,7 @@ class PaymentProvider(Protocol):
         self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
     ) -> Authorization: ...
 
-    async def capture(self, *, key: str, authorization_id: str) -> None: ...
+    async def capture(self, *, key: str, authorization_id: str, amount_cents: int) -> None: ...
 
     async def void(self, *, key: str, authorization_id: str) -> None: ...
 
@@ -171,8 +171,8 @@ class SandboxProvider:
         self._authorizations[authorization.authorization_id] = entry
         return authorization
 
-    async def capture(self, *, key: str, authorization_id: str) -> None:
-        await self._settle("capture", key, authorization_id)
+    async def capture(self, *, key: str, authorization_id: str, amount_cents: int) -> None:
+        await self._settle("capture", key, authorization_id, amount_cents)
 
     async def void(self, *, key: str, authorization_id: str) -> None:
         await self._settle("void", key, authorization_id)
@@ -200,6 +200,9 @@ class SandboxProvider:
                 raise PaymentDeclined(f"cannot {operation} after {done}")
             if operation == "refund" and "capture" not in done:
                 raise PaymentDeclined("nothing captured to refund")
+            if operation == "capture" and not 0 <= (amount or 0) <= auth.amount_cents:
+                # Like a real processor: a capture takes at most what the card holds.
+                raise PaymentDeclined(f"cannot capture {amount} of {auth.amount_cents} authorized")
             entry = LedgerEntry(
                 operation,
                 key,

@@ -2,8 +2,10 @@
 
 A payment (snake_case): `_id` (payment id), `order_id` (unique), `user_id`, `amount_cents`,
 `currency`, `payment_method_id`, `status` (domain.PaymentStatus), `authorization_id`,
-`captured_cents`, `fraud` {score, reasons, flagged}, `closed` (the order ended: a later
-authorization is voided at once), `outcomes` {request key: {cause, events}} (what each
+`captured_cents`, `fraud` {score, reasons, flagged} (the last verdict), `flagged_charges`
+[{payment_method_id, amount_cents, cause}] (every card and amount the rules flagged, and the
+PaymentRequested they flagged it for: what a review can clear), `closed` (the order ended: a
+later authorization is voided at once), `outcomes` {request key: {cause, events}} (what each
 PaymentRequested decided, so a duplicate emits nothing new), `created_at`, `updated_at`.
 An attempt: `_id` = `<payment id>:<number>`, `payment_id`, `number` (per order, across customer
 retries), `request` (the PaymentRequested attempt), `payment_method_id`, `at`, `outcome`, `error`.

@@ -28,12 +28,18 @@ def order_id() -> str:
 
 
 def requested(
-    pay: Running, order: str, method: str, *, attempt: int = 1, review_passed: bool = False
+    pay: Running,
+    order: str,
+    method: str,
+    *,
+    attempt: int = 1,
+    review_passed: bool = False,
+    amount: int = AMOUNT,
 ) -> Envelope[PaymentRequested]:
     event = PaymentRequested(
         order_id=order,
         user_id=pay.user_id,
-        amount_cents=AMOUNT,
+        amount_cents=amount,
         payment_method_id=pay.methods[method],
         attempt=attempt,
         review_passed=review_passed,
@@ -141,6 +147,54 @@ async def test_fraud_card_waits_for_review_then_authorizes_once_passed(
         assert len(pay.provider.charges(order)) == 1
 
 
+async def test_a_passed_review_without_a_flag_is_still_scored(start_payment: Start) -> None:
+    # What a Manager's approval of the order's value sends: nothing was flagged, nothing cleared.
+    async with start_payment() as pay:
+        order, result = await pay_with(pay, "pm_card_fraud", review_passed=True)
+        assert result["type"] == "PaymentReviewRequired"
+        assert pay.provider.charges(order) == []
+
+
+async def test_a_passed_review_clears_only_the_flagged_card_and_amount(
+    start_payment: Start,
+) -> None:
+    async with start_payment() as pay:
+        order, result = await pay_with(pay, "pm_card_fraud")
+        assert result["type"] == "PaymentReviewRequired"
+        # Reviewed for AMOUNT: a request for more is scored (and flagged) again.
+        more = requested(pay, order, "pm_card_fraud", attempt=2, review_passed=True, amount=9_999)
+        await pay.publish(more)
+        await eventually(
+            lambda: len(pay.emitted("PaymentReviewRequired", order)) == 2,
+            what="a second review for another amount",
+        )
+        assert pay.provider.charges(order) == []
+        # Flagged now for 9_999; the Manager clears it; the request for exactly that passes.
+        await pay.publish(
+            requested(pay, order, "pm_card_fraud", attempt=3, review_passed=True, amount=9_999)
+        )
+        authorized = await outcome(pay, order, "PaymentAuthorized")
+        assert authorized["fraudFlag"] is True
+        assert [c.amount_cents for c in pay.provider.charges(order)] == [9_999]
+
+
+async def test_a_reviewed_card_stays_cleared_after_a_retry_with_another_card(
+    start_payment: Start,
+) -> None:
+    async with start_payment() as pay:
+        order, result = await pay_with(pay, "pm_card_fraud")
+        assert result["type"] == "PaymentReviewRequired"
+        # Approved, then another card (scored, not flagged, declined), then the reviewed card.
+        await pay.publish(requested(pay, order, "pm_card_declined", attempt=2))
+        failed = await outcome(pay, order, "PaymentFailed")
+        assert failed["reason"] == "DECLINED"
+        await pay.publish(requested(pay, order, "pm_card_fraud", attempt=3, review_passed=True))
+        authorized = await outcome(pay, order, "PaymentAuthorized")
+        assert authorized["fraudFlag"] is True
+        assert len(pay.emitted("PaymentReviewRequired", order)) == 1
+        assert len(pay.provider.charges(order)) == 1
+
+
 async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> None:
     async with start_payment() as pay:
         order = order_id()
@@ -181,6 +235,17 @@ async def test_capture_once_on_confirmation(start_payment: Start) -> None:
         assert len(pay.provider.operations(order, "capture")) == 1
 
 
+async def test_capture_sends_the_confirmed_amount_to_the_provider(start_payment: Start) -> None:
+    async with start_payment() as pay:
+        order, _ = await pay_with(pay, "pm_card_ok")
+        await pay.publish(confirmed(pay, order, total=AMOUNT - 500))  # fewer units confirmed
+        captured = await outcome(pay, order, "PaymentCaptured")
+        assert captured["amountCents"] == AMOUNT - 500
+        # The processor took what the event says, not the whole hold.
+        (capture,) = pay.provider.operations(order, "capture")
+        assert capture.amount_cents == AMOUNT - 500
+
+
 async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Start) -> None:
     """First sight stores the request's amounts and fraud verdict; authorize and capture store
     their decision in the same write as the status; attempts are keyed `<paymentId>:<n>`."""
@@ -198,6 +263,7 @@ async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Star
         )
         assert payment["payment_method_id"] == pay.methods["pm_card_ok"]
         assert payment["fraud"] == {"score": 0.0, "reasons": [], "flagged": False}
+        assert "flagged_charges" not in payment
         assert set(payment["outcomes"]) == {"1", "capture"}
         assert [e["type"] for e in payment["outcomes"]["1"]["events"]] == ["PaymentAuthorized"]
         assert [e["type"] for e in payment["outcomes"]["capture"]["events"]] == ["PaymentCaptured"]

@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from payment_service.domain import (
+    Charge,
     FraudInput,
     IllegalTransition,
     PaymentStatus,
     backoff_delay,
+    fraud_rules_apply,
     fraud_score,
     transition,
     worst_case_retry_seconds,
@@ -134,8 +136,43 @@ async def test_sandbox_answers_a_key_once_and_never_charges_twice() -> None:
     await sandbox.void(key="o1:void", authorization_id=first.authorization_id)
     assert len(sandbox.operations("o1", "void")) == 1
     with pytest.raises(PaymentDeclined):
-        await sandbox.capture(key="o1:capture", authorization_id=first.authorization_id)
+        await sandbox.capture(
+            key="o1:capture", authorization_id=first.authorization_id, amount_cents=10
+        )
     with pytest.raises(PaymentDeclined):
         await sandbox.authorize(
             key="o2:1", payment_ref="o2", token="pm_card_declined", amount_cents=1, currency="USD"
         )
+
+
+CARD = Charge("pm1", 2_500)
+
+
+def test_a_passed_review_spares_only_a_flagged_card_and_amount() -> None:
+    assert not fraud_rules_apply(True, {CARD}, Charge("pm1", 2_500))
+    assert fraud_rules_apply(True, {CARD}, Charge("pm2", 2_500))  # another card after approval
+    assert fraud_rules_apply(True, {CARD}, Charge("pm1", 2_501))  # another amount
+    assert fraud_rules_apply(False, {CARD}, Charge("pm1", 2_500))  # no review passed
+    # Card A flagged, then card B flagged, then A again: A is still among the flagged.
+    assert not fraud_rules_apply(True, {CARD, Charge("pm2", 2_500)}, CARD)
+
+
+def test_an_approval_without_a_flag_clears_nothing() -> None:
+    # A Manager approving the order's value: the fraud rules never flagged anything.
+    assert fraud_rules_apply(True, set(), CARD)
+
+
+async def test_sandbox_refuses_to_capture_more_than_authorized() -> None:
+    sandbox = SandboxProvider()
+    auth = await sandbox.authorize(
+        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=1_000, currency="USD"
+    )
+    with pytest.raises(PaymentDeclined, match="cannot capture 1001"):
+        await sandbox.capture(
+            key="o1:capture", authorization_id=auth.authorization_id, amount_cents=1_001
+        )
+    assert sandbox.operations("o1", "capture") == []
+    await sandbox.capture(
+        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=600
+    )
+    assert [e.amount_cents for e in sandbox.operations("o1", "capture")] == [600]

@@ -40,9 +40,11 @@ async def test_a_restarted_service_captures_what_it_authorized_before(tmp_path: 
         await after.authorize(
             key="o3:2", payment_ref="o3", token="pm_card_flaky", amount_cents=5, currency="USD"
         )
-    await after.capture(key="o1:capture", authorization_id=auth.authorization_id)
+    await after.capture(
+        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=1_000
+    )
     await SandboxProvider(state_path=path).capture(
-        key="o1:capture", authorization_id=auth.authorization_id
+        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=1_000
     )
     final = SandboxProvider(state_path=path)
     assert [e.operation for e in final.ledger if e.payment_ref == "o1"] == ["authorize", "capture"]
@@ -51,7 +53,9 @@ async def test_a_restarted_service_captures_what_it_authorized_before(tmp_path: 
 async def test_without_a_state_file_it_forgets_as_before() -> None:
     provider = SandboxProvider()
     with pytest.raises(PaymentDeclined, match="unknown authorization"):
-        await provider.capture(key="k", authorization_id="auth_from_a_previous_life")
+        await provider.capture(
+            key="k", authorization_id="auth_from_a_previous_life", amount_cents=1
+        )
 
 
 async def test_each_change_appends_one_line_and_a_torn_last_line_is_ignored(
@@ -62,7 +66,9 @@ async def test_each_change_appends_one_line_and_a_torn_last_line_is_ignored(
     auth = await provider.authorize(
         key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=700, currency="USD"
     )
-    await provider.capture(key="o1:capture", authorization_id=auth.authorization_id)
+    await provider.capture(
+        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=700
+    )
     assert len(path.read_text().splitlines()) == 2  # appended, never the whole state again
 
     with path.open("a") as journal:
