@@ -29,6 +29,7 @@ from kit.auth.signing import issue_access_token
 from kit.errors import Problem, conflict, not_found, too_many_requests
 from user_service import domain
 from user_service.bootstrap import Deps
+from user_service.settings import UserSettings
 from user_service.store import Doc, IdentityTaken
 
 log = structlog.get_logger("user.commands")
@@ -95,27 +96,55 @@ def _lockout_keys(identifier: str, user: Doc | None, caller: Caller) -> tuple[st
     return account, f"login:ip:{caller.ip or 'unknown'}"
 
 
-async def _locked_for(deps: Deps, account_key: str, ip_key: str) -> int:
+def _failure_expiry(s: UserSettings, at: datetime) -> datetime:
+    return at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
+
+
+async def _ip_locked_for(deps: Deps, ip_key: str) -> int:
+    """Seconds the address stays locked out (0: not locked). A read, not a claim: the per-IP
+    count (50) only has to stop stuffing across many accounts, a few concurrent extra are fine."""
+    s = deps.settings
+    return domain.lockout_remaining(
+        await deps.store.failures(ip_key),
+        now(),
+        max_failures=s.login_ip_max_failures,
+        window=timedelta(seconds=s.login_failure_window_seconds),
+        lockout=timedelta(seconds=s.lockout_seconds),
+    )
+
+
+async def _claim_attempt(deps: Deps, account_key: str) -> int:
+    """Count this attempt as a failure of the account before its password is checked (0), or
+    answer the seconds the account stays locked. Atomic: of 20 concurrent guesses at most
+    `login_max_failures` get their password checked (api.md, "Rate limits")."""
     s = deps.settings
     at = now()
     window = timedelta(seconds=s.login_failure_window_seconds)
     lockout = timedelta(seconds=s.lockout_seconds)
-    limits = ((account_key, s.login_max_failures), (ip_key, s.login_ip_max_failures))
-    waits = [
-        domain.lockout_remaining(
-            await deps.store.failures(key), at, max_failures=most, window=window, lockout=lockout
-        )
-        for key, most in limits
-    ]
-    return max(waits)
+    claimed = await deps.store.claim_attempt(
+        account_key,
+        at,
+        max_failures=s.login_max_failures,
+        window=window,
+        lockout=lockout,
+        expires_at=_failure_expiry(s, at),
+    )
+    if claimed:
+        return 0
+    wait = domain.lockout_remaining(
+        await deps.store.failures(account_key),
+        now(),
+        max_failures=s.login_max_failures,
+        window=window,
+        lockout=lockout,
+    )
+    return max(1, wait)  # refused by the claim: locked even if the lock ended a moment ago
 
 
-async def _record_failure(deps: Deps, account_key: str, ip_key: str) -> None:
+async def _record_ip_failure(deps: Deps, ip_key: str) -> None:
     s = deps.settings
     at = now()
-    expires = at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
-    await deps.store.add_failure(account_key, at, s.login_max_failures, expires)
-    await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, expires)
+    await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, _failure_expiry(s, at))
 
 
 # ── tokens ─────────────────────────────────────────────────────────────────────────────────
@@ -363,12 +392,14 @@ async def login(
     await limit_ip(deps, caller)
     user = await deps.store.by_identifier(identifier)
     account_key, ip_key = _lockout_keys(identifier, user, caller)
-    if wait := await _locked_for(deps, account_key, ip_key):
+    wait = await _ip_locked_for(deps, ip_key) or await _claim_attempt(deps, account_key)
+    if wait:
         raise too_many_requests(wait, code="TOO_MANY_ATTEMPTS")
     usable = user is not None and not user.get("disabled")
     stored = user["password_hash"] if usable and user is not None else None
     if not await deps.passwords.verify(stored, password) or user is None:
-        await _record_failure(deps, account_key, ip_key)
+        # The account's failure was counted by the claim already.
+        await _record_ip_failure(deps, ip_key)
         raise invalid_credentials()
     await deps.store.clear_failures(account_key)
 

@@ -202,6 +202,44 @@ class UserStore:
         )
         return int(doc["count"]) if doc else 1
 
+    async def claim_attempt(
+        self,
+        key: str,
+        at: datetime,
+        *,
+        max_failures: int,
+        window: timedelta,
+        lockout: timedelta,
+        expires_at: datetime,
+    ) -> bool:
+        """Count one login attempt under `key` as a failure BEFORE its password is checked,
+        unless `key` is locked (`domain.lockout_remaining`); False when it is.
+
+        One conditional update: of many concurrent attempts at most `max_failures` are claimed,
+        so no more passwords than that are ever checked. A success clears the key
+        (`clear_failures`). The array keeps the last `max_failures` times in order, so "locked"
+        is: it is full, its oldest is within `window` and its newest within `lockout`.
+        """
+        unlocked: Doc = {
+            "$or": [
+                {f"failures.{max_failures - 1}": {"$exists": False}},
+                {"failures.0": {"$lte": at - window}},
+                {f"failures.{max_failures - 1}": {"$lte": at - lockout}},
+            ]
+        }
+        claim: Doc = {
+            "$push": {"failures": {"$each": [at], "$slice": -max_failures}},
+            "$set": {"expires_at": expires_at},
+        }
+        try:
+            await self.attempts.update_one({"_id": key, **unlocked}, claim, upsert=True)
+        except DuplicateKeyError:
+            # The key exists and is locked, or a concurrent first attempt created it: try once
+            # more without the upsert, which cannot race any longer.
+            result = await self.attempts.update_one({"_id": key, **unlocked}, claim)
+            return result.modified_count == 1
+        return True
+
     async def failures(self, key: str) -> list[datetime]:
         doc = await self.attempts.find_one({"_id": key})
         return list(doc.get("failures", [])) if doc else []
