@@ -11,15 +11,23 @@ and is neither stored nor logged.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
-from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated, validation_problem
+from kit.errors import (
+    PROBLEM_RESPONSES,
+    Problem,
+    unauthenticated,
+    validation_errors,
+    validation_problem,
+)
 from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
 from kit.request_context import actor_from_request
 from user_service import commands, domain
@@ -281,6 +289,27 @@ async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
 Me = Annotated[Doc, Depends(active_user)]
 
 
+async def ip_rate_limited(
+    request: Request, response: Response, deps: DepsDep
+) -> AsyncIterator[None]:
+    """The per-address limit of check, register and login: 429 `RATE_LIMITED` past it, and the
+    `RateLimit-*` headers on every answer of the route, its errors included (api.md)."""
+    headers = await commands.limit_ip(deps, caller_of(request))
+    response.headers.update(headers)
+    try:
+        yield
+    except Problem as problem:
+        problem.headers = {**headers, **problem.headers}
+        raise
+    except RequestValidationError as exc:
+        problem = validation_problem(validation_errors(exc))
+        problem.headers.update(headers)
+        raise problem from exc
+
+
+RateLimited = Depends(ip_rate_limited)
+
+
 def signed_in_caller(request: Request, principal: CurrentUser) -> Caller:
     """Who is calling (a signed-in user), for the actor block of the events it causes."""
     return caller_of(request, principal)
@@ -302,7 +331,7 @@ async def jwks(deps: DepsDep, response: Response) -> Jwks:
     return Jwks.model_validate(jwks_document(deps.public_keys or [deps.signing_key]))
 
 
-@router.post("/check")
+@router.post("/check", dependencies=[RateLimited])
 async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult:
     """checkUserExists: by email or username; touches `lastActiveAt` when it exists."""
     user = await commands.check(deps, body.identifier, caller_of(request))
@@ -311,7 +340,7 @@ async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult
     return CheckResult(exists=True, user_id=user["_id"], role=user["role"])
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, dependencies=[RateLimited])
 async def register(body: RegisterBody, deps: DepsDep, request: Request) -> Registered:
     """registerUser: a Customer with an incomplete profile, and its first token pair."""
     user, tokens = await commands.register(
@@ -331,7 +360,7 @@ def _tokens(tokens: dict[str, str]) -> dict[str, str]:
     return {"access_token": tokens["accessToken"], "refresh_token": tokens["refreshToken"]}
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[RateLimited])
 async def login(body: LoginBody, deps: DepsDep, request: Request) -> LoggedIn:
     """login: a token pair and the flags; one 401 for every wrong case, 429 while locked."""
     user, tokens = await commands.login(

@@ -79,15 +79,22 @@ def field_problem(field: str, message: str, code: str = "VALIDATION_ERROR") -> P
 # ── rate limits and lockouts ───────────────────────────────────────────────────────────────
 
 
-async def limit_ip(deps: Deps, caller: Caller) -> None:
-    """api.md: per client IP, `ip_rate_limit` requests per window on check/register/login."""
+async def limit_ip(deps: Deps, caller: Caller) -> dict[str, str]:
+    """api.md: per client IP, `ip_rate_limit` requests per window on check/register/login.
+
+    Answers the `RateLimit-*` headers of this request; raises 429 `RATE_LIMITED` (with them and
+    `Retry-After`) once the window's count is spent."""
     s = deps.settings
     window = timedelta(seconds=s.ip_rate_window_seconds)
     at = now()
     count = await deps.store.hit(f"ip:{caller.ip or 'unknown'}", window, at)
+    reset = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
+    headers = domain.rate_limit_headers(s.ip_rate_limit, count, reset)
     if count > s.ip_rate_limit:
-        left = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
-        raise too_many_requests(max(1, left))
+        problem = too_many_requests(max(1, reset))
+        problem.headers.update(headers)
+        raise problem
+    return headers
 
 
 def _lockout_keys(identifier: str, user: Doc | None, caller: Caller) -> tuple[str, str]:
@@ -221,7 +228,6 @@ def profile_event(user: Doc, changed: tuple[str, ...] = ()) -> UserProfileUpdate
 
 async def check(deps: Deps, identifier: str, caller: Caller) -> Doc | None:
     """The live user with this identifier; its `lastActiveAt` moves to now."""
-    await limit_ip(deps, caller)
     user = await deps.store.by_identifier(identifier)
     if user is not None:
         await deps.store.touch(user["_id"], now())
@@ -362,7 +368,6 @@ async def register(
     caller: Caller,
 ) -> tuple[Doc, dict[str, str]]:
     """Self sign-up: a Customer with an incomplete profile, signed in at once."""
-    await limit_ip(deps, caller)
     device = domain.device_from(device_info, caller.user_agent)
     user, tokens = await create_account(
         deps,
@@ -389,7 +394,6 @@ async def login(
     caller: Caller,
 ) -> tuple[Doc, dict[str, str]]:
     """Tokens for the right password; one 401 for every wrong case; 429 while locked out."""
-    await limit_ip(deps, caller)
     user = await deps.store.by_identifier(identifier)
     account_key, ip_key = _lockout_keys(identifier, user, caller)
     wait = await _ip_locked_for(deps, ip_key) or await _claim_attempt(deps, account_key)

@@ -296,6 +296,16 @@ def contains_card_number(value: Any) -> bool:
 # ── login lockout ──────────────────────────────────────────────────────────────────────────
 
 
+def rate_limit_headers(limit: int, count: int, reset_seconds: int) -> dict[str, str]:
+    """The `RateLimit-*` headers of a request that was number `count` of a window allowing
+    `limit`, which turns over in `reset_seconds` (api.md, "Rate limits")."""
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(max(0, limit - count)),
+        "RateLimit-Reset": str(max(1, reset_seconds)),
+    }
+
+
 def lockout_remaining(
     failures: Iterable[datetime],
     now: datetime,

@@ -4,12 +4,12 @@ rate-limited routes (api.md, "Rate limits"), against the real broker and Mongo."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from user_service.passwords import Passwords
-from user_service.testing import RunningUser
+from user_service.testing import RunningUser, running_user_service, service_settings
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +73,53 @@ async def test_a_success_clears_the_failures_before_it(user: RunningUser) -> Non
         wrong = {"identifier": "oops", "password": f"again-{n}"}
         statuses.append((await user.client.post(f"{API}/login", json=wrong)).status_code)
     assert statuses == [401] * 5
+
+
+@pytest.fixture
+async def limited(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[RunningUser]:
+    """A user service that allows 4 requests per address and day on check/register/login (a
+    day, so that the fixed window does not turn over during the test)."""
+    settings = service_settings(
+        mongo_url, amqp_url, run_prefix, ip_rate_limit=4, ip_rate_window_seconds=86_400
+    )
+    async with running_user_service(settings) as running:
+        yield running
+
+
+def rate_limit_of(response: httpx.Response) -> tuple[int, int, int]:
+    headers = response.headers
+    return (
+        int(headers["ratelimit-limit"]),
+        int(headers["ratelimit-remaining"]),
+        int(headers["ratelimit-reset"]),
+    )
+
+
+async def test_rate_limited_routes_send_ratelimit_headers(limited: RunningUser) -> None:
+    client = limited.client
+    registered = await client.post(
+        f"{API}/register",
+        json={"username": "rlh", "email": "rlh@example.com", "password": PASSWORD},
+    )
+    checked = await client.post(f"{API}/check", json={"identifier": "rlh"})
+    wrong = await client.post(f"{API}/login", json={"identifier": "rlh", "password": "nope-nope"})
+    invalid = await client.post(f"{API}/login", json={"identifier": "rlh"})
+    refused = await client.post(f"{API}/check", json={"identifier": "rlh"})
+    assert [r.status_code for r in (registered, checked, wrong, invalid, refused)] == [
+        201,
+        200,
+        401,
+        422,
+        429,
+    ]
+    seen = [rate_limit_of(r) for r in (registered, checked, wrong, invalid, refused)]
+    assert [(limit, remaining) for limit, remaining, _ in seen] == [
+        (4, 3),
+        (4, 2),
+        (4, 1),
+        (4, 0),
+        (4, 0),
+    ]
+    assert all(1 <= reset <= 86_400 for _, _, reset in seen), seen
+    assert refused.json()["code"] == "RATE_LIMITED"
+    assert int(refused.headers["retry-after"]) == seen[-1][2]
