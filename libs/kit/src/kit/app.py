@@ -122,7 +122,7 @@ def install_token_verifier(app: FastAPI, settings: ServiceSettings) -> None:
     from kit.auth.verify import TokenVerifier
 
     app.state.token_verifier = TokenVerifier(
-        JwksKeySource(settings.jwks_url),
+        JwksKeySource(settings.jwks_url, ttl=settings.jwks_ttl_seconds),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
     )

@@ -110,6 +110,11 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = Field(DEFAULT_JWKS_URL, validation_alias=_plain("JWKS_URL"))
     jwt_issuer: str = Field("shop-user", validation_alias=_plain("JWT_ISSUER"))
     jwt_audience: str = Field("shop", validation_alias=_plain("JWT_AUDIENCE"))
+    # Seconds a verifier keeps the JWKS before it fetches it again: a key the user service
+    # stops publishing stops verifying within this time (api.md: at most 5 min).
+    jwks_ttl_seconds: float = Field(
+        300.0, gt=0, le=300, validation_alias=_plain("JWKS_TTL_SECONDS")
+    )
 
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_plain("OTEL_EXPORTER_OTLP_ENDPOINT")

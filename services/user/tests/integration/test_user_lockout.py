@@ -57,7 +57,9 @@ async def test_twenty_parallel_wrong_passwords_check_at_most_five(user: RunningU
             assert int(response.headers["retry-after"]) >= 1
     # the right password is refused as well while the account is locked, and not checked
     before = len(checked)
-    right = await user.client.post(f"{API}/login", json={"identifier": "para", "password": PASSWORD})
+    right = await user.client.post(
+        f"{API}/login", json={"identifier": "para", "password": PASSWORD}
+    )
     assert right.status_code == 429 and len(checked) == before
 
 
