@@ -298,13 +298,13 @@ async def ip_rate_limited(
     response.headers.update(headers)
     try:
         yield
-    except Problem as problem:
-        problem.headers = {**headers, **problem.headers}
+    except Problem as refused:
+        refused.headers = {**headers, **refused.headers}
         raise
     except RequestValidationError as exc:
-        problem = validation_problem(validation_errors(exc))
-        problem.headers.update(headers)
-        raise problem from exc
+        invalid = validation_problem(validation_errors(exc))
+        invalid.headers.update(headers)
+        raise invalid from exc
 
 
 RateLimited = Depends(ip_rate_limited)
