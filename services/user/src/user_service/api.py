@@ -279,9 +279,15 @@ def caller_of(request: Request, principal: Principal | None = None) -> Caller:
 
 async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
     """The caller's live account: a deleted or disabled account, or a token whose role is no
-    longer the account's (demoted since it was issued), is a 401 even with a valid signature."""
+    longer the account's or that was revoked (demoted since it was issued, say), is a 401 even
+    with a valid signature."""
     user = await deps.store.get(principal.user_id)
-    if user is None or user.get("disabled") or user["role"] != principal.role:
+    if (
+        user is None
+        or user.get("disabled")
+        or user["role"] != principal.role
+        or principal.token_version < int(user.get("token_version", 0))
+    ):
         raise unauthenticated("The account behind this token is no longer active.")
     return user
 

@@ -169,6 +169,7 @@ async def _issue_tokens(
         s.jwt_issuer,
         s.jwt_audience,
         ttl=timedelta(minutes=s.access_token_minutes),
+        token_version=int(user.get("token_version", 0)),
     )
     refresh = secrets.token_urlsafe(32)
     await deps.store.add_refresh(
@@ -671,7 +672,14 @@ async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> 
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        updated = await deps.store.update(user_id, {**patch, "updated_at": now()}, session)
+        at = now()
+        changes: Doc = {**patch, "updated_at": at}
+        revoke = domain.revokes_tokens(user, patch)
+        if revoke:  # in the same write: no token of the old role outlives it (kit.auth.revocation)
+            changes["token_version_at"] = at
+        updated = await deps.store.update(
+            user_id, changes, session, inc={"token_version": 1} if revoke else None
+        )
         if updated is None:
             raise user_not_found()
         envelopes = []
@@ -725,8 +733,10 @@ async def admin_delete(deps: Deps, user_id: str, caller: Caller) -> None:
                 "email": tombstone,
                 "username_key": tombstone,
                 "deleted_identity": {"email": user["email"], "username": user["username"]},
+                "token_version_at": at,
             },
             session,
+            inc={"token_version": 1},  # its access tokens are refused everywhere
         )
         await deps.store.revoke_user(user_id, session)
         event = UserDeleted(user_id=user_id, role=user["role"])

@@ -5,7 +5,9 @@ unique), `email` (lower-case, unique), `password_hash`, `role`, `phone`, `addres
 `payment_methods` (provider `token` kept here only), `preferences`, the flags
 (`is_profile_complete`, `profile_completion_prompted`, `last_active_at`,
 `preferred_payment_method`, `order_count`), where it came from (`device_info`, `registered_ip`,
-`last_ip`, `region`, `last_login`), `disabled`, `deleted_at`, `created_at`, `updated_at`.
+`last_ip`, `region`, `last_login`), `disabled`, `deleted_at`, `created_at`, `updated_at`, and
+`token_version` (absent = 0; access tokens below it are revoked) with `token_version_at`, when it
+last moved (kit.auth.revocation).
 
 Counters (`attempts`) live in Mongo, not in process memory, so that every instance of the
 service sees the same rate limits and lockouts; a TTL index forgets them.
@@ -35,6 +37,7 @@ DUPLICATE_KEY = 11000
 INDEXES: list[IndexSpec] = [
     IndexSpec("users", "email", unique=True, name="email_unique"),
     IndexSpec("users", "username_key", unique=True, name="username_key_unique"),
+    IndexSpec("users", "token_version_at", sparse=True, name="token_version_at"),
     IndexSpec("refresh_tokens", "family_id", name="family"),
     IndexSpec("refresh_tokens", "user_id", name="user"),
     IndexSpec("refresh_tokens", "expires_at", ttl_seconds=0, name="expiry_ttl"),
@@ -135,6 +138,14 @@ class UserStore:
     async def touch(self, user_id: str, at: datetime) -> None:
         """Record activity outside any transaction (check, login bookkeeping)."""
         await self.users.update_one({"_id": user_id}, {"$max": {"last_active_at": at}})
+
+    async def token_versions(self, since: datetime) -> list[tuple[str, int]]:
+        """`(user id, token version)` of every user, deleted ones included, whose version moved
+        at or after `since`."""
+        cursor = self.users.find(
+            {"token_version_at": {"$gte": since}}, projection={"token_version": 1}
+        )
+        return [(doc["_id"], int(doc.get("token_version", 0))) async for doc in cursor]
 
     async def page(
         self, *, role: str | None, q: str | None, after: str | None, limit: int
