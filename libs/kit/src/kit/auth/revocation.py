@@ -96,6 +96,7 @@ class TokenVersionFeed:
         self.headers = dict(headers)
         self.timeout = timeout
         self.cursor: str | None = None
+        self.failing = False
         self._client = client
         self._owns_client = client is None
 
@@ -109,8 +110,13 @@ class TokenVersionFeed:
             response.raise_for_status()
             versions, cursor = parse_versions(response.json())
         except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("token_versions.poll_failed", url=self.url, error=repr(exc))
+            if not self.failing:  # once per outage, not once a second
+                log.warning("token_versions.poll_failed", url=self.url, error=repr(exc))
+            self.failing = True
             return False
+        if self.failing:
+            log.info("token_versions.poll_recovered", url=self.url)
+            self.failing = False
         self.versions.apply(versions)
         if not self.versions.synchronised:
             self.versions.synchronised = True
