@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import structlog
@@ -43,11 +43,15 @@ def _wrap_lifespan(settings: ServiceSettings, inner: Lifespan | None) -> Lifespa
         service = settings.service_name
         log.info("app.starting", service=service, env=settings.env, port=settings.port)
         try:
-            if inner is None:
+            # The feed starts once the service's own lifespan ran: a service that verifies its
+            # own tokens (the user service) has swapped the verifier by then.
+            async with AsyncExitStack() as stack:
+                if inner is not None:
+                    await stack.enter_async_context(inner(app))
+                await stack.enter_async_context(
+                    _revocations_polled(app, settings.token_versions_poll_seconds)
+                )
                 yield
-            else:
-                async with inner(app):
-                    yield
         finally:
             verifier = getattr(app.state, "token_verifier", None)
             close = getattr(verifier, "aclose", None)
@@ -117,15 +121,49 @@ def create_app(
 
 
 def install_token_verifier(app: FastAPI, settings: ServiceSettings) -> None:
-    """`app.state.token_verifier` for `settings.jwks_url` (tests replace it with a static one)."""
+    """`app.state.token_verifier` for `settings.jwks_url`, refusing revoked tokens, and the feed
+    that keeps its revocations current (`app.state.token_version_feed`, polled while the app
+    runs). Tests replace the verifier with a static one (`use_static_keys`): no feed runs then."""
     from kit.auth.jwks import JwksKeySource
+    from kit.auth.revocation import TokenVersionFeed, TokenVersions, token_versions_url
     from kit.auth.verify import TokenVerifier
+    from kit.internal import internal_headers
 
+    versions = TokenVersions()
+    app.state.token_version_feed = TokenVersionFeed(
+        settings.token_versions_url or token_versions_url(settings.jwks_url),
+        versions,
+        headers=internal_headers(settings),
+    )
     app.state.token_verifier = TokenVerifier(
-        JwksKeySource(settings.jwks_url),
+        JwksKeySource(settings.jwks_url, ttl=settings.jwks_ttl_seconds),
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
+        revocations=versions,
     )
+
+
+@asynccontextmanager
+async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[None]:
+    """Poll the token-version feed while the app runs, if its verifier still uses it. The first
+    poll is awaited, so that a process that starts after the user service accepts tokens at once
+    (until a poll succeeds, tokens are refused: kit.auth.revocation)."""
+    from kit.auth.revocation import TokenVersionFeed
+    from kit.background import PeriodicTask
+
+    feed: TokenVersionFeed | None = getattr(app.state, "token_version_feed", None)
+    verifier = getattr(app.state, "token_verifier", None)
+    if feed is None or getattr(verifier, "revocations", None) is not feed.versions:
+        yield
+        return
+    await feed.poll()
+    task = PeriodicTask("token-versions", feed.poll, interval)
+    task.start()
+    try:
+        yield
+    finally:
+        await task.stop()
+        await feed.aclose()
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

@@ -117,6 +117,18 @@ class ServiceSettings(BaseSettings):
     jwks_url: str = Field(DEFAULT_JWKS_URL, validation_alias=_plain("JWKS_URL"))
     jwt_issuer: str = Field("shop-user", validation_alias=_plain("JWT_ISSUER"))
     jwt_audience: str = Field("shop", validation_alias=_plain("JWT_AUDIENCE"))
+    # Seconds a verifier keeps the JWKS before it fetches it again: a key the user service
+    # stops publishing stops verifying within this time (api.md: at most 5 min).
+    jwks_ttl_seconds: float = Field(
+        300.0, gt=0, le=300, validation_alias=_plain("JWKS_TTL_SECONDS")
+    )
+
+    # Where a process learns of revoked tokens (kit.auth.revocation), polled this often; unset:
+    # the `/internal/users/token-versions` route of the host serving JWKS_URL (the user service).
+    token_versions_url: str | None = Field(None, validation_alias=_plain("TOKEN_VERSIONS_URL"))
+    token_versions_poll_seconds: float = Field(
+        1.0, gt=0, le=4, validation_alias=_plain("TOKEN_VERSIONS_POLL_SECONDS")
+    )
 
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_plain("OTEL_EXPORTER_OTLP_ENDPOINT")

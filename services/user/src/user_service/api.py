@@ -11,15 +11,23 @@ and is neither stored nor logged.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, field_validator
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
-from kit.errors import PROBLEM_RESPONSES, Problem, unauthenticated, validation_problem
+from kit.errors import (
+    PROBLEM_RESPONSES,
+    Problem,
+    unauthenticated,
+    validation_errors,
+    validation_problem,
+)
 from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
 from kit.request_context import actor_from_request
 from user_service import commands, domain
@@ -271,14 +279,41 @@ def caller_of(request: Request, principal: Principal | None = None) -> Caller:
 
 async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
     """The caller's live account: a deleted or disabled account, or a token whose role is no
-    longer the account's (demoted since it was issued), is a 401 even with a valid signature."""
+    longer the account's or that was revoked (demoted since it was issued, say), is a 401 even
+    with a valid signature."""
     user = await deps.store.get(principal.user_id)
-    if user is None or user.get("disabled") or user["role"] != principal.role:
+    if (
+        user is None
+        or user.get("disabled")
+        or user["role"] != principal.role
+        or principal.token_version < int(user.get("token_version", 0))
+    ):
         raise unauthenticated("The account behind this token is no longer active.")
     return user
 
 
 Me = Annotated[Doc, Depends(active_user)]
+
+
+async def ip_rate_limited(
+    request: Request, response: Response, deps: DepsDep
+) -> AsyncIterator[None]:
+    """The per-address limit of check, register and login: 429 `RATE_LIMITED` past it, and the
+    `RateLimit-*` headers on every answer of the route, its errors included (api.md)."""
+    headers = await commands.limit_ip(deps, caller_of(request))
+    response.headers.update(headers)
+    try:
+        yield
+    except Problem as refused:
+        refused.headers = {**headers, **refused.headers}
+        raise
+    except RequestValidationError as exc:
+        invalid = validation_problem(validation_errors(exc))
+        invalid.headers.update(headers)
+        raise invalid from exc
+
+
+RateLimited = Depends(ip_rate_limited)
 
 
 def signed_in_caller(request: Request, principal: CurrentUser) -> Caller:
@@ -302,7 +337,7 @@ async def jwks(deps: DepsDep, response: Response) -> Jwks:
     return Jwks.model_validate(jwks_document(deps.public_keys or [deps.signing_key]))
 
 
-@router.post("/check")
+@router.post("/check", dependencies=[RateLimited])
 async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult:
     """checkUserExists: by email or username; touches `lastActiveAt` when it exists."""
     user = await commands.check(deps, body.identifier, caller_of(request))
@@ -311,7 +346,7 @@ async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult
     return CheckResult(exists=True, user_id=user["_id"], role=user["role"])
 
 
-@router.post("/register", status_code=201)
+@router.post("/register", status_code=201, dependencies=[RateLimited])
 async def register(body: RegisterBody, deps: DepsDep, request: Request) -> Registered:
     """registerUser: a Customer with an incomplete profile, and its first token pair."""
     user, tokens = await commands.register(
@@ -331,7 +366,7 @@ def _tokens(tokens: dict[str, str]) -> dict[str, str]:
     return {"access_token": tokens["accessToken"], "refresh_token": tokens["refreshToken"]}
 
 
-@router.post("/login")
+@router.post("/login", dependencies=[RateLimited])
 async def login(body: LoginBody, deps: DepsDep, request: Request) -> LoggedIn:
     """login: a token pair and the flags; one 401 for every wrong case, 429 while locked."""
     user, tokens = await commands.login(

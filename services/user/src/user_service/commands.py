@@ -29,6 +29,7 @@ from kit.auth.signing import issue_access_token
 from kit.errors import Problem, conflict, not_found, too_many_requests
 from user_service import domain
 from user_service.bootstrap import Deps
+from user_service.settings import UserSettings
 from user_service.store import Doc, IdentityTaken
 
 log = structlog.get_logger("user.commands")
@@ -78,15 +79,22 @@ def field_problem(field: str, message: str, code: str = "VALIDATION_ERROR") -> P
 # ── rate limits and lockouts ───────────────────────────────────────────────────────────────
 
 
-async def limit_ip(deps: Deps, caller: Caller) -> None:
-    """api.md: per client IP, `ip_rate_limit` requests per window on check/register/login."""
+async def limit_ip(deps: Deps, caller: Caller) -> dict[str, str]:
+    """api.md: per client IP, `ip_rate_limit` requests per window on check/register/login.
+
+    Answers the `RateLimit-*` headers of this request; raises 429 `RATE_LIMITED` (with them and
+    `Retry-After`) once the window's count is spent."""
     s = deps.settings
     window = timedelta(seconds=s.ip_rate_window_seconds)
     at = now()
     count = await deps.store.hit(f"ip:{caller.ip or 'unknown'}", window, at)
+    reset = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
+    headers = domain.rate_limit_headers(s.ip_rate_limit, count, reset)
     if count > s.ip_rate_limit:
-        left = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
-        raise too_many_requests(max(1, left))
+        problem = too_many_requests(max(1, reset))
+        problem.headers.update(headers)
+        raise problem
+    return headers
 
 
 def _lockout_keys(identifier: str, user: Doc | None, caller: Caller) -> tuple[str, str]:
@@ -95,27 +103,55 @@ def _lockout_keys(identifier: str, user: Doc | None, caller: Caller) -> tuple[st
     return account, f"login:ip:{caller.ip or 'unknown'}"
 
 
-async def _locked_for(deps: Deps, account_key: str, ip_key: str) -> int:
+def _failure_expiry(s: UserSettings, at: datetime) -> datetime:
+    return at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
+
+
+async def _ip_locked_for(deps: Deps, ip_key: str) -> int:
+    """Seconds the address stays locked out (0: not locked). A read, not a claim: the per-IP
+    count (50) only has to stop stuffing across many accounts, a few concurrent extra are fine."""
+    s = deps.settings
+    return domain.lockout_remaining(
+        await deps.store.failures(ip_key),
+        now(),
+        max_failures=s.login_ip_max_failures,
+        window=timedelta(seconds=s.login_failure_window_seconds),
+        lockout=timedelta(seconds=s.lockout_seconds),
+    )
+
+
+async def _claim_attempt(deps: Deps, account_key: str) -> int:
+    """Count this attempt as a failure of the account before its password is checked (0), or
+    answer the seconds the account stays locked. Atomic: of 20 concurrent guesses at most
+    `login_max_failures` get their password checked (api.md, "Rate limits")."""
     s = deps.settings
     at = now()
     window = timedelta(seconds=s.login_failure_window_seconds)
     lockout = timedelta(seconds=s.lockout_seconds)
-    limits = ((account_key, s.login_max_failures), (ip_key, s.login_ip_max_failures))
-    waits = [
-        domain.lockout_remaining(
-            await deps.store.failures(key), at, max_failures=most, window=window, lockout=lockout
-        )
-        for key, most in limits
-    ]
-    return max(waits)
+    claimed = await deps.store.claim_attempt(
+        account_key,
+        at,
+        max_failures=s.login_max_failures,
+        window=window,
+        lockout=lockout,
+        expires_at=_failure_expiry(s, at),
+    )
+    if claimed:
+        return 0
+    wait = domain.lockout_remaining(
+        await deps.store.failures(account_key),
+        now(),
+        max_failures=s.login_max_failures,
+        window=window,
+        lockout=lockout,
+    )
+    return max(1, wait)  # refused by the claim: locked even if the lock ended a moment ago
 
 
-async def _record_failure(deps: Deps, account_key: str, ip_key: str) -> None:
+async def _record_ip_failure(deps: Deps, ip_key: str) -> None:
     s = deps.settings
     at = now()
-    expires = at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
-    await deps.store.add_failure(account_key, at, s.login_max_failures, expires)
-    await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, expires)
+    await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, _failure_expiry(s, at))
 
 
 # ── tokens ─────────────────────────────────────────────────────────────────────────────────
@@ -133,6 +169,7 @@ async def _issue_tokens(
         s.jwt_issuer,
         s.jwt_audience,
         ttl=timedelta(minutes=s.access_token_minutes),
+        token_version=int(user.get("token_version", 0)),
     )
     refresh = secrets.token_urlsafe(32)
     await deps.store.add_refresh(
@@ -192,7 +229,6 @@ def profile_event(user: Doc, changed: tuple[str, ...] = ()) -> UserProfileUpdate
 
 async def check(deps: Deps, identifier: str, caller: Caller) -> Doc | None:
     """The live user with this identifier; its `lastActiveAt` moves to now."""
-    await limit_ip(deps, caller)
     user = await deps.store.by_identifier(identifier)
     if user is not None:
         await deps.store.touch(user["_id"], now())
@@ -333,7 +369,6 @@ async def register(
     caller: Caller,
 ) -> tuple[Doc, dict[str, str]]:
     """Self sign-up: a Customer with an incomplete profile, signed in at once."""
-    await limit_ip(deps, caller)
     device = domain.device_from(device_info, caller.user_agent)
     user, tokens = await create_account(
         deps,
@@ -360,15 +395,16 @@ async def login(
     caller: Caller,
 ) -> tuple[Doc, dict[str, str]]:
     """Tokens for the right password; one 401 for every wrong case; 429 while locked out."""
-    await limit_ip(deps, caller)
     user = await deps.store.by_identifier(identifier)
     account_key, ip_key = _lockout_keys(identifier, user, caller)
-    if wait := await _locked_for(deps, account_key, ip_key):
+    wait = await _ip_locked_for(deps, ip_key) or await _claim_attempt(deps, account_key)
+    if wait:
         raise too_many_requests(wait, code="TOO_MANY_ATTEMPTS")
     usable = user is not None and not user.get("disabled")
     stored = user["password_hash"] if usable and user is not None else None
     if not await deps.passwords.verify(stored, password) or user is None:
-        await _record_failure(deps, account_key, ip_key)
+        # The account's failure was counted by the claim already.
+        await _record_ip_failure(deps, ip_key)
         raise invalid_credentials()
     await deps.store.clear_failures(account_key)
 
@@ -636,7 +672,14 @@ async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> 
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        updated = await deps.store.update(user_id, {**patch, "updated_at": now()}, session)
+        at = now()
+        changes: Doc = {**patch, "updated_at": at}
+        revoke = domain.revokes_tokens(user, patch)
+        if revoke:  # in the same write: no token of the old role outlives it (kit.auth.revocation)
+            changes["token_version_at"] = at
+        updated = await deps.store.update(
+            user_id, changes, session, inc={"token_version": 1} if revoke else None
+        )
         if updated is None:
             raise user_not_found()
         envelopes = []
@@ -690,8 +733,10 @@ async def admin_delete(deps: Deps, user_id: str, caller: Caller) -> None:
                 "email": tombstone,
                 "username_key": tombstone,
                 "deleted_identity": {"email": user["email"], "username": user["username"]},
+                "token_version_at": at,
             },
             session,
+            inc={"token_version": 1},  # its access tokens are refused everywhere
         )
         await deps.store.revoke_user(user_id, session)
         event = UserDeleted(user_id=user_id, role=user["role"])

@@ -296,6 +296,42 @@ def contains_card_number(value: Any) -> bool:
 # ── login lockout ──────────────────────────────────────────────────────────────────────────
 
 
+# ── revocation ─────────────────────────────────────────────────────────────────────────────
+
+# Beyond an access token's lifetime: the verifiers' leeway and clock skew between processes.
+TOKEN_VERSIONS_MARGIN = timedelta(minutes=2)
+# Each answer repeats the changes of this last stretch: a write that committed after a poll
+# read past its time is still seen by the next poll.
+TOKEN_VERSIONS_OVERLAP = timedelta(seconds=30)
+
+
+def revokes_tokens(user: Mapping[str, Any], patch: Mapping[str, Any]) -> bool:
+    """An Admin's change that must end the user's current access tokens (api.md, "Revocation"):
+    another role, or disabling the account. (Deleting always does.)"""
+    new_role = "role" in patch and patch["role"] != user.get("role")
+    return bool(new_role or patch.get("disabled"))
+
+
+def token_versions_since(
+    at: datetime, cursor_at: datetime | None, access_token_ttl: timedelta
+) -> datetime:
+    """From when the version changes a poller asks for at `at` matter: since its cursor, but
+    never further back than an access token lives (older tokens have expired: a new process
+    needs no more to catch up, and the answer stays small)."""
+    horizon = at - access_token_ttl - TOKEN_VERSIONS_MARGIN
+    return horizon if cursor_at is None else max(cursor_at, horizon)
+
+
+def rate_limit_headers(limit: int, count: int, reset_seconds: int) -> dict[str, str]:
+    """The `RateLimit-*` headers of a request that was number `count` of a window allowing
+    `limit`, which turns over in `reset_seconds` (api.md, "Rate limits")."""
+    return {
+        "RateLimit-Limit": str(limit),
+        "RateLimit-Remaining": str(max(0, limit - count)),
+        "RateLimit-Reset": str(max(1, reset_seconds)),
+    }
+
+
 def lockout_remaining(
     failures: Iterable[datetime],
     now: datetime,

@@ -4,17 +4,21 @@
 answers 401 to a caller without the internal credential (kit.internal), so a request that reaches
 the service port directly gets nothing the gateway would not give it. Events never carry a
 payment method's provider token, so the payment service resolves it here at authorization time.
+Every process of every service polls `token-versions` to refuse revoked access tokens
+(kit.auth.revocation).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from kit.errors import PROBLEM_RESPONSES, not_found
 from kit.internal import RequireInternal
-from kit.models import ResponseModel
+from kit.models import ResponseModel, decode_cursor, encode_cursor
+from user_service import domain
 from user_service.deps import DepsDep
 from user_service.store import UserStore
 
@@ -53,3 +57,36 @@ async def resolve_payment_method(
                 account_region=user.get("region") if user else None,
             )
     raise not_found("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this user")
+
+
+class TokenVersion(ResponseModel):
+    user_id: str
+    version: int
+
+
+class TokenVersions(ResponseModel):
+    """Current token versions that moved since the cursor; pass `cursor` back as `since`."""
+
+    items: list[TokenVersion]
+    cursor: str
+
+
+@internal.get("/token-versions", response_model=TokenVersions, responses=PROBLEM_RESPONSES)
+async def token_versions(
+    deps: DepsDep, since: Annotated[str | None, Query(max_length=200)] = None
+) -> TokenVersions:
+    """Users whose access tokens below `version` are revoked, changed since the cursor (all
+    within an access token's lifetime without one): every process polls this about once a
+    second, so it is one indexed query answering a handful of rows."""
+    at = datetime.now(UTC)
+    cursor_at = (decode_cursor(since) or {}).get("at")
+    start = domain.token_versions_since(
+        at,
+        cursor_at if isinstance(cursor_at, datetime) else None,
+        timedelta(minutes=deps.settings.access_token_minutes),
+    )
+    versions = await UserStore(deps.db).token_versions(start)
+    return TokenVersions(
+        items=[TokenVersion(user_id=user_id, version=version) for user_id, version in versions],
+        cursor=encode_cursor({"at": at - domain.TOKEN_VERSIONS_OVERLAP}),
+    )

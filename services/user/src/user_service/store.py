@@ -5,7 +5,9 @@ unique), `email` (lower-case, unique), `password_hash`, `role`, `phone`, `addres
 `payment_methods` (provider `token` kept here only), `preferences`, the flags
 (`is_profile_complete`, `profile_completion_prompted`, `last_active_at`,
 `preferred_payment_method`, `order_count`), where it came from (`device_info`, `registered_ip`,
-`last_ip`, `region`, `last_login`), `disabled`, `deleted_at`, `created_at`, `updated_at`.
+`last_ip`, `region`, `last_login`), `disabled`, `deleted_at`, `created_at`, `updated_at`, and
+`token_version` (absent = 0; access tokens below it are revoked) with `token_version_at`, when it
+last moved (kit.auth.revocation).
 
 Counters (`attempts`) live in Mongo, not in process memory, so that every instance of the
 service sees the same rate limits and lockouts; a TTL index forgets them.
@@ -35,6 +37,7 @@ DUPLICATE_KEY = 11000
 INDEXES: list[IndexSpec] = [
     IndexSpec("users", "email", unique=True, name="email_unique"),
     IndexSpec("users", "username_key", unique=True, name="username_key_unique"),
+    IndexSpec("users", "token_version_at", sparse=True, name="token_version_at"),
     IndexSpec("refresh_tokens", "family_id", name="family"),
     IndexSpec("refresh_tokens", "user_id", name="user"),
     IndexSpec("refresh_tokens", "expires_at", ttl_seconds=0, name="expiry_ttl"),
@@ -136,6 +139,14 @@ class UserStore:
         """Record activity outside any transaction (check, login bookkeeping)."""
         await self.users.update_one({"_id": user_id}, {"$max": {"last_active_at": at}})
 
+    async def token_versions(self, since: datetime) -> list[tuple[str, int]]:
+        """`(user id, token version)` of every user, deleted ones included, whose version moved
+        at or after `since`."""
+        cursor = self.users.find(
+            {"token_version_at": {"$gte": since}}, projection={"token_version": 1}
+        )
+        return [(doc["_id"], int(doc.get("token_version", 0))) async for doc in cursor]
+
     async def page(
         self, *, role: str | None, q: str | None, after: str | None, limit: int
     ) -> list[Doc]:
@@ -201,6 +212,44 @@ class UserStore:
             return_document=ReturnDocument.AFTER,
         )
         return int(doc["count"]) if doc else 1
+
+    async def claim_attempt(
+        self,
+        key: str,
+        at: datetime,
+        *,
+        max_failures: int,
+        window: timedelta,
+        lockout: timedelta,
+        expires_at: datetime,
+    ) -> bool:
+        """Count one login attempt under `key` as a failure BEFORE its password is checked,
+        unless `key` is locked (`domain.lockout_remaining`); False when it is.
+
+        One conditional update: of many concurrent attempts at most `max_failures` are claimed,
+        so no more passwords than that are ever checked. A success clears the key
+        (`clear_failures`). The array keeps the last `max_failures` times in order, so "locked"
+        is: it is full, its oldest is within `window` and its newest within `lockout`.
+        """
+        unlocked: Doc = {
+            "$or": [
+                {f"failures.{max_failures - 1}": {"$exists": False}},
+                {"failures.0": {"$lte": at - window}},
+                {f"failures.{max_failures - 1}": {"$lte": at - lockout}},
+            ]
+        }
+        claim: Doc = {
+            "$push": {"failures": {"$each": [at], "$slice": -max_failures}},
+            "$set": {"expires_at": expires_at},
+        }
+        try:
+            await self.attempts.update_one({"_id": key, **unlocked}, claim, upsert=True)
+        except DuplicateKeyError:
+            # The key exists and is locked, or a concurrent first attempt created it: try once
+            # more without the upsert, which cannot race any longer.
+            result = await self.attempts.update_one({"_id": key, **unlocked}, claim)
+            return result.modified_count == 1
+        return True
 
     async def failures(self, key: str) -> list[datetime]:
         doc = await self.attempts.find_one({"_id": key})

@@ -122,3 +122,31 @@ def test_refresh_verdicts() -> None:
     assert domain.refresh_verdict({**fresh, "revoked": True}, NOW) == "invalid"
     assert domain.refresh_verdict({**fresh, "expires_at": NOW}, NOW) == "invalid"
     assert domain.refresh_verdict(None, NOW) == "invalid"
+
+
+def test_rate_limit_headers() -> None:
+    assert domain.rate_limit_headers(300, 1, 59) == {
+        "RateLimit-Limit": "300",
+        "RateLimit-Remaining": "299",
+        "RateLimit-Reset": "59",
+    }
+    spent = domain.rate_limit_headers(300, 420, 0)
+    assert spent["RateLimit-Remaining"] == "0" and spent["RateLimit-Reset"] == "1"
+
+
+def test_what_revokes_tokens() -> None:
+    user = {"role": "Manager", "disabled": False}
+    assert domain.revokes_tokens(user, {"role": "Customer"})
+    assert domain.revokes_tokens(user, {"disabled": True})
+    assert not domain.revokes_tokens(user, {"role": "Manager", "phone": "123"})
+    assert not domain.revokes_tokens(user, {"disabled": False, "email": "a@example.com"})
+
+
+def test_token_versions_reach_back_no_further_than_a_token_lives() -> None:
+    at = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    ttl = timedelta(minutes=15)
+    horizon = at - ttl - domain.TOKEN_VERSIONS_MARGIN
+    assert domain.token_versions_since(at, None, ttl) == horizon
+    assert domain.token_versions_since(at, at - timedelta(hours=3), ttl) == horizon
+    recent = at - timedelta(seconds=30)
+    assert domain.token_versions_since(at, recent, ttl) == recent

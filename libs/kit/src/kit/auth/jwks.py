@@ -1,10 +1,14 @@
 """Where verification keys come from: the user service's JWKS document, cached.
 
 `JwksKeySource(url)` fetches `{"keys": [...]}` with httpx on first use and keeps the RSA keys by
-`kid`. A token signed with a `kid` it does not know triggers one refetch (the user service rotated
-its key), but at most once per `min_refresh_interval` seconds, so a flood of tokens with made-up
-kids cannot turn into a flood of requests to the user service. `StaticKeySource` serves fixed keys
-(tests, or a service that signs its own tokens).
+`kid` for `ttl` seconds (`JWKS_TTL_SECONDS`, at most 5 min): the first lookup after that fetches
+the document again, so a key the user service stops publishing stops verifying within `ttl`
+(api.md, "Signing keys"). While the user service cannot be reached the last keys it published
+stay in use (nothing can be retired meanwhile), and the fetch is retried after
+`failure_backoff`. A token signed with a `kid` it does not know triggers one refetch (the user
+service rotated its key), but at most once per `min_refresh_interval` seconds, so a flood of
+tokens with made-up kids cannot turn into a flood of requests to the user service.
+`StaticKeySource` serves fixed keys (tests, or a service that signs its own tokens).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from kit.tracing_clients import TracingTransport
 log = structlog.get_logger("kit.auth.jwks")
 
 DEFAULT_MIN_REFRESH_INTERVAL = 30.0
+DEFAULT_TTL = 300.0
 # After a failed fetch (the user service is still starting, in local mode) retry sooner.
 DEFAULT_FAILURE_BACKOFF = 2.0
 DEFAULT_TIMEOUT = 3.0
@@ -91,12 +96,14 @@ class JwksKeySource:
         self,
         url: str,
         *,
+        ttl: float = DEFAULT_TTL,
         min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
         client: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = url
+        self.ttl = ttl
         self.min_refresh_interval = min_refresh_interval
         self.failure_backoff = failure_backoff
         self.timeout = timeout
@@ -110,20 +117,26 @@ class JwksKeySource:
 
     async def get_key(self, kid: str) -> RSAPublicKey | None:
         key = self._keys.get(kid)
-        if key is not None:
+        if key is not None and not self._expired():
             return key
         async with self._lock:
-            key = self._keys.get(kid)  # another request may have refreshed meanwhile
-            if key is None and self._may_refresh():
+            # Another request may have refreshed meanwhile.
+            if self._expired() or (kid not in self._keys and self._may_refresh()):
                 await self._refresh()
-                key = self._keys.get(kid)
-        return key
+            return self._keys.get(kid)
+
+    def _since_fetch(self) -> float:
+        return float("inf") if self._fetched_at is None else time.monotonic() - self._fetched_at
+
+    def _expired(self) -> bool:
+        """The cached document is older than `ttl` (after a failed fetch: due for a retry)."""
+        due = self.failure_backoff if self._last_failed else self.ttl
+        return self._since_fetch() >= due
 
     def _may_refresh(self) -> bool:
-        if self._fetched_at is None:
-            return True
+        """An unknown kid may refetch: not more often than `min_refresh_interval`."""
         wait = self.failure_backoff if self._last_failed else self.min_refresh_interval
-        return time.monotonic() - self._fetched_at >= wait
+        return self._since_fetch() >= wait
 
     async def _refresh(self) -> None:
         # Counted as an attempt even when it fails: a down user service is not hammered either.

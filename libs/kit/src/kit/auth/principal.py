@@ -11,11 +11,12 @@ ROLES: tuple[str, ...] = get_args(UserRole.__value__)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The caller, from a verified token: `sub`, `role` and `jti`."""
+    """The caller, from a verified token: `sub`, `role`, `jti` and `ver` (its token version)."""
 
     user_id: str
     role: UserRole
     token_id: str | None = None
+    token_version: int = 0
 
     @property
     def is_admin(self) -> bool:

@@ -102,9 +102,11 @@ def issue_access_token(
     ttl: timedelta = ACCESS_TOKEN_TTL,
     extra: Mapping[str, Any] | None = None,
     *,
+    token_version: int = 0,
     now: datetime | None = None,
 ) -> str:
-    """An RS256 access token: `sub`, `role`, `iss`, `aud`, `iat`, `nbf`, `exp`, `jti`; `kid` header.
+    """An RS256 access token: `sub`, `role`, `ver`, `iss`, `aud`, `iat`, `nbf`, `exp`, `jti`;
+    `kid` header. `ver` is the user's token version (`kit.auth.revocation`).
 
     `extra` claims are added but cannot replace the registered ones.
     """
@@ -113,6 +115,7 @@ def issue_access_token(
     claims.update(
         sub=sub,
         role=role,
+        ver=token_version,
         iss=issuer,
         aud=audience,
         iat=int(issued.timestamp()),

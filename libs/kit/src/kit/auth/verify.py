@@ -2,8 +2,9 @@
 
 Refused (each raises `InvalidToken`, which routes turn into 401 `UNAUTHENTICATED`): any algorithm
 but RS256 (`none`, and HS256 signed with the public key as the HMAC secret), a missing or unknown
-`kid`, a bad signature, an expired token, a wrong `iss` or `aud`, a missing `sub`/`exp`, or a
-role that is not one of Customer, Manager, Admin.
+`kid`, a bad signature, an expired token, a wrong `iss` or `aud`, a missing `sub`/`exp`, a
+role that is not one of Customer, Manager, Admin, or (with `revocations`) a token version `ver`
+below its user's current one (`kit.auth.revocation`: demoted, disabled or deleted since).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import jwt
 
 from kit.auth.jwks import KeySource
 from kit.auth.principal import ROLES, Principal, UserRole
+from kit.auth.revocation import TokenVersions
 
 ALGORITHM = "RS256"
 DEFAULT_LEEWAY = 10  # seconds of clock skew between the user service and us
@@ -37,11 +39,13 @@ class TokenVerifier:
         audience: str,
         *,
         leeway: int = DEFAULT_LEEWAY,
+        revocations: TokenVersions | None = None,
     ) -> None:
         self.key_source = key_source
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self.revocations = revocations
 
     async def verify(self, token: str) -> Principal:
         """The caller of a valid token; raises `InvalidToken` otherwise."""
@@ -49,11 +53,18 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLES:
             raise InvalidToken("unknown role")
+        version = claims.get("ver", 0)
+        if type(version) is not int or version < 0:
+            raise InvalidToken("bad ver")
+        user_id = str(claims["sub"])
+        if self.revocations is not None and not self.revocations.admits(user_id, version):
+            raise InvalidToken("revoked" if self.revocations.synchronised else "versions unknown")
         jti = claims.get("jti")
         return Principal(
-            user_id=str(claims["sub"]),
+            user_id=user_id,
             role=cast(UserRole, role),
             token_id=str(jti) if jti else None,
+            token_version=version,
         )
 
     async def claims(self, token: str) -> dict[str, Any]:
