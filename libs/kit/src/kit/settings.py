@@ -127,7 +127,7 @@ class ServiceSettings(BaseSettings):
     # the `/internal/users/token-versions` route of the host serving JWKS_URL (the user service).
     token_versions_url: str | None = Field(None, validation_alias=_plain("TOKEN_VERSIONS_URL"))
     token_versions_poll_seconds: float = Field(
-        1.0, gt=0, le=4, validation_alias=_plain("TOKEN_VERSIONS_POLL_SECONDS")
+        2.0, gt=0, le=4, validation_alias=_plain("TOKEN_VERSIONS_POLL_SECONDS")
     )
 
     otel_exporter_otlp_endpoint: str | None = Field(

@@ -50,8 +50,14 @@ def test_tests_get_a_fresh_key_and_write_nothing(tmp_path: Path) -> None:
 
 
 def test_production_requires_a_key_file() -> None:
+    # Otherwise safe production settings: the missing key file is what is refused.
+    safe = {
+        "mongo_url": "mongodb://user:m0ng0-pw@mongo:27017/?replicaSet=rs0",
+        "amqp_url": "amqp://shop:r4bb1t-pw@rabbitmq:5672/",
+        "internal_token": "i-7d2e9a41c0",
+    }
     with pytest.raises(ValidationError, match="USER_JWT_PRIVATE_KEY_PATH"):
-        UserSettings(env="prod")
+        UserSettings(env="prod", **safe)
 
 
 async def test_jwks_publishes_the_public_key_only() -> None:

@@ -8,10 +8,10 @@ memory (`TokenVersions`) and `TokenVerifier` refuses a token below it, so every 
 
 `TokenVersionFeed` keeps the table current: each process polls the user service's
 `GET /internal/users/token-versions?since=<cursor>` (internal credential) every
-`TOKEN_VERSIONS_POLL_SECONDS` (1 s), so every process of every service, however many instances,
-sees each change within about a second, and a process that starts catches up with its first
-poll (the user service answers every change within an access token's lifetime: older tokens
-have expired anyway).
+`TOKEN_VERSIONS_POLL_SECONDS` (2 s; api.md allows 5), so every process of every service, however
+many instances, sees each change within about two seconds, and a process that starts catches up
+with its first poll (the user service answers every change within an access token's lifetime:
+older tokens have expired anyway).
 
 Failure modes: until its first poll succeeded a process refuses every token (fail closed, as it
 would without the JWKS). Once it has synchronised, a failed poll keeps the table as it was and
