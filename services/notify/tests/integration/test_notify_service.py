@@ -156,34 +156,40 @@ async def test_every_event_delivered_twice_sends_each_message_once(notify: Notif
     assert await count(h, channel="inApp") == 8
 
 
+async def sms_customer_whose_payment_failed(h: NotifyHarness, user_id: str, phone: str) -> None:
+    """A customer who chose SMS (welcome email out, replica current), then a PaymentFailed."""
+    await h.publish(registered(user_id))
+    await eventually(lambda: len(h.sink.messages) == 1, what="welcome email")
+    profile = UserProfileUpdated(
+        user_id=user_id,
+        username=user_id,
+        email=f"{user_id}@example.com",
+        phone=phone,
+        is_profile_complete=True,
+        preferences=Preferences(notification_channels=("email", "sms")),
+    )
+    await h.publish(wrap(profile, user_id))
+    await eventually(
+        lambda: h.deps.store.users.count_documents({"_id": user_id, "channels": "sms"}),
+        what="replica with sms",
+    )
+    failed = PaymentFailed(
+        order_id=f"o-{user_id}",
+        user_id=user_id,
+        payment_id="p",
+        reason="x",
+        attempts=1,
+        retryable=True,
+    )
+    await h.publish(wrap(failed, f"o-{user_id}"))
+
+
 async def test_a_failing_channel_is_retried_then_recorded_failed(notify: NotifyHarness) -> None:
     h = notify
     channel = await h.connection.channel()
     probe = await Probe.bind(channel, h.config, NotificationFailed.ROUTING_KEY)
     h.sms.fail_next(100)
-    await h.publish(registered("c2"))
-    await eventually(lambda: len(h.sink.messages) == 1, what="welcome email")
-    profile = UserProfileUpdated(
-        user_id="c2",
-        username="c2",
-        email="c2@example.com",
-        phone="+15550003",
-        is_profile_complete=True,
-        preferences=Preferences(notification_channels=("email", "sms")),
-    )
-    await h.publish(wrap(profile, "c2"))
-    await eventually(
-        lambda: h.deps.store.users.count_documents({"_id": "c2", "channels": "sms"}),
-        what="replica with sms",
-    )
-    await h.publish(
-        wrap(
-            PaymentFailed(
-                order_id="o2", user_id="c2", payment_id="p", reason="x", attempts=1, retryable=True
-            ),
-            "o2",
-        )
-    )
+    await sms_customer_whose_payment_failed(h, "c2", "+15550003")
     await eventually(lambda: count(h, channel="sms", status="failed"), what="sms failed")
     await eventually(lambda: len(probe.messages) == 1, what="NotificationFailed published")
     await asyncio.sleep(0.2)
@@ -191,12 +197,12 @@ async def test_a_failing_channel_is_retried_then_recorded_failed(notify: NotifyH
     failed = Envelope.from_json(probe.messages[0].body)
     assert isinstance(failed.data, NotificationFailed)
     assert failed.data.channel == "sms" and failed.data.template == "PAYMENT_FAILED"
-    assert failed.correlation_id == "o2"
+    assert failed.correlation_id == "o-c2"
     assert h.sms.calls == 3  # delivery_max_attempts
     # The other channels went out regardless.
     assert [m.subject for m in h.sink.to("c2@example.com")] == [
         "Welcome to the shop",
-        "Payment for order o2 failed",
+        "Payment for order o-c2 failed",
     ]
     row = await h.deps.store.notifications.find_one({"channel": "sms"})
     assert row is not None and row["attempts"] == 3 and "injected" in row["last_error"]
@@ -221,29 +227,7 @@ async def test_a_channel_raising_anything_counts_attempts_then_fails_for_good(
     h.deps.worker.senders = {**h.deps.worker.senders, "sms": buggy}
     channel = await h.connection.channel()
     probe = await Probe.bind(channel, h.config, NotificationFailed.ROUTING_KEY)
-    await h.publish(registered("c9"))
-    await eventually(lambda: len(h.sink.messages) == 1, what="welcome email")
-    profile = UserProfileUpdated(
-        user_id="c9",
-        username="c9",
-        email="c9@example.com",
-        phone="+15550009",
-        is_profile_complete=True,
-        preferences=Preferences(notification_channels=("email", "sms")),
-    )
-    await h.publish(wrap(profile, "c9"))
-    await eventually(
-        lambda: h.deps.store.users.count_documents({"_id": "c9", "channels": "sms"}),
-        what="replica with sms",
-    )
-    await h.publish(
-        wrap(
-            PaymentFailed(
-                order_id="o9", user_id="c9", payment_id="p", reason="x", attempts=1, retryable=True
-            ),
-            "o9",
-        )
-    )
+    await sms_customer_whose_payment_failed(h, "c9", "+15550009")
     # Not left leased and retried forever: each raise is an attempt, the last one fails the row.
     await eventually(lambda: count(h, channel="sms", status="failed"), what="sms failed")
     await eventually(lambda: len(probe.messages) == 1, what="NotificationFailed published")
