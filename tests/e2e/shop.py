@@ -44,7 +44,7 @@ from user_service.testing import service_settings
 
 from bus import BusConnection, delete_topology
 from bus.runtime import bus_config
-from bus.testing import Probe
+from bus.testing import Probe, eventually
 
 ADMIN = ("root@example.com", "admin-password-1")
 MANAGER = ("boss@example.com", "manager-password-1")
@@ -368,6 +368,13 @@ async def running_shop(
                 serving(create_gateway(gateway_settings), gateway_settings.port)
             )
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
+
+            async def ready() -> bool:
+                return (await client.get("/readyz")).status_code == 200
+
+            # As `make run` does: a service that started before the user service answers only
+            # once it knows the revoked tokens (kit.auth.revocation), and says so in /readyz.
+            await eventually(ready, what="every service ready (the gateway's /readyz)")
             shop = Shop(client=client, probe=probe, apps=apps, sink=sink, urls=urls)
             shop.admin = await shop.login(*ADMIN)
             shop.manager = await shop.login(*MANAGER)

@@ -51,11 +51,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
 
 
-def ip(address: str) -> dict[str, str]:
-    """A claimed client address: believed from a trusted proxy only, so here it changes nothing."""
-    return {"x-forwarded-for": address}
-
-
 def claimed(n: int) -> dict[str, str]:
     """The n-th false story a client tells about its address, in each header in turn."""
     fake = f"198.18.{n // 250}.{n % 250 + 1}"

@@ -11,6 +11,7 @@ lifespan wrapped so start and stop are logged (and the verifier's HTTP client cl
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -21,7 +22,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from kit.errors import install_problem_handlers, install_problem_openapi
-from kit.health import install_health_routes
+from kit.health import add_readiness_check, install_health_routes
 from kit.logging import configure_logging
 from kit.metrics import install_metrics
 from kit.request_context import RequestContextMiddleware
@@ -143,11 +144,19 @@ def install_token_verifier(app: FastAPI, settings: ServiceSettings) -> None:
     )
 
 
+# Until its first poll succeeded a process refuses every token: it retries this often, not
+# every TOKEN_VERSIONS_POLL_SECONDS (a service that starts before the user service joins at once).
+UNSYNCHRONISED_RETRY_SECONDS = 0.25
+
+
 @asynccontextmanager
 async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[None]:
-    """Poll the token-version feed while the app runs, if its verifier still uses it. The first
-    poll is awaited, so that a process that starts after the user service accepts tokens at once
-    (until a poll succeeds, tokens are refused: kit.auth.revocation)."""
+    """Poll the token-version feed while the app runs, if its verifier still uses it.
+
+    The first poll is awaited, so a process that starts after the user service accepts tokens
+    at once. Until a poll succeeded the process refuses every token (kit.auth.revocation), so
+    it is not ready either (`/readyz` 503 `token_versions`: a load balancer, the runner and the
+    tests send it nothing yet) and it polls every UNSYNCHRONISED_RETRY_SECONDS meanwhile."""
     from kit.auth.revocation import TokenVersionFeed
     from kit.background import PeriodicTask
 
@@ -156,8 +165,17 @@ async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[No
     if feed is None or getattr(verifier, "revocations", None) is not feed.versions:
         yield
         return
+
+    async def synchronised() -> bool:
+        return feed.versions.synchronised
+
+    async def poll() -> None:
+        while not await feed.poll() and not feed.versions.synchronised:
+            await asyncio.sleep(UNSYNCHRONISED_RETRY_SECONDS)
+
+    add_readiness_check(app, "token_versions", synchronised)
     await feed.poll()
-    task = PeriodicTask("token-versions", feed.poll, interval)
+    task = PeriodicTask("token-versions", poll, interval)
     task.start()
     try:
         yield

@@ -25,13 +25,15 @@ pytestmark = pytest.mark.unit
 
 
 @asynccontextmanager
-async def demo_app(user_service_url: str) -> AsyncIterator[tuple[DemoSettings, httpx.AsyncClient]]:
+async def demo_app(
+    user_service_url: str, poll_seconds: float = 0.1
+) -> AsyncIterator[tuple[DemoSettings, httpx.AsyncClient]]:
     """kit's app as every service builds it (verifier and feed from the settings), running."""
     settings = DemoSettings(
         env="test",
         log_level="WARNING",
         jwks_url=f"{user_service_url}/jwks.json",
-        token_versions_poll_seconds=0.1,
+        token_versions_poll_seconds=poll_seconds,
     )
     app: FastAPI = create_app(settings, title="demo", routers=[router])
     transport = httpx.ASGITransport(app=app)
@@ -81,15 +83,23 @@ async def test_tokens_wait_for_the_first_sync_and_survive_a_user_service_outage(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     versions = {"gone": 1}
-    async with demo_app(url) as (settings, client):
+    # The longest poll interval allowed: a process that has never synchronised retries sooner.
+    async with demo_app(url, poll_seconds=4) as (settings, client):
         token = bearer(signing_key, settings, "u1", "Customer")
         revoked = bearer(signing_key, settings, "gone", "Customer")
-        # the user service is not up: no versions known, so no token is trusted (fail closed)
+        # the user service is not up: no versions known, so no token is trusted (fail closed),
+        # and the process says it is not ready, so nothing is sent its way yet
         assert (await client.get("/me", headers=token)).status_code == 401
+        unready = await client.get("/readyz")
+        assert unready.status_code == 503 and unready.json()["checks"]["token_versions"] is False
         async with serving(user_service_double([signing_key], versions), port):
             started = time.monotonic()
+            while (await client.get("/readyz")).status_code != 200:
+                assert time.monotonic() - started < 1, "not synchronised within a second"
+                await asyncio.sleep(0.05)
+            # (the JWKS, which failed too, is fetched again 2 s after its failure)
             while (await client.get("/me", headers=token)).status_code != 200:
-                assert time.monotonic() - started < 2, "never synchronised"
+                assert time.monotonic() - started < 3, "never accepted the token"
                 await asyncio.sleep(0.05)
         # the user service is down again: what it said still holds, in both directions
         await asyncio.sleep(0.3)  # a few failed polls
