@@ -192,15 +192,17 @@ class System:
         await self.wait_ready([name])
         return time.monotonic() - started
 
-    async def wait_ready(self, names: list[str] | tuple[str, ...], timeout: float = 90.0) -> None:
+    async def wait_ready(
+        self, names: list[str] | tuple[str, ...], timeout: float = 90.0, path: str = "/readyz"
+    ) -> None:
         deadline = time.monotonic() + timeout
         pending = list(names)
         async with httpx.AsyncClient(timeout=3) as client:
             while pending:
                 name = pending[0]
-                path = "/healthz" if name == "gateway" else "/readyz"
+                probe = "/healthz" if name == "gateway" else path
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(self.url(name) + path)).status_code == 200:
+                    if (await client.get(self.url(name) + probe)).status_code == 200:
                         pending.pop(0)
                         continue
                 if not self.alive(name):
@@ -215,12 +217,14 @@ class System:
         self.start("smtp-sink")
         # Notify and analytics first: their queues must exist before the user service announces
         # the bootstrap accounts (notify keeps a replica of the Managers).
+        # Serving is enough here (their lifespan declared the queues): they are ready only once
+        # the user service answers their revocation feed (kit.auth.revocation).
         for name in ("notify", "analytics"):
             self.start(name)
-        await self.wait_ready(["notify", "analytics"])
+        await self.wait_ready(["notify", "analytics"], path="/healthz")
         for name in ("user", "inventory", "order", "payment"):
             self.start(name)
-        await self.wait_ready(["user", "inventory", "order", "payment"])
+        await self.wait_ready(["user", "inventory", "order", "payment", "notify", "analytics"])
         self.start("gateway")
         await self.wait_ready(["gateway"])
 

@@ -370,11 +370,13 @@ async def running_shop(
             client = await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20))
 
             async def ready() -> bool:
-                return (await client.get("/readyz")).status_code == 200
+                answers = [await client.get(f"{base}/readyz") for base in urls.values()]
+                return all(answer.status_code == 200 for answer in answers)
 
-            # As `make run` does: a service that started before the user service answers only
-            # once it knows the revoked tokens (kit.auth.revocation), and says so in /readyz.
-            await eventually(ready, what="every service ready (the gateway's /readyz)")
+            # As `make run` waits for the gateway's /readyz: a service that started before the
+            # user service takes tokens only once it knows the revoked ones (kit.auth.revocation)
+            # and says so in its /readyz. (The gateway's own asks every service, started or not.)
+            await eventually(ready, what="every started service ready (/readyz)")
             shop = Shop(client=client, probe=probe, apps=apps, sink=sink, urls=urls)
             shop.admin = await shop.login(*ADMIN)
             shop.manager = await shop.login(*MANAGER)

@@ -103,6 +103,14 @@ def mongo_url(_containers: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def mongo_is_embedded(_containers: dict[str, str]) -> bool:
+    """True when `mongo_url` is the embedded server (not MONGO_URL, not a container): it treats
+    any two overlapping write transactions on the whole server as a conflict (kit.transactions),
+    unlike a real MongoDB's document-level conflicts."""
+    return not (os.environ.get("MONGO_URL") or _containers.get("mongo"))
+
+
+@pytest.fixture(scope="session")
 def run_prefix() -> str:
     """A prefix for exchange and queue names that is unique to this test session."""
     return f"t{secrets.token_hex(4)}."
