@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import time
 import uuid
@@ -283,10 +284,15 @@ async def running_shop(
     **order_overrides: Any,
 ) -> AsyncIterator[Shop]:
     """Start the services, then the gateway; stop them and remove their queues and databases."""
+    # One internal credential for the whole shop (kit.internal), as the runner gives its
+    # children: the one of the test process when pytest's kit plugin set it, else a new one
+    # (bench.count_writes runs the shop outside pytest).
+    internal_token = os.environ.get("INTERNAL_TOKEN") or secrets.token_urlsafe(24)
     user_settings = service_settings(
         mongo_url,
         amqp_url,
         run_prefix,
+        internal_token=internal_token,
         port=free_port(),
         admin_email=ADMIN[0],
         admin_password=ADMIN[1],
@@ -301,6 +307,7 @@ async def running_shop(
         "db_prefix": user_settings.db_prefix,
         "bus_retry_delays": (0.2, 0.5),
         "jwks_url": f"http://127.0.0.1:{user_settings.port}/api/v1/users/.well-known/jwks.json",
+        "internal_token": internal_token,
     }
     user_url = f"http://127.0.0.1:{user_settings.port}"
     inventory = InventorySettings(**shared, port=free_port(), sweep_interval_seconds=1.0)
@@ -362,6 +369,7 @@ async def running_shop(
                 amqp_url=amqp_url,
                 bus_prefix=user_settings.bus_prefix,
                 jwks_url=shared["jwks_url"],
+                internal_token=internal_token,
                 **{f"{name}_url": url for name, url in urls.items()},
             )
             url = await stack.enter_async_context(
