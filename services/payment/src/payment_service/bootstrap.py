@@ -23,6 +23,10 @@ class Deps(ServiceDeps):
     provider: PaymentProvider
     users: UserDirectory
 
+    async def close(self) -> None:
+        """Close the user directory's pooled HTTP client."""
+        await self.users.aclose()
+
 
 def bootstrap(
     settings: PaymentSettings,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import quote
 
 import httpx
 from tenacity import (
@@ -45,6 +46,9 @@ class UserDirectory:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Tests hand in an ASGI transport that reaches the user service in-process.
     transport: httpx.AsyncBaseTransport | None = None
+    # One pooled client for the life of the service (a client per lookup built a TLS context
+    # and a connection each time: ≈ 25 ms of CPU per order, issue 17); opened on first use.
+    _client: httpx.AsyncClient | None = field(default=None, init=False, repr=False)
 
     async def payment_method(self, user_id: str, payment_method_id: str) -> MethodInfo | None:
         """The method with its token, or None when the user has no such method."""
@@ -58,16 +62,28 @@ class UserDirectory:
                 return await self._lookup(user_id, payment_method_id)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _lookup(self, user_id: str, payment_method_id: str) -> MethodInfo | None:
-        async with httpx.AsyncClient(
-            transport=TracingTransport(self.transport),
-            base_url=self.base_url,
-            timeout=self.timeout_seconds,
-            headers=dict(self.headers),
-        ) as client:
-            response = await client.get(
-                f"/internal/users/{user_id}/payment-methods/{payment_method_id}"
+    async def aclose(self) -> None:
+        """Close the pooled client (the service's lifespan, after the bus stopped)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _pooled(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                transport=TracingTransport(self.transport),
+                base_url=self.base_url,
+                timeout=self.timeout_seconds,
+                headers=dict(self.headers),
             )
+        return self._client
+
+    async def _lookup(self, user_id: str, payment_method_id: str) -> MethodInfo | None:
+        # Ids come from events: quoted, so none can climb out of its path segment.
+        response = await self._pooled().get(
+            f"/internal/users/{quote(user_id, safe='')}"
+            f"/payment-methods/{quote(payment_method_id, safe='')}"
+        )
         if response.status_code == 404:
             return None
         if response.status_code >= 500:
