@@ -107,17 +107,22 @@ def _failure_expiry(s: UserSettings, at: datetime) -> datetime:
     return at + timedelta(seconds=s.login_failure_window_seconds + s.lockout_seconds)
 
 
-async def _ip_locked_for(deps: Deps, ip_key: str) -> int:
-    """Seconds the address stays locked out (0: not locked). A read, not a claim: the per-IP
-    count (50) only has to stop stuffing across many accounts, a few concurrent extra are fine."""
+async def _locked_for(deps: Deps, key: str, max_failures: int) -> int:
+    """Seconds `key` stays locked out by its recorded failures (0: not locked)."""
     s = deps.settings
     return domain.lockout_remaining(
-        await deps.store.failures(ip_key),
+        await deps.store.failures(key),
         now(),
-        max_failures=s.login_ip_max_failures,
+        max_failures=max_failures,
         window=timedelta(seconds=s.login_failure_window_seconds),
         lockout=timedelta(seconds=s.lockout_seconds),
     )
+
+
+async def _ip_locked_for(deps: Deps, ip_key: str) -> int:
+    """Seconds the address stays locked out (0: not locked). A read, not a claim: the per-IP
+    count (50) only has to stop stuffing across many accounts, a few concurrent extra are fine."""
+    return await _locked_for(deps, ip_key, deps.settings.login_ip_max_failures)
 
 
 async def _claim_attempt(deps: Deps, account_key: str) -> int:
@@ -126,25 +131,17 @@ async def _claim_attempt(deps: Deps, account_key: str) -> int:
     `login_max_failures` get their password checked (api.md, "Rate limits")."""
     s = deps.settings
     at = now()
-    window = timedelta(seconds=s.login_failure_window_seconds)
-    lockout = timedelta(seconds=s.lockout_seconds)
     claimed = await deps.store.claim_attempt(
         account_key,
         at,
         max_failures=s.login_max_failures,
-        window=window,
-        lockout=lockout,
+        window=timedelta(seconds=s.login_failure_window_seconds),
+        lockout=timedelta(seconds=s.lockout_seconds),
         expires_at=_failure_expiry(s, at),
     )
     if claimed:
         return 0
-    wait = domain.lockout_remaining(
-        await deps.store.failures(account_key),
-        now(),
-        max_failures=s.login_max_failures,
-        window=window,
-        lockout=lockout,
-    )
+    wait = await _locked_for(deps, account_key, s.login_max_failures)
     return max(1, wait)  # refused by the claim: locked even if the lock ended a moment ago
 
 

@@ -76,8 +76,8 @@ async def token_versions(
     deps: DepsDep, since: Annotated[str | None, Query(max_length=200)] = None
 ) -> TokenVersions:
     """Users whose access tokens below `version` are revoked, changed since the cursor (all
-    within an access token's lifetime without one): every process polls this about once a
-    second, so it is one indexed query answering a handful of rows."""
+    within an access token's lifetime without one): every process polls this every
+    TOKEN_VERSIONS_POLL_SECONDS (2 s), so it is one indexed query answering a handful of rows."""
     at = datetime.now(UTC)
     cursor_at = (decode_cursor(since) or {}).get("at")
     start = domain.token_versions_since(
