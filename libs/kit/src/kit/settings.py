@@ -72,7 +72,8 @@ def _plain(name: str) -> Any:
     return AliasChoices(name)
 
 
-def _split_csv(value: Any) -> Any:
+def split_csv(value: Any) -> Any:
+    """A comma-separated environment value as a tuple of its non-empty parts (others as given)."""
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
@@ -145,7 +146,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("bus_retry_delays", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
-        return _split_csv(value)
+        return split_csv(value)
 
     @field_validator("bus_retry_delays")
     @classmethod

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar
 from pydantic import field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from kit.settings import ServiceSettings
+from kit.settings import ServiceSettings, split_csv
 
 
 class GatewaySettings(ServiceSettings):
@@ -51,8 +51,7 @@ class GatewaySettings(ServiceSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _cidrs(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        value = split_csv(value)
         for entry in value:
             ipaddress.ip_network(entry, strict=False)  # a typo fails at start-up, not silently
         return value
