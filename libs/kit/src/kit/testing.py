@@ -9,16 +9,20 @@ queues, and each test its own database, so runs never see each other's messages 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
+import uvicorn
 from pymongo import AsyncMongoClient
+from starlette.types import ASGIApp
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -129,3 +133,31 @@ async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
         yield client
     finally:
         await client.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
+    """Serve `app` (lifespan included) until the block ends; yields its base URL."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("server stopped before it started")
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

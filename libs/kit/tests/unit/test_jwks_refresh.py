@@ -5,47 +5,22 @@ doubles for the user service (`user_service_double`; test_revocation.py uses it 
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 
 from kit.app import create_app
 from kit.auth import SigningKey, issue_access_token, jwks_document
 from kit.auth.revocation import TOKEN_VERSIONS_PATH
 from kit.settings import ServiceSettings
+from kit.testing import serving
 
 from .conftest import DemoSettings, router
 
 pytestmark = pytest.mark.unit
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: FastAPI, port: int | None = None) -> AsyncIterator[str]:
-    """`app` on `port` (a free one) of 127.0.0.1 until the block ends; yields its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            assert not task.done(), "the server did not start"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def user_service_double(

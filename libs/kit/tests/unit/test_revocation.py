@@ -17,9 +17,10 @@ from fastapi import FastAPI
 from kit.app import create_app
 from kit.auth import SigningKey, issue_access_token
 from kit.auth.revocation import TokenVersions
+from kit.testing import free_port, serving
 
 from .conftest import DemoSettings, router
-from .test_jwks_refresh import free_port, serving, user_service_double
+from .test_jwks_refresh import user_service_double
 
 pytestmark = pytest.mark.unit
 

@@ -1,46 +1,17 @@
 """Test helpers for the gateway and the e2e and security suites: serving an ASGI app on a real
-port inside the test's event loop, and a raw HTTP/1.1 request whose target goes out byte for byte.
+port inside the test's event loop (kit.testing's `serving`, `free_port`), and a raw HTTP/1.1
+request whose target goes out byte for byte.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import uvicorn
-from starlette.types import ASGIApp
+from kit.testing import free_port, serving
 
-
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@asynccontextmanager
-async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
-    """Serve `app` (lifespan included) until the block ends; yields its base URL."""
-    port = port or free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+__all__ = ["RawResponse", "free_port", "raw_request", "serving"]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from gateway_service.testing import serving
 from payment_service.users import UserDirectory
+
+from kit.testing import serving
 
 pytestmark = pytest.mark.integration
 
