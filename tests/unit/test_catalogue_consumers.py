@@ -1,4 +1,4 @@
-"""contracts.catalogue.CONSUMERS names every subscription of every service's handler table.
+"""contracts.catalogue.CONSUMERS names exactly the subscriptions of every service's handler table.
 
 Each service declares, at its start, the queues of the services consuming what it publishes,
 from the catalogue (bus.topology.declare_peer_queues), so that an event published before its
@@ -33,3 +33,7 @@ def test_every_subscription_is_in_the_catalogue(service: str) -> None:
         keys |= {cls.ROUTING_KEY for cls in all_events().values()}
     missing = keys - listed
     assert not missing, f"{service} handles {sorted(missing)} but the catalogue does not say so"
+    # The other way round: a peer queue bound to an event nobody handles is a delivery (stored,
+    # delivered, acknowledged) paid for nothing on every order.
+    unhandled = listed - keys
+    assert not unhandled, f"the catalogue binds {sorted(unhandled)} to {service}: no handler"

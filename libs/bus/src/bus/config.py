@@ -38,6 +38,9 @@ class BusConfig:
     # process's, once their lease ran out), so it can be slow: each pass is a read and a claim.
     relay_poll_interval: float = 1.0
     relay_batch_size: int = 100
+    # Confirmed rows are marked sent together, at most this long after the first of them: one
+    # update for many commits. A crash in between republishes them (duplicates, absorbed).
+    relay_mark_interval: float = 0.5
     lease_seconds: float = 30.0
     # How long a row stays with the relay of the process that wrote it (published right after
     # the commit); short, because if that process dies its rows wait this long for any relay.
@@ -63,6 +66,9 @@ class BusConfig:
             object.__setattr__(self, "retryable_attempts", self.max_attempts)
         if self.dlq_residency_days <= 0:
             raise ValueError("dlq_residency_days must be positive")
+        if not 0 < self.relay_mark_interval < self.own_lease_seconds:
+            # Marked after the lease ran out, a row may already be claimed and sent again.
+            raise ValueError("relay_mark_interval must be positive and below own_lease_seconds")
         if self.handler_concurrency < 1 or self.prefetch < 1:
             raise ValueError("handler_concurrency and prefetch must be at least 1")
         if not self.connection_name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -10,6 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.tracing import inject_headers
 from contracts import Envelope
+from kit.transactions import after_commit
 
 COLLECTION = "outbox"
 PENDING = "pending"
@@ -50,20 +52,33 @@ def outbox_row(
     }
 
 
+type HandOver = Callable[[list[dict[str, Any]]], None]
+
+
 class Outbox:
     """The `outbox` collection of one service database.
 
-    Given the `owner` id of this process's relay, rows are written already leased to it: after
-    the commit the relay publishes them without claiming them first (one read, no claim
-    transaction). Should the process die first, the lease runs out and any relay claims them.
+    Given the `owner` id of this process's relay and its `hand_over`, rows are written already
+    leased to that relay and handed to it in memory once the transaction commits: it publishes
+    them without reading or claiming them (no round trip between the commit and the publish).
+    Should the process die first, the lease runs out and any relay claims them from the
+    collection. Without an owner, rows wait for a relay's claim.
     """
 
     def __init__(
-        self, db: AsyncDatabase[Any], *, owner: str | None = None, lease_seconds: float = 30.0
+        self,
+        db: AsyncDatabase[Any],
+        *,
+        owner: str | None = None,
+        hand_over: HandOver | None = None,
+        lease_seconds: float = 30.0,
     ) -> None:
+        if (owner is None) != (hand_over is None):
+            raise ValueError("an outbox with an owner hands its rows over to that relay")
         self.db = db
         self.collection = db[COLLECTION]
         self.owner = owner
+        self._hand_over = hand_over
         self.lease = timedelta(seconds=lease_seconds)
 
     async def add(self, session: AsyncClientSession | None, *envelopes: Envelope[Any]) -> None:
@@ -79,6 +94,9 @@ class Outbox:
                 for e in envelopes
             ]
             await self.collection.insert_many(rows, session=session)
+            hand_over = self._hand_over
+            if hand_over is not None:
+                after_commit(session, lambda: hand_over(rows))
 
     async def ensure_indexes(self) -> None:
         """The relay's index, and a TTL index that drops sent rows after a week.

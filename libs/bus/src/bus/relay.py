@@ -1,9 +1,17 @@
-"""The outbox relay: claims pending rows with a lease, publishes with confirms, marks them sent."""
+"""The outbox relay: publishes committed rows with confirms and marks them sent, in batches.
+
+Rows written by this process come in memory, handed over when their transaction commits
+(`Outbox`); rows nobody holds (a dead process's, once their lease ran out) are claimed from the
+collection with a lease. Marks are batched: one update per `relay_mark_interval` (or per
+`relay_batch_size` rows) instead of one per commit. A crash before the mark only republishes the
+rows after their lease, a duplicate that the consumers' inboxes absorb.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -63,6 +71,11 @@ class OutboxRelay:
         self._config = config
         self.owner = owner or f"{config.service}-{new_id()}"
         self._wake = asyncio.Event()
+        # Committed rows handed over by this process's outbox, not published yet.
+        self._fresh: list[dict[str, Any]] = []
+        # Published and confirmed, not marked sent yet; when the first of them was confirmed.
+        self._unmarked: list[str] = []
+        self._unmarked_since = 0.0
         self._task: asyncio.Task[None] | None = None
         self._log = log.bind(service=config.service, relay=self.owner)
         # Fault tests (BUS_CRASH_AT=relay.before_publish): die holding claimed, unpublished rows.
@@ -70,6 +83,11 @@ class OutboxRelay:
 
     def notify(self) -> None:
         """Wake the loop now (call after committing outbox rows) instead of at the next poll."""
+        self._wake.set()
+
+    def hand_over(self, rows: list[dict[str, Any]]) -> None:
+        """Take rows leased to this relay whose transaction just committed; publish them next."""
+        self._fresh.extend(rows)
         self._wake.set()
 
     @property
@@ -84,19 +102,27 @@ class OutboxRelay:
         return self._task
 
     async def stop(self) -> None:
-        """Cancel the loop; unconfirmed rows of the batch in hand are handed back."""
+        """Cancel the loop, then mark what was confirmed (unconfirmed rows are handed back)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # Rows handed over but not published: any relay may take them now, not after the lease.
+        fresh, self._fresh = self._fresh, []
+        if fresh:
+            await self._release([r["_id"] for r in fresh])
+        with contextlib.suppress(Exception):  # Mongo down: the rows go out again, duplicates
+            await self._flush_marks()
 
     async def run(self) -> None:
         """Publish until cancelled, surviving broker and database outages without losing rows."""
         while True:
             self._wake.clear()
             try:
-                published = await self.publish_pending_once()
+                published = await self._publish_next_batch()
+                if self._marks_due():
+                    await self._flush_marks()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -104,59 +130,67 @@ class OutboxRelay:
                 self._log.warning("relay.pass_failed", error=repr(exc))
                 await asyncio.sleep(self._config.reconnect_interval)
                 continue
-            if published >= self._config.relay_batch_size:
+            if published >= self._config.relay_batch_size or self._fresh:
                 continue  # more rows are probably waiting
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._config.relay_poll_interval)
+                await asyncio.wait_for(self._wake.wait(), self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Until the next poll, or until the pending marks are due if that comes first."""
+        if not self._unmarked:
+            return self._config.relay_poll_interval
+        due = self._unmarked_since + self._config.relay_mark_interval - time.monotonic()
+        return max(0.0, min(self._config.relay_poll_interval, due))
+
+    def _marks_due(self) -> bool:
+        return bool(self._unmarked) and (
+            len(self._unmarked) >= self._config.relay_batch_size
+            or time.monotonic() - self._unmarked_since >= self._config.relay_mark_interval
+        )
 
     async def publish_pending_once(self) -> int:
-        """Take one batch, publish it, mark what the broker confirmed; the count marked sent.
+        """Publish one batch and mark everything confirmed so far; the count marked sent."""
+        await self._publish_next_batch()
+        return await self._flush_marks()
 
-        The batch is this relay's own rows first (written already leased to it, see `Outbox`),
-        else rows nobody holds or whose lease ran out, claimed in a transaction.
+    async def _publish_next_batch(self) -> int:
+        """Take one batch, publish it; the count the broker confirmed (marked later).
+
+        The batch is the rows handed over in memory first, else rows nobody holds or whose
+        lease ran out, claimed in a transaction.
         """
         rows = await self._next_batch()
         if rows and self._crash_before_publish:
             faults.crash()
-        confirmed: list[str] = []
-        try:
-            for index, row in enumerate(rows):
-                try:
-                    await self._publish(row)
-                except (DeliveryError, PublishFailed) as exc:
-                    # The broker refused this one (e.g. a full queue): its lease makes it wait
-                    # before the next try, while the rest of the batch goes on.
-                    self._log.warning("relay.publish_refused", event_id=row["_id"], error=repr(exc))
-                    if not row.get("attempts"):
-                        await self._count_attempt(row["_id"])
-                    continue
-                except BaseException:
-                    # Connection lost: give back the rows not confirmed so that any relay can
-                    # publish them as soon as the broker is back (a lost confirm → a duplicate).
-                    await self._release([r["_id"] for r in rows[index:]])
-                    raise
-                confirmed.append(row["_id"])
-                EVENTS_PUBLISHED.labels(self._config.service, row["type"]).inc()
-        finally:
-            marked = await self._mark_sent(confirmed) if confirmed else 0
-        return marked
+        confirmed = 0
+        for index, row in enumerate(rows):
+            try:
+                await self._publish(row)
+            except (DeliveryError, PublishFailed) as exc:
+                # The broker refused this one (e.g. a full queue): its lease makes it wait
+                # before the next try, while the rest of the batch goes on.
+                self._log.warning("relay.publish_refused", event_id=row["_id"], error=repr(exc))
+                if not row.get("attempts"):
+                    await self._count_attempt(row["_id"])
+                continue
+            except BaseException:
+                # Connection lost: give back the rows not confirmed so that any relay can
+                # publish them as soon as the broker is back (a lost confirm → a duplicate).
+                await self._release([r["_id"] for r in rows[index:]])
+                raise
+            if not self._unmarked:
+                self._unmarked_since = time.monotonic()
+            self._unmarked.append(row["_id"])
+            confirmed += 1
+            EVENTS_PUBLISHED.labels(self._config.service, row["type"]).inc()
+        return confirmed
 
     async def _next_batch(self) -> list[dict[str, Any]]:
-        return await self._own_rows() or await self._claim()
-
-    async def _own_rows(self) -> list[dict[str, Any]]:
-        # Committed rows leased to this relay at insert and not tried yet: nobody else takes
-        # them while the lease lasts, so one read is the whole claim.
-        return await self._rows.find(
-            {
-                "lease_owner": self.owner,
-                "status": PENDING,
-                "attempts": 0,
-                "lease_until": {"$gt": datetime.now(UTC)},
-            },
-            sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-            limit=self._config.relay_batch_size,
-        ).to_list()
+        if self._fresh:
+            size = self._config.relay_batch_size
+            batch, self._fresh = self._fresh[:size], self._fresh[size:]
+            return batch
+        return await self._claim()
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -233,11 +267,24 @@ class OutboxRelay:
         # after-commit path and waits for its lease like a claimed one.
         await self._rows.update_one({"_id": row_id}, {"$inc": {"attempts": 1}})
 
+    async def _flush_marks(self) -> int:
+        """Mark every confirmed row sent, in one update; the count marked."""
+        if not self._unmarked:
+            return 0
+        ids = self._unmarked
+        self._unmarked = []
+        try:
+            return await self._mark_sent(ids)
+        except BaseException:
+            # Not marked: keep them for the next flush (if this process lives that long, else
+            # they go out again after their lease, duplicates the inboxes absorb).
+            self._unmarked = ids + self._unmarked
+            raise
+
     async def _mark_sent(self, ids: list[str]) -> int:
         # In a transaction although it is one update: on the embedded server a write outside
         # any transaction makes overlapping transactions fail and retry (measured: 3× the
-        # aborts). A row left pending by a failure here goes out again later (a duplicate the
-        # inboxes absorb).
+        # aborts).
         async def mark(session: AsyncClientSession) -> int:
             result = await self._rows.update_many(
                 {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},

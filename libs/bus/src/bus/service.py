@@ -44,7 +44,12 @@ class ServiceBus:
         self.connection = connection or BusConnection.for_config(config)
         self.publisher = AmqpPublisher(self.connection, config)
         self.relay = OutboxRelay(db, self.publisher, config)
-        self.outbox = Outbox(db, owner=self.relay.owner, lease_seconds=config.own_lease_seconds)
+        self.outbox = Outbox(
+            db,
+            owner=self.relay.owner,
+            hand_over=self.relay.hand_over,
+            lease_seconds=config.own_lease_seconds,
+        )
         # Every service declares its queue, even with an empty handler table: the queue exists
         # (and collects its bindings) from the first start on.
         self.consumer = Consumer(

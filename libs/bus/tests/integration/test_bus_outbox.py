@@ -110,7 +110,7 @@ async def test_relay_cancelled_after_commit_and_before_publishing_loses_nothing(
         await eventually(lambda: len(probe.messages) >= 5, what="every committed event")
         await asyncio.sleep(0.2)
         assert sorted(probe.ids, key=str) == sorted((e.id for e in first + second), key=str)
-        assert await db.outbox.count_documents({"status": "sent"}) == 5
+        await eventually(lambda: _all_sent(db, 5), what="the five rows marked sent")
     finally:
         await fresh.stop()
         await publisher.close()
@@ -250,19 +250,35 @@ async def test_rows_born_leased_go_out_without_a_claim_and_outlive_their_relay(
     db: AsyncDatabase[Any],
 ) -> None:
     config = make_config(lease_seconds=0.5)
-    mine = OutboxRelay(db, FlakyPublisher(), config)
+    mine_publisher = FlakyPublisher()
+    mine = OutboxRelay(db, mine_publisher, config)
     other_publisher = FlakyPublisher()
     other = OutboxRelay(db, other_publisher, config)
-    owned = Outbox(db, owner=mine.owner, lease_seconds=config.lease_seconds)
+    owned = Outbox(
+        db, owner=mine.owner, hand_over=mine.hand_over, lease_seconds=config.lease_seconds
+    )
     first, second = pings(2)
     await commit(mongo_client, owned, first, second)
 
-    # Another relay leaves them alone while the lease lasts; their own relay sends them as they
-    # are (never claimed: attempts stays 0) and marks them sent.
+    # Another relay leaves them alone while the lease lasts; their own relay got them in memory
+    # at the commit and sends them as they are (never claimed: attempts stays 0).
     assert await other.publish_pending_once() == 0
     assert await mine.publish_pending_once() == 2
+    assert mine_publisher.sent == [first.id, second.id]
     rows = await db.outbox.find({"_id": {"$in": [first.id, second.id]}}).to_list()
     assert {(r["status"], r["attempts"]) for r in rows} == {("sent", 0)}
+
+    # An aborted transaction hands nothing over.
+    (doomed,) = pings(1, start=3)
+
+    async def add_then_fail(session: AsyncClientSession) -> None:
+        await owned.add(session, doomed)
+        raise LookupError("business rule says no")
+
+    with pytest.raises(LookupError):
+        await run_in_transaction(mongo_client, add_then_fail)
+    assert await mine.publish_pending_once() == 0
+    assert doomed.id not in mine_publisher.sent
 
     # Their relay died before sending: once the lease runs out, any relay claims them.
     (orphan,) = pings(1, start=5)
@@ -273,3 +289,51 @@ async def test_rows_born_leased_go_out_without_a_claim_and_outlive_their_relay(
     assert other_publisher.sent == [orphan.id]
     row = await db.outbox.find_one({"_id": orphan.id})
     assert row is not None and row["status"] == "sent" and row["lease_owner"] == other.owner
+
+
+async def test_running_relay_marks_many_commits_sent_with_one_update(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+) -> None:
+    config = make_config(relay_mark_interval=1.0)
+    publisher = FlakyPublisher()
+    relay = OutboxRelay(db, publisher, config)
+    owned = Outbox(db, owner=relay.owner, hand_over=relay.hand_over, lease_seconds=5.0)
+    envelopes = pings(3)
+    relay.start()
+    try:
+        for envelope in envelopes:  # three transactions, each published right after its commit
+            await commit(mongo_client, owned, envelope)
+        await eventually(lambda: len(publisher.sent) == 3, what="three publishes")
+        # Published at once, marked later: the rows are still pending for a moment …
+        assert await db.outbox.count_documents({"status": "pending"}) == 3
+        await eventually(lambda: _all_sent(db, 3), what="the three rows marked sent", timeout=5.0)
+    finally:
+        await relay.stop()
+    # … then one update marked all three (one timestamp).
+    rows = await db.outbox.find({}).to_list()
+    assert len({r["sent_at"] for r in rows}) == 1
+    assert publisher.sent == [e.id for e in envelopes]
+
+
+async def _all_sent(db: AsyncDatabase[Any], count: int) -> bool:
+    return await db.outbox.count_documents({"status": "sent"}) == count
+
+
+async def test_stopping_relay_marks_what_it_published(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+) -> None:
+    config = make_config(relay_mark_interval=4.0)
+    publisher = FlakyPublisher()
+    relay = OutboxRelay(db, publisher, config)
+    owned = Outbox(db, owner=relay.owner, hand_over=relay.hand_over, lease_seconds=5.0)
+    (envelope,) = pings(1)
+    relay.start()
+    await commit(mongo_client, owned, envelope)
+    await eventually(lambda: publisher.sent == [envelope.id], what="the publish")
+    await relay.stop()
+    row = await db.outbox.find_one({"_id": envelope.id})
+    assert row is not None and row["status"] == "sent"

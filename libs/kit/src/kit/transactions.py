@@ -30,9 +30,12 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+log = structlog.get_logger("kit.transactions")
 
 WRITE_CONFLICT = 112
 DEFAULT_ATTEMPTS = 12
@@ -45,10 +48,33 @@ _serial_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock
 type Session = AsyncClientSession
 type TransactionBody[T] = Callable[[AsyncClientSession], Awaitable[T]]
 
+# Callbacks for after a session's transaction commits (`after_commit`). Each attempt of a body
+# runs in a session of its own, so an attempt that aborted takes its callbacks with it.
+_commit_hooks: weakref.WeakKeyDictionary[AsyncClientSession, list[Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
 
 class Conflict(Exception):
     """A write lost a race the application detects itself (e.g. an optimistic version check):
     like a write conflict, trying again from a fresh read is the whole remedy."""
+
+
+def after_commit(session: AsyncClientSession, callback: Callable[[], None]) -> None:
+    """Call `callback()` once the transaction `session` is in has committed, never on an abort.
+
+    For work that must only see committed state: handing committed outbox rows to the relay,
+    waking a worker that reads what the transaction wrote. Only `run_in_transaction` calls them.
+    """
+    _commit_hooks.setdefault(session, []).append(callback)
+
+
+def _call_all(hooks: list[Callable[[], None]]) -> None:
+    for callback in hooks:
+        try:
+            callback()
+        except Exception as exc:  # committed already: a callback's failure is not the body's
+            log.warning("transaction.after_commit_failed", error=repr(exc))
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -102,6 +128,7 @@ async def _run[T](
 ) -> T:
     for attempt in range(1, attempts + 1):
         async with client.start_session() as session:
+            committed = False
             try:
                 await session.start_transaction()
                 try:
@@ -111,10 +138,15 @@ async def _run[T](
                         await _abort_quietly(session)
                     raise
                 await _commit(session)
-                return result
+                committed = True
             except PyMongoError as exc:
                 if attempt == attempts or not is_transient(exc):
                     raise
+            finally:
+                hooks = _commit_hooks.pop(session, [])
+            if committed:
+                _call_all(hooks)
+                return result
         await asyncio.sleep(min(max_delay, base_delay * 2**attempt) * random.uniform(0.5, 1.5))
     raise AssertionError("unreachable")  # pragma: no cover
 
