@@ -3,7 +3,14 @@
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.consumer import Consumer, OnCommitted
-from bus.context import Handler, HandlerContext, HandlerTable, handler_name, routing_keys_for
+from bus.context import (
+    Handler,
+    HandlerContext,
+    HandlerTable,
+    document_step,
+    handler_name,
+    routing_keys_for,
+)
 from bus.dlq import DeadLetter, dead_letter_count, list_dead_letters, redrive
 from bus.fake import InMemoryBus
 from bus.inbox import Inbox
@@ -34,6 +41,7 @@ __all__ = [
     "RawPublisher",
     "ServiceBus",
     "dead_letter_count",
+    "document_step",
     "declare_topology",
     "delete_topology",
     "handler_name",

@@ -49,6 +49,9 @@ class BusConfig:
     # expires one); the inbox remembers events past it (`bus.inbox.inbox_retention`).
     dlq_residency_days: float = 14.0
     extra_bindings: tuple[str, ...] = ()
+    # Collections whose documents carry their own pending events (`bus.documents`): the relay
+    # publishes what a dead process left in them.
+    document_outboxes: tuple[str, ...] = ()
     reconnect_interval: float = 2.0
     error_max_length: int = 1000
     connection_name: str = field(default="")

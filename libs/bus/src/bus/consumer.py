@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,9 +35,11 @@ from bus.context import (
     check_table,
     handler_name,
     handlers_for,
+    is_document_step,
     routing_keys_for,
 )
-from bus.inbox import Inbox
+from bus.documents import HandsOver
+from bus.inbox import Inbox, inbox_id
 from bus.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_DURATION, HANDLER_FAILURES, RETRIES
 from bus.outbox import Outbox
 from bus.publisher import publish_confirmed
@@ -44,7 +47,7 @@ from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
 from bus.topology import Names, declare_topology
 from bus.tracing import extract_context, tracer
 from contracts import ContractError, Envelope
-from kit.transactions import is_retryable, run_in_transaction
+from kit.transactions import Conflict, is_retryable, run_in_transaction
 
 __all__ = ["Consumer", "Handler", "HandlerContext", "HandlerTable", "OnCommitted"]
 
@@ -53,8 +56,20 @@ log = structlog.get_logger("bus.consumer")
 type OnCommitted = Callable[[Envelope[Any]], Awaitable[None]]
 
 
+# A document step that lost a race (`kit.transactions.Conflict`) runs again from a fresh read this
+# many times before the delivery goes to the retry queues (as a transaction's conflicts are).
+DOCUMENT_STEP_ATTEMPTS = 8
+
+
 class _AlreadyProcessed(Exception):
     """The inbox already holds (event id, handler): abort the transaction and skip."""
+
+
+class _NoOutbox:
+    """A document step's `ctx.emit`: refused, its events ride in the document it writes."""
+
+    async def add(self, session: AsyncClientSession | None, *envelopes: Envelope[Any]) -> None:
+        raise RuntimeError("a document step stores its events in its document (bus.documents)")
 
 
 class Consumer:
@@ -71,6 +86,7 @@ class Consumer:
         outbox: Outbox | None = None,
         on_committed: OnCommitted | None = None,
         on_emitted: Callable[[], None] | None = None,
+        relay: HandsOver | None = None,
     ) -> None:
         check_table(handlers)
         self.config = config
@@ -88,6 +104,7 @@ class Consumer:
         self._crash_after_commit = faults.armed(faults.CONSUMER_AFTER_COMMIT)
         # Called after a commit that emitted events (the service wakes its relay with it).
         self._on_emitted = on_emitted
+        self._relay = relay
         self._channel: Channel | None = None
         self._publish_channel: Channel | None = None
         self._default_exchange: AbstractExchange | None = None
@@ -224,6 +241,8 @@ class Consumer:
         """Run one handler in its transaction; False when its inbox had the event already."""
         handler_log = bound.bind(handler=name)
         started = time.perf_counter()
+        if is_document_step(handler):
+            return await self._run_document_step(handler, name, envelope, attempt, handler_log)
 
         async def body(session: AsyncClientSession) -> HandlerContext:
             if not await self._inbox.first_time(session, envelope.id, name):
@@ -257,6 +276,45 @@ class Consumer:
         handler_log.info("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))
         if emitted and self._on_emitted is not None:
             self._on_emitted()
+        return True
+
+    async def _run_document_step(
+        self,
+        handler: Handler,
+        name: str,
+        envelope: Envelope[Any],
+        attempt: int,
+        handler_log: FilteringBoundLogger,
+    ) -> bool:
+        """Run a single-document step: one write, no transaction, no inbox row (`bus.documents`);
+        False when its document had handled the event already."""
+        started = time.perf_counter()
+        for tries in range(1, DOCUMENT_STEP_ATTEMPTS + 1):
+            ctx = HandlerContext(
+                session=None,
+                db=self._db,
+                envelope=envelope,
+                log=handler_log,
+                outbox=_NoOutbox(),
+                handler=name,
+                attempt=attempt,
+                processed=inbox_id(envelope.id, name),
+                relay=self._relay,
+            )
+            try:
+                async with self._slots:
+                    await handler(envelope, ctx)
+                break
+            except Conflict:
+                if tries == DOCUMENT_STEP_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(0.25, 0.005 * 2**tries) * random.uniform(0.5, 1.5))
+        if ctx.duplicate:
+            handler_log.debug("bus.duplicate_skipped")
+            return False
+        elapsed = time.perf_counter() - started
+        HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
+        handler_log.debug("bus.handled", duration_ms=round(elapsed * 1e3))
         return True
 
     async def _fail(

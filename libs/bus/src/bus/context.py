@@ -10,6 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.typing import FilteringBoundLogger
 
+from bus.documents import DocumentOutbox, HandsOver
 from bus.outbox import OutboxWriter
 from contracts import Actor, Envelope, Event
 
@@ -25,6 +26,12 @@ class HandlerContext:
     outbox: OutboxWriter
     handler: str = ""
     attempt: int = 1
+    # The handled event's inbox id (a document step stores it on the document it changes).
+    processed: str = ""
+    # This process's relay: a document step's written rows go to it (`documents`).
+    relay: HandsOver | None = None
+    # Set by a document step that found `processed` on its document already.
+    duplicate: bool = False
     emitted: list[Envelope[Any]] = field(default_factory=list)
     commit_hooks: list[Callable[[], None]] = field(default_factory=list)
 
@@ -38,6 +45,10 @@ class HandlerContext:
         self.emitted.append(envelope)
         return envelope
 
+    def documents(self, collection: str) -> DocumentOutbox:
+        """Where a document step on `collection` hands the rows it wrote to the relay."""
+        return DocumentOutbox(collection, self.relay)
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback()` once this handler's transaction has committed (never on an abort).
 
@@ -49,6 +60,24 @@ class HandlerContext:
 
 
 type Handler = Callable[[Envelope[Any], HandlerContext], Awaitable[None]]
+
+_DOCUMENT_STEP = "__bus_document_step__"
+
+
+def document_step[H: Callable[..., Awaitable[None]]](handler: H) -> H:
+    """Mark a handler as a single-document step (`bus.documents`): the consumer runs it without
+    a transaction and without an inbox row; it must store `ctx.processed` and its events on the
+    one document it changes, and set `ctx.duplicate` when that document had the id already."""
+    setattr(handler, _DOCUMENT_STEP, True)
+    return handler
+
+
+def is_document_step(handler: Handler) -> bool:
+    """True for a handler marked with `document_step` (also through `functools.partial`)."""
+    target = getattr(handler, "func", handler)
+    return bool(getattr(target, _DOCUMENT_STEP, False))
+
+
 type HandlerTable = dict[type[Event], list[Handler]]
 
 # A handler registered for `Event` itself receives every event the queue gets (analytics).

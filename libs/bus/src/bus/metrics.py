@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.config import BusConfig
 from bus.connection import BusConnection
+from bus.documents import OUTBOX
 from bus.outbox import COLLECTION, PENDING
 from bus.topology import Names
 from kit import metrics
@@ -64,7 +65,11 @@ HANDLER_DURATION = metrics.histogram(
 DLQ_DEPTH = metrics.gauge(
     "shop_dlq_depth", "Messages waiting in the service's dead-letter queue.", ["service"]
 )
-OUTBOX_PENDING = metrics.gauge("shop_outbox_pending", "Outbox rows not yet published.", ["service"])
+OUTBOX_PENDING = metrics.gauge(
+    "shop_outbox_pending",
+    "Outbox rows not yet published (a document carrying pending rows counts once).",
+    ["service"],
+)
 OUTBOX_LAG = metrics.gauge(
     "shop_outbox_lag_seconds",
     "Age of the oldest unpublished outbox row (0 when the outbox is drained).",
@@ -72,21 +77,35 @@ OUTBOX_LAG = metrics.gauge(
 )
 
 
-async def sample_outbox(service: str, db: AsyncDatabase[Any]) -> None:
-    """Set the outbox gauges from two reads (count and oldest pending row)."""
+async def sample_outbox(
+    service: str, db: AsyncDatabase[Any], documents: tuple[str, ...] = ()
+) -> None:
+    """Set the outbox gauges: the outbox collection's pending rows and the documents of
+    `documents` that carry pending rows (`bus.documents`), and the oldest of them all."""
     rows = db[COLLECTION]
     pending = await rows.count_documents({"status": PENDING})
     oldest = await rows.find_one(
         {"status": PENDING}, projection={"created_at": 1}, sort=[("created_at", ASCENDING)]
     )
+    times = [oldest.get("created_at")] if oldest else []
+    for collection in documents:
+        field = f"{OUTBOX}.created_at"
+        carrying = {f"{OUTBOX}.0": {"$exists": True}}
+        pending += await db[collection].count_documents(carrying)
+        doc = await db[collection].find_one(
+            carrying, projection={field: 1}, sort=[(field, ASCENDING)]
+        )
+        times += [r.get("created_at") for r in (doc or {}).get(OUTBOX, ())]
     lag = 0.0
-    created = oldest.get("created_at") if oldest else None
-    if isinstance(created, datetime):
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
-        lag = max(0.0, (datetime.now(UTC) - created).total_seconds())
+    created = [_aware(t) for t in times if isinstance(t, datetime)]
+    if created:
+        lag = max(0.0, (datetime.now(UTC) - min(created)).total_seconds())
     OUTBOX_PENDING.labels(service=service).set(pending)
     OUTBOX_LAG.labels(service=service).set(lag)
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class BusSampler:
@@ -102,7 +121,7 @@ class BusSampler:
 
     async def __call__(self) -> None:
         service = self._config.service
-        await sample_outbox(service, self._db)
+        await sample_outbox(service, self._db, self._config.document_outboxes)
         if self._connection.is_connected:
             DLQ_DEPTH.labels(service=service).set(await self._dlq_depth())
 

@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import faults
 from bus.config import BusConfig
+from bus.documents import CLAIM_ID, CLAIM_OWNER, CLAIM_UNTIL, OUTBOX, Home, Row
 from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
 from bus.publisher import PublishFailed
@@ -71,10 +72,11 @@ class OutboxRelay:
         self._config = config
         self.owner = owner or f"{config.service}-{new_id()}"
         self._wake = asyncio.Event()
-        # Committed rows handed over by this process's outbox, not published yet.
-        self._fresh: list[dict[str, Any]] = []
+        # Committed rows handed over by this process's outboxes, not published yet, each with
+        # its home: None for the outbox collection, (collection, id) for a document's outbox.
+        self._fresh: list[tuple[Row, Home | None]] = []
         # Published and confirmed, not marked sent yet; when the first of them was confirmed.
-        self._unmarked: list[str] = []
+        self._unmarked: list[tuple[str, Home | None]] = []
         self._unmarked_since = 0.0
         self._task: asyncio.Task[None] | None = None
         self._log = log.bind(service=config.service, relay=self.owner)
@@ -85,9 +87,11 @@ class OutboxRelay:
         """Wake the loop now (call after committing outbox rows) instead of at the next poll."""
         self._wake.set()
 
-    def hand_over(self, rows: list[dict[str, Any]]) -> None:
-        """Take rows leased to this relay whose transaction just committed; publish them next."""
-        self._fresh.extend(rows)
+    def hand_over(self, rows: list[Row], home: Home | None = None) -> None:
+        """Take rows this process just made durable; publish them next. `home` names the
+        document they ride in (`bus.documents`); without it they are outbox-collection rows
+        leased to this relay."""
+        self._fresh.extend((row, home) for row in rows)
         self._wake.set()
 
     @property
@@ -111,7 +115,7 @@ class OutboxRelay:
         # Rows handed over but not published: any relay may take them now, not after the lease.
         fresh, self._fresh = self._fresh, []
         if fresh:
-            await self._release([r["_id"] for r in fresh])
+            await self._release(fresh)
         with contextlib.suppress(Exception):  # Mongo down: the rows go out again, duplicates
             await self._flush_marks()
 
@@ -159,38 +163,43 @@ class OutboxRelay:
         The batch is the rows handed over in memory first, else rows nobody holds or whose
         lease ran out, claimed in a transaction.
         """
-        rows = await self._next_batch()
-        if rows and self._crash_before_publish:
+        batch = await self._next_batch()
+        if batch and self._crash_before_publish:
             faults.crash()
         confirmed = 0
-        for index, row in enumerate(rows):
+        for index, (row, home) in enumerate(batch):
             try:
                 await self._publish(row)
             except (DeliveryError, PublishFailed) as exc:
                 # The broker refused this one (e.g. a full queue): its lease makes it wait
                 # before the next try, while the rest of the batch goes on.
                 self._log.warning("relay.publish_refused", event_id=row["_id"], error=repr(exc))
-                if not row.get("attempts"):
+                if home is None and not row.get("attempts"):
                     await self._count_attempt(row["_id"])
                 continue
             except BaseException:
                 # Connection lost: give back the rows not confirmed so that any relay can
                 # publish them as soon as the broker is back (a lost confirm → a duplicate).
-                await self._release([r["_id"] for r in rows[index:]])
+                await self._release(batch[index:])
                 raise
             if not self._unmarked:
                 self._unmarked_since = time.monotonic()
-            self._unmarked.append(row["_id"])
+            self._unmarked.append((row["_id"], home))
             confirmed += 1
             EVENTS_PUBLISHED.labels(self._config.service, row["type"]).inc()
         return confirmed
 
-    async def _next_batch(self) -> list[dict[str, Any]]:
+    async def _next_batch(self) -> list[tuple[Row, Home | None]]:
         if self._fresh:
             size = self._config.relay_batch_size
             batch, self._fresh = self._fresh[:size], self._fresh[size:]
             return batch
-        return await self._claim()
+        claimed: list[tuple[Row, Home | None]] = [(row, None) for row in await self._claim()]
+        for collection in self._config.document_outboxes:
+            if claimed:
+                break
+            claimed = await self._claim_documents(collection)
+        return claimed
 
     async def _claim(self) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
@@ -235,6 +244,47 @@ class OutboxRelay:
             ).to_list()
 
         return await run_in_transaction(self._db.client, claim)
+
+    async def _claim_documents(self, collection: str) -> list[tuple[Row, Home | None]]:
+        """Claim documents whose rows should have gone out by now (their process died)."""
+        now = datetime.now(UTC)
+        stale = now - timedelta(seconds=self._config.own_lease_seconds)
+        lease_until = now + timedelta(seconds=self._config.lease_seconds)
+        docs = self._db[collection]
+        claimable = {
+            f"{OUTBOX}.created_at": {"$lte": stale},
+            "$or": [{CLAIM_UNTIL: None}, {CLAIM_UNTIL: {"$lte": now}}],
+        }
+
+        async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
+            # As `_claim`, per document: pick, take with one conditional update, read back.
+            candidates = await docs.find(
+                claimable,
+                projection={"_id": 1},
+                limit=self._config.relay_batch_size,
+                session=session,
+            ).to_list()
+            if not candidates:
+                return []
+            claim_id = new_id()
+            ids = [c["_id"] for c in candidates]
+            await docs.update_many(
+                {"_id": {"$in": ids}, **claimable},
+                {"$set": {CLAIM_UNTIL: lease_until, CLAIM_OWNER: self.owner, CLAIM_ID: claim_id}},
+                session=session,
+            )
+            return await docs.find(
+                {"_id": {"$in": ids}, CLAIM_ID: claim_id},
+                projection={OUTBOX: 1},
+                session=session,
+            ).to_list()
+
+        claimed = await run_in_transaction(self._db.client, claim)
+        return [
+            (row, (collection, doc["_id"]))
+            for doc in claimed
+            for row in sorted(doc.get(OUTBOX, ()), key=lambda r: (r["created_at"], r["_id"]))
+        ]
 
     async def _publish(self, row: Mapping[str, Any]) -> None:
         stored: Mapping[str, Any] = row.get("headers") or {}
@@ -281,29 +331,63 @@ class OutboxRelay:
             self._unmarked = ids + self._unmarked
             raise
 
-    async def _mark_sent(self, ids: list[str]) -> int:
-        # In a transaction although it is one update: on the embedded server a write outside
-        # any transaction makes overlapping transactions fail and retry (measured: 3× the
-        # aborts).
+    async def _mark_sent(self, items: list[tuple[str, Home | None]]) -> int:
+        # Outbox-collection rows are marked sent (kept a week); a document's rows are pulled
+        # from it. In one transaction although each is one update: on the embedded server a
+        # write outside any transaction makes overlapping transactions fail and retry
+        # (measured: 3x the aborts).
+        ids = [row_id for row_id, home in items if home is None]
+        pulls: dict[str, tuple[list[Any], list[str]]] = {}
+        for row_id, home in items:
+            if home is not None:
+                doc_ids, row_ids = pulls.setdefault(home[0], ([], []))
+                doc_ids.append(home[1])
+                row_ids.append(row_id)
+
         async def mark(session: AsyncClientSession) -> int:
-            result = await self._rows.update_many(
-                {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
-                {"$set": {"status": SENT, "sent_at": datetime.now(UTC), "lease_until": None}},
-                session=session,
-            )
-            return result.modified_count
+            marked = 0
+            if ids:
+                result = await self._rows.update_many(
+                    {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
+                    {"$set": {"status": SENT, "sent_at": datetime.now(UTC), "lease_until": None}},
+                    session=session,
+                )
+                marked += result.modified_count
+            for collection, (doc_ids, row_ids) in pulls.items():
+                await self._db[collection].update_many(
+                    {"_id": {"$in": doc_ids}},
+                    {"$pull": {OUTBOX: {"_id": {"$in": row_ids}}}},
+                    session=session,
+                )
+                marked += len(row_ids)
+            return marked
 
         marked = await run_in_transaction(self._db.client, mark)
         self._log.debug("relay.marked_sent", count=marked)
         return marked
 
-    async def _release(self, ids: list[str]) -> None:
+    async def _release(self, batch: list[tuple[Row, Home | None]]) -> None:
+        # Rows of the outbox collection lose their lease; documents this relay claimed lose
+        # the claim (rows handed over in memory were never claimed: they wait their lease out).
+        ids = [row["_id"] for row, home in batch if home is None]
+        claimed: dict[str, set[Any]] = {}
+        for _, home in batch:
+            if home is not None:
+                claimed.setdefault(home[0], set()).add(home[1])
+
         async def release(session: AsyncClientSession) -> None:
-            await self._rows.update_many(
-                {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
-                {"$set": {"lease_until": None, "lease_owner": None}},
-                session=session,
-            )
+            if ids:
+                await self._rows.update_many(
+                    {"_id": {"$in": ids}, "status": PENDING, "lease_owner": self.owner},
+                    {"$set": {"lease_until": None, "lease_owner": None}},
+                    session=session,
+                )
+            for collection, doc_ids in claimed.items():
+                await self._db[collection].update_many(
+                    {"_id": {"$in": list(doc_ids)}, CLAIM_OWNER: self.owner},
+                    {"$set": {CLAIM_UNTIL: None, CLAIM_OWNER: None}},
+                    session=session,
+                )
 
         with contextlib.suppress(Exception):  # Mongo down too: the lease expires by itself
             await run_in_transaction(self._db.client, release)

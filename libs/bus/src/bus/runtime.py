@@ -46,8 +46,14 @@ class Bus(Protocol):
         """Wake the relay: outbox rows were just committed outside a handler."""
 
 
-def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ()) -> BusConfig:
-    """The service's bus settings: named after it, `BUS_PREFIX`ed, kit's retry schedule."""
+def bus_config(
+    settings: ServiceSettings,
+    *,
+    extra_bindings: Sequence[str] = (),
+    document_outboxes: Sequence[str] = (),
+) -> BusConfig:
+    """The service's bus settings: named after it, `BUS_PREFIX`ed, kit's retry schedule;
+    `document_outboxes` names the collections whose documents carry events (`bus.documents`)."""
     return BusConfig(
         service=settings.service_name,
         amqp_url=settings.amqp_url,
@@ -57,6 +63,7 @@ def bus_config(settings: ServiceSettings, *, extra_bindings: Sequence[str] = ())
         publish_timeout=settings.bus_publish_timeout,
         dlq_residency_days=settings.bus_dlq_residency_days,
         extra_bindings=tuple(extra_bindings),
+        document_outboxes=tuple(document_outboxes),
     )
 
 
@@ -78,13 +85,16 @@ class ServiceDeps:
         mongo: AsyncMongoClient[Any] | None = None,
         bus: Bus | None = None,
         extra_bindings: Sequence[str] = (),
+        document_outboxes: Sequence[str] = (),
         **extra: Any,
     ) -> Self:
         """Real adapters for whatever is not given; `extra` fills a subclass's own fields."""
         client = mongo if mongo is not None else connect(settings)
         db = client[settings.database_name]
         if bus is None:
-            config = bus_config(settings, extra_bindings=extra_bindings)
+            config = bus_config(
+                settings, extra_bindings=extra_bindings, document_outboxes=document_outboxes
+            )
             bus = ServiceBus(config, handlers, client, db)
         return cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
 

@@ -61,6 +61,7 @@ class ServiceBus:
             outbox=self.outbox,
             on_committed=on_committed,
             on_emitted=self.relay.notify,
+            relay=self.relay,
         )
         self._started = False
 

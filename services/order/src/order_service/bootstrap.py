@@ -14,6 +14,7 @@ from kit.tracing_clients import TracingTransport
 from order_service.handlers import handler_table
 from order_service.precheck import HttpInventory, HttpUserDirectory, StockChecker, UserDirectory
 from order_service.settings import OrderSettings
+from order_service.store import ORDERS
 
 
 @dataclass(kw_only=True)
@@ -47,6 +48,7 @@ def bootstrap(
         handler_table(settings.policy()),
         mongo=mongo,
         bus=bus,
+        document_outboxes=(ORDERS,),
         http=http,
         users=HttpUserDirectory(http, settings.user_url),
         stock=HttpInventory(http, settings.inventory_url, internal_headers(settings)),

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from bus import HandlerContext, HandlerTable
+from bus import HandlerContext, HandlerTable, document_step
 from contracts import Envelope
 from contracts.analytics import PromotionGranted
 from contracts.inventory import (
@@ -100,29 +100,45 @@ def cause_of(envelope: Envelope[Any]) -> Cause:
 async def advance(
     ctx: HandlerContext, order_id: str, step: Callable[[Order, Cause], object]
 ) -> Order | None:
-    """Load the order, apply one step, save it if it moved and emit what it raised."""
-    order = await store.get(ctx.db, order_id, ctx.session)
+    """Load the order, apply one step and, if it moved, save it with the events it raised and
+    the handled event's id: one write (a single-document step, `bus.documents`)."""
+    order, duplicate = await store.get_for_step(ctx.db, order_id, ctx.processed)
     if order is None:
         # Every order event names an order this service stored before emitting OrderPlaced.
         log.warning("saga.unknown_order", order_id=order_id, event_type=ctx.envelope.type)
         return None
+    if duplicate:
+        ctx.duplicate = True
+        return order
     before, status = len(order.timeline), order.status
     step(order, cause_of(ctx.envelope))
     if len(order.timeline) == before:
-        log.info(
+        log.debug(
             "saga.ignored", order_id=order_id, status=order.status, event_type=ctx.envelope.type
         )
+        # Late or repeated in another envelope: nothing changes, but the id is noted so that
+        # a redelivery stops at the read (and a test can tell that it was handled).
+        await store.note_processed(ctx.db, order_id, ctx.processed)
         return order
-    await store.save(ctx.db, order, ctx.session)
-    record_step(order, status)
     cause = ctx.envelope
-    for raised in order.pull_events():
-        await ctx.emit_envelope(
-            raised.envelope(cause.correlation_id, causation_id=cause.id, actor=cause.actor)
-        )
+    events = [
+        raised.envelope(cause.correlation_id, causation_id=cause.id, actor=cause.actor)
+        for raised in order.pull_events()
+    ]
+    await store.save(
+        ctx.db,
+        order,
+        None,
+        events=events,
+        processed=ctx.processed,
+        outbox=ctx.documents(store.ORDERS),
+    )
+    ctx.emitted.extend(events)
+    record_step(order, status)
     return order
 
 
+@document_step
 async def continue_after_reservation(
     envelope: Envelope[StockReserved], ctx: HandlerContext, *, policy: Policy
 ) -> None:
@@ -133,6 +149,7 @@ async def continue_after_reservation(
     )
 
 
+@document_step
 async def apply_partial_reservation(
     envelope: Envelope[StockPartiallyReserved], ctx: HandlerContext, *, policy: Policy
 ) -> None:
@@ -147,6 +164,7 @@ async def apply_partial_reservation(
     )
 
 
+@document_step
 async def reject_out_of_stock_order(
     envelope: Envelope[StockUnavailable], ctx: HandlerContext
 ) -> None:
@@ -157,11 +175,13 @@ async def reject_out_of_stock_order(
     )
 
 
+@document_step
 async def confirm_committed_order(envelope: Envelope[StockCommitted], ctx: HandlerContext) -> None:
     """Stock sold: CONFIRMED (OrderConfirmed; payment captures)."""
     await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_committed(c))
 
 
+@document_step
 async def cancel_uncommitted_order(
     envelope: Envelope[StockCommitFailed], ctx: HandlerContext
 ) -> None:
@@ -170,6 +190,7 @@ async def cancel_uncommitted_order(
     await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_commit_failed(reason, c))
 
 
+@document_step
 async def pay_authorized_order(
     envelope: Envelope[PaymentAuthorized], ctx: HandlerContext, *, policy: Policy
 ) -> None:
@@ -182,6 +203,7 @@ async def pay_authorized_order(
     )
 
 
+@document_step
 async def hold_failed_payment(
     envelope: Envelope[PaymentFailed], ctx: HandlerContext, *, policy: Policy
 ) -> None:
@@ -192,6 +214,7 @@ async def hold_failed_payment(
     )
 
 
+@document_step
 async def send_flagged_order_to_review(
     envelope: Envelope[PaymentReviewRequired], ctx: HandlerContext, *, policy: Policy
 ) -> None:
@@ -199,12 +222,14 @@ async def send_flagged_order_to_review(
     await advance(ctx, envelope.data.order_id, lambda o, c: o.approval_needed("fraud", c, policy))
 
 
+@document_step
 async def note_or_cancel_on_release(envelope: Envelope[StockReleased], ctx: HandlerContext) -> None:
     """Stock given back: a timeline step; an expired hold while the order waits cancels it."""
     reason = envelope.data.reason
     await advance(ctx, envelope.data.order_id, lambda o, c: o.stock_released(reason, c))
 
 
+@document_step
 async def note_payment_settlement(
     envelope: Envelope[PaymentCaptured | PaymentVoided | PaymentRefunded], ctx: HandlerContext
 ) -> None:

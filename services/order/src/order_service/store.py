@@ -1,8 +1,10 @@
 """Mongo storage of the order service: orders (optimistic concurrency) and idempotency keys.
 
-An order is saved whole with a conditional replace on its `version`: two writers that loaded the
+An order is saved whole with an update conditional on its `version`: two writers that loaded the
 same version cannot both win, the loser gets `ConcurrentUpdate` and reloads (inside a handler the
-bus retries the message; an HTTP route answers from the reloaded order). Documents use snake_case.
+bus runs the step again; an HTTP route answers from the reloaded order). A saga step is a
+single-document step (`bus.documents`): the same update appends the events it raised to the
+order's `outbox` and the handled event's id to its `processed`. Documents use snake_case.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from bus.documents import (
+    OUTBOX,
+    PROCESSED,
+    PROCESSED_KEPT,
+    DocumentOutbox,
+    already_processed,
+    pending_rows,
+    step_update,
+)
+from contracts import Envelope
 from kit.mongo import IndexSpec
 from kit.transactions import Conflict
 from order_service.domain import Order, Status
@@ -36,6 +48,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(ORDERS, [("user_id", ASCENDING), ("created_at", DESCENDING)], name="user_recent"),
     IndexSpec(ORDERS, [("status", ASCENDING), ("created_at", DESCENDING)], name="status_recent"),
     IndexSpec(ORDERS, [("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
+    # The relay's recovery pass looks for orders whose events outlived their process.
+    IndexSpec(ORDERS, f"{OUTBOX}.created_at", name="outbox_pending"),
     IndexSpec(IDEMPOTENCY, "created_at", ttl_seconds=IDEMPOTENCY_TTL_SECONDS, name="expiry_ttl"),
 ]
 
@@ -80,28 +94,64 @@ def from_doc(doc: Doc) -> Order:
     return Order.model_validate(doc)
 
 
-async def save(db: Db, order: Order, session: Session) -> None:
-    """Insert a new order or replace the stored one if nobody saved it since it was loaded."""
+async def save(
+    db: Db,
+    order: Order,
+    session: Session,
+    *,
+    events: Sequence[Envelope[Any]] = (),
+    processed: str | None = None,
+    outbox: DocumentOutbox | None = None,
+) -> None:
+    """Insert a new order or update the stored one if nobody saved it since it was loaded.
+
+    `events` ride in the order's outbox and `processed` joins its handled ids, in the same
+    write; `outbox` hands the rows to the relay once the write is durable.
+    """
     expected = order.version
-    doc = to_doc(order) | {"version": expected + 1}
+    state = to_doc(order) | {"version": expected + 1}
+    rows = pending_rows(events)
     if expected == 0:
         try:
+            doc = state | {OUTBOX: rows, PROCESSED: [processed] if processed else []}
             await db[ORDERS].insert_one(doc, session=session)
         except DuplicateKeyError as exc:
             raise ConcurrentUpdate(order.order_id, expected) from exc
     else:
-        result = await db[ORDERS].replace_one(
-            {"_id": order.order_id, "version": expected}, doc, session=session
+        del state["_id"]
+        result = await db[ORDERS].update_one(
+            {"_id": order.order_id, "version": expected},
+            step_update(state, rows, processed),
+            session=session,
         )
         if result.matched_count != 1:
             raise ConcurrentUpdate(order.order_id, expected)
     order.version = expected + 1
+    if outbox is not None:
+        outbox.written(order.order_id, rows, session)
 
 
 async def get(db: Db, order_id: str, session: Session = None) -> Order | None:
     """An order by id, or None."""
-    doc = await db[ORDERS].find_one({"_id": order_id}, session=session)
+    doc = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0}, session=session)
     return None if doc is None else from_doc(doc)
+
+
+async def note_processed(db: Db, order_id: str, processed: str) -> None:
+    """Add an inbox id to the order's handled ids without changing it (no version bump:
+    noting an id commutes with every step)."""
+    await db[ORDERS].update_one(
+        {"_id": order_id},
+        {"$push": {PROCESSED: {"$each": [processed], "$slice": -PROCESSED_KEPT}}},
+    )
+
+
+async def get_for_step(db: Db, order_id: str, processed: str) -> tuple[Order | None, bool]:
+    """An order by id (or None), and whether its steps handled the inbox id `processed`."""
+    doc = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0})
+    if doc is None:
+        return None, False
+    return from_doc(doc), already_processed(doc, processed)
 
 
 async def load(db: Db, order_id: str, session: Session = None) -> Order:
@@ -151,7 +201,7 @@ async def page(
         ]
     found = (
         db[ORDERS]
-        .find(query, {"audit_logs": 0, "timeline": 0})
+        .find(query, {"audit_logs": 0, "timeline": 0, OUTBOX: 0, PROCESSED: 0})
         .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
         .limit(limit)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -53,8 +54,11 @@ class RunningOrder:
         """Wait until every handler committed (or skipped) this envelope."""
 
         async def seen() -> bool:
-            found = await self.deps.db["inbox"].count_documents({"event_id": envelope.id})
-            return found >= 1
+            if await self.deps.db["inbox"].count_documents({"event_id": envelope.id}):
+                return True
+            # Saga steps keep the handled ids on the order itself (bus.documents).
+            key = {"processed": {"$regex": f"^{re.escape(envelope.id)}\\|"}}
+            return bool(await self.deps.db["orders"].count_documents(key))
 
         await eventually(seen, timeout=10, what=f"{envelope.type} handled")
 
