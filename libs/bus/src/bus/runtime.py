@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus.config import BusConfig
 from bus.context import HandlerTable
+from bus.documents import DocumentOutbox
 from bus.metrics import BusSampler, sample_outbox
 from bus.outbox import Outbox
 from bus.service import ServiceBus
@@ -106,6 +107,12 @@ class ServiceDeps:
         the commit); with a fake bus they are plain pending rows.
         """
         return self.bus.outbox if isinstance(self.bus, ServiceBus) else Outbox(self.db)
+
+    def documents(self, collection: str) -> DocumentOutbox:
+        """Where writes of single-document steps on `collection` hand their events over (to this
+        process's relay; with a fake bus, nowhere: a relay's recovery pass finds them)."""
+        relay = self.bus.relay if isinstance(self.bus, ServiceBus) else None
+        return DocumentOutbox(collection, relay)
 
     async def close(self) -> None:
         """Release what a service's own wiring opened (an HTTP client, say); the lifespan calls

@@ -492,9 +492,12 @@ async def place_order(
             ):
                 raise InvalidPromoCode(promotion.code)
             fresh = order.model_copy(deep=True)
-            await store.save(deps.db, fresh, session)
-            await deps.outbox.add(
-                session, *(r.envelope(order.order_id, actor=actor) for r in order.events)
+            await store.save(
+                deps.db,
+                fresh,
+                session,
+                events=[r.envelope(order.order_id, actor=actor) for r in order.events],
+                outbox=deps.documents(store.ORDERS),
             )
             return first
 
@@ -561,9 +564,12 @@ async def change(
             raise forbidden("Only the customer who placed the order (or an Admin) can do this.")
         before[order_id] = order.status
         step(order, Cause(at=utcnow(), actor=actor))
-        await store.save(deps.db, order, session)
-        await deps.outbox.add(
-            session, *(r.envelope(order_id, actor=actor) for r in order.pull_events())
+        await store.save(
+            deps.db,
+            order,
+            session,
+            events=[r.envelope(order_id, actor=actor) for r in order.pull_events()],
+            outbox=deps.documents(store.ORDERS),
         )
         return order
 

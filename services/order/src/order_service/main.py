@@ -42,6 +42,7 @@ def create_app(
                 interval=settings.sweep_interval_seconds,
                 lease_seconds=settings.sweep_lease_seconds,
                 notify=deps.bus.notify,
+                documents=deps.documents(store.ORDERS),
                 max_failures=settings.sweep_max_failures,
             )
         }

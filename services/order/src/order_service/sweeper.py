@@ -4,7 +4,7 @@ stock commit).
 Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT,
 PAYMENT_FAILED or PAID carries the due date of that wait in `deadline` (indexed with its status).
 Every `interval` seconds, in whichever instance holds the lease, the due ones are CANCELLED by the
-domain's `deadline_passed`, one transaction each with their OrderCancelled in the outbox.
+domain's `deadline_passed`, one transaction each, their OrderCancelled in the order's own outbox.
 Reservation expiry is inventory's sweeper; it reaches the order as StockReleased (see handlers).
 """
 
@@ -19,7 +19,7 @@ import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from bus import Outbox
+from bus.documents import DocumentOutbox
 from kit.leases import LeasedTask
 from kit.quarantine import DEFAULT_MAX_FAILURES
 from kit.transactions import TransactionBody, run_in_transaction
@@ -53,6 +53,7 @@ class DeadlineSweeper(LeasedTask):
         interval: float,
         lease_seconds: float,
         notify: Callable[[], None] = lambda: None,
+        documents: DocumentOutbox | None = None,
         holder: str | None = None,
         max_failures: int = DEFAULT_MAX_FAILURES,
     ) -> None:
@@ -67,7 +68,7 @@ class DeadlineSweeper(LeasedTask):
         )
         self._client = client
         self._db = db
-        self._outbox = Outbox(db)
+        self._documents = documents or DocumentOutbox(store.ORDERS, None)
         self._notify = notify
 
     async def close_due(self, now: datetime) -> int:
@@ -96,9 +97,9 @@ class DeadlineSweeper(LeasedTask):
             kind, status = WAITS.get(order.status), order.status
             if kind is None or not order.deadline_passed(kind, Cause(at=now)):
                 return False
-            await store.save(self._db, order, session)
+            events = [r.envelope(order_id) for r in order.pull_events()]
+            await store.save(self._db, order, session, events=events, outbox=self._documents)
             record_step(order, status)
-            await self._outbox.add(session, *(r.envelope(order_id) for r in order.pull_events()))
             log.info("deadline.passed", order_id=order_id, kind=kind, status=order.status)
             return True
 

@@ -1,10 +1,11 @@
 """The deadline sweeper on a MongoDB-protocol server: due waits are cancelled once, with their
-OrderCancelled in the outbox; one instance sweeps at a time under the lease."""
+OrderCancelled in the order's outbox; one instance sweeps at a time under the lease."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from order_service import store
@@ -12,6 +13,7 @@ from order_service.domain import Cause, Policy
 from order_service.sweeper import DeadlineSweeper
 from prometheus_client import REGISTRY
 
+from bus.documents import DocumentOutbox, Home
 from contracts.types import Line
 
 from .conftest import RunningOrder, new_order
@@ -21,9 +23,27 @@ pytestmark = pytest.mark.integration
 POLICY = Policy(payment_window=timedelta(minutes=1))
 
 
-def sweeper(running: RunningOrder, holder: str) -> DeadlineSweeper:
+class HandedOver:
+    """Stands in for the relay: the rows each committed cancellation handed over."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def hand_over(self, rows: list[dict[str, Any]], home: Home | None = None) -> None:
+        assert home is not None and home[0] == store.ORDERS
+        self.rows.extend(rows)
+
+
+def sweeper(running: RunningOrder, holder: str, relay: HandedOver | None = None) -> DeadlineSweeper:
     deps = running.deps
-    return DeadlineSweeper(deps.mongo, deps.db, interval=60, lease_seconds=30, holder=holder)
+    return DeadlineSweeper(
+        deps.mongo,
+        deps.db,
+        interval=60,
+        lease_seconds=30,
+        holder=holder,
+        documents=DocumentOutbox(store.ORDERS, relay or HandedOver()),
+    )
 
 
 async def awaiting_payment(running: RunningOrder, now: datetime) -> str:
@@ -38,7 +58,8 @@ async def test_due_orders_are_cancelled_once_with_their_event(order_service: Run
     now = datetime.now(UTC)
     db = order_service.deps.db
     order_ids = [await awaiting_payment(order_service, now) for _ in range(3)]
-    first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
+    relay = HandedOver()
+    first, second = sweeper(order_service, "a", relay), sweeper(order_service, "b", relay)
     assert await first.close_due(now) == 0  # not due yet
 
     later = now + timedelta(minutes=2)
@@ -48,7 +69,8 @@ async def test_due_orders_are_cancelled_once_with_their_event(order_service: Run
     for order_id in order_ids:
         order = await store.load(db, order_id)
         assert (order.status, order.cancel_reason) == ("CANCELLED", "PAYMENT_TIMEOUT")
-    rows = await db["outbox"].find({"type": "OrderCancelled"}).to_list()
+    # Each cancellation rode in its order's own outbox and was handed over after its commit.
+    rows = [r for r in relay.rows if r["type"] == "OrderCancelled"]
     assert sorted(r["correlation_id"] for r in rows) == sorted(order_ids)
     assert await first.close_due(later) == 0
 
