@@ -10,11 +10,12 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bus.runtime import Bus, ServiceDeps
+from contracts import new_id
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
-from notify_service.handlers import build_handlers
+from notify_service.handlers import Handoff, build_handlers
 from notify_service.settings import NotifySettings
-from notify_service.store import NotifyStore
+from notify_service.store import NotifyStore, Row
 
 
 @dataclass(kw_only=True)
@@ -49,34 +50,32 @@ def bootstrap(
     senders: Mapping[str, Sender] | None = None,
 ) -> Deps:
     """The notify service's dependencies; `mongo`/`bus`/`senders` replace the real ones in tests."""
+    policy = DeliveryPolicy(
+        retry_delays=settings.delivery_retry_delays,
+        max_attempts=settings.delivery_max_attempts,
+        lease=timedelta(seconds=settings.delivery_lease_seconds),
+        poll_interval=settings.delivery_poll_seconds,
+    )
+    owner = f"notify-{new_id()}"
     worker: DeliveryWorker | None = None
 
-    def wake(after: float) -> None:
+    def give(rows: list[Row], after: float) -> None:
         # The handlers exist before the worker (the bus is built with them, the worker with the
         # bus); they only call this after a commit, once the service runs.
         if worker is not None:
-            worker.wake(after)
+            worker.hand_over(rows, after)
 
+    handoff = Handoff(owner, policy.lease, give)
     base = ServiceDeps.wire(
         settings,
-        build_handlers(settings.public_base_url, settings.nudge_hold_seconds, wake),
+        build_handlers(settings.public_base_url, settings.nudge_hold_seconds, handoff),
         mongo=mongo,
         bus=bus,
     )
     store = NotifyStore(base.db)
     chosen = dict(senders) if senders is not None else default_senders(settings)
     worker = DeliveryWorker(
-        base.mongo,
-        store,
-        base.outbox,
-        chosen,
-        DeliveryPolicy(
-            retry_delays=settings.delivery_retry_delays,
-            max_attempts=settings.delivery_max_attempts,
-            lease=timedelta(seconds=settings.delivery_lease_seconds),
-            poll_interval=settings.delivery_poll_seconds,
-        ),
-        on_committed=base.bus.notify,
+        base.mongo, store, base.outbox, chosen, policy, owner=owner, on_committed=base.bus.notify
     )
     return Deps(
         settings=settings,

@@ -1,23 +1,28 @@
 """The delivery worker: sends pending notifications outside any handler transaction.
 
-It runs when told to: a handler that committed a row due now wakes it (`wake()`, from
-`HandlerContext.after_commit`), a held row or a scheduled retry wakes it when it comes due
-(`wake(after)`). The periodic poll is only the fallback (`NOTIFY_DELIVERY_POLL_SECONDS`, 5 s) for
-rows no wake announced: written by another instance's handler, left leased by a crash, held or
-retried before a restart. A pass that finds nothing due reads and writes nothing else.
+Its own rows come from this process's handlers: born leased to it (`lease_owner`, `lease_until`
+in the inserted row) and handed over in memory once their transaction committed (`hand_over`,
+now or after a hold), so it sends them with no claim query and no claim update. A retry keeps
+the row leased to it and in its memory until the next try. The periodic poll
+(`NOTIFY_DELIVERY_POLL_SECONDS`, 5 s) is only the fallback for rows nobody holds: a dead
+process's rows once their lease ran out, rows written without an owner. A poll that finds
+nothing due reads and writes nothing else; a hand-over does not poll.
 
-It leases one due row at a time (so several instances never send the same row at once), calls
-the channel's sender with the notification id as idempotency key, then records the outcome:
-`sent` + `NotificationSent`, or a retry later with backoff, or after the last attempt `failed` +
-`NotificationFailed`, each outcome and its event in one transaction (the outbox). Whatever the
-sender raises, its own error types or any other exception, counts as an attempt. A crash between
-the send and the record leaves the row leased; once the lease runs out it is sent again: the one
+The sender is called with the notification id as idempotency key, then the outcome is ONE
+update of the row (status, attempts, error), and for a final outcome in the same transaction
+its event (the outbox): `sent` + `NotificationSent`, a retry later with backoff, or after the
+last attempt `failed` + `NotificationFailed`. The update only matches a row still pending and
+held by this worker, so a notification gets one outcome and one event. Whatever the sender
+raises, its own error types or any other exception, counts as an attempt. A crash between the
+send and the record leaves the row leased; once the lease runs out it is sent again: the one
 window where a provider may see a message twice, which its idempotency key lets it drop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +33,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from bus.outbox import OutboxWriter
-from contracts import Envelope
+from contracts import Envelope, new_id
 from contracts.notify import NotificationFailed, NotificationSent
 from kit.background import PeriodicTask
 from kit.tracing import extract_context, get_tracer
@@ -40,7 +45,7 @@ from notify_service.channels import (
     TransientDeliveryError,
 )
 from notify_service.domain import retry_delay
-from notify_service.store import NotifyStore
+from notify_service.store import NotifyStore, Row
 
 log = structlog.get_logger("notify.delivery")
 tracer = get_tracer("notify.delivery")
@@ -53,7 +58,7 @@ class DeliveryPolicy:
     retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0)
     max_attempts: int = 4
     lease: timedelta = timedelta(seconds=60)
-    # The fallback poll; rows due now or later are announced by `wake`.
+    # The fallback poll for rows nobody holds; a handler's rows are handed over (`hand_over`).
     poll_interval: float = 5.0
 
 
@@ -62,7 +67,8 @@ _DUE_MARGIN = 0.01
 
 
 class DeliveryWorker:
-    """Sends due notifications; `wake()` after a handler committed some, `stop()` on shutdown.
+    """Sends due notifications; `hand_over(rows)` after a handler committed some, `stop()` on
+    shutdown.
 
     One send at a time per instance: on the embedded Mongo, four concurrent loops were slower
     (100 welcome emails: 11.6 s against 8.9 s) because their status transactions conflict.
@@ -76,6 +82,7 @@ class DeliveryWorker:
         senders: Mapping[str, Sender],
         policy: DeliveryPolicy,
         *,
+        owner: str | None = None,
         on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -84,30 +91,38 @@ class DeliveryWorker:
         self.outbox = outbox
         self.senders = senders
         self.policy = policy
+        # Rows are leased to this id: the handlers' rows at birth, claimed and retried ones.
+        self.owner = owner or f"notify-{new_id()}"
         self.on_committed = on_committed
         self.clock = clock
         self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
         self._timers: set[asyncio.TimerHandle] = set()
+        # Rows held by this worker and due now, in the order they were handed over.
+        self._ready: deque[Row] = deque()
+        self._next_poll = 0.0  # time.monotonic() of the next fallback poll; 0: at start
 
     def start(self) -> None:
         """Deliver in the background until stopped."""
         self._loop.start()
 
     async def stop(self) -> None:
+        """Stop; rows still in memory are left to their lease (any worker claims them after)."""
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
         await self._loop.stop()
 
-    def wake(self, after: float = 0.0) -> None:
-        """Deliver now, or in `after` seconds: a handler committed rows due then, or a retry is
-        scheduled. Cheap and idempotent: waking a busy worker makes it look once more."""
+    def hand_over(self, rows: list[Row], after: float = 0.0) -> None:
+        """Send these rows, leased to this worker and committed, now or in `after` seconds
+        (a held row, a retry). Cheap: no database call until the worker runs."""
         if after <= 0:
+            self._ready.extend(rows)
             self._loop.wake()
             return
 
         def ring() -> None:
             self._timers.discard(timer)
+            self._ready.extend(rows)
             self._loop.wake()
 
         timer = asyncio.get_running_loop().call_later(after + _DUE_MARGIN, ring)
@@ -118,14 +133,31 @@ class DeliveryWorker:
         return self._loop.running
 
     async def _deliver_due(self) -> None:
-        while await self.deliver_one():
-            pass
+        while self._ready:
+            await self._deliver_own(self._ready.popleft())
+        # A hand-over wakes the loop too: the poll for rows nobody holds runs on its own clock.
+        if time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self.policy.poll_interval
+            while await self.deliver_one():
+                pass
+
+    async def _deliver_own(self, row: Row) -> None:
+        if row["lease_until"] <= self.clock():
+            # Held up past the lease (a long backlog): another worker may have claimed it by
+            # now, so sending could send twice. The poll claims it (here or elsewhere).
+            log.warning("notify.lease_lapsed", notification_id=row["_id"])
+            return
+        await self._deliver_traced(row)
 
     async def deliver_one(self) -> bool:
-        """Send one due notification; False when none is due."""
-        row = await self.store.lease_due(self.clock(), self.policy.lease)
+        """Claim one due row nobody holds and send it; False when there is none."""
+        row = await self.store.lease_due(self.clock(), self.policy.lease, self.owner)
         if row is None:
             return False
+        await self._deliver_traced(row)
+        return True
+
+    async def _deliver_traced(self, row: Row) -> None:
         # In the trace of the event that asked for it (stored with the row), so that the send
         # and the NotificationSent it emits belong to the same journey.
         with tracer.start_as_current_span(
@@ -134,18 +166,17 @@ class DeliveryWorker:
             attributes={"shop.service": "notify", "notification.id": row["_id"]},
         ):
             await self._deliver(row)
-        return True
 
-    async def _deliver(self, row: dict[str, Any]) -> None:
+    async def _deliver(self, row: Row) -> None:
         if row.get("only_if_profile_incomplete") and await self.store.profile_complete(
             row["user_id"]
         ):
-            await self.store.mark_skipped(row["_id"], "profile completed", self.clock())
+            await self.store.mark_skipped(row["_id"], self.owner, "profile completed", self.clock())
             return
         if row["channel"] == "inApp":
             # A held in-app row: releasing it into the inbox is delivering it (no event, like
             # every in-app row: the inbox is its record).
-            await self.store.mark_sent(row["_id"], self.clock(), None)
+            await self.store.mark_sent(row["_id"], self.owner, self.clock(), None)
             return
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1
@@ -172,22 +203,33 @@ class DeliveryWorker:
             return
         await self._record(row, None)
 
-    async def _retry_or_fail(self, row: dict[str, Any], attempt: int, reason: str) -> None:
+    async def _retry_or_fail(self, row: Row, attempt: int, reason: str) -> None:
         if attempt >= self.policy.max_attempts:
             await self._record_failure(row, reason)
             return
         delay = retry_delay(attempt, self.policy.retry_delays)
-        await self.store.mark_retry(row["_id"], reason, self.clock() + timedelta(seconds=delay))
-        self.wake(delay)
+        next_attempt_at = self.clock() + timedelta(seconds=delay)
+        lease_until = next_attempt_at + self.policy.lease
+        if not await self.store.mark_retry(
+            row["_id"], self.owner, reason, next_attempt_at, lease_until
+        ):
+            return  # no longer ours (its lease ran out and another worker claimed it)
+        retry = row | {
+            "attempts": attempt,
+            "last_error": reason,
+            "next_attempt_at": next_attempt_at,
+            "lease_until": lease_until,
+        }
+        self.hand_over([retry], delay)
         log.info("notify.retry", notification_id=row["_id"], attempt=attempt, delay=delay)
 
-    async def _record_failure(self, row: dict[str, Any], reason: str) -> None:
+    async def _record_failure(self, row: Row, reason: str) -> None:
         log.warning(
             "notify.failed", notification_id=row["_id"], channel=row["channel"], reason=reason
         )
         await self._record(row, reason)
 
-    async def _record(self, row: dict[str, Any], failure: str | None) -> None:
+    async def _record(self, row: Row, failure: str | None) -> None:
         common = {
             "notification_id": row["_id"],
             "user_id": row["user_id"],
@@ -208,12 +250,20 @@ class DeliveryWorker:
         )
         now = self.clock()
 
-        async def body(session: AsyncClientSession) -> None:
+        async def body(session: AsyncClientSession) -> bool:
             if failure is None:
-                await self.store.mark_sent(row["_id"], now, session)
+                recorded = await self.store.mark_sent(row["_id"], self.owner, now, session)
             else:
-                await self.store.mark_failed(row["_id"], failure, now, session)
-            await self.outbox.add(session, envelope)
+                recorded = await self.store.mark_failed(
+                    row["_id"], self.owner, failure, now, session
+                )
+            if recorded:
+                await self.outbox.add(session, envelope)
+            return recorded
 
-        await run_in_transaction(self.client, body)
-        self.on_committed()
+        if await run_in_transaction(self.client, body):
+            self.on_committed()
+        else:
+            # Its lease ran out during the send and another worker holds it now: that one
+            # records the outcome (the provider may have seen it twice: the idempotency key).
+            log.warning("notify.outcome_not_ours", notification_id=row["_id"])

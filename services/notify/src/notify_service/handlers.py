@@ -1,16 +1,18 @@
 """Event handlers of the notify service, and its handler table.
 
-Each handler writes its notification rows in its own transaction, keyed by (event, channel,
-recipient); it never talks to a provider, so a slow or failing channel never holds up the saga.
-An in-app row is delivered by being written (the inbox API is its record: no event); the
-delivery worker (`delivery.py`) sends the rest, woken once the handler's transaction committed
-(`wake()` for a row due now, `wake(hold)` for a held one).
+Each handler writes an event's notification rows with one insert_many in its own transaction,
+keyed by (event, channel, recipient); it never talks to a provider, so a slow or failing channel
+never holds up the saga. An in-app row is delivered by being written (the inbox API is its
+record: no event, no update). The other rows are born leased to this process's delivery worker
+(`delivery.py`) and handed to it once the transaction committed (`Handoff.give`: now, or after
+the hold of a held row), so it sends them without a claim query or a claim update.
 `build_handlers(base_url)` at the bottom is the only place the subscriptions appear.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -35,17 +37,33 @@ from contracts.user import (
     UserRoleChanged,
 )
 from notify_service.domain import Contact, Delivery, Draft, deliveries, drafts_for, profile_nudge
-from notify_service.store import NotifyStore
+from notify_service.store import NotifyStore, Row, notification_row
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 DEFAULT_NUDGE_HOLD = 10.0
 
-# Wakes the delivery worker now (0) or in that many seconds: `DeliveryWorker.wake`.
-type Wake = Callable[[float], None]
+
+def _drop(rows: list[Row], after: float) -> None:
+    """No worker to hand rows to (handler tests): they wait for any worker's poll."""
 
 
-def _no_wake(after: float) -> None:
-    """No worker to wake (unit tests of the handlers)."""
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """Who delivers what the handlers write: this process's delivery worker.
+
+    Rows are born leased to `owner` until `lease` after they are due, and `give(rows, after)`
+    (`DeliveryWorker.hand_over`) is called once the handler's transaction committed (before,
+    the worker would send a row that may yet be rolled back). Should the process die first,
+    the lease runs out and any worker's poll claims them. Without an owner rows are born
+    unleased, for the poll.
+    """
+
+    owner: str | None = None
+    lease: timedelta = timedelta(0)
+    give: Callable[[list[Row], float], None] = _drop
+
+
+NO_HANDOFF = Handoff()
 
 
 def _now() -> datetime:
@@ -57,32 +75,48 @@ async def _write(
     ctx: HandlerContext,
     items: list[Delivery],
     *,
-    wake: Wake,
-    hold: float = 0.0,
+    handoff: Handoff,
+    hold: float | None = None,
 ) -> None:
+    """Insert the event's rows not written yet, then hand the ones to send to the worker.
+
+    `hold`: the rows wait that long (in-app too), then go out only if still relevant."""
+    if not items:
+        return
     envelope = ctx.envelope
-    for item in items:
-        held = timedelta(seconds=hold) if item.only_if_profile_incomplete else None
-        created = await store.add(
+    now = _now()
+    held = timedelta(seconds=hold) if hold is not None else None
+    rows = [
+        notification_row(
             item,
-            now=_now(),
+            now=now,
             event_id=envelope.id,
             correlation_id=envelope.correlation_id,
-            session=ctx.session,
             hold=held,
+            owner=handoff.owner,
+            lease=handoff.lease,
         )
-        if created and (item.channel != "inApp" or held is not None):
-            # The worker has a row to deliver, now or once the hold is over; woken before the
-            # commit it would not see the row yet.
-            ctx.after_commit(partial(wake, held.total_seconds() if held is not None else 0.0))
+        for item in items
+    ]
+    # Keys scoped by this event are new for sure (the inbox); a wider scope may exist already.
+    scoped_here = all(item.dedupe_key.startswith(f"{envelope.id}|") for item in items)
+    written = await store.insert_new(rows, ctx.session, may_exist=not scoped_here)
+    to_send = [row for row in written if row["status"] == "pending"]
+    if to_send:
+        ctx.after_commit(partial(handoff.give, to_send, hold or 0.0))
 
 
-async def _recipients(store: NotifyStore, draft: Draft, ctx: HandlerContext) -> list[Contact]:
+async def _recipients(
+    store: NotifyStore, draft: Draft, ctx: HandlerContext, customer: Contact | None
+) -> list[Contact]:
     if draft.role is not None:
         return await store.contacts_with_role(draft.role, ctx.session)
     if draft.user_id is None:
         return []
-    contact = await store.contact(draft.user_id, ctx.session)
+    if customer is not None and customer.user_id == draft.user_id:
+        contact: Contact | None = customer  # read already, in this transaction
+    else:
+        contact = await store.contact(draft.user_id, ctx.session)
     # An unknown user still gets the in-app row; email etc. wait for the replica to know them.
     return [contact or Contact(user_id=draft.user_id)]
 
@@ -92,15 +126,17 @@ async def notify_about_event(
     ctx: HandlerContext,
     *,
     base_url: str = DEFAULT_BASE_URL,
-    wake: Wake = _no_wake,
+    handoff: Handoff = NO_HANDOFF,
 ) -> None:
     """Write the notifications an event asks for, once per (event, channel, recipient)."""
     store = NotifyStore(ctx.db)
     user_id = getattr(envelope.data, "user_id", None)
     customer = await store.contact(user_id, ctx.session) if isinstance(user_id, str) else None
+    items: list[Delivery] = []
     for draft in drafts_for(envelope, base_url=base_url, customer=customer):
-        for contact in await _recipients(store, draft, ctx):
-            await _write(store, ctx, deliveries(draft, envelope.id, contact), wake=wake)
+        for contact in await _recipients(store, draft, ctx, customer):
+            items += deliveries(draft, envelope.id, contact)
+    await _write(store, ctx, items, handoff=handoff)
 
 
 async def keep_user_replica(
@@ -108,7 +144,7 @@ async def keep_user_replica(
     ctx: HandlerContext,
     *,
     nudge_hold: float = DEFAULT_NUDGE_HOLD,
-    wake: Wake = _no_wake,
+    handoff: Handoff = NO_HANDOFF,
 ) -> None:
     """Keep the replica of a user's contact, role and channels; nudge an incomplete profile once."""
     store = NotifyStore(ctx.db)
@@ -154,7 +190,7 @@ async def keep_user_replica(
                 # Held a moment: the update that completes the profile may be handled after
                 # this login; the worker drops the nudge if the replica is complete by then.
                 nudge = deliveries(profile_nudge(data.user_id), "", contact)
-                await _write(store, ctx, nudge, wake=wake, hold=nudge_hold)
+                await _write(store, ctx, nudge, handoff=handoff, hold=nudge_hold)
 
 
 NOTIFYING_EVENTS: tuple[type[Event], ...] = (
@@ -181,12 +217,12 @@ USER_EVENTS: tuple[type[Event], ...] = (
 def build_handlers(
     base_url: str = DEFAULT_BASE_URL,
     nudge_hold: float = DEFAULT_NUDGE_HOLD,
-    wake: Wake = _no_wake,
+    handoff: Handoff = NO_HANDOFF,
 ) -> HandlerTable:
     """The handler table: links point at `base_url` (the gateway); nudges wait `nudge_hold` s;
-    `wake` is called after a commit that left the delivery worker something to send."""
-    notify = partial(notify_about_event, base_url=base_url, wake=wake)
-    replica = partial(keep_user_replica, nudge_hold=nudge_hold, wake=wake)
+    `handoff` is the delivery worker that sends what they write."""
+    notify = partial(notify_about_event, base_url=base_url, handoff=handoff)
+    replica = partial(keep_user_replica, nudge_hold=nudge_hold, handoff=handoff)
     table: HandlerTable = {cls: [replica] for cls in USER_EVENTS}
     for cls in NOTIFYING_EVENTS:
         # The replica first: a welcome email needs the address UserRegistered just brought.

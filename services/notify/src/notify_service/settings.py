@@ -27,9 +27,9 @@ class NotifySettings(ServiceSettings):
     # A failing channel is retried after these delays (seconds), then recorded as failed.
     delivery_retry_delays: Annotated[tuple[float, ...], NoDecode] = (1.0, 5.0, 30.0)
     delivery_max_attempts: int = Field(4, ge=1)
-    # The delivery worker's fallback poll: handlers wake it after committing a row due now, a
-    # held row or a retry wakes it when due; the poll finds what no wake announced (another
-    # instance's rows, a lease left by a crash, rows held or retried before a restart).
+    # The delivery worker's fallback poll: handlers hand it the rows they committed (born leased
+    # to it), held rows and retries come back to it when due; the poll claims what nobody holds
+    # (a dead process's rows once their lease ran out).
     delivery_poll_seconds: float = Field(5.0, gt=0)
     delivery_lease_seconds: float = Field(60.0, gt=0)
     # The profile nudge waits this long, then goes out only if the profile is still incomplete.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import signal
 from dataclasses import asdict, dataclass
@@ -20,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
+
+# aiosmtpd's logger: every command and reply of a session at info, ≈ 12 lines per message.
+SMTP_LOGGER = "mail.log"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class MailSink:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen in the running loop; the port actually bound."""
+        # Only its warnings: a sink in the same process as the services (tests, the benchmark's
+        # count of writes) otherwise drowned their logs in SMTP dialogue.
+        logging.getLogger(SMTP_LOGGER).setLevel(logging.WARNING)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(lambda: SMTP(self), host, port)
         sockets = self.server.sockets

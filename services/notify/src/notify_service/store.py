@@ -1,8 +1,9 @@
 """Mongo storage of the notify service: the users replica and the notifications.
 
 `notifications` holds one row per (event, channel, recipient), keyed by `dedupe_key` (unique):
-the handler writes it in its transaction (in-app `sent`, other channels `pending`); the delivery
-worker leases pending rows, sends them and records `sent` or, after its retries, `failed`.
+the handler inserts an event's rows with one insert_many in its transaction (in-app `sent`,
+other channels `pending` and born leased to the handler's own delivery worker); the worker sends
+them and records `sent` or, after its retries, `failed`, one update per outcome.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ INDEXES: list[IndexSpec] = [
 ]
 
 type Session = AsyncClientSession | None
+# A notification as stored (and as the worker holds it in memory).
+type Row = dict[str, Any]
 
 
 def _contact(doc: dict[str, Any]) -> Contact:
@@ -46,6 +49,53 @@ def _contact(doc: dict[str, Any]) -> Contact:
         partial_fulfillment=doc.get("partial_fulfillment", "ask"),
         deleted=bool(doc.get("deleted") or doc.get("disabled")),
     )
+
+
+def _held(notification_id: str, owner: str) -> dict[str, Any]:
+    return {"_id": notification_id, "status": "pending", "lease_owner": owner}
+
+
+def notification_row(
+    delivery: Delivery,
+    *,
+    now: datetime,
+    event_id: str,
+    correlation_id: str,
+    hold: timedelta | None = None,
+    owner: str | None = None,
+    lease: timedelta = timedelta(0),
+) -> Row:
+    """The stored row of one delivery.
+
+    In-app is delivered by being stored (`sent`, nothing to lease), unless it is `hold`: kept
+    pending and hidden that long, then released or dropped by the worker. Other channels are
+    `pending`; with an `owner` (the delivery worker of the writing process) they are born leased
+    to it until `lease` after they are due, so it sends them without claiming them, and any
+    worker may claim them once that lease ran out (the owner died).
+    """
+    row = asdict(delivery)
+    row["_id"] = row.pop("notification_id")
+    delivered = delivery.channel == "inApp" and hold is None
+    due = now + hold if hold is not None else now
+    leased = owner is not None and not delivered
+    row |= {
+        "status": "sent" if delivered else "pending",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": due,
+        # A held row is not in the inbox until it is released (or ever, when skipped).
+        "hidden": hold is not None,
+        "lease_owner": owner if leased else None,
+        "lease_until": due + lease if leased else None,
+        "sent_at": now if delivered else None,
+        "read_at": None,
+        "last_error": None,
+        "event_id": event_id,
+        "correlation_id": correlation_id,
+        # The worker delivers it later, outside this handler: it continues this trace.
+        "trace": inject_traceparent({}),
+    }
+    return row
 
 
 class NotifyStore:
@@ -91,54 +141,35 @@ class NotifyStore:
 
     # -- notifications -------------------------------------------------------------------------
 
-    async def add(
-        self,
-        delivery: Delivery,
-        *,
-        now: datetime,
-        event_id: str,
-        correlation_id: str,
-        session: Session,
-        hold: timedelta | None = None,
-    ) -> bool:
-        """Write a notification unless its dedupe key exists; True when it is new.
+    async def insert_new(self, rows: list[Row], session: Session, *, may_exist: bool) -> list[Row]:
+        """Insert the rows not stored yet (one insert_many); the rows inserted.
 
-        `hold`: keep it pending that long before the worker may deliver it (in-app too)."""
-        row = asdict(delivery)
-        row["_id"] = row.pop("notification_id")
-        # In-app is delivered by being stored, unless it is held for a later check.
-        in_app = delivery.channel == "inApp" and hold is None
-        row |= {
-            "status": "sent" if in_app else "pending",
-            "attempts": 0,
-            "created_at": now,
-            "next_attempt_at": now + hold if hold is not None else now,
-            # A held row is not in the inbox until it is released (or ever, when skipped).
-            "hidden": hold is not None,
-            "lease_until": None,
-            "sent_at": now if in_app else None,
-            "read_at": None,
-            "last_error": None,
-            "event_id": event_id,
-            "correlation_id": correlation_id,
-            # The worker delivers it later, outside this handler: it continues this trace.
-            "trace": inject_traceparent({}),
-        }
-        result = await self.notifications.update_one(
-            {"dedupe_key": delivery.dedupe_key},
-            {"$setOnInsert": row},
-            upsert=True,
-            session=session,
-        )
-        return result.upserted_id is not None
+        `may_exist=False` when every row's dedupe key is scoped by the event being handled: the
+        handler's inbox row, in this same transaction, already makes a second run impossible,
+        so no read is needed (should one ever slip past the inbox, the unique `_id` and
+        `dedupe_key` refuse the row and the transaction with it). A key of a wider scope (the
+        profile nudge: once per user) may have been written by another event: read first. In a
+        transaction a duplicate key aborts everything, so it cannot be caught and skipped.
+        """
+        fresh = list({row["_id"]: row for row in rows}.values())
+        if may_exist and fresh:
+            ids = [row["_id"] for row in fresh]
+            cursor = self.notifications.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)
+            stored = {doc["_id"] async for doc in cursor}
+            fresh = [row for row in fresh if row["_id"] not in stored]
+        if fresh:
+            await self.notifications.insert_many(fresh, session=session)
+        return fresh
 
-    async def lease_due(self, now: datetime, lease: timedelta) -> dict[str, Any] | None:
-        """Claim one pending notification that is due and not leased by another worker.
+    async def lease_due(self, now: datetime, lease: timedelta, owner: str) -> dict[str, Any] | None:
+        """Claim one pending notification that is due and whose lease (if any) ran out.
 
-        A read finds a candidate first, so a pass with nothing due sends no write command (a
-        findAndModify that matches nothing is still one, taking write locks); the claim repeats
-        the conditions, and a row another worker claimed in between sends this one on to the
-        next candidate."""
+        Only for rows no worker holds: a handler's rows are born leased to its own process's
+        worker, which sends them without this. What is left here: a dead process's rows after
+        their lease, rows written without an owner. A read finds a candidate first, so a pass
+        with nothing due sends no write command (a findAndModify that matches nothing is still
+        one, taking write locks); the claim repeats the conditions, and a row another worker
+        claimed in between sends this one on to the next candidate."""
         due = {
             "status": "pending",
             "next_attempt_at": {"$lte": now},
@@ -152,57 +183,86 @@ class NotifyStore:
                 return None
             claimed = await self.notifications.find_one_and_update(
                 {"_id": candidate["_id"], **due},
-                {"$set": {"lease_until": now + lease}},
+                {"$set": {"lease_until": now + lease, "lease_owner": owner}},
                 return_document=ReturnDocument.AFTER,
             )
             if claimed is not None:
                 return claimed
 
-    async def mark_sent(self, notification_id: str, now: datetime, session: Session) -> None:
-        await self.notifications.update_one(
-            {"_id": notification_id, "status": "pending"},
+    # Each outcome below is one update, and only of a row still pending and still held by the
+    # worker recording it: a worker whose lease ran out and was claimed by another records
+    # nothing (False), so a notification gets one outcome and one event whatever happens.
+
+    async def mark_sent(
+        self, notification_id: str, owner: str, now: datetime, session: Session
+    ) -> bool:
+        result = await self.notifications.update_one(
+            _held(notification_id, owner),
             {
                 "$set": {"status": "sent", "sent_at": now, "lease_until": None, "hidden": False},
                 "$inc": {"attempts": 1},
             },
             session=session,
         )
+        return result.modified_count == 1
 
-    async def mark_skipped(self, notification_id: str, reason: str, now: datetime) -> None:
-        await self.notifications.update_one(
-            {"_id": notification_id, "status": "pending"},
-            {"$set": {"status": "skipped", "last_error": reason, "skipped_at": now}},
+    async def mark_skipped(
+        self, notification_id: str, owner: str, reason: str, now: datetime
+    ) -> bool:
+        result = await self.notifications.update_one(
+            _held(notification_id, owner),
+            {
+                "$set": {
+                    "status": "skipped",
+                    "last_error": reason,
+                    "skipped_at": now,
+                    "lease_until": None,
+                }
+            },
         )
+        return result.modified_count == 1
 
-    async def mark_retry(self, notification_id: str, error: str, next_attempt_at: datetime) -> None:
-        await self.notifications.update_one(
-            {"_id": notification_id, "status": "pending"},
+    async def mark_retry(
+        self,
+        notification_id: str,
+        owner: str,
+        error: str,
+        next_attempt_at: datetime,
+        lease_until: datetime,
+    ) -> bool:
+        """Count the attempt and keep the row leased past its next try: the same worker tries
+        again (from memory, no claim), another one only if this one died meanwhile."""
+        result = await self.notifications.update_one(
+            _held(notification_id, owner),
             {
                 "$set": {
                     "last_error": error,
                     "next_attempt_at": next_attempt_at,
-                    "lease_until": None,
+                    "lease_until": lease_until,
                 },
                 "$inc": {"attempts": 1},
             },
         )
+        return result.modified_count == 1
 
     async def mark_failed(
-        self, notification_id: str, error: str, now: datetime, session: Session
-    ) -> None:
-        await self.notifications.update_one(
-            {"_id": notification_id, "status": "pending"},
+        self, notification_id: str, owner: str, error: str, now: datetime, session: Session
+    ) -> bool:
+        result = await self.notifications.update_one(
+            _held(notification_id, owner),
             {
                 "$set": {
                     "status": "failed",
                     "last_error": error,
                     "failed_at": now,
+                    "lease_until": None,
                     "hidden": False,
                 },
                 "$inc": {"attempts": 1},
             },
             session=session,
         )
+        return result.modified_count == 1
 
     async def inbox(
         self, user_id: str, *, limit: int, after: tuple[datetime, str] | None
