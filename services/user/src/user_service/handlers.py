@@ -6,25 +6,31 @@ the service's queue to the routing keys of its keys.
 
 from __future__ import annotations
 
-from bus import HandlerContext, HandlerTable
+from bus import HandlerContext, HandlerTable, document_step
+from bus.documents import PROCESSED, PROCESSED_KEPT
 from contracts import Envelope
 from contracts.order import OrderConfirmed
 
 
+@document_step
 async def count_confirmed_order(envelope: Envelope[OrderConfirmed], ctx: HandlerContext) -> None:
-    """A confirmed order: orderCount + 1, preferredPaymentMethod and lastActiveAt move."""
-    # Once per event id: the consumer's inbox row commits in this same transaction, so a
-    # redelivered OrderConfirmed is skipped before it gets here.
+    """A confirmed order: orderCount + 1, preferredPaymentMethod and lastActiveAt move.
+
+    One write (a single-document step): the count moves only on a user document that has not
+    handled this event yet, and notes it as handled in the same update.
+    """
     order = envelope.data
-    await ctx.db["users"].update_one(
-        {"_id": order.user_id},
+    result = await ctx.db["users"].update_one(
+        {"_id": order.user_id, PROCESSED: {"$ne": ctx.processed}},
         {
             "$inc": {"order_count": 1},
             "$set": {"preferred_payment_method": order.payment_method_id},
             "$max": {"last_active_at": envelope.occurred_at},
+            "$push": {PROCESSED: {"$each": [ctx.processed], "$slice": -PROCESSED_KEPT}},
         },
-        session=ctx.session,
     )
+    # Nothing matched: handled before, or the account is gone (nothing to count either way).
+    ctx.duplicate = result.matched_count == 0
 
 
 HANDLERS: HandlerTable = {OrderConfirmed: [count_confirmed_order]}

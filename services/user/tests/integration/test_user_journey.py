@@ -11,7 +11,11 @@ import httpx
 import pytest
 from user_service.testing import RunningUser
 
+from bus import AmqpPublisher
+from bus.runtime import bus_config
 from bus.testing import eventually
+from contracts import Envelope
+from contracts.order import OrderConfirmed
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +299,33 @@ async def test_a_deeply_nested_body_is_a_422(user: RunningUser) -> None:
         f"{API}/check", content=deep, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+
+
+async def test_a_confirmed_order_counts_once_however_often_it_arrives(user: RunningUser) -> None:
+    created = await register(user.client, "olga")
+    confirmed = Envelope.wrap(
+        OrderConfirmed(
+            order_id="o-1",
+            user_id=created["userId"],
+            items=(),
+            total_cents=1000,
+            payment_method_id="pm-1",
+        ),
+        correlation_id="o-1",
+    )
+    publisher = AmqpPublisher(user.connection, bus_config(user.deps.settings))
+    try:
+        for _ in range(3):  # a redelivery and a relay's republish after a crash
+            await publisher.publish(confirmed)
+
+        async def counted() -> bool:
+            stored = await user.deps.db["users"].find_one({"_id": created["userId"]})
+            return stored is not None and stored["order_count"] >= 1
+
+        await eventually(counted, what="the confirmed order counted")
+        await asyncio.sleep(0.5)
+        stored = await user.deps.db["users"].find_one({"_id": created["userId"]})
+        assert stored is not None
+        assert (stored["order_count"], stored["preferred_payment_method"]) == (1, "pm-1")
+    finally:
+        await publisher.close()
