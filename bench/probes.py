@@ -230,6 +230,11 @@ class Snapshot:
 
 
 async def snapshot(system: System, clients: dict[str, AsyncMongoClient[Any]]) -> Snapshot:
-    return Snapshot(
-        time.time(), cpu_seconds(system), mongo_cpu_seconds(system), await mongo_counters(clients)
-    )
+    cpu = cpu_seconds(system)
+    mongo_cpu = mongo_cpu_seconds(system)
+    if len(mongo_cpu) == len(system.processes().get("mongo", [])):
+        # One reading for both, so that `mongo` is exactly the sum of the servers.
+        cpu["mongo"] = sum(mongo_cpu.values())
+    else:
+        mongo_cpu = {}  # servers not all told apart: `mongo` whole, never a part of them
+    return Snapshot(time.time(), cpu, mongo_cpu, await mongo_counters(clients))

@@ -82,7 +82,7 @@ def round_trips_table(levels: list[dict[str, Any]]) -> str:
         found: dict[str, str] = {}
         for service, each in level.get("by_service_per_order", {}).items():
             classes = each.get("round_trips_by_class")
-            if each.get("round_trips") is None or not classes:
+            if not each.get("round_trips") or not classes:  # none counted, or none sent
                 continue
             split = "/".join(fmt(classes[c], 1) for c in ("reads", "writes", "commits", "other"))
             found[service] = f"{fmt(each['round_trips'], 1)} ({split})"
