@@ -126,7 +126,7 @@ def say(text: str) -> None:
 class Context:
     system: System
     client: httpx.AsyncClient
-    mongo: list[AsyncMongoClient[Any]]
+    mongo: dict[str, AsyncMongoClient[Any]]  # {server (its service, or "" shared): client}
     counter: probes.EventCounter
     bindings: dict[str, list[str]]
     customers: list[prepare.Customer]
@@ -134,28 +134,25 @@ class Context:
     users: int
 
 
-async def snapshot(ctx: Context) -> tuple[float, dict[str, float], dict[str, int]]:
-    return time.time(), probes.cpu_seconds(ctx.system), await probes.mongo_writes(ctx.mongo)
-
-
-def deltas(
-    before: tuple[float, dict[str, float], dict[str, int]],
-    after: tuple[float, dict[str, float], dict[str, int]],
-) -> tuple[float, dict[str, float], int]:
-    seconds = after[0] - before[0]
-    cpu = {k: v - before[1].get(k, 0.0) for k, v in after[1].items()}
-    writes = sum(after[2][op] - before[2][op] for op in probes.WRITE_OPS)
-    return seconds, cpu, writes
+async def snapshot(ctx: Context) -> probes.Snapshot:
+    return await probes.snapshot(ctx.system, ctx.mongo)
 
 
 async def idle_baseline(ctx: Context, seconds: float = 3.0) -> dict[str, Any]:
-    """What the system spends per second doing nothing (relay polls, sweepers, health)."""
+    """What the system spends per second doing nothing (relay polls, sweepers, health, the
+    drivers' monitoring)."""
     before = await snapshot(ctx)
     await asyncio.sleep(seconds)
-    elapsed, cpu, writes = deltas(before, await snapshot(ctx))
+    elapsed, window = before.window_to(await snapshot(ctx))
+    round_trips = {s: sum(window.round_trips(s).values()) for s in window.services()}
     return {
-        "cpu_ms_per_s": {k: round(v * 1000 / elapsed, 1) for k, v in cpu.items()},
-        "writes_per_s": round(writes / elapsed, 1),
+        "cpu_ms_per_s": {k: round(v * 1000 / elapsed, 1) for k, v in window.cpu_s.items()},
+        "writes_per_s": round(sum(window.writes.values()) / elapsed, 1),
+        "mongo_round_trips_per_s": (
+            {k: round(v / elapsed, 1) for k, v in round_trips.items() if v}
+            if window.counting
+            else None
+        ),
     }
 
 
@@ -183,9 +180,9 @@ async def run_level(
     placed, start = await load.run_level(ctx.client, pool, ctx.products, concurrency, plan.seconds)
     await closer
     await asyncio.sleep(0.5)  # the probe sees the last events
-    after = window_end["snap"]
-    elapsed, cpu, writes = deltas(before, after)
-    end = after[0]
+    after: probes.Snapshot = window_end["snap"]
+    elapsed, window = before.window_to(after)
+    end = after.at
     confirmed = [p for p in placed if p.final == "CONFIRMED" and p.confirmed_at is not None]
     in_window = [
         p for p in confirmed if p.confirmed_at is not None and start <= p.confirmed_at < end
@@ -196,19 +193,20 @@ async def run_level(
         if p.latency_ms is not None and p.created_at is not None and start <= p.created_at < end
     ]
     posts = [p.http_ms for p in placed if p.status_code and start <= p.posted_at < end]
-    # Events of the orders confirmed in the window (by correlation id = order id).
-    events = ctx.counter.of([p.order_id for p in in_window if p.order_id])
+    # Events of the orders confirmed in the window (by correlation id = order id); the checkout's
+    # figures leave out the fulfilment services' events, writes and CPU (reported apart).
+    journeys = [p.order_id for p in in_window if p.order_id]
+    events = ctx.counter.of(journeys)
     routed = stats.deliveries(events, ctx.bindings)
+    fulfilment_events = ctx.counter.of(journeys, fulfilment=True)
     orders = len(in_window)
-    services = {
-        k: v for k, v in cpu.items() if k not in ("mongo", "rabbitmq (shared)", "smtp-sink")
-    }
-    by_process, service_total = stats.cpu_ms_per_order(cpu, orders)
-    _, svc_total = stats.cpu_ms_per_order(services, orders)
+    by_process, service_total = stats.cpu_ms_per_order(dict(window.cpu_s), orders)
+    checkout = stats.part_figures(window, orders, fulfilment=False)
+    fulfilment = stats.part_figures(window, orders, fulfilment=True)
     lat = stats.summarize(latencies)
     post = stats.summarize(posts)
     deliveries_per_order = stats.per_order(sum(routed.values()), orders)
-    writes_per_order = stats.per_order(writes, orders)
+    writes_per_order = checkout["writes_per_order"]
     orders_per_s = stats.rate(orders, elapsed)
     ceiling = ceiling_of(deliveries_per_order, writes_per_order)
     errors = [p.error for p in placed if p.error]
@@ -245,10 +243,24 @@ async def run_level(
             if orders
         },
         "writes_per_order": writes_per_order,
-        "cpu_ms_per_order": svc_total,
+        "mongo_round_trips_per_order": checkout["mongo_round_trips_per_order"],
+        "mongo_round_trips_by_class_per_order": {
+            name: checkout[f"mongo_{name}_per_order"] for name in stats.CLASSES
+        },
+        "cpu_ms_per_order": checkout["cpu_ms_per_order"],
+        "cpu_ms_per_order_all_in": checkout["cpu_ms_per_order_all_in"],
         "cpu_ms_per_order_by_process": by_process,
         "cpu_ms_per_order_all_processes": service_total,
-        "mongo_cpu_ms_per_order": by_process.get("mongo"),
+        "mongo_cpu_ms_per_order": checkout["mongo_cpu_ms_per_order"],
+        "by_service_per_order": stats.service_breakdown(window, orders),
+        "fulfilment": {
+            "services": sorted(s for s in window.services() if s in stats.FULFILMENT),
+            "events_per_order": stats.per_order(sum(fulfilment_events.values()), orders),
+            "deliveries_per_order": stats.per_order(
+                sum(stats.deliveries(fulfilment_events, ctx.bindings).values()), orders
+            ),
+            **fulfilment,
+        },
         "ceiling_orders_per_s": ceiling,
         "efficiency": stats.efficiency(orders_per_s, ceiling),
     }
@@ -371,9 +383,9 @@ async def run_system(
             timeout=60,
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=200),
         ) as client:
-            mongo: list[AsyncMongoClient[Any]] = [
-                AsyncMongoClient(url) for url in system.mongo_urls.values()
-            ]
+            mongo: dict[str, AsyncMongoClient[Any]] = {
+                server: AsyncMongoClient(url) for server, url in system.mongo_urls.items()
+            }
             counter = await probes.EventCounter.start(system)
             try:
                 admin = await prepare.admin_headers(client)
@@ -440,7 +452,7 @@ async def run_system(
                     levels += await sweep(ctx, name, plan, ceiling_of, None)
             finally:
                 await counter.close()
-                for client_ in mongo:
+                for client_ in mongo.values():
                     await client_.close()
     finally:
         await asyncio.to_thread(system.stop)
@@ -481,6 +493,8 @@ def headline(levels: list[dict[str, Any]]) -> dict[str, Any]:
         "ceiling_orders_per_s": best["ceiling_orders_per_s"],
         "cpu_ms_per_order": best["cpu_ms_per_order"],
         "cpu_ms_per_order_with_mongo": best["cpu_ms_per_order_all_processes"],
+        "cpu_ms_per_order_all_in": best["cpu_ms_per_order_all_in"],
+        "mongo_round_trips_per_order": best["mongo_round_trips_per_order"],
         "p99_ms_c1": c1["p99_ms"] if c1 else None,
         "p50_ms_c1": c1["p50_ms"] if c1 else None,
         "messages_per_order": best["deliveries_per_order"],
@@ -531,16 +545,20 @@ async def main_async(plan: Plan) -> int:
     print()
     print(report.cpu_table(levels))
     print()
+    print(report.round_trips_table(levels))
+    print()
     for key in (
         "orders_per_s_best",
         "efficiency",
         "cpu_ms_per_order",
+        "cpu_ms_per_order_all_in",
         "p99_ms_c1",
         "messages_per_order",
         "writes_per_order",
+        "mongo_round_trips_per_order",
         "errors",
     ):
-        print(f"{key:>20}: {report.fmt(results[key], 3)}")
+        print(f"{key:>27}: {report.fmt(results[key], 3)}")
     print(
         f"\nJSON {run.relative_to(ROOT)} (and {latest.relative_to(ROOT)}), "
         f"chart {png.relative_to(ROOT)}"

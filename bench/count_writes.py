@@ -1,10 +1,15 @@
-"""Mongo write commands per confirmed order, by (database, command, collection).
+"""Mongo write commands per confirmed order, by (database, command, collection), and Mongo round
+trips per confirmed order, by service and command.
 
-Not a test: a measurement. Starts an embedded Mongo and the in-process shop (notify and analytics
-included) on the local RabbitMQ, places a warm-up order, then `--orders` orders one by one (each
-awaited CONFIRMED), waits until the writes settle, and prints the writes per order seen by a
-PyMongo command listener. Run it with MONGO_SERIAL_TRANSACTIONS=1 (what the numbers in the
-services' READMEs were measured with):
+Not a test: a measurement. Starts an embedded Mongo (`bench.counting_mongo`: it counts every
+command it receives, by client application = service) and the in-process shop (notify and
+analytics included) on the local RabbitMQ, places a warm-up order, then `--orders` orders one by
+one (each awaited CONFIRMED), waits until the writes settle, and prints the writes per order seen
+by a PyMongo command listener, then the round trips per order the server counted (every command:
+reads, writes, commits, getMore, and the drivers' own `hello`/`endSessions` as `other`; the same
+counts `python -m bench` reports). With `--mongo-url` (a server that does not count) only the
+writes. Run it with MONGO_SERIAL_TRANSACTIONS=1 (what the numbers in the services' READMEs were
+measured with):
 
     MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python -m bench.count_writes [--orders 5]
 """
@@ -19,11 +24,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 from shop import running_shop  # noqa: E402
+
+from bench import stats  # noqa: E402
+from bench.probes import MongoCounters, mongo_counters  # noqa: E402
+from bench.system import MONGO_MODULE  # noqa: E402
 
 WRITES = {"insert", "update", "delete", "findAndModify", "commitTransaction"}
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
@@ -68,6 +78,8 @@ async def measure(mongo_url: str, orders: int) -> None:
     writes = Writes()
     monitoring.register(writes)
     prefix = f"cw{secrets.token_hex(3)}"
+    # Unnamed, so that its serverStatus calls are not counted for any service.
+    server: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
     async with running_shop(mongo_url, AMQP, prefix, with_notify=True, with_analytics=True) as shop:
         product = await shop.product(stock=1_000)
         customers = [await shop.customer("pm_card_ok") for _ in range(3)]
@@ -75,11 +87,14 @@ async def measure(mongo_url: str, orders: int) -> None:
         await shop.wait_for(warm, "CONFIRMED")
         await settle(writes)
         writes.counts.clear()
+        before = await mongo_counters({"": server})
         for n in range(orders):
             order_id = await shop.order_of(customers[n % len(customers)], (product, 1))
             await shop.wait_for(order_id, "CONFIRMED")
         await settle(writes)
+        after = await mongo_counters({"": server})
         counts = Counter(writes.counts)
+    await server.close()
     per_service: Counter[str] = Counter()
     print(f"writes per confirmed order ({orders} orders)")
     print(f"{'database':<12} {'command':<18} {'collection':<18} {'per order':>9}")
@@ -91,6 +106,36 @@ async def measure(mongo_url: str, orders: int) -> None:
     print("write commands (commits excluded) per order:")
     for service, n in sorted(per_service.items()):
         print(f"  {service:<12} {n / orders:.1f}")
+    print()
+    print(round_trips_report(before, after, orders))
+
+
+def round_trips_report(before: MongoCounters, after: MongoCounters, orders: int) -> str:
+    """Round trips per order by service and command, then by service and class."""
+    if not (before.counting and after.counting):
+        return "round trips: not counted (the server is not bench.counting_mongo)"
+    window = stats.Window({}, {}, {}, stats.counter_deltas(before.commands, after.commands))
+    lines = [f"Mongo round trips per confirmed order ({orders} orders), every command sent"]
+    lines.append(f"{'service':<12} {'command':<18} {'class':<8} {'per order':>9}")
+    for service in window.services():
+        for command, n in sorted(window.round_trips(service).items()):
+            lines.append(
+                f"{service:<12} {command:<18} {stats.command_class(command):<8} {n / orders:>9.1f}"
+            )
+    lines.append("round trips per order: total (reads / writes / commits / other)")
+    total = dict.fromkeys(stats.CLASSES, 0.0)
+    for service in window.services():
+        classes = stats.by_class(window.round_trips(service))
+        for name, n in classes.items():
+            total[name] += n
+        lines.append(f"  {service:<12} {_classes(classes, orders)}")
+    lines.append(f"  {'all':<12} {_classes(total, orders)}")
+    return "\n".join(lines)
+
+
+def _classes(classes: dict[str, float], orders: int) -> str:
+    split = " / ".join(f"{classes[name] / orders:.1f}" for name in stats.CLASSES)
+    return f"{sum(classes.values()) / orders:>6.1f}  ({split})"
 
 
 def main() -> None:
@@ -102,9 +147,10 @@ def main() -> None:
         asyncio.run(measure(args.mongo_url, args.orders))
         return
     server = subprocess.Popen(
-        [sys.executable, "-m", "kit.embedded_mongo", "--port", "0"],
+        [sys.executable, "-m", MONGO_MODULE, "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[1],
     )
     try:
         assert server.stdout is not None

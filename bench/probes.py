@@ -9,9 +9,14 @@ broker routes them, Mongo's operation counters, and the CPU time of each process
 - Deliveries: each event type times the service queues whose bindings match its routing key
   (`rabbitmqctl list_bindings`; the management plugin is not needed), i.e. the messages the
   broker stored, delivered and had acked for the services.
-- Mongo writes: `serverStatus().opcounters` of the run's own embedded server (insert + update +
-  delete; mongoeco counts each write command's documents, inside transactions too).
-- CPU: user + system seconds of each service process (psutil), replicas summed per service.
+- Mongo writes: `serverStatus().opcounters` of the run's own embedded server(s) (insert +
+  update + delete; mongoeco counts each write command's documents, inside transactions too),
+  kept by server: with one server per service, that service's writes.
+- Mongo round trips: the `commandCounts` that `bench.counting_mongo` adds to `serverStatus`
+  (every command received, by the client's application name = the service, and command).
+- CPU: user + system seconds of each service process (psutil), replicas summed per service; the
+  Mongo servers summed as `mongo`, and apart by server (the service owning it, found by the port
+  it listens on).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import psutil
 from aio_pika.abc import AbstractIncomingMessage
 from pymongo import AsyncMongoClient
 
+from bench.stats import FULFILMENT, Window, counter_deltas
 from bench.system import BUS_SERVICES, System
 
 WRITE_OPS = ("insert", "update", "delete")
@@ -40,7 +46,8 @@ class EventCounter:
 
     connection: aio_pika.abc.AbstractRobustConnection
     arrivals: list[tuple[float, str, int]] = field(default_factory=list)
-    by_correlation: dict[str, Counter[str]] = field(default_factory=dict)
+    # {correlation id: {(source service, routing key): count}}
+    by_correlation: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
 
     @classmethod
     async def start(cls, system: System) -> EventCounter:
@@ -58,10 +65,12 @@ class EventCounter:
             key = message.routing_key or ""
             counter.arrivals.append((time.time(), key, len(message.body)))
             try:
-                correlation = str(json.loads(message.body).get("correlationId", ""))
-            except ValueError:
-                correlation = ""
-            counter.by_correlation.setdefault(correlation, Counter())[key] += 1
+                envelope = json.loads(message.body)
+                correlation = str(envelope.get("correlationId", ""))
+                source = str(envelope.get("source", ""))
+            except (ValueError, AttributeError):
+                correlation = source = ""
+            counter.by_correlation.setdefault(correlation, Counter())[(source, key)] += 1
             await message.ack()
 
         await queue.consume(record)
@@ -70,11 +79,14 @@ class EventCounter:
     def between(self, start: float, end: float) -> Counter[str]:
         return Counter(key for at, key, _ in self.arrivals if start <= at < end)
 
-    def of(self, correlation_ids: list[str]) -> Counter[str]:
-        """Events by routing key of these journeys (order ids)."""
+    def of(self, correlation_ids: list[str], *, fulfilment: bool = False) -> Counter[str]:
+        """Events by routing key of these journeys (order ids): those the checkout's services
+        published, or (`fulfilment=True`) those of the fulfilment services (stats.FULFILMENT)."""
         total: Counter[str] = Counter()
         for correlation in correlation_ids:
-            total.update(self.by_correlation.get(correlation, Counter()))
+            for (source, key), n in self.by_correlation.get(correlation, Counter()).items():
+                if (source in FULFILMENT) == fulfilment:
+                    total[key] += n
         return total
 
     def mean_size(self) -> float:
@@ -131,13 +143,40 @@ async def wait_idle(system: System, timeout: float = 300, quiet: float = 1.0) ->
     return -1.0
 
 
-async def mongo_writes(clients: list[AsyncMongoClient[Any]]) -> dict[str, int]:
-    """opcounters summed over the run's servers (one, or one per service)."""
-    totals = dict.fromkeys((*WRITE_OPS, "query", "command", "getmore"), 0)
-    for client in clients:
-        counters = (await client.admin.command("serverStatus")).get("opcounters", {})
-        for op in totals:
-            totals[op] += int(counters.get(op, 0))
+@dataclass(frozen=True)
+class MongoCounters:
+    """The servers' counters at one moment."""
+
+    writes: dict[str, int]  # {server: insert + update + delete}, server = its service or ""
+    commands: dict[tuple[str, str], int]  # {(application, command): n}, summed over servers
+    counting: bool  # every server counts commands (bench.counting_mongo)
+
+
+async def mongo_counters(clients: dict[str, AsyncMongoClient[Any]]) -> MongoCounters:
+    """`serverStatus` of each of the run's servers ({service or "": client})."""
+    writes: dict[str, int] = {}
+    commands: Counter[tuple[str, str]] = Counter()
+    counting = True
+    for server, client in clients.items():
+        status = await client.admin.command("serverStatus")
+        counters = status.get("opcounters", {})
+        writes[server] = sum(int(counters.get(op, 0)) for op in WRITE_OPS)
+        if "commandCounts" not in status:
+            counting = False  # e.g. a real MongoDB: no round trips rather than a partial count
+        for row in status.get("commandCounts", []):
+            commands[(str(row["app"]), str(row["command"]))] += int(row["n"])
+    return MongoCounters(writes, dict(commands), counting)
+
+
+def mongo_cpu_seconds(system: System) -> dict[str, float]:
+    """{server (its service, or "" when shared): user + system CPU seconds so far}."""
+    totals: dict[str, float] = {}
+    for server, process in system.mongo_processes().items():
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        totals[server] = times.user + times.system
     return totals
 
 
@@ -168,3 +207,34 @@ def broker_process() -> psutil.Process | None:
 def self_cpu_seconds() -> float:
     times = psutil.Process().cpu_times()
     return float(times.user + times.system)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every counter the figures of a window come from, at one moment."""
+
+    at: float
+    cpu: dict[str, float]
+    mongo_cpu: dict[str, float]
+    mongo: MongoCounters
+
+    def window_to(self, after: Snapshot) -> tuple[float, Window]:
+        """(seconds, what the counters moved by) from this snapshot to `after`."""
+        return after.at - self.at, Window(
+            cpu_s=counter_deltas(self.cpu, after.cpu),
+            mongo_cpu_s=counter_deltas(self.mongo_cpu, after.mongo_cpu),
+            writes=counter_deltas(self.mongo.writes, after.mongo.writes),
+            commands=counter_deltas(self.mongo.commands, after.mongo.commands),
+            counting=self.mongo.counting and after.mongo.counting,
+        )
+
+
+async def snapshot(system: System, clients: dict[str, AsyncMongoClient[Any]]) -> Snapshot:
+    cpu = cpu_seconds(system)
+    mongo_cpu = mongo_cpu_seconds(system)
+    if len(mongo_cpu) == len(system.processes().get("mongo", [])):
+        # One reading for both, so that `mongo` is exactly the sum of the servers.
+        cpu["mongo"] = sum(mongo_cpu.values())
+    else:
+        mongo_cpu = {}  # servers not all told apart: `mongo` whole, never a part of them
+    return Snapshot(time.time(), cpu, mongo_cpu, await mongo_counters(clients))

@@ -28,8 +28,10 @@ COLUMNS = (
     ("msgs/o", "deliveries_per_order", 1),
     ("events/o", "events_per_order", 1),
     ("writes/o", "writes_per_order", 1),
+    ("mongo RT/o", "mongo_round_trips_per_order", 1),
     ("svc CPU ms/o", "cpu_ms_per_order", 0),
     ("mongo CPU ms/o", "mongo_cpu_ms_per_order", 0),
+    ("all-in CPU ms/o", "cpu_ms_per_order_all_in", 0),
     ("ceiling/s", "ceiling_orders_per_s", 1),
     ("eff", "efficiency", 2),
 )
@@ -45,18 +47,53 @@ def table(levels: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def cpu_table(levels: list[dict[str, Any]]) -> str:
-    services = sorted({s for level in levels for s in level.get("cpu_ms_per_order_by_process", {})})
-    rows = [["variant", "c", *services]]
+def _by_name_table(levels: list[dict[str, Any]], title: str, values: Any, digits: int) -> str:
+    """One row per level, one column per name of `values(level)` ({name: figure})."""
+    names = sorted({s for level in levels for s in values(level)})
+    rows = [["variant", "c", *names]]
     for level in levels:
-        each = level.get("cpu_ms_per_order_by_process", {})
+        each = values(level)
         rows.append(
-            [level["variant"], str(level["concurrency"]), *(fmt(each.get(s), 0) for s in services)]
+            [
+                level["variant"],
+                str(level["concurrency"]),
+                *(fmt(each.get(s), digits) for s in names),
+            ]
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "CPU-ms per confirmed order, by process\n" + "\n".join(lines)
+    return title + "\n" + "\n".join(lines)
+
+
+def cpu_table(levels: list[dict[str, Any]]) -> str:
+    return _by_name_table(
+        levels,
+        "CPU-ms per confirmed order, by process",
+        lambda level: level.get("cpu_ms_per_order_by_process", {}),
+        0,
+    )
+
+
+def round_trips_table(levels: list[dict[str, Any]]) -> str:
+    """Round trips per service, `reads/writes/commits/other` beside the total."""
+
+    def cells(level: dict[str, Any]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for service, each in level.get("by_service_per_order", {}).items():
+            classes = each.get("round_trips_by_class")
+            if not each.get("round_trips") or not classes:  # none counted, or none sent
+                continue
+            split = "/".join(fmt(classes[c], 1) for c in ("reads", "writes", "commits", "other"))
+            found[service] = f"{fmt(each['round_trips'], 1)} ({split})"
+        return found
+
+    return _by_name_table(
+        levels,
+        "Mongo round trips per confirmed order, by service: total (reads/writes/commits/other)",
+        cells,
+        1,
+    )
 
 
 def write_json(result: dict[str, Any], directory: Path, stamp: str) -> tuple[Path, Path]:

@@ -121,3 +121,158 @@ def deliveries(
             count for key, count in published.items() if any(topic_matches(p, key) for p in keys)
         )
     return routed
+
+
+# --- Mongo round trips, the per-service breakdown and the checkout / fulfilment split ----------
+
+UNNAMED = "-"  # commands of clients without an application name (the bench's own probes)
+# Services whose work comes after checkout (a shipping service is planned): their processes,
+# Mongo servers, round trips and events are reported apart, never in the checkout figures.
+FULFILMENT: frozenset[str] = frozenset({"shipping"})
+# Processes that are not services: the Mongo server(s), the broker, notify's SMTP sink.
+SUBSTRATE_PROCESSES = ("mongo", "rabbitmq (shared)", "smtp-sink")
+COMMAND_CLASSES = {
+    "reads": frozenset({"find", "aggregate", "count", "distinct", "getMore"}),
+    "writes": frozenset({"insert", "update", "delete", "findAndModify"}),
+    "commits": frozenset({"commitTransaction", "abortTransaction"}),
+}
+CLASSES = (*COMMAND_CLASSES, "other")  # other: hello (handshakes, monitoring), endSessions, ping…
+
+
+def command_class(command: str) -> str:
+    """`reads`, `writes`, `commits` or `other` (connection and monitoring commands)."""
+    for name, commands in COMMAND_CLASSES.items():
+        if command in commands:
+            return name
+    return "other"
+
+
+def counter_deltas[K](before: Mapping[K, float], after: Mapping[K, float]) -> dict[K, float]:
+    """`after - before` for every key of `after` (a key new in `after` started at 0)."""
+    return {key: value - before.get(key, 0) for key, value in after.items()}
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the counters moved by over one level's window.
+
+    `mongo_cpu_s` and `writes` are by server: the service owning it, or "" for one shared server
+    (whose cost cannot be split between services). `commands` is by (client application, command),
+    the application being the service (`kit.mongo.connect` names the client after it);
+    `counting` says whether every server counted commands (`bench.counting_mongo`)."""
+
+    cpu_s: Mapping[str, float]
+    mongo_cpu_s: Mapping[str, float]
+    writes: Mapping[str, float]
+    commands: Mapping[tuple[str, str], float]
+    counting: bool = True
+
+    def services(self) -> list[str]:
+        names = {name for name in self.cpu_s if name not in SUBSTRATE_PROCESSES}
+        names |= {server for server in (*self.mongo_cpu_s, *self.writes) if server}
+        names |= {app for app, _ in self.commands if app != UNNAMED}
+        return sorted(names)
+
+    def round_trips(self, service: str) -> dict[str, float]:
+        """{command: count} of `service`'s clients."""
+        found: dict[str, float] = {}
+        for (app, command), n in self.commands.items():
+            if app == service and n:
+                found[command] = found.get(command, 0) + n
+        return found
+
+
+def _ms(seconds: float | None, orders: int) -> float | None:
+    return None if seconds is None else per_order(seconds * 1000, orders)
+
+
+def _rounded(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def by_class(commands: Mapping[str, float]) -> dict[str, float]:
+    """{class: count} over `commands` {command: count}, every class present."""
+    totals = dict.fromkeys(CLASSES, 0.0)
+    for command, n in commands.items():
+        totals[command_class(command)] += n
+    return totals
+
+
+def service_breakdown(window: Window, orders: int) -> dict[str, dict[str, object]]:
+    """Per service, per confirmed order: its CPU, its own Mongo server's CPU and writes (None
+    when the server is shared), and the Mongo round trips of its clients, in total, by class and
+    by command (None when the servers do not count commands)."""
+    breakdown: dict[str, dict[str, object]] = {}
+    for service in window.services():
+        commands = window.round_trips(service)
+        classes = by_class(commands)
+        cpu = window.cpu_s.get(service)
+        mongo_cpu = window.mongo_cpu_s.get(service)
+        writes = window.writes.get(service)
+        breakdown[service] = {
+            "fulfilment": service in FULFILMENT,
+            "cpu_ms": _rounded(_ms(cpu, orders), 1),
+            "mongo_cpu_ms": _rounded(_ms(mongo_cpu, orders), 1),
+            "writes": _rounded(None if writes is None else per_order(writes, orders)),
+            "round_trips": (
+                _rounded(per_order(sum(commands.values()), orders)) if window.counting else None
+            ),
+            "round_trips_by_class": (
+                {k: round(v / orders, 2) for k, v in classes.items()}
+                if window.counting and orders
+                else None
+            ),
+            "round_trips_by_command": (
+                {k: round(v / orders, 2) for k, v in sorted(commands.items())}
+                if window.counting and orders
+                else None
+            ),
+        }
+    return breakdown
+
+
+def part_figures(window: Window, orders: int, fulfilment: bool) -> dict[str, float | None]:
+    """The checkout's figures per confirmed order (`fulfilment=False`: every service outside
+    FULFILMENT), or fulfilment's (`True`).
+
+    - `cpu_ms_per_order`: the services' processes;
+    - `cpu_ms_per_order_all_in`: those, plus their Mongo servers, plus (checkout only) the broker
+      and the SMTP sink. A shared Mongo server counts whole for the checkout (it cannot be
+      split), as does the broker (shared with other people's work on this machine too);
+    - `writes_per_order`: insert + update + delete documents on their servers (a shared server
+      counts whole for the checkout);
+    - `mongo_round_trips_per_order` (+ `_by_class`): every command their clients sent.
+    """
+
+    def mine(service: str) -> bool:
+        return (service in FULFILMENT) == fulfilment
+
+    services = [s for s in window.services() if mine(s)]
+    cpu = sum(window.cpu_s.get(s, 0.0) for s in services)
+    servers = [s for s in window.mongo_cpu_s if (mine(s) if s else not fulfilment)]
+    mongo_cpu = sum(window.mongo_cpu_s[s] for s in servers)
+    if not window.mongo_cpu_s and not fulfilment:
+        mongo_cpu = window.cpu_s.get("mongo", 0.0)  # servers not told apart: all of them
+    others = 0.0
+    if not fulfilment:
+        others = sum(window.cpu_s.get(p, 0.0) for p in SUBSTRATE_PROCESSES if p != "mongo")
+    writes = sum(n for s, n in window.writes.items() if (mine(s) if s else not fulfilment))
+    commands: dict[str, float] = {}
+    for service in services:
+        for command, n in window.round_trips(service).items():
+            commands[command] = commands.get(command, 0) + n
+    classes = by_class(commands)
+    counted = window.counting and orders > 0
+    return {
+        "cpu_ms_per_order": _ms(cpu, orders),
+        "mongo_cpu_ms_per_order": _ms(mongo_cpu, orders),
+        "cpu_ms_per_order_all_in": _ms(cpu + mongo_cpu + others, orders),
+        "writes_per_order": per_order(writes, orders),
+        "mongo_round_trips_per_order": (
+            per_order(sum(commands.values()), orders) if counted else None
+        ),
+        **{
+            f"mongo_{name}_per_order": (per_order(classes[name], orders) if counted else None)
+            for name in CLASSES
+        },
+    }

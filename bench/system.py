@@ -1,7 +1,8 @@
 """The shop as `make run` starts it, on a port block, broker prefix and run directory of its own.
 
-The runner (`scripts/run_local.py`) starts its own embedded Mongo (`SHOP_MONGO_PORT=0`); its output
-goes to `<run dir>/runner.log`. Service processes are found below the runner with psutil, named by
+The runner (`scripts/run_local.py`) starts its own embedded Mongo (`SHOP_MONGO_PORT=0`), the one of
+`bench.counting_mongo` (`SHOP_MONGO_MODULE`: it counts the commands it receives); its output goes
+to `<run dir>/runner.log`. Service processes are found below the runner with psutil, named by
 their `-m <name>_service` command line (replicas share the name).
 """
 
@@ -18,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 
@@ -28,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from runner.config import free_port_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+MONGO_MODULE = "bench.counting_mongo"  # kit.embedded_mongo, counting commands
 BUS_SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-1"
@@ -44,7 +47,7 @@ def service_of(process: psutil.Process) -> str | None:
         return None
     if "-m" in argv:
         module = argv[argv.index("-m") + 1] if argv.index("-m") + 1 < len(argv) else ""
-        if module == "kit.embedded_mongo":
+        if module in ("kit.embedded_mongo", MONGO_MODULE):
             return "mongo"  # one server, or (SHOP_MONGO_PER_SERVICE) all of them summed
         if module.endswith("_service"):
             return module.removesuffix("_service")
@@ -65,6 +68,7 @@ class System:
     mongo_urls: dict[str, str] = field(default_factory=dict)  # "" → the shared server
     started_at: float = field(default_factory=time.monotonic)
     db_prefix: str = ""  # DB_PREFIX of the services (the bench clears it: database = service)
+    _mongo_pids: dict[str, int] = field(default_factory=dict)
 
     def mongo_url_of(self, service: str) -> str:
         """The server holding `service`'s database: its own, or the shared one."""
@@ -95,6 +99,24 @@ class System:
             if name is not None:
                 found.setdefault(name, []).append(child)
         return found
+
+    def mongo_processes(self) -> dict[str, psutil.Process]:
+        """{server: its process}, server = the service owning it ("" for a shared one), told
+        apart by the port each listens on (the runner starts them all with `--port 0`)."""
+        mongos = self.processes().get("mongo", [])
+        if len(self._mongo_pids) < len(self.mongo_urls):
+            ports = {urlsplit(url).port: server for server, url in self.mongo_urls.items()}
+            for process in mongos:
+                try:
+                    listening = process.net_connections(kind="tcp")
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                for connection in listening:
+                    server = ports.get(connection.laddr.port)
+                    if connection.status == psutil.CONN_LISTEN and server is not None:
+                        self._mongo_pids[server] = process.pid
+        by_pid = {process.pid: process for process in mongos}
+        return {server: by_pid[pid] for server, pid in self._mongo_pids.items() if pid in by_pid}
 
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -167,6 +189,7 @@ def start_system(
         SHOP_RUN_DIR=str(run_dir),
         SHOP_RESTART="0",  # a crash is an error of the run, not something to paper over
         SHOP_MONGO_PER_SERVICE="1" if mongo_per_service else "0",
+        SHOP_MONGO_MODULE=MONGO_MODULE,
         MONGO_SERIAL_TRANSACTIONS="1" if serial_transactions else "0",
         SHOP_REPLICAS=",".join(f"{name}={n}" for name, n in replicas.items()),
         AMQP_URL=amqp_url,

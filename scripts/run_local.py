@@ -17,7 +17,8 @@ listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_D
 `SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
 from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, user
 on SHOP_MONGO_PORT and the next ones above it, 27017-27022 by default; `0`: one shared server on
-SHOP_MONGO_PORT). With embedded Mongo
+SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default `kit.embedded_mongo`;
+the bench runs `bench.counting_mongo`, which also counts commands). With embedded Mongo
 the services get `MONGO_SERIAL_TRANSACTIONS=1` (one transaction at a time per process): the
 embedded server conflicts any two overlapping write transactions, and both defaults measured
 2-6x faster than one shared server with concurrent transactions (bench/README.md).
@@ -56,7 +57,8 @@ async def start_mongo(
 ) -> tuple[Child, str] | None:
     """The embedded server on SHOP_MONGO_PORT; None when it did not announce READY."""
     port = config.mongo_port if port is None else port
-    argv = [sys.executable, "-m", "kit.embedded_mongo", "--port", str(port)]
+    module = os.environ.get("SHOP_MONGO_MODULE") or "kit.embedded_mongo"
+    argv = [sys.executable, "-m", module, "--port", str(port)]
     if config.mongo_path:
         path = (ROOT / config.mongo_path).resolve()
         if name != "mongo":
