@@ -209,22 +209,23 @@ class OutboxRelay:
             "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
         }
 
+        # Candidates first, outside any transaction: the usual answer is none (one read per
+        # poll, no commit). Then take them with one conditional update and read back what this
+        # claim got, in a transaction: two relays racing for a row conflict, one of them retries
+        # and moves on to rows nobody holds. (Claiming row by row with find_one_and_update was
+        # ten times slower on the embedded server.)
+        candidates = await self._rows.find(
+            claimable,
+            projection={"_id": 1},
+            sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+            limit=self._config.relay_batch_size,
+        ).to_list()
+        if not candidates:
+            return []
+        ids = [c["_id"] for c in candidates]
+
         async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
-            # Pick candidates, take them with one conditional update, read back what this claim
-            # got. In a transaction: two relays racing for a row conflict, one of them retries
-            # and moves on to rows nobody holds. (Three round trips per batch: claiming row by
-            # row with find_one_and_update was ten times slower on the embedded server.)
-            candidates = await self._rows.find(
-                claimable,
-                projection={"_id": 1},
-                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-                limit=self._config.relay_batch_size,
-                session=session,
-            ).to_list()
-            if not candidates:
-                return []
             claim_id = new_id()
-            ids = [c["_id"] for c in candidates]
             await self._rows.update_many(
                 {"_id": {"$in": ids}, **claimable},
                 {
@@ -256,18 +257,16 @@ class OutboxRelay:
             "$or": [{CLAIM_UNTIL: None}, {CLAIM_UNTIL: {"$lte": now}}],
         }
 
+        # As `_claim`, per document: pick (one read, usually nothing), take, read back.
+        candidates = await docs.find(
+            claimable, projection={"_id": 1}, limit=self._config.relay_batch_size
+        ).to_list()
+        if not candidates:
+            return []
+        ids = [c["_id"] for c in candidates]
+
         async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
-            # As `_claim`, per document: pick, take with one conditional update, read back.
-            candidates = await docs.find(
-                claimable,
-                projection={"_id": 1},
-                limit=self._config.relay_batch_size,
-                session=session,
-            ).to_list()
-            if not candidates:
-                return []
             claim_id = new_id()
-            ids = [c["_id"] for c in candidates]
             await docs.update_many(
                 {"_id": {"$in": ids}, **claimable},
                 {"$set": {CLAIM_UNTIL: lease_until, CLAIM_OWNER: self.owner, CLAIM_ID: claim_id}},
