@@ -36,7 +36,7 @@ type Db = AsyncDatabase[Any]
 async def acquire_lease(db: Db, name: str, holder: str, now: datetime, until: datetime) -> bool:
     """Take or renew the lease `name` unless another holder's lease is still running."""
     try:
-        await db[LEASES].find_one_and_update(
+        await db[LEASES].update_one(
             {"_id": name, "$or": [{"holder": holder}, {"until": {"$lte": now}}]},
             {"$set": {"holder": holder, "until": until}},
             upsert=True,
