@@ -46,6 +46,7 @@ from inventory_service.domain import (
     LineRequest,
     LineResult,
     ReleaseReason,
+    ReservationStatus,
     decide_outcome,
     expiry,
     low_stock_change,
@@ -54,6 +55,7 @@ from inventory_service.domain import (
     rank_alternatives,
 )
 from inventory_service.store import Db, Doc, Session
+from kit.transactions import Conflict
 
 log = structlog.get_logger("inventory.handlers")
 
@@ -121,6 +123,11 @@ async def _record_move(
 
 async def _take(db: Db, request: LineRequest, session: Session) -> tuple[LineResult, Doc | None]:
     """Take as many units of one line as are available: the result and the product after it."""
+    # The whole line first (the common case: one conditional update, no read before it).
+    after = await store.take_available(db, request.product_id, request.quantity, session)
+    if after is not None:
+        before = int(after["available"]) + request.quantity
+        return LineResult(request.product_id, request.quantity, request.quantity, before), after
     for _ in range(TAKE_ATTEMPTS):
         product = await store.get_product(db, request.product_id, session)
         available = int(product["available"]) if product else 0
@@ -197,10 +204,10 @@ async def reserve(
             "expires_at": expires_at,
             "created_at": now,
             "updated_at": now,
+            "moves": ledger.rows,
         },
         session,
     )
-    await store.record_ledger(db, ledger, session)
     missing = tuple(
         MissingLine(product_id=m.product_id, requested=m.requested, available=m.available)
         for m in outcome.missing
@@ -235,53 +242,51 @@ async def release(
     A sale committed just before its order was cancelled (an Admin cancel while PAID) is given
     back too: the order is the authority, and payment voids the money for it.
     """
-    source = "reserved"
-    held = await store.transition_reservation(
-        db, order_id, RELEASABLE, "released", now, session, release_reason=reason
-    )
-    if held is None and reason == "cancelled":
-        source = "committed"
-        held = await store.transition_reservation(
-            db, order_id, ("committed",), "released", now, session, release_reason=reason
-        )
+    held = await store.get_reservation(db, order_id, session)
     if held is None:
-        if await store.get_reservation(db, order_id, session) is None:
-            # Released before it was reserved: remember it so a late OrderPlaced holds nothing.
-            await store.insert_reservation(
-                db,
-                {
-                    "_id": order_id,
-                    "order_id": order_id,
-                    "status": "released",
-                    "release_reason": reason,
-                    "lines": [],
-                    "created_at": now,
-                    "updated_at": now,
-                },
-                session,
-            )
+        # Released before it was reserved: remember it so a late OrderPlaced holds nothing.
+        await store.insert_reservation(
+            db,
+            {
+                "_id": order_id,
+                "order_id": order_id,
+                "status": "released",
+                "release_reason": reason,
+                "lines": [],
+                "moves": [],
+                "created_at": now,
+                "updated_at": now,
+            },
+            session,
+        )
         return []
+    if held["status"] in RELEASABLE:
+        source = "reserved"
+    elif held["status"] == "committed" and reason == "cancelled":
+        source = "committed"
+    else:
+        return []  # released, unavailable or failed already: a duplicate or a late event
     lines = store.doc_lines(held)
-    events: list[Event] = [StockReleased(order_id=order_id, lines=_lines(lines), reason=reason)]
     ledger = Ledger()
+    for line in lines:
+        ledger.record(
+            line.product_id,
+            reason=f"released:{reason}",
+            at=now,
+            order_id=order_id,
+            available=line.quantity,
+            reserved=-line.quantity if source == "reserved" else 0,
+            committed=-line.quantity if source == "committed" else 0,
+        )
+    await _move(db, held, "released", ledger, now, session, release_reason=reason)
+    events: list[Event] = [StockReleased(order_id=order_id, lines=_lines(lines), reason=reason)]
     for line in lines:
         after = await store.move_reserved(
             db, line.product_id, line.quantity, "available", session, source=source
         )
         if after is None:
             raise RuntimeError(f"{source} stock of {line.product_id} is below {order_id}'s hold")
-        events += await _record_move(
-            db,
-            session,
-            ledger,
-            after,
-            reason=f"released:{reason}",
-            now=now,
-            order_id=order_id,
-            available=line.quantity,
-            **{source: -line.quantity},
-        )
-    await store.record_ledger(db, ledger, session)
+        events += await low_stock_events(db, after, session)
     return events
 
 
@@ -289,18 +294,11 @@ async def commit(
     db: Db, session: Session, *, order_id: str, paid_lines: Sequence[tuple[str, int]], now: datetime
 ) -> list[Event]:
     """Turn a paid order's reservation into a sale, re-taking stock if the hold is gone."""
-    held = await store.transition_reservation(db, order_id, COMMITTABLE, "committed", now, session)
+    existing = await store.get_reservation(db, order_id, session)
     ledger = Ledger()
-    if held is not None:
-        lines = store.doc_lines(held)
+    if existing is not None and existing["status"] in COMMITTABLE:
+        lines = store.doc_lines(existing)
         for line in lines:
-            moved = await store.move_reserved(
-                db, line.product_id, line.quantity, "committed", session
-            )
-            if moved is None:
-                raise RuntimeError(
-                    f"reserved stock of {line.product_id} is below {order_id}'s hold"
-                )
             ledger.record(
                 line.product_id,
                 reason="committed",
@@ -309,10 +307,14 @@ async def commit(
                 committed=line.quantity,
                 order_id=order_id,
             )
-        await store.record_ledger(db, ledger, session)
+        await _move(db, existing, "committed", ledger, now, session)
+        for line in lines:
+            if not await store.sell_reserved(db, line.product_id, line.quantity, session):
+                raise RuntimeError(
+                    f"reserved stock of {line.product_id} is below {order_id}'s hold"
+                )
         return [StockCommitted(order_id=order_id, lines=_lines(lines))]
 
-    existing = await store.get_reservation(db, order_id, session)
     if existing is not None and existing["status"] in ("committed", "commitFailed"):
         return []  # a duplicate OrderPaid: already answered
     if existing is not None and existing.get("release_reason", "expired") != "expired":
@@ -332,7 +334,10 @@ async def commit(
         if after is None:
             for done in taken:
                 await store.put_back(db, done.product_id, done.quantity, "committed", session)
-            await _set_reservation(db, order_id, "commitFailed", lines, existing, now, session)
+            # What was taken is back: nothing moved, no ledger row.
+            await _set_reservation(
+                db, order_id, "commitFailed", lines, existing, Ledger(), now, session
+            )
             reason = "reservation expired and stock is no longer available"
             return [StockCommitFailed(order_id=order_id, reason=reason, lines=_lines(lines))]
         taken.append(line)
@@ -347,28 +352,48 @@ async def commit(
             available=-line.quantity,
             committed=line.quantity,
         )
-    await _set_reservation(db, order_id, "committed", lines, existing, now, session)
-    await store.record_ledger(db, ledger, session)
+    await _set_reservation(db, order_id, "committed", lines, existing, ledger, now, session)
     return [StockCommitted(order_id=order_id, lines=_lines(lines)), *events]
+
+
+async def _move(
+    db: Db,
+    reservation: Doc,
+    to: ReservationStatus,
+    ledger: Ledger,
+    now: datetime,
+    session: Session,
+    **fields: Any,
+) -> None:
+    """Move the reservation as read, with its ledger rows; `Conflict` when it moved meanwhile
+    (a concurrent writer on a real MongoDB: the delivery is retried from a fresh read)."""
+    if not await store.move_reservation(db, reservation, to, ledger, now, session, **fields):
+        raise Conflict(f"reservation {reservation['_id']} moved from {reservation['status']}")
 
 
 async def _set_reservation(
     db: Db,
     order_id: str,
-    status: str,
+    status: ReservationStatus,
     lines: Sequence[LineRequest],
     existing: Doc | None,
+    ledger: Ledger,
     now: datetime,
     session: Session,
 ) -> None:
-    fields: dict[str, Any] = {"status": status, "lines": store.lines_doc(lines), "updated_at": now}
     if existing is None:
-        doc = {"_id": order_id, "order_id": order_id, "created_at": now, **fields}
+        doc = {
+            "_id": order_id,
+            "order_id": order_id,
+            "status": status,
+            "lines": store.lines_doc(lines),
+            "moves": ledger.rows,
+            "created_at": now,
+            "updated_at": now,
+        }
         await store.insert_reservation(db, doc, session)
     else:
-        await db[store.RESERVATIONS].update_one(
-            {"_id": order_id}, {"$set": fields}, session=session
-        )
+        await _move(db, existing, status, ledger, now, session, lines=store.lines_doc(lines))
 
 
 # --- event handlers ---------------------------------------------------------------------------

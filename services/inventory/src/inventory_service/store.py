@@ -3,6 +3,11 @@
 Stock counters change only through conditional atomic updates (`available >= n` in the filter,
 `$inc` of two counters at once), so concurrent writers can never oversell or lose a unit.
 Documents use snake_case; the API maps them to camelCase.
+
+The ledger: one row per counter change of a product (`domain.Ledger`). An order's moves are kept
+in its reservation (`moves`), written by the same command as the reservation's status, so that a
+reservation step costs its product updates and one reservation write; the catalogue's moves
+(opening stock, adjustments) are rows of `stock_ledger`. `ledger` reads both.
 """
 
 from __future__ import annotations
@@ -185,6 +190,17 @@ async def move_reserved(
     )
 
 
+async def sell_reserved(db: Db, product_id: str, quantity: int, session: Session) -> bool:
+    """Move `quantity` from reserved to committed (a paid hold); False when fewer are reserved.
+    A plain update: the sale changes no available count, so nothing else is read from it."""
+    result = await db[PRODUCTS].update_one(
+        {"_id": product_id, "reserved": {"$gte": quantity}},
+        {"$inc": {"reserved": -quantity, "committed": quantity}},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
 async def put_back(db: Db, product_id: str, quantity: int, into: str, session: Session) -> None:
     """Undo a `take_available` into `into` inside the same transaction."""
     await db[PRODUCTS].update_one(
@@ -193,9 +209,23 @@ async def put_back(db: Db, product_id: str, quantity: int, into: str, session: S
 
 
 async def record_ledger(db: Db, ledger: Ledger, session: Session) -> None:
-    """Write an operation's ledger rows in one batch."""
+    """Write a catalogue operation's ledger rows in one batch (an order's go in its
+    reservation)."""
     if ledger.rows:
         await db[LEDGER].insert_many([dict(r) for r in ledger.rows], session=session)
+
+
+async def ledger(db: Db, product_id: str, session: Session = None) -> list[Doc]:
+    """Every counter change of a product, oldest first: the catalogue's `stock_ledger` rows and
+    the moves of the reservations that hold or held it (an audit read: it scans reservations)."""
+    rows: list[Doc] = (
+        await db[LEDGER].find({"product_id": product_id}, {"_id": 0}, session=session).to_list()
+    )
+    async for reservation in db[RESERVATIONS].find(
+        {"moves.product_id": product_id}, {"moves": 1}, session=session
+    ):
+        rows += [m for m in reservation["moves"] if m["product_id"] == product_id]
+    return sorted(rows, key=lambda row: row["at"])
 
 
 # --- reservations -----------------------------------------------------------------------------
@@ -219,22 +249,26 @@ async def insert_reservation(db: Db, doc: Doc, session: Session) -> None:
     await db[RESERVATIONS].insert_one(doc, session=session)
 
 
-async def transition_reservation(
+async def move_reservation(
     db: Db,
-    order_id: str,
-    from_statuses: Sequence[ReservationStatus],
+    reservation: Doc,
     to: ReservationStatus,
+    ledger: Ledger,
     now: datetime,
     session: Session,
     **fields: Any,
-) -> Doc | None:
-    """Move a reservation between statuses; None when it was not in `from_statuses` (no-op)."""
-    return await db[RESERVATIONS].find_one_and_update(
-        {"_id": order_id, "status": {"$in": list(from_statuses)}},
-        {"$set": {"status": to, "updated_at": now, **fields}},
-        return_document=ReturnDocument.AFTER,
+) -> bool:
+    """Move a reservation, as it was read, to `to` with the ledger rows of the move (appended to
+    its `moves`) in one write; False when its status changed since it was read."""
+    result = await db[RESERVATIONS].update_one(
+        {"_id": reservation["_id"], "status": reservation["status"]},
+        {
+            "$set": {"status": to, "updated_at": now, **fields},
+            "$push": {"moves": {"$each": [dict(r) for r in ledger.rows]}},
+        },
         session=session,
     )
+    return result.matched_count == 1
 
 
 async def extend_reservation(

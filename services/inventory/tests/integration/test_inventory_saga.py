@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from inventory_service import store
 
 from bus.testing import eventually
 from contracts import Envelope
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN = token("Admin", "admin-1")
 ANSWERS = ("StockReserved", "StockPartiallyReserved", "StockUnavailable")
+COUNTERS = ("received", "available", "reserved", "committed")
 
 
 async def create(inv: Running, name: str, stock: int, price: int = 1000, **extra: Any) -> str:
@@ -206,6 +208,18 @@ async def test_paid_order_commits_once(start_inventory: Start) -> None:
             "reserved": 0,
             "committed": 4,
         }
+        # The order's ledger rows ride in its reservation, written with each status; the
+        # catalogue's ledger holds the opening stock only. Together they account for the stock.
+        db = inv.deps.db
+        reservation = await db["reservations"].find_one({"_id": oid})
+        assert reservation is not None
+        assert [(m["reason"], m["delta"]) for m in reservation["moves"]] == [
+            ("reserved", {"received": 0, "available": -4, "reserved": 4, "committed": 0}),
+            ("committed", {"received": 0, "available": 0, "reserved": -4, "committed": 4}),
+        ]
+        assert [r["reason"] for r in await db["stock_ledger"].find().to_list()] == ["opening stock"]
+        rows = await store.ledger(db, product)
+        assert {c: sum(r["delta"][c] for r in rows) for c in COUNTERS} == await stock(inv, product)
         # An Admin cancelled the order while PAID (the order is the authority; payment voids):
         # the sale is given back, once.
         await inv.publish(cancelled(oid))

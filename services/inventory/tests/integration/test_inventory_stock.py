@@ -2,7 +2,8 @@
 
 The conservation walk: seeded random interleavings of reserve (full or partial), release, commit,
 expire and adjust, several at once, keep `available + reserved + committed == received`, never
-a negative counter, and the held and sold counters equal to what the reservations say.
+a negative counter, the held and sold counters equal to what the reservations say, and every
+counter equal to the sum of the product's ledger rows (nothing moved unrecorded).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from inventory_service import catalog
+from inventory_service import catalog, store
 from inventory_service.catalog import NewProduct
 from inventory_service.domain import InsufficientStock, Stock
 from inventory_service.handlers import commit, release, reserve, utcnow
@@ -36,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 ADMIN = Actor(user_id="admin-1", role="Admin")
 STEPS = 30
+COUNTERS = ("received", "available", "reserved", "committed")
 
 
 @pytest.fixture
@@ -78,6 +80,9 @@ async def check_invariants(db: AsyncDatabase[Any], products: list[str]) -> None:
         counters = Stock(doc["received"], doc["available"], doc["reserved"], doc["committed"])
         assert counters.conserved, counters
         assert (counters.reserved, counters.committed) == (held[pid], sold[pid]), pid
+        rows = await store.ledger(db, pid)
+        recorded = Stock(*(sum(row["delta"][c] for row in rows) for c in COUNTERS))
+        assert recorded == counters, (pid, rows)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

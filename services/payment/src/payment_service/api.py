@@ -65,7 +65,7 @@ async def get_payment(order_id: str, deps: DepsDep, _admin: AdminUser) -> Paymen
     payment = await store.payment_for(deps.db, order_id)
     if payment is None:
         raise not_found("PAYMENT_NOT_FOUND")
-    attempts = await store.attempts(deps.db, payment["_id"])
+    attempts = await store.attempts(deps.db, payment)
     return PaymentOut(
         payment_id=payment["_id"],
         order_id=payment["order_id"],

@@ -51,6 +51,15 @@ def transition(current: PaymentStatus, target: PaymentStatus) -> PaymentStatus:
     return target
 
 
+def moves(current: PaymentStatus, *targets: PaymentStatus) -> PaymentStatus:
+    """The state after moving through `targets` in order, each move legal (`IllegalTransition`
+    otherwise): the moves one handler decides are stored in one write (failed → pending →
+    authorized for a customer's retry, authorized → voided when the order ended meanwhile)."""
+    for target in targets:
+        current = transition(current, target)
+    return current
+
+
 # --- retry schedule ---------------------------------------------------------------------------
 
 

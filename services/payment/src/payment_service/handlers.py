@@ -1,19 +1,19 @@
 """Event handlers of the payment service, and its handler table.
 
-Transaction boundary. The consumer runs each handler inside a Mongo transaction that may be run
-again from the start (write conflicts, and the embedded server treats any two overlapping write
-transactions as conflicting). A provider call cannot be rolled back, and holding a transaction
-open across retries with backoff (up to 5 s) would make it collide with every other writer and
-then replay the whole wait. So the payment's own records are written *outside* the transaction
-(session None), each write idempotent: the attempt is recorded with its outcome right after each
-provider call, whose idempotency key is `<orderId>:<attempt number>` (the provider answers the
-same key with the same result and never charges twice); the decision is stored on the payment with
-the events it caused and the id of the PaymentRequested that caused them. Only the emission goes
-into the transaction, through the outbox. If that transaction is re-run, or the delivery is
-redelivered before it committed, the handler finds the decision already made by this same event
-and emits it again (the earlier emission was rolled back) without calling the provider; a
-*different* event asking for an attempt already decided (the order service re-sending it) emits
-nothing new.
+Transaction boundary. The consumer runs each handler in a Mongo transaction with its inbox row,
+and everything a handler writes is in that transaction: one write of the payment per step (its
+status, the decision with the events it caused, the provider calls it made, the fields the
+request brings) and its events through the outbox. (Writes outside the transaction made the
+embedded server fail every deciding handler's first commit, so each ran twice.)
+
+A provider call cannot be rolled back. Each carries the idempotency key `<orderId>:<call
+number>`, numbered over the order's stored calls, so a transaction run again, or a delivery
+redelivered after a crash, calls again with the same keys and the processor answers each as it
+did (it never charges twice): the rerun records the same calls and decides the same. What a
+rerun cannot see in the payment is a hold its rolled-back run obtained just as the order ended
+(a cancellation that committed in between): `inflight` remembers the calls of uncommitted runs in
+process, and such a rerun voids that hold. A *different* event asking for an attempt already
+decided (the order service re-sending it) emits nothing new and never calls the provider.
 
 `HANDLERS` is built by `handler_table` at the bottom: the consumer binds the service's queue to
 the routing keys of its keys.
@@ -21,9 +21,10 @@ the routing keys of its keys.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -34,7 +35,7 @@ import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from bus import HandlerContext, HandlerTable
-from contracts import Envelope, Event
+from contracts import Envelope, Event, new_id
 from contracts.order import OrderCancelled, OrderConfirmed, OrderRejected, PaymentRequested
 from contracts.payment import (
     PaymentAuthorized,
@@ -45,6 +46,7 @@ from contracts.payment import (
 )
 from contracts.registry import event_class
 from kit.internal import internal_headers
+from kit.transactions import Conflict
 from payment_service import store
 from payment_service.domain import (
     VELOCITY_WINDOW,
@@ -54,7 +56,9 @@ from payment_service.domain import (
     backoff_delay,
     fraud_rules_apply,
     fraud_score,
+    moves,
 )
+from payment_service.inflight import InFlight, Run
 from payment_service.provider import (
     PaymentDeclined,
     PaymentProvider,
@@ -63,7 +67,7 @@ from payment_service.provider import (
 )
 from payment_service.settings import PaymentSettings
 from payment_service.store import Db, Doc
-from payment_service.users import UserDirectory
+from payment_service.users import MethodInfo, UserDirectory
 
 log = structlog.get_logger("payment.handlers")
 
@@ -89,6 +93,8 @@ class PaymentEnv:
     backoff_base: float
     backoff_cap: float
     fraud_threshold: float
+    # Uncommitted runs of deliveries (see the module's docstring).
+    inflight: InFlight = field(default_factory=InFlight)
 
     @classmethod
     def from_settings(
@@ -120,7 +126,7 @@ class PaymentEnv:
         )
 
 
-# --- outcomes: what one event decided, kept to re-emit after a rolled-back transaction ------
+# --- outcomes: what one event decided, so that another event asking the same emits nothing ----
 
 
 def _snapshot(events: Sequence[Event]) -> list[Doc]:
@@ -131,16 +137,9 @@ def _restore(snapshots: Sequence[Doc]) -> list[Event]:
     return [event_class(s["type"]).model_validate(s["data"]) for s in snapshots]
 
 
-def _decision(key: str, envelope: Envelope[Any], events: Sequence[Event]) -> Doc:
-    """The `$set` fields storing what `envelope` decided under `key` (before emitting it)."""
-    return {f"outcomes.{key}": {"cause": envelope.id, "events": _snapshot(events)}}
-
-
-async def _decide(
-    db: Db, payment: Doc, key: str, envelope: Envelope[Any], events: Sequence[Event]
-) -> Doc:
-    """Store what `envelope` decided under `key` (before emitting it)."""
-    return await store.set_fields(db, payment["_id"], utcnow(), **_decision(key, envelope, events))
+def _decision(envelope: Envelope[Any], events: Sequence[Event]) -> Doc:
+    """What `envelope` decided, stored with the payment's move in the same write."""
+    return {"cause": envelope.id, "events": _snapshot(events)}
 
 
 async def _emit(ctx: HandlerContext, events: Sequence[Event]) -> None:
@@ -149,7 +148,11 @@ async def _emit(ctx: HandlerContext, events: Sequence[Event]) -> None:
 
 
 async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
-    """True when this key was decided already: re-emit if it was this very event, else nothing."""
+    """True when this key was decided already: re-emit if it was this very event, else nothing.
+
+    (This very event finds its decision only where an older version stored it outside the
+    transaction that then rolled back: its emission is owed.)
+    """
     if outcome is None:
         return False
     if outcome["cause"] == ctx.envelope.id:
@@ -157,6 +160,38 @@ async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
     else:
         log.info("payment.duplicate_request", cause=outcome["cause"])
     return True
+
+
+async def _save(
+    ctx: HandlerContext,
+    payment: Doc | None,
+    new: tuple[str, PaymentRequested] | None,
+    targets: Sequence[PaymentStatus],
+    decisions: dict[str, Doc],
+    **fields: Any,
+) -> None:
+    """The step's one write: the payment moved through `targets`, with the step's decisions and
+    `fields`; on first sight (`payment` None) inserted as `new` (its id, and the request).
+
+    A payment that moved since it was read (a concurrent writer on a real MongoDB) raises
+    `Conflict`: the delivery is retried from a fresh read.
+    """
+    now = utcnow()
+    if payment is None:
+        assert new is not None, "a payment is created for a request only"
+        payment_id, request = new
+        status = moves(PaymentStatus.PENDING, *targets)
+        doc = store.new_payment(payment_id, request.order_id, request.user_id, now, **fields)
+        doc.update(status=status.value, outcomes=decisions)
+        await store.insert(ctx.db, doc, ctx.session)
+        return
+    status = moves(PaymentStatus(payment["status"]), *targets)
+    changes = {name: value for name, value in fields.items() if payment.get(name) != value}
+    changes.update({f"outcomes.{key}": value for key, value in decisions.items()})
+    if status.value != payment["status"]:
+        changes["status"] = status.value
+    if not await store.update(ctx.db, payment, ctx.session, **changes, updated_at=now):
+        raise Conflict(f"payment {payment['_id']} moved while {ctx.handler} decided")
 
 
 # --- authorize ------------------------------------------------------------------------------
@@ -178,252 +213,245 @@ def _scored(envelope: Envelope[PaymentRequested], payment: Doc | None) -> bool:
     return fraud_rules_apply(request.review_passed, _flagged_before(payment, envelope), charge)
 
 
-async def _settled(ctx: HandlerContext, payment: Doc, key: str, review_key: str) -> bool:
+async def _settled(
+    ctx: HandlerContext, payment: Doc, key: str, review_key: str, *, holding: bool
+) -> bool:
     """True when this request has nothing (left) to do: decided already (re-emitted if by this
-    very event), the order ended, or an earlier request already authorized."""
+    very event), an earlier request already authorized, or the order ended (unless a rolled-back
+    run of this delivery holds an authorization: that hold is voided, not left in place)."""
     outcomes: Doc = payment.get("outcomes", {})
     if await _replayed(ctx, outcomes.get(key)):
         return True
     if _scored(ctx.envelope, payment) and await _replayed(ctx, outcomes.get(review_key)):
         return True
     status = PaymentStatus(payment["status"])
-    if payment.get("closed") or status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
-        # The order ended, or an earlier request already authorized: never charge again.
+    if status not in (PaymentStatus.PENDING, PaymentStatus.FAILED) or (
+        payment.get("closed") and not holding
+    ):
+        # An earlier request already authorized, or the order ended: never charge again.
         log.info("payment.request_ignored", status=status, closed=payment.get("closed"))
         return True
     return False
+
+
+def _via_pending(payment: Doc | None) -> list[PaymentStatus]:
+    """A failed payment goes back to pending for the customer's next request."""
+    failed = payment is not None and payment["status"] == PaymentStatus.FAILED
+    return [PaymentStatus.PENDING] if failed else []
+
+
+async def _assess(
+    envelope: Envelope[PaymentRequested], payment: Doc | None, env: PaymentEnv, db: Db
+) -> tuple[MethodInfo | None, Doc, PaymentReviewRequired | None]:
+    """The card (None: not this customer's), the fields this request sets on the payment (its
+    amounts and card, and the fraud verdict unless a Manager cleared this very card and amount)
+    and the review the verdict asks for, if it does."""
+    request = envelope.data
+    method = await env.users.payment_method(request.user_id, request.payment_method_id)
+    fields: Doc = {
+        "amount_cents": request.amount_cents,
+        "currency": request.currency,
+        "payment_method_id": request.payment_method_id,
+    }
+    if method is None or not _scored(envelope, payment):
+        return method, fields, None
+    now = utcnow()
+    past = await store.user_history(
+        db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
+    )
+    verdict = fraud_score(
+        FraudInput(
+            amount_cents=request.amount_cents,
+            token=method.token,
+            now=now,
+            history=store.as_utc(past),
+            account_created_at=method.account_created_at,
+            account_region=method.account_region,
+            order_region=envelope.actor.region,
+        )
+    )
+    flagged = verdict.flagged(env.fraud_threshold)
+    fields["fraud"] = {"score": verdict.score, "reasons": list(verdict.reasons), "flagged": flagged}
+    if not flagged:
+        return method, fields, None
+    # What a Manager's review of this verdict can clear, and nothing else.
+    fields["flagged_charges"] = [
+        *(payment or {}).get("flagged_charges", []),
+        {
+            "payment_method_id": request.payment_method_id,
+            "amount_cents": request.amount_cents,
+            "cause": envelope.id,
+        },
+    ]
+    review = PaymentReviewRequired(
+        order_id=request.order_id,
+        user_id=request.user_id,
+        fraud_score=verdict.score,
+        reasons=verdict.reasons,
+    )
+    return method, fields, review
+
+
+async def _call_provider(
+    env: PaymentEnv, request: PaymentRequested, run: Run, history: Sequence[Doc]
+) -> None:
+    """Call the processor until this request is authorized, declined or out of calls; each
+    answer is appended to `run.calls` as it comes (calls of earlier runs count: `history`)."""
+    mine = [a for a in history if a["request"] == request.attempt]
+    if any(a["outcome"] in ("authorized", "declined") for a in mine):
+        return
+    # Calls of this request that a crash or a rollback interrupted count against its budget.
+    budget = env.max_attempts - len(mine)
+    if budget <= 0:
+        return
+    number = max((int(a["number"]) for a in history), default=0)
+
+    def wait(state: RetryCallState) -> float:
+        return backoff_delay(
+            state.attempt_number, env.backoff_base, env.backoff_cap, random.random()
+        )
+
+    async def call() -> None:
+        nonlocal number
+        number += 1
+        key = f"{request.order_id}:{number}"
+        record: Doc = {
+            "number": number,
+            "request": request.attempt,
+            "payment_method_id": request.payment_method_id,
+            "idempotency_key": key,
+            "at": utcnow(),
+        }
+        try:
+            auth = await env.provider.authorize(
+                key=key,
+                payment_ref=request.order_id,
+                token=run.token,
+                amount_cents=request.amount_cents,
+                currency=request.currency,
+            )
+        except PaymentDeclined as exc:
+            run.calls.append({**record, "outcome": "declined", "error": str(exc)})
+            raise
+        except TransientProviderError as exc:
+            run.calls.append({**record, "outcome": "transient", "error": str(exc)})
+            raise
+        run.calls.append(
+            {
+                **record,
+                "outcome": "authorized",
+                "error": None,
+                "authorization_id": auth.authorization_id,
+            }
+        )
+
+    with contextlib.suppress(PaymentDeclined, TransientProviderError):
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(budget),
+            wait=wait,
+            retry=retry_if_exception_type(TransientProviderError),
+            reraise=True,
+        ):
+            with attempt:
+                await call()
 
 
 async def authorize_payment(
     envelope: Envelope[PaymentRequested], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
     """Fraud rules (unless a Manager cleared this very card and amount), then authorize with
-    retries."""
+    retries; one write of the payment with whatever was decided."""
     request = envelope.data
-    db = ctx.db
     key, review_key = str(request.attempt), f"{request.attempt}/review"
-    payment = await store.payment_for(db, request.order_id)
-    if payment is not None and await _settled(ctx, payment, key, review_key):
+    # A rolled-back run of this very delivery (what it settled, the calls it made); forgotten
+    # once a run commits, whatever it decided.
+    run = env.inflight.get(envelope.id)
+    ctx.after_commit(partial(env.inflight.forget, envelope.id))
+    payment = await store.payment_for(ctx.db, request.order_id, ctx.session)
+    holding = run is not None and run.authorization_id is not None
+    if payment is not None and await _settled(ctx, payment, key, review_key, holding=holding):
         return
-    history = await store.attempts(db, payment["_id"]) if payment is not None else []
-    method = await env.users.payment_method(request.user_id, request.payment_method_id)
-    # What this request sets on the payment, fraud verdict included: written at once below.
-    fields: Doc = {
-        "amount_cents": request.amount_cents,
-        "currency": request.currency,
-        "payment_method_id": request.payment_method_id,
-    }
-    review: PaymentReviewRequired | None = None
-    # Not scored: a Manager cleared this very card and amount after the rules flagged them.
-    scored = _scored(envelope, payment)
-    if method is not None and scored:
-        now = utcnow()
-        past = await store.user_history(
-            db, request.user_id, except_order=request.order_id, since=now - HISTORY_WINDOW
-        )
-        verdict = fraud_score(
-            FraudInput(
-                amount_cents=request.amount_cents,
-                token=method.token,
-                now=now,
-                history=store.as_utc(past),
-                account_created_at=method.account_created_at,
-                account_region=method.account_region,
-                order_region=envelope.actor.region,
-            )
-        )
-        flagged = verdict.flagged(env.fraud_threshold)
-        fields["fraud"] = {
-            "score": verdict.score,
-            "reasons": list(verdict.reasons),
-            "flagged": flagged,
-        }
-        if flagged:
-            # What a Manager's review of this verdict can clear, and nothing else.
-            fields["flagged_charges"] = [
-                *(payment or {}).get("flagged_charges", []),
-                {
-                    "payment_method_id": request.payment_method_id,
-                    "amount_cents": request.amount_cents,
-                    "cause": envelope.id,
-                },
-            ]
-            review = PaymentReviewRequired(
+    stored = await store.attempts(ctx.db, payment, ctx.session) if payment is not None else []
+    payment_id = payment["_id"] if payment is not None else new_id()
+    new = (payment_id, request)
+    via = _via_pending(payment)
+    if run is None:
+        method, assessed, review = await _assess(envelope, payment, env, ctx.db)
+        if method is None:
+            failed = PaymentFailed(
                 order_id=request.order_id,
                 user_id=request.user_id,
-                fraud_score=verdict.score,
-                reasons=verdict.reasons,
+                payment_id=payment_id,
+                reason=METHOD_NOT_FOUND,
+                attempts=max(1, len(stored)),
+                retryable=True,
             )
-    if payment is None:
-        # First sight: the payment is created with this request's fields (one write). Someone
-        # else may have created it meanwhile (a cancellation's stub): look at it as above.
-        payment = await store.ensure_payment(
-            db, request.order_id, request.user_id, utcnow(), **fields
-        )
-        if await _settled(ctx, payment, key, review_key):
+            await _fail(ctx, payment, new, key, failed, **assessed, attempts=stored)
             return
-    changed = {name: value for name, value in fields.items() if payment.get(name) != value}
-    if PaymentStatus(payment["status"]) is PaymentStatus.FAILED:
-        moved = await store.move(db, payment["_id"], PaymentStatus.PENDING, utcnow(), **changed)
-        if moved is None and changed:
-            moved = await store.set_fields(db, payment["_id"], utcnow(), **changed)
-        payment = moved or payment
-    elif changed:  # nothing is written when the stored payment already says it all
-        payment = await store.set_fields(db, payment["_id"], utcnow(), **changed)
-    if method is None:
-        failed = PaymentFailed(
-            order_id=request.order_id,
-            user_id=request.user_id,
-            payment_id=payment["_id"],
-            reason=METHOD_NOT_FOUND,
-            attempts=max(1, len(history)),
-            retryable=True,
-        )
-        await _finish_failed(ctx, payment, key, failed)
-        return
-    if review is not None:
-        await _decide(db, payment, review_key, envelope, [review])
-        await _emit(ctx, [review])
-        return
+        if review is not None:
+            decisions = {review_key: _decision(envelope, [review])}
+            await _save(ctx, payment, new, via, decisions, **assessed, attempts=stored)
+            await _emit(ctx, [review])
+            return
+        run = env.inflight.start(envelope.id, assessed, method.token)
 
-    mine = [a for a in history if a["request"] == request.attempt]
-    number = history[-1]["number"] if history else 0
-    authorization_id: str | None = next(
-        (a["authorization_id"] for a in mine if a["outcome"] == "authorized"), None
-    )
-    declined = any(a["outcome"] == "declined" for a in mine)
-    if authorization_id is None and not declined:
-        # Calls of this request that a crash interrupted count against its budget.
-        budget = env.max_attempts - len(mine)
-
-        def wait(state: RetryCallState) -> float:
-            return backoff_delay(
-                state.attempt_number, env.backoff_base, env.backoff_cap, random.random()
-            )
-
-        async def call() -> str:
-            nonlocal number
-            number += 1
-            attempt_key = f"{request.order_id}:{number}"
-            record: Doc = {
-                "request": request.attempt,
-                "payment_method_id": request.payment_method_id,
-                "idempotency_key": attempt_key,
-                "at": utcnow(),
-            }
-            try:
-                auth = await env.provider.authorize(
-                    key=attempt_key,
-                    payment_ref=request.order_id,
-                    token=method.token,
-                    amount_cents=request.amount_cents,
-                    currency=request.currency,
-                )
-            except PaymentDeclined as exc:
-                await store.record_attempt(
-                    db, payment["_id"], number, **record, outcome="declined", error=str(exc)
-                )
-                raise
-            except TransientProviderError as exc:
-                await store.record_attempt(
-                    db, payment["_id"], number, **record, outcome="transient", error=str(exc)
-                )
-                raise
-            await store.record_attempt(
-                db,
-                payment["_id"],
-                number,
-                **record,
-                outcome="authorized",
-                error=None,
-                authorization_id=auth.authorization_id,
-            )
-            return auth.authorization_id
-
-        try:
-            if budget > 0:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(budget),
-                    wait=wait,
-                    retry=retry_if_exception_type(TransientProviderError),
-                    reraise=True,
-                ):
-                    with attempt:
-                        authorization_id = await call()
-        except PaymentDeclined:
-            declined = True
-        except TransientProviderError:
-            pass
-
-    attempts = max(1, number)
+    await _call_provider(env, request, run, store.numbered([*stored, *run.calls]))
+    calls = store.numbered([*stored, *run.calls])
+    attempts = max(1, max((int(c["number"]) for c in calls), default=0))
+    authorization_id = run.authorization_id
     if authorization_id is None:
+        mine = [c for c in calls if c["request"] == request.attempt]
+        declined = any(c["outcome"] == "declined" for c in mine)
         failed = PaymentFailed(
             order_id=request.order_id,
             user_id=request.user_id,
-            payment_id=payment["_id"],
+            payment_id=payment_id,
             reason=DECLINED if declined else RETRIES_EXHAUSTED,
             attempts=attempts,
             # A decline is final for this card; an unavailable processor may answer later.
             retryable=not declined,
         )
-        await _finish_failed(ctx, payment, key, failed)
+        await _fail(ctx, payment, new, key, failed, **run.fields, attempts=calls)
         return
 
-    authorized_event = PaymentAuthorized(
+    authorized = PaymentAuthorized(
         order_id=request.order_id,
         user_id=request.user_id,
-        payment_id=payment["_id"],
+        payment_id=payment_id,
         amount_cents=request.amount_cents,
         currency=request.currency,
-        fraud_flag=not scored,
+        fraud_flag=not _scored(envelope, payment),
         attempts=attempts,
     )
-    # The common case in one write: authorized, with the decision, while the order is open.
-    authorized = await store.move(
-        db,
-        payment["_id"],
-        PaymentStatus.AUTHORIZED,
-        utcnow(),
-        unless_closed=True,
-        authorization_id=authorization_id,
-        **_decision(key, envelope, [authorized_event]),
-    )
-    if authorized is not None:
-        await _emit(ctx, [authorized_event])
-        return
-    authorized = await store.move(
-        db,
-        payment["_id"],
-        PaymentStatus.AUTHORIZED,
-        utcnow(),
-        authorization_id=authorization_id,
-    )
-    if authorized is None:  # moved meanwhile (cannot happen for one order's serial requests)
-        log.warning("payment.authorize_lost_race", order_id=request.order_id)
-        return
-    events: list[Event] = [authorized_event]
-    if authorized.get("closed"):
+    events: list[Event] = [authorized]
+    targets = [*via, PaymentStatus.AUTHORIZED]
+    fields: Doc = {**run.fields, "attempts": calls, "authorization_id": authorization_id}
+    if payment is not None and payment.get("closed"):
         # The order ended while we were authorizing: release the hold at once.
-        voided = await _void(db, authorized, env, ORDER_CLOSED)
-        if voided is not None:
-            events.append(voided)
-    await _decide(db, authorized, key, envelope, events)
+        held = {
+            **fields,
+            "_id": payment_id,
+            "order_id": request.order_id,
+            "user_id": request.user_id,
+        }
+        events.append(await _void(env, held, ORDER_CLOSED))
+        targets.append(PaymentStatus.VOIDED)
+        fields["void_reason"] = ORDER_CLOSED
+    await _save(ctx, payment, new, targets, {key: _decision(envelope, events)}, **fields)
     await _emit(ctx, events)
 
 
-async def _finish_failed(
-    ctx: HandlerContext, payment: Doc, key: str, failed: PaymentFailed
+async def _fail(
+    ctx: HandlerContext,
+    payment: Doc | None,
+    new: tuple[str, PaymentRequested],
+    key: str,
+    failed: PaymentFailed,
+    **fields: Any,
 ) -> None:
-    moved = await store.move(
-        ctx.db,
-        payment["_id"],
-        PaymentStatus.FAILED,
-        utcnow(),
-        failure=failed.reason,
-        **_decision(key, ctx.envelope, [failed]),  # the decision in the same write
-    )
-    if moved is None:
-        await _decide(ctx.db, payment, key, ctx.envelope, [failed])
+    targets = [*_via_pending(payment), PaymentStatus.FAILED]
+    decisions = {key: _decision(ctx.envelope, [failed])}
+    await _save(ctx, payment, new, targets, decisions, **fields, failure=failed.reason)
     await _emit(ctx, [failed])
 
 
@@ -435,7 +463,7 @@ async def capture_payment(
 ) -> None:
     """Capture the authorized amount (at most the confirmed total) once the order is final."""
     order = envelope.data
-    payment = await store.payment_for(ctx.db, order.order_id)
+    payment = await store.payment_for(ctx.db, order.order_id, ctx.session)
     if payment is None:
         log.warning("payment.capture_without_payment", order_id=order.order_id)
         return
@@ -458,16 +486,8 @@ async def capture_payment(
         amount_cents=amount,
         currency=payment["currency"],
     )
-    captured = await store.move(
-        ctx.db,
-        payment["_id"],
-        PaymentStatus.CAPTURED,
-        utcnow(),
-        captured_cents=amount,
-        **_decision("capture", envelope, [event]),  # the decision in the same write
-    )
-    if captured is None:
-        return
+    decisions = {"capture": _decision(envelope, [event])}
+    await _save(ctx, payment, None, [PaymentStatus.CAPTURED], decisions, captured_cents=amount)
     await _emit(ctx, [event])
 
 
@@ -479,33 +499,47 @@ async def void_payment(
 ) -> None:
     """Release an authorization when the order ends unpaid; remember the end for late ones."""
     order = envelope.data
-    payment = await store.close(ctx.db, order.order_id, order.user_id, order.reason, utcnow())
+    payment = await store.payment_for(ctx.db, order.order_id, ctx.session)
+    if payment is None:
+        # Ended before payment saw it: the stub makes a late request change nothing.
+        stub = store.new_payment(
+            new_id(),
+            order.order_id,
+            order.user_id,
+            utcnow(),
+            closed=True,
+            closed_reason=order.reason,
+        )
+        await store.insert(ctx.db, stub, ctx.session)
+        return
     if await _replayed(ctx, payment.get("outcomes", {}).get("void")):
         return
+    closing: Doc = {} if payment.get("closed") else {"closed": True, "closed_reason": order.reason}
     if payment["status"] != PaymentStatus.AUTHORIZED:
-        return  # nothing held; a later authorization sees `closed` and voids itself
-    event = await _void(ctx.db, payment, env, order.reason)
-    if event is not None:
-        await _decide(ctx.db, payment, "void", envelope, [event])
-        await _emit(ctx, [event])
+        # Nothing held; a later authorization sees `closed` and voids itself.
+        if closing:
+            await _save(ctx, payment, None, [], {}, **closing)
+        return
+    event = await _void(env, payment, order.reason)
+    decisions = {"void": _decision(envelope, [event])}
+    await _save(
+        ctx, payment, None, [PaymentStatus.VOIDED], decisions, **closing, void_reason=order.reason
+    )
+    await _emit(ctx, [event])
 
 
-async def _void(db: Db, payment: Doc, env: PaymentEnv, reason: str) -> PaymentVoided | None:
-    """Void with the provider (idempotent key) and move the payment; None if someone else did."""
+async def _void(env: PaymentEnv, held: Doc, reason: str) -> PaymentVoided:
+    """Void `held` (a payment's id, order, user, amount, currency and authorization) with the
+    processor (idempotent key): the event saying so."""
     await env.provider.void(
-        key=f"{payment['order_id']}:void", authorization_id=payment["authorization_id"]
+        key=f"{held['order_id']}:void", authorization_id=held["authorization_id"]
     )
-    voided = await store.move(
-        db, payment["_id"], PaymentStatus.VOIDED, utcnow(), void_reason=reason
-    )
-    if voided is None:
-        return None
     return PaymentVoided(
-        order_id=payment["order_id"],
-        user_id=payment["user_id"],
-        payment_id=payment["_id"],
-        amount_cents=int(payment["amount_cents"]),
-        currency=payment["currency"],
+        order_id=held["order_id"],
+        user_id=held["user_id"],
+        payment_id=held["_id"],
+        amount_cents=int(held["amount_cents"]),
+        currency=held["currency"],
         reason=reason,
     )
 

@@ -1,4 +1,4 @@
-"""Mongo storage of the payment service: `payments` (one per order) and `attempts` (one per call).
+"""Mongo storage of the payment service: `payments`, one document per order.
 
 A payment (snake_case): `_id` (payment id), `order_id` (unique), `user_id`, `amount_cents`,
 `currency`, `payment_method_id`, `status` (domain.PaymentStatus), `authorization_id`,
@@ -6,31 +6,33 @@ A payment (snake_case): `_id` (payment id), `order_id` (unique), `user_id`, `amo
 [{payment_method_id, amount_cents, cause}] (every card and amount the rules flagged, and the
 PaymentRequested they flagged it for: what a review can clear), `closed` (the order ended: a
 later authorization is voided at once), `outcomes` {request key: {cause, events}} (what each
-PaymentRequested decided, so a duplicate emits nothing new), `created_at`, `updated_at`.
-An attempt: `_id` = `<payment id>:<number>`, `payment_id`, `number` (per order, across customer
-retries), `request` (the PaymentRequested attempt), `payment_method_id`, `at`, `outcome`, `error`.
-The composite `_id` is the attempt's key: no compound unique index to check on each insert.
+PaymentRequested decided, so a duplicate emits nothing new), `attempts` [{number (per order,
+across customer retries), request (the PaymentRequested attempt), payment_method_id,
+idempotency_key, at, outcome, error, authorization_id}] (one per provider call), `created_at`,
+`updated_at`.
 
-These writes run outside the handler's transaction (session None), on purpose: see handlers.py.
-Every one of them is idempotent (upserts by key, conditional status moves).
+Every write runs in the handler's transaction, and each handler step is one write of the payment
+(an insert on first sight, else one conditional update): the status, the decision, the attempts
+and the fields a step changes go together. An older version kept attempts in an `attempts`
+collection (`_id` = `<payment id>:<number>`); a payment without the `attempts` field is read from
+there, and its next write carries the whole list over.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from contracts import new_id
 from kit.mongo import IndexSpec
-from payment_service.domain import PaymentStatus, sources
+from payment_service.domain import PaymentStatus
 
 type Db = AsyncDatabase[Any]
 type Doc = dict[str, Any]
+type Session = AsyncClientSession | None
 
 INDEXES: list[IndexSpec] = [
     IndexSpec("payments", "order_id", unique=True, name="order_unique"),
@@ -38,8 +40,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec("payments", "user_id", name="user"),
 ]
 
-# Indexes this service no longer declares (attempts were also unique on (payment_id, number);
-# their composite `_id` is the key now): dropped at start-up where an older version made them.
+# Indexes this service no longer declares (attempts were also unique on (payment_id, number)):
+# dropped at start-up where an older version made them.
 LEGACY_INDEXES: dict[str, tuple[str, ...]] = {"attempts": ("number",)}
 
 
@@ -55,109 +57,68 @@ async def drop_legacy_indexes(db: Db) -> list[str]:
     return dropped
 
 
-async def payment_for(db: Db, order_id: str) -> Doc | None:
-    doc: Doc | None = await db.payments.find_one({"order_id": order_id})
+async def payment_for(db: Db, order_id: str, session: Session = None) -> Doc | None:
+    doc: Doc | None = await db.payments.find_one({"order_id": order_id}, session=session)
     return doc
 
 
-async def ensure_payment(db: Db, order_id: str, user_id: str, now: datetime, **fields: Any) -> Doc:
-    """The order's payment, created pending on first sight (the unique index keeps it single),
-    then with `fields` too (what the first request brings: one write instead of two).
+def new_payment(payment_id: str, order_id: str, user_id: str, now: datetime, **fields: Any) -> Doc:
+    """A payment as first seen: pending, open, nothing decided or tried, then `fields`."""
+    return {
+        "_id": payment_id,
+        "order_id": order_id,
+        "user_id": user_id,
+        "status": PaymentStatus.PENDING.value,
+        "amount_cents": 0,
+        "currency": "USD",
+        "closed": False,
+        "outcomes": {},
+        "attempts": [],
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
 
-    Reads first: a re-run of a handler whose decision is already stored must write nothing
-    outside its transaction (the embedded server would call that a conflict, again and again).
+
+async def insert(db: Db, doc: Doc, session: Session) -> None:
+    """Store a payment seen for the first time (the unique `order_id` keeps it single)."""
+    await db.payments.insert_one(doc, session=session)
+
+
+async def update(db: Db, payment: Doc, session: Session, **fields: Any) -> bool:
+    """Set `fields` on the payment as it was read: only while its status and `closed` are still
+    what the handler decided on; False when they moved meanwhile (the caller retries).
+
+    A plain update: the handler knows the result already (the read document and `fields`).
     """
-    existing = await payment_for(db, order_id)
-    if existing is not None:
-        return existing
-    for _ in range(2):  # two first sights at once: one inserts, the other reads it
-        try:
-            doc: Doc | None = await db.payments.find_one_and_update(
-                {"order_id": order_id},
-                {
-                    "$setOnInsert": {
-                        "_id": new_id(),
-                        "user_id": user_id,
-                        "status": PaymentStatus.PENDING.value,
-                        "amount_cents": 0,
-                        "currency": "USD",
-                        "closed": False,
-                        "outcomes": {},
-                        "created_at": now,
-                        "updated_at": now,
-                        **fields,
-                    }
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            if doc is not None:
-                return doc
-        except DuplicateKeyError:
-            continue
-    raise RuntimeError(f"payment for {order_id} neither inserted nor found")
-
-
-async def move(
-    db: Db,
-    payment_id: str,
-    target: PaymentStatus,
-    now: datetime,
-    *,
-    unless_closed: bool = False,
-    **fields: Any,
-) -> Doc | None:
-    """Move to `target` only from a state the machine allows (and, `unless_closed`, only while
-    the order has not ended); the payment after, or None."""
-    allowed = [s.value for s in sources(target)]
-    query: Doc = {"_id": payment_id, "status": {"$in": allowed}}
-    if unless_closed:
-        query["closed"] = {"$ne": True}
-    doc: Doc | None = await db.payments.find_one_and_update(
-        query,
-        {"$set": {"status": target.value, "updated_at": now, **fields}},
-        return_document=ReturnDocument.AFTER,
+    result = await db.payments.update_one(
+        {
+            "_id": payment["_id"],
+            "status": payment["status"],
+            "closed": True if payment.get("closed") else {"$ne": True},
+        },
+        {"$set": fields},
+        session=session,
     )
-    return doc
+    return result.matched_count == 1
 
 
-async def set_fields(db: Db, payment_id: str, now: datetime, **fields: Any) -> Doc:
-    doc: Doc | None = await db.payments.find_one_and_update(
-        {"_id": payment_id},
-        {"$set": {"updated_at": now, **fields}},
-        return_document=ReturnDocument.AFTER,
-    )
-    assert doc is not None, f"payment {payment_id} vanished"
-    return doc
+async def attempts(db: Db, payment: Doc, session: Session = None) -> list[Doc]:
+    """The payment's provider calls by number (from the legacy collection for an older one)."""
+    if "attempts" in payment:
+        stored: list[Doc] = payment["attempts"]
+    else:
+        prefix = payment["_id"]
+        cursor = db.attempts.find(
+            {"_id": {"$gte": f"{prefix}:", "$lt": f"{prefix};"}}, {"_id": 0}, session=session
+        )
+        stored = [doc async for doc in cursor]
+    return sorted(stored, key=lambda doc: int(doc["number"]))
 
 
-async def close(db: Db, order_id: str, user_id: str, reason: str, now: datetime) -> Doc:
-    """Mark the order ended (creating a stub when payment never saw it): the payment after."""
-    existing = await ensure_payment(db, order_id, user_id, now)
-    if existing.get("closed"):
-        return existing
-    doc: Doc | None = await db.payments.find_one_and_update(
-        {"order_id": order_id},
-        {"$set": {"closed": True, "closed_reason": reason, "updated_at": now}},
-        return_document=ReturnDocument.AFTER,
-    )
-    assert doc is not None, f"payment for {order_id} vanished"
-    return doc
-
-
-async def attempts(db: Db, payment_id: str) -> list[Doc]:
-    """The payment's attempts by number (an `_id` range: `<payment id>:` … `<payment id>;`)."""
-    cursor = db.attempts.find({"_id": {"$gte": f"{payment_id}:", "$lt": f"{payment_id};"}})
-    return sorted([doc async for doc in cursor], key=lambda doc: int(doc["number"]))
-
-
-async def record_attempt(db: Db, payment_id: str, number: int, **fields: Any) -> None:
-    """One provider call and its outcome (keyed by number: recording it again changes nothing)."""
-    await db.attempts.update_one(
-        {"_id": f"{payment_id}:{number}"},
-        {"$set": {"payment_id": payment_id, "number": number, **fields}},
-        upsert=True,
-    )
+def numbered(calls: Sequence[Doc]) -> list[Doc]:
+    """Calls by number, one per number (a rerun remembering a call already stored adds none)."""
+    return sorted({int(c["number"]): c for c in calls}.values(), key=lambda c: int(c["number"]))
 
 
 async def user_history(

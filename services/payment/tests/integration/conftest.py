@@ -8,7 +8,8 @@ outside world); tests read its ledger to see what was really charged.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
@@ -19,6 +20,7 @@ from payment_service.bootstrap import Deps
 from payment_service.main import create_app
 from payment_service.provider import SandboxProvider
 from payment_service.settings import PaymentSettings
+from pymongo import monitoring
 from user_service.testing import RunningUser, running_user_service, service_settings
 
 from bus import AmqpPublisher, BusConnection, delete_topology
@@ -65,6 +67,49 @@ class Running:
 
 
 type Start = Callable[..., AbstractAsyncContextManager[Running]]
+
+WRITE_COMMANDS = frozenset({"insert", "update", "delete", "findAndModify"})
+
+
+class Writes(monitoring.CommandListener):
+    """Write commands sent to one database, by (collection, command): what a test watches.
+
+    A PyMongo listener sees the commands of clients made after it was registered: it is
+    registered once, at import, and counts nothing until a test names its database.
+    """
+
+    def __init__(self) -> None:
+        self.database: str | None = None
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def watch(self, database: str) -> None:
+        self.database = database
+        self.counts.clear()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if event.database_name == self.database and name in WRITE_COMMANDS:
+            self.counts[(str(event.command.get(name)), name)] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def of(self, collection: str) -> dict[str, int]:
+        """Commands by name sent to `collection`."""
+        return {name: n for (coll, name), n in self.counts.items() if coll == collection}
+
+
+WRITES = Writes()
+monitoring.register(WRITES)
+
+
+@pytest.fixture
+def writes() -> Iterator[Writes]:
+    yield WRITES
+    WRITES.database = None
 
 
 @pytest.fixture

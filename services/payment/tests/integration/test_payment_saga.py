@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from contracts import Envelope
 from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
 from contracts.types import PricedLine
 
-from .conftest import Running, Start
+from .conftest import Running, Start, Writes
 
 pytestmark = pytest.mark.integration
 
@@ -207,8 +208,11 @@ async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> N
         await quiet(pay)
         assert len(pay.emitted("PaymentAuthorized", order)) == 1
         assert len(pay.provider.charges(order)) == 1
-        attempts = await pay.deps.db.attempts.count_documents({})
-        assert attempts == 1
+        # Deliveries handled at once may each ask the processor, always by the same key: one
+        # charge, one recorded call.
+        payment = await store.payment_for(pay.deps.db, order)
+        assert payment is not None
+        assert [a["idempotency_key"] for a in payment["attempts"]] == [f"{order}:1"]
 
 
 async def test_customer_retry_with_another_card_keeps_counting(start_payment: Start) -> None:
@@ -247,8 +251,8 @@ async def test_capture_sends_the_confirmed_amount_to_the_provider(start_payment:
 
 
 async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Start) -> None:
-    """First sight stores the request's amounts and fraud verdict; authorize and capture store
-    their decision in the same write as the status; attempts are keyed `<paymentId>:<n>`."""
+    """The authorization stores the request's amounts, fraud verdict, provider calls and
+    decision with the status in one document; the capture its decision with its status."""
     async with start_payment() as pay:
         order, authorized = await pay_with(pay, "pm_card_ok")
         await pay.publish(confirmed(pay, order))
@@ -267,16 +271,41 @@ async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Star
         assert set(payment["outcomes"]) == {"1", "capture"}
         assert [e["type"] for e in payment["outcomes"]["1"]["events"]] == ["PaymentAuthorized"]
         assert [e["type"] for e in payment["outcomes"]["capture"]["events"]] == ["PaymentCaptured"]
-        ids = [a["_id"] async for a in db.attempts.find({"payment_id": payment["_id"]})]
-        assert ids == [f"{authorized['paymentId']}:1"]
-        indexes = await db.attempts.index_information()
-        assert not any(spec.get("unique") for name, spec in indexes.items() if name != "_id_")
+        assert authorized["paymentId"] == payment["_id"]
+        assert [(a["number"], a["outcome"]) for a in payment["attempts"]] == [(1, "authorized")]
+        assert payment["attempts"][0]["authorization_id"] == payment["authorization_id"]
+        assert await db.attempts.count_documents({}) == 0  # the calls live on the payment
         # A database an older version indexed loses the compound unique index at start-up.
         await db.attempts.create_index(
             [("payment_id", 1), ("number", 1)], unique=True, name="number"
         )
         assert await store.drop_legacy_indexes(db) == ["attempts.number"]
         assert "number" not in await db.attempts.index_information()
+
+
+async def test_each_step_runs_once_and_writes_the_payment_once(
+    start_payment: Start, writes: Writes
+) -> None:
+    """Authorize and capture: each handler's transaction runs once (every run inserts its inbox
+    row first) and writes the payment once, beside its outbox row; nothing is written outside."""
+    async with start_payment() as pay:
+        # The embedded server fails a transaction when any other write commits meanwhile: let
+        # the set-up's writes (the customer's registration, its events marked sent) settle.
+        await quiet(pay)
+        writes.watch(pay.deps.db.name)
+        order, authorized = await pay_with(pay, "pm_card_ok")
+        assert authorized["type"] == "PaymentAuthorized"
+        await quiet(pay)  # the relay has marked it sent: nothing else writes during the capture
+        await pay.publish(confirmed(pay, order))
+        await outcome(pay, order, "PaymentCaptured")
+        await quiet(pay)
+        assert writes.of("inbox") == {"insert": 2}
+        assert writes.of("payments") == {"insert": 1, "update": 1}
+        assert writes.of("outbox")["insert"] == 2
+        assert writes.of("attempts") == {}
+        # One authorization and one capture reached the processor.
+        assert pay.provider.calls == 2
+        assert len(pay.provider.charges(order)) == 1
 
 
 async def test_partial_fulfilment_captures_only_the_confirmed_total(start_payment: Start) -> None:
@@ -332,6 +361,44 @@ async def test_admin_lookup_is_admin_only(start_payment: Start) -> None:
         assert (missing.status_code, missing.json()["code"]) == (404, "PAYMENT_NOT_FOUND")
 
 
+async def test_a_payment_an_older_version_stored_keeps_its_calls(start_payment: Start) -> None:
+    """Attempts an older version kept in their own collection still count and still show, and
+    the payment's next write carries them over."""
+    async with start_payment() as pay:
+        order = order_id()
+        db = pay.deps.db
+        legacy = store.new_payment("pay-legacy", order, pay.user_id, datetime.now(UTC))
+        del legacy["attempts"]
+        legacy.update(status="failed", amount_cents=AMOUNT, outcomes={})
+        await db.payments.insert_one(legacy)
+        await db.attempts.insert_one(
+            {
+                "_id": "pay-legacy:1",
+                "payment_id": "pay-legacy",
+                "number": 1,
+                "request": 1,
+                "payment_method_id": pay.methods["pm_card_declined"],
+                "idempotency_key": f"{order}:1",
+                "at": datetime.now(UTC),
+                "outcome": "declined",
+                "error": "card declined",
+            }
+        )
+        await pay.publish(requested(pay, order, "pm_card_ok", attempt=2))
+        authorized = await outcome(pay, order, "PaymentAuthorized")
+        assert (authorized["attempts"], authorized["paymentId"]) == (2, "pay-legacy")
+        assert [c.key for c in pay.provider.charges(order)] == [f"{order}:2"]
+        body = (
+            await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
+        ).json()
+        assert [(a["number"], a["outcome"]) for a in body["attempts"]] == [
+            (1, "declined"),
+            (2, "authorized"),
+        ]
+        payment = await store.payment_for(db, order)
+        assert payment is not None and [a["number"] for a in payment["attempts"]] == [1, 2]
+
+
 async def test_authorization_that_completes_after_the_cancel_is_voided(
     start_payment: Start,
 ) -> None:
@@ -339,11 +406,12 @@ async def test_authorization_that_completes_after_the_cancel_is_voided(
         order = order_id()
         await pay.publish(requested(pay, order, "pm_card_flaky"))
 
-        async def first_call_failed() -> bool:
-            return await pay.deps.db.attempts.count_documents({"outcome": "transient"}) >= 1
-
-        await eventually(first_call_failed, timeout=5)
-        await pay.publish(cancelled(pay, order))  # arrives while payment waits to retry
+        # The processor answered the first call (transient): payment waits to call again.
+        await eventually(lambda: pay.provider.calls >= 1, timeout=5)
+        # Arrives while payment waits to retry. On the embedded server the cancellation's
+        # commit then fails the authorization's; the rerun, finding the order ended, voids the
+        # hold its first run obtained (payment_service.inflight).
+        await pay.publish(cancelled(pay, order))
         voided = await outcome(pay, order, "PaymentVoided")
         assert voided["reason"] == "ORDER_CLOSED" and voided["amountCents"] == AMOUNT
         assert pay.emitted("PaymentAuthorized", order)[0]["attempts"] == 3

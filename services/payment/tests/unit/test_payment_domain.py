@@ -13,9 +13,11 @@ from payment_service.domain import (
     backoff_delay,
     fraud_rules_apply,
     fraud_score,
+    moves,
     transition,
     worst_case_retry_seconds,
 )
+from payment_service.inflight import InFlight
 from payment_service.provider import PaymentDeclined, SandboxProvider, TransientProviderError
 from payment_service.settings import PaymentSettings
 
@@ -109,6 +111,30 @@ def test_state_machine_allows_only_its_moves() -> None:
     ]:
         with pytest.raises(IllegalTransition):
             transition(current, target)
+
+
+def test_moves_decided_together_must_each_be_legal() -> None:
+    # A customer's retry authorized, and an authorization that finds its order ended.
+    failed, pending = PaymentStatus.FAILED, PaymentStatus.PENDING
+    assert moves(failed, pending, PaymentStatus.AUTHORIZED) is PaymentStatus.AUTHORIZED
+    assert moves(pending, PaymentStatus.AUTHORIZED, PaymentStatus.VOIDED) is PaymentStatus.VOIDED
+    assert moves(pending) is pending
+    with pytest.raises(IllegalTransition):
+        moves(failed, PaymentStatus.AUTHORIZED)  # not without going back to pending
+
+
+def test_in_flight_runs_are_kept_until_committed_and_bounded() -> None:
+    inflight = InFlight(capacity=2)
+    run = inflight.start("e1", {"amount_cents": 100}, "pm_card_ok")
+    assert inflight.get("e1") is run and run.authorization_id is None
+    run.calls.append({"number": 1, "outcome": "transient"})
+    run.calls.append({"number": 2, "outcome": "authorized", "authorization_id": "auth_1"})
+    assert inflight.get("e1") is run and run.authorization_id == "auth_1"
+    inflight.forget("e1")
+    assert inflight.get("e1") is None
+    for event_id in ("e2", "e3", "e4"):
+        inflight.start(event_id, {}, "pm_card_ok")
+    assert len(inflight) == 2 and inflight.get("e2") is None  # the oldest goes first
 
 
 def test_default_retries_fit_in_five_seconds() -> None:
