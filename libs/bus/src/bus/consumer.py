@@ -309,6 +309,11 @@ class Consumer:
                 if tries == DOCUMENT_STEP_ATTEMPTS:
                     raise
                 await asyncio.sleep(min(0.25, 0.005 * 2**tries) * random.uniform(0.5, 1.5))
+        for callback in ctx.commit_hooks:  # its write landed: what waited for it may go on
+            try:
+                callback()
+            except Exception as exc:
+                handler_log.warning("bus.after_commit_failed", error=repr(exc))
         if ctx.duplicate:
             handler_log.debug("bus.duplicate_skipped")
             return False

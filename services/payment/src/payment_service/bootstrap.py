@@ -12,6 +12,7 @@ from bus.runtime import Bus, ServiceDeps
 from payment_service.handlers import PaymentEnv, handler_table
 from payment_service.provider import PaymentProvider
 from payment_service.settings import PaymentSettings
+from payment_service.store import PAYMENTS
 from payment_service.users import UserDirectory
 
 
@@ -39,5 +40,11 @@ def bootstrap(
     """The payment service's dependencies; tests may pass Mongo, bus, provider, user transport."""
     env = PaymentEnv.from_settings(settings, provider=provider, user_transport=user_transport)
     return Deps.wire(
-        settings, handler_table(env), mongo=mongo, bus=bus, provider=env.provider, users=env.users
+        settings,
+        handler_table(env),
+        mongo=mongo,
+        bus=bus,
+        document_outboxes=(PAYMENTS,),
+        provider=env.provider,
+        users=env.users,
     )

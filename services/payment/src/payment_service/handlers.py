@@ -1,19 +1,21 @@
 """Event handlers of the payment service, and its handler table.
 
-Transaction boundary. The consumer runs each handler in a Mongo transaction with its inbox row,
-and everything a handler writes is in that transaction: one write of the payment per step (its
-status, the decision with the events it caused, the provider calls it made, the fields the
-request brings) and its events through the outbox. (Writes outside the transaction made the
-embedded server fail every deciding handler's first commit, so each ran twice.)
+Write boundary. Each handler is a single-document step (`bus.documents`): no transaction and no
+inbox row; one write of the payment per step carries its status, the decision with the events it
+caused, the provider calls it made, the fields the request brings, the events themselves (the
+payment's `outbox`) and the handled event's id (`processed`, which stops a redelivery at the
+read). A write that finds the payment moved raises `Conflict` and the step runs again from a fresh
+read. The provider calls happen before that write and outside any transaction.
 
 A provider call cannot be rolled back. Each carries the idempotency key `<orderId>:<call
-number>`, numbered over the order's stored calls, so a transaction run again, or a delivery
+number>`, numbered over the order's stored calls, so a step run again, or a delivery
 redelivered after a crash, calls again with the same keys and the processor answers each as it
 did (it never charges twice): the rerun records the same calls and decides the same. What a
-rerun cannot see in the payment is a hold its rolled-back run obtained just as the order ended
-(a cancellation that committed in between): `inflight` remembers the calls of uncommitted runs in
-process, and such a rerun voids that hold. A *different* event asking for an attempt already
-decided (the order service re-sending it) emits nothing new and never calls the provider.
+rerun cannot see in the payment is a hold its lost run obtained just as the order ended
+(a cancellation that committed in between): `inflight` remembers, in process, the calls of runs
+whose write did not land, and such a rerun voids that hold. A *different* event asking for an
+attempt already decided (the order service re-sending it) emits nothing new and never calls the
+provider.
 
 `HANDLERS` is built by `handler_table` at the bottom: the consumer binds the service's queue to
 the routing keys of its keys.
@@ -34,7 +36,8 @@ import httpx
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from bus import HandlerContext, HandlerTable
+from bus import HandlerContext, HandlerTable, document_step
+from bus.documents import already_processed, pending_rows
 from contracts import Envelope, Event, new_id
 from contracts.order import OrderCancelled, OrderConfirmed, OrderRejected, PaymentRequested
 from contracts.payment import (
@@ -66,7 +69,7 @@ from payment_service.provider import (
     TransientProviderError,
 )
 from payment_service.settings import PaymentSettings
-from payment_service.store import Db, Doc
+from payment_service.store import PAYMENTS, Db, Doc
 from payment_service.users import MethodInfo, UserDirectory
 
 log = structlog.get_logger("payment.handlers")
@@ -142,24 +145,26 @@ def _decision(envelope: Envelope[Any], events: Sequence[Event]) -> Doc:
     return {"cause": envelope.id, "events": _snapshot(events)}
 
 
-async def _emit(ctx: HandlerContext, events: Sequence[Event]) -> None:
-    for event in events:
-        await ctx.emit(event)
-
-
-async def _replayed(ctx: HandlerContext, outcome: Doc | None) -> bool:
+async def _replayed(ctx: HandlerContext, payment: Doc, outcome: Doc | None) -> bool:
     """True when this key was decided already: re-emit if it was this very event, else nothing.
 
     (This very event finds its decision only where an older version stored it outside the
-    transaction that then rolled back: its emission is owed.)
+    transaction that then rolled back: its emission is owed. Since steps write their events in
+    the same write as the decision, a redelivery stops at `processed` before it gets here.)
     """
     if outcome is None:
         return False
     if outcome["cause"] == ctx.envelope.id:
-        await _emit(ctx, _restore(outcome["events"]))
+        await _save(ctx, payment, None, [], {}, events=_restore(outcome["events"]))
     else:
         log.info("payment.duplicate_request", cause=outcome["cause"])
     return True
+
+
+def _duplicate(ctx: HandlerContext, payment: Doc | None) -> bool:
+    """True (and noted on `ctx`) when the payment's steps handled this very delivery already."""
+    ctx.duplicate = payment is not None and already_processed(payment, ctx.processed)
+    return ctx.duplicate
 
 
 async def _save(
@@ -168,30 +173,37 @@ async def _save(
     new: tuple[str, PaymentRequested] | None,
     targets: Sequence[PaymentStatus],
     decisions: dict[str, Doc],
+    *,
+    events: Sequence[Event] = (),
     **fields: Any,
 ) -> None:
-    """The step's one write: the payment moved through `targets`, with the step's decisions and
-    `fields`; on first sight (`payment` None) inserted as `new` (its id, and the request).
+    """The step's one write: the payment moved through `targets`, with the step's decisions,
+    `fields`, its `events` and the handled event's id (a single-document step); on first sight
+    (`payment` None) inserted as `new` (its id, and the request). The events go to the relay
+    once written.
 
-    A payment that moved since it was read (a concurrent writer on a real MongoDB) raises
-    `Conflict`: the delivery is retried from a fresh read.
+    A payment that moved since it was read (another step, or a concurrent copy of this very
+    delivery) raises `Conflict`: the step runs again from a fresh read.
     """
     now = utcnow()
+    rows = pending_rows([ctx.envelope.caused(event) for event in events], now)
     if payment is None:
         assert new is not None, "a payment is created for a request only"
         payment_id, request = new
         status = moves(PaymentStatus.PENDING, *targets)
         doc = store.new_payment(payment_id, request.order_id, request.user_id, now, **fields)
         doc.update(status=status.value, outcomes=decisions)
-        await store.insert(ctx.db, doc, ctx.session)
-        return
-    status = moves(PaymentStatus(payment["status"]), *targets)
-    changes = {name: value for name, value in fields.items() if payment.get(name) != value}
-    changes.update({f"outcomes.{key}": value for key, value in decisions.items()})
-    if status.value != payment["status"]:
-        changes["status"] = status.value
-    if not await store.update(ctx.db, payment, ctx.session, **changes, updated_at=now):
-        raise Conflict(f"payment {payment['_id']} moved while {ctx.handler} decided")
+        await store.insert(ctx.db, doc, rows, ctx.processed)
+    else:
+        payment_id = payment["_id"]
+        status = moves(PaymentStatus(payment["status"]), *targets)
+        changes = {name: value for name, value in fields.items() if payment.get(name) != value}
+        changes.update({f"outcomes.{key}": value for key, value in decisions.items()})
+        if status.value != payment["status"]:
+            changes["status"] = status.value
+        if not await store.update(ctx.db, payment, rows, ctx.processed, **changes, updated_at=now):
+            raise Conflict(f"payment {payment_id} moved while {ctx.handler} decided")
+    ctx.documents(PAYMENTS).written(payment_id, rows, None)
 
 
 # --- authorize ------------------------------------------------------------------------------
@@ -220,9 +232,9 @@ async def _settled(
     very event), an earlier request already authorized, or the order ended (unless a rolled-back
     run of this delivery holds an authorization: that hold is voided, not left in place)."""
     outcomes: Doc = payment.get("outcomes", {})
-    if await _replayed(ctx, outcomes.get(key)):
+    if await _replayed(ctx, payment, outcomes.get(key)):
         return True
-    if _scored(ctx.envelope, payment) and await _replayed(ctx, outcomes.get(review_key)):
+    if _scored(ctx.envelope, payment) and await _replayed(ctx, payment, outcomes.get(review_key)):
         return True
     status = PaymentStatus(payment["status"])
     if status not in (PaymentStatus.PENDING, PaymentStatus.FAILED) or (
@@ -356,6 +368,7 @@ async def _call_provider(
                 await call()
 
 
+@document_step
 async def authorize_payment(
     envelope: Envelope[PaymentRequested], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
@@ -367,11 +380,13 @@ async def authorize_payment(
     # once a run commits, whatever it decided.
     run = env.inflight.get(envelope.id)
     ctx.after_commit(partial(env.inflight.forget, envelope.id))
-    payment = await store.payment_for(ctx.db, request.order_id, ctx.session)
+    payment = await store.payment_for(ctx.db, request.order_id)
+    if _duplicate(ctx, payment):
+        return
     holding = run is not None and run.authorization_id is not None
     if payment is not None and await _settled(ctx, payment, key, review_key, holding=holding):
         return
-    stored = await store.attempts(ctx.db, payment, ctx.session) if payment is not None else []
+    stored = await store.attempts(ctx.db, payment) if payment is not None else []
     payment_id = payment["_id"] if payment is not None else new_id()
     new = (payment_id, request)
     via = _via_pending(payment)
@@ -390,8 +405,9 @@ async def authorize_payment(
             return
         if review is not None:
             decisions = {review_key: _decision(envelope, [review])}
-            await _save(ctx, payment, new, via, decisions, **assessed, attempts=stored)
-            await _emit(ctx, [review])
+            await _save(
+                ctx, payment, new, via, decisions, events=[review], **assessed, attempts=stored
+            )
             return
         run = env.inflight.start(envelope.id, assessed, method.token)
 
@@ -437,8 +453,8 @@ async def authorize_payment(
         events.append(await _void(env, held, ORDER_CLOSED))
         targets.append(PaymentStatus.VOIDED)
         fields["void_reason"] = ORDER_CLOSED
-    await _save(ctx, payment, new, targets, {key: _decision(envelope, events)}, **fields)
-    await _emit(ctx, events)
+    decisions = {key: _decision(envelope, events)}
+    await _save(ctx, payment, new, targets, decisions, events=events, **fields)
 
 
 async def _fail(
@@ -451,23 +467,27 @@ async def _fail(
 ) -> None:
     targets = [*_via_pending(payment), PaymentStatus.FAILED]
     decisions = {key: _decision(ctx.envelope, [failed])}
-    await _save(ctx, payment, new, targets, decisions, **fields, failure=failed.reason)
-    await _emit(ctx, [failed])
+    await _save(
+        ctx, payment, new, targets, decisions, events=[failed], **fields, failure=failed.reason
+    )
 
 
 # --- capture and void -------------------------------------------------------------------------
 
 
+@document_step
 async def capture_payment(
     envelope: Envelope[OrderConfirmed], ctx: HandlerContext, *, env: PaymentEnv
 ) -> None:
     """Capture the authorized amount (at most the confirmed total) once the order is final."""
     order = envelope.data
-    payment = await store.payment_for(ctx.db, order.order_id, ctx.session)
+    payment = await store.payment_for(ctx.db, order.order_id)
     if payment is None:
         log.warning("payment.capture_without_payment", order_id=order.order_id)
         return
-    if await _replayed(ctx, payment.get("outcomes", {}).get("capture")):
+    if _duplicate(ctx, payment):
+        return
+    if await _replayed(ctx, payment, payment.get("outcomes", {}).get("capture")):
         return
     if payment["status"] != PaymentStatus.AUTHORIZED:
         # Voided, failed or never authorized: nothing may be captured (architecture.md).
@@ -487,10 +507,18 @@ async def capture_payment(
         currency=payment["currency"],
     )
     decisions = {"capture": _decision(envelope, [event])}
-    await _save(ctx, payment, None, [PaymentStatus.CAPTURED], decisions, captured_cents=amount)
-    await _emit(ctx, [event])
+    await _save(
+        ctx,
+        payment,
+        None,
+        [PaymentStatus.CAPTURED],
+        decisions,
+        events=[event],
+        captured_cents=amount,
+    )
 
 
+@document_step
 async def void_payment(
     envelope: Envelope[OrderCancelled] | Envelope[OrderRejected],
     ctx: HandlerContext,
@@ -499,7 +527,9 @@ async def void_payment(
 ) -> None:
     """Release an authorization when the order ends unpaid; remember the end for late ones."""
     order = envelope.data
-    payment = await store.payment_for(ctx.db, order.order_id, ctx.session)
+    payment = await store.payment_for(ctx.db, order.order_id)
+    if _duplicate(ctx, payment):
+        return
     if payment is None:
         # Ended before payment saw it: the stub makes a late request change nothing.
         stub = store.new_payment(
@@ -510,9 +540,9 @@ async def void_payment(
             closed=True,
             closed_reason=order.reason,
         )
-        await store.insert(ctx.db, stub, ctx.session)
+        await store.insert(ctx.db, stub, [], ctx.processed)
         return
-    if await _replayed(ctx, payment.get("outcomes", {}).get("void")):
+    if await _replayed(ctx, payment, payment.get("outcomes", {}).get("void")):
         return
     closing: Doc = {} if payment.get("closed") else {"closed": True, "closed_reason": order.reason}
     if payment["status"] != PaymentStatus.AUTHORIZED:
@@ -523,9 +553,15 @@ async def void_payment(
     event = await _void(env, payment, order.reason)
     decisions = {"void": _decision(envelope, [event])}
     await _save(
-        ctx, payment, None, [PaymentStatus.VOIDED], decisions, **closing, void_reason=order.reason
+        ctx,
+        payment,
+        None,
+        [PaymentStatus.VOIDED],
+        decisions,
+        events=[event],
+        **closing,
+        void_reason=order.reason,
     )
-    await _emit(ctx, [event])
 
 
 async def _void(env: PaymentEnv, held: Doc, reason: str) -> PaymentVoided:

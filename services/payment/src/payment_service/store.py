@@ -11,9 +11,10 @@ across customer retries), request (the PaymentRequested attempt), payment_method
 idempotency_key, at, outcome, error, authorization_id}] (one per provider call), `created_at`,
 `updated_at`.
 
-Every write runs in the handler's transaction, and each handler step is one write of the payment
-(an insert on first sight, else one conditional update): the status, the decision, the attempts
-and the fields a step changes go together. An older version kept attempts in an `attempts`
+Each handler step is one write of the payment, without a transaction (a single-document step,
+`bus.documents`): an insert on first sight, else one conditional update; the status, the
+decision, the attempts, the fields a step changes, the events it emits (`outbox`) and the handled
+event's id (`processed`) go together. An older version kept attempts in an `attempts`
 collection (`_id` = `<payment id>:<number>`); a payment without the `attempts` field is read from
 there, and its next write carries the whole list over.
 """
@@ -26,16 +27,23 @@ from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from bus.documents import OUTBOX, PROCESSED, step_update
 from kit.mongo import IndexSpec
+from kit.transactions import Conflict
 from payment_service.domain import PaymentStatus
 
 type Db = AsyncDatabase[Any]
 type Doc = dict[str, Any]
 type Session = AsyncClientSession | None
 
+PAYMENTS = "payments"
+
 INDEXES: list[IndexSpec] = [
     IndexSpec("payments", "order_id", unique=True, name="order_unique"),
+    # The relay's recovery pass looks for payments whose events outlived their process.
+    IndexSpec("payments", f"{OUTBOX}.created_at", name="outbox_pending"),
     # The fraud rules' look at a customer's recent payments: single-field, see kit.mongo.
     IndexSpec("payments", "user_id", name="user"),
 ]
@@ -58,7 +66,9 @@ async def drop_legacy_indexes(db: Db) -> list[str]:
 
 
 async def payment_for(db: Db, order_id: str, session: Session = None) -> Doc | None:
-    doc: Doc | None = await db.payments.find_one({"order_id": order_id}, session=session)
+    doc: Doc | None = await db.payments.find_one(
+        {"order_id": order_id}, {OUTBOX: 0}, session=session
+    )
     return doc
 
 
@@ -80,25 +90,30 @@ def new_payment(payment_id: str, order_id: str, user_id: str, now: datetime, **f
     }
 
 
-async def insert(db: Db, doc: Doc, session: Session) -> None:
-    """Store a payment seen for the first time (the unique `order_id` keeps it single)."""
-    await db.payments.insert_one(doc, session=session)
+async def insert(db: Db, doc: Doc, rows: list[Doc], processed: str) -> None:
+    """Store a payment seen for the first time (the unique `order_id` keeps it single) with the
+    events of the step in its outbox and the handled event's id; `Conflict` when another step
+    created it meanwhile."""
+    try:
+        await db.payments.insert_one(doc | {OUTBOX: rows, PROCESSED: [processed]})
+    except DuplicateKeyError as exc:
+        raise Conflict(f"payment of order {doc['order_id']} created concurrently") from exc
 
 
-async def update(db: Db, payment: Doc, session: Session, **fields: Any) -> bool:
-    """Set `fields` on the payment as it was read: only while its status and `closed` are still
-    what the handler decided on; False when they moved meanwhile (the caller retries).
-
-    A plain update: the handler knows the result already (the read document and `fields`).
+async def update(db: Db, payment: Doc, rows: list[Doc], processed: str, **fields: Any) -> bool:
+    """Set `fields` on the payment as it was read, append the step's events and the handled
+    event's id (a single-document step, `bus.documents`): only while its status and `closed` are
+    still what the handler decided on and the event was not handled; False otherwise (the step
+    runs again from a fresh read).
     """
     result = await db.payments.update_one(
         {
             "_id": payment["_id"],
             "status": payment["status"],
             "closed": True if payment.get("closed") else {"$ne": True},
+            PROCESSED: {"$ne": processed},
         },
-        {"$set": fields},
-        session=session,
+        step_update(fields, rows, processed),
     )
     return result.matched_count == 1
 
