@@ -35,6 +35,7 @@ from bus.context import (
     check_table,
     handler_name,
     handlers_for,
+    is_deduplicated_by_state,
     is_document_step,
     routing_keys_for,
 )
@@ -244,8 +245,10 @@ class Consumer:
         if is_document_step(handler):
             return await self._run_document_step(handler, name, envelope, attempt, handler_log)
 
+        inbox = not is_deduplicated_by_state(handler)
+
         async def body(session: AsyncClientSession) -> HandlerContext:
-            if not await self._inbox.first_time(session, envelope.id, name):
+            if inbox and not await self._inbox.first_time(session, envelope.id, name):
                 raise _AlreadyProcessed
             ctx = HandlerContext(
                 session=session,

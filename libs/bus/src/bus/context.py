@@ -72,6 +72,24 @@ def document_step[H: Callable[..., Awaitable[None]]](handler: H) -> H:
     return handler
 
 
+_DEDUPLICATED_BY_STATE = "__bus_deduplicated_by_state__"
+
+
+def deduplicated_by_state[H: Callable[..., Awaitable[None]]](handler: H) -> H:
+    """Mark a handler whose own writes make a repeat change nothing (it inserts a row keyed by
+    what it handles, or moves a state machine only from the state it expects): the consumer runs
+    it in its transaction without an inbox row (architecture.md: "the `_id` of the row it
+    inserts"). A repeat must emit nothing either."""
+    setattr(handler, _DEDUPLICATED_BY_STATE, True)
+    return handler
+
+
+def is_deduplicated_by_state(handler: Handler) -> bool:
+    """True for a handler marked with `deduplicated_by_state` (also through a partial)."""
+    target = getattr(handler, "func", handler)
+    return bool(getattr(target, _DEDUPLICATED_BY_STATE, False))
+
+
 def is_document_step(handler: Handler) -> bool:
     """True for a handler marked with `document_step` (also through `functools.partial`)."""
     target = getattr(handler, "func", handler)

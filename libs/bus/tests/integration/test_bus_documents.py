@@ -13,7 +13,14 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from bus import BusConfig, BusConnection, HandlerContext, ServiceBus, document_step
+from bus import (
+    BusConfig,
+    BusConnection,
+    HandlerContext,
+    ServiceBus,
+    deduplicated_by_state,
+    document_step,
+)
 from bus.documents import (
     OUTBOX,
     PROCESSED,
@@ -147,3 +154,39 @@ def test_a_step_update_keeps_a_bounded_list_of_handled_ids() -> None:
     stale = datetime.now(UTC) - timedelta(days=1)
     (row,) = pending_rows([Envelope.wrap(BusDocPong(key="k"), correlation_id="c")], stale)
     assert row["created_at"] == stale and row["status"] == "pending"
+
+
+@deduplicated_by_state
+async def open_account_once(envelope: Envelope[BusDocPing], ctx: HandlerContext) -> None:
+    """Keyed by what it handles: a repeat finds the row and changes (and emits) nothing."""
+    if await ctx.db.accounts.find_one({"_id": envelope.data.key}, session=ctx.session):
+        return
+    await ctx.db.accounts.insert_one({"_id": envelope.data.key}, session=ctx.session)
+    await ctx.emit(BusDocPong(key=envelope.data.key))
+
+
+async def test_a_handler_deduplicated_by_its_state_writes_no_inbox_row_and_acts_once(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+) -> None:
+    config = make_config(relay_mark_interval=0.2)
+    bus = ServiceBus(
+        config, {BusDocPing: [open_account_once]}, mongo_client, db, connection=connection
+    )
+    channel = await connection.channel()
+    probe = await Probe.bind(channel, config, BusDocPong.ROUTING_KEY)
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusDocPing(key="a1"), correlation_id="c3")
+        for _ in range(3):
+            await bus.publisher.publish(envelope)
+        await eventually(lambda: len(probe.messages) >= 1, what="the pong")
+        await asyncio.sleep(0.5)
+        assert len(probe.messages) == 1
+        assert await db.accounts.count_documents({}) == 1
+        assert await db.inbox.count_documents({}) == 0
+    finally:
+        await bus.stop()
+        await channel.close()

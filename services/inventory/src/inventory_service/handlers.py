@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from bus import HandlerContext, HandlerTable
+from bus import HandlerContext, HandlerTable, deduplicated_by_state
 from contracts import Envelope, Event
 from contracts.inventory import (
     StockCommitFailed,
@@ -404,6 +404,7 @@ async def _emit(ctx: HandlerContext, events: Sequence[Event]) -> None:
         await ctx.emit(event)
 
 
+@deduplicated_by_state
 async def reserve_stock_for_order(
     envelope: Envelope[OrderPlaced],
     ctx: HandlerContext,
@@ -430,6 +431,7 @@ RELEASE_REASONS: dict[str, ReleaseReason] = {
 }
 
 
+@deduplicated_by_state
 async def release_stock_for_cancelled_order(
     envelope: Envelope[OrderCancelled], ctx: HandlerContext
 ) -> None:
@@ -441,6 +443,7 @@ async def release_stock_for_cancelled_order(
     await _emit(ctx, events)
 
 
+@deduplicated_by_state
 async def release_stock_for_rejected_order(
     envelope: Envelope[OrderRejected], ctx: HandlerContext
 ) -> None:
@@ -451,6 +454,7 @@ async def release_stock_for_rejected_order(
     await _emit(ctx, events)
 
 
+@deduplicated_by_state
 async def hold_stock_during_approval(
     envelope: Envelope[OrderApprovalRequired], ctx: HandlerContext
 ) -> None:
@@ -461,6 +465,7 @@ async def hold_stock_during_approval(
         await store.extend_reservation(ctx.db, envelope.data.order_id, until, utcnow(), ctx.session)
 
 
+@deduplicated_by_state
 async def commit_stock_for_order(envelope: Envelope[OrderPaid], ctx: HandlerContext) -> None:
     """Make a paid order's reservation a sale: StockCommitted, or StockCommitFailed."""
     events = await commit(
