@@ -184,15 +184,20 @@ async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[No
         await feed.aclose()
 
 
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's options for a service (`serve`; tests run a `uvicorn.Config` of them)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "lifespan": "on",  # a failed start-up exits the process, so a supervisor sees it
+        "log_config": None,  # keep kit's logging (JSON lines), not uvicorn's own
+        "access_log": bool(settings.access_log),
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "proxy_headers": False,  # X-Forwarded-* are read by kit.request_context.client_ip only
+        "server_header": False,
+    }
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the settings' host and port until SIGINT/SIGTERM."""
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",  # a failed start-up exits the process, so a supervisor sees it
-        log_config=None,  # keep kit's logging (JSON lines), not uvicorn's own
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        proxy_headers=False,  # X-Forwarded-* are read by kit.request_context.client_ip only
-        server_header=False,
-    )
+    uvicorn.run(app, **server_options(settings))
