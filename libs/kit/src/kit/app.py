@@ -192,6 +192,10 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
         "lifespan": "on",  # a failed start-up exits the process, so a supervisor sees it
         "log_config": None,  # keep kit's logging (JSON lines), not uvicorn's own
         "access_log": bool(settings.access_log),
+        # uvicorn's default ("auto") takes uvloop too, but only while an extra of uvicorn
+        # happens to install it: kit depends on it, and names it, so that a process that
+        # cannot load it fails to start rather than running on the slower loop unnoticed.
+        "loop": "uvloop",
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "proxy_headers": False,  # X-Forwarded-* are read by kit.request_context.client_ip only
         "server_header": False,

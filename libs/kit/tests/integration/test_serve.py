@@ -67,3 +67,39 @@ async def test_access_lines_follow_the_access_log_setting(
 ) -> None:
     assert await access_lines(ProbeSettings(env="dev"), caplog) == 1
     assert await access_lines(ProbeSettings(env="dev", access_log=False), caplog) == 0
+
+
+CHILD = """
+import asyncio, os, sys
+from contextlib import asynccontextmanager
+from fastapi import FastAPI
+from kit.app import serve
+from kit.settings import ServiceSettings
+
+class ProbeSettings(ServiceSettings):
+    service_name = "probe"
+
+@asynccontextmanager
+async def lifespan(app):
+    print("LOOP", type(asyncio.get_running_loop()).__module__, flush=True)
+    raise RuntimeError("stop here")
+    yield
+
+serve(FastAPI(lifespan=lifespan), ProbeSettings(port=int(sys.argv[1])))
+"""
+
+
+def test_a_service_runs_on_uvloop_and_a_failed_start_exits_the_process() -> None:
+    import subprocess
+    import sys
+
+    env = {"SHOP_ENV": "test", "LOG_LEVEL": "WARNING", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "LOOP uvloop" in result.stdout, result.stdout + result.stderr
+    assert result.returncode != 0  # a supervisor sees a start-up that failed
