@@ -141,6 +141,7 @@ def install_token_verifier(app: FastAPI, settings: ServiceSettings) -> None:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revocations=versions,
+        cache_size=settings.token_cache_size,
     )
 
 

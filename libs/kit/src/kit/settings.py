@@ -130,6 +130,10 @@ class ServiceSettings(BaseSettings):
     token_versions_poll_seconds: float = Field(
         2.0, gt=0, le=4, validation_alias=_plain("TOKEN_VERSIONS_POLL_SECONDS")
     )
+    # Distinct bearer tokens a process keeps verified until their expiry (kit.auth.verify): the
+    # signature check is skipped for a token seen before, revocation is checked every time.
+    # 0: verify every request from scratch.
+    token_cache_size: int = Field(4096, ge=0, validation_alias=_plain("TOKEN_CACHE_SIZE"))
 
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_plain("OTEL_EXPORTER_OTLP_ENDPOINT")
