@@ -197,6 +197,7 @@ def start_system(
         NO_COLOR="1",
         PYTHONUNBUFFERED="1",
         LOG_FORMAT="json",  # what production ships
+        ACCESS_LOG="false",  # as SHOP_ENV=prod has it (the runner's is dev)
         SHOP_ADMIN_EMAIL=ADMIN_EMAIL,
         SHOP_ADMIN_PASSWORD=ADMIN_PASSWORD,
         SHOP_SEED_CATALOG="0",

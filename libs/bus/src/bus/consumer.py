@@ -266,7 +266,7 @@ class Consumer:
             async with self._slots:
                 ctx = await run_in_transaction(self._client, body)
         except _AlreadyProcessed:
-            handler_log.info("bus.duplicate_skipped")
+            handler_log.debug("bus.duplicate_skipped")
             return False
         for callback in ctx.commit_hooks:
             try:
@@ -276,7 +276,9 @@ class Consumer:
         emitted = len(ctx.emitted)
         elapsed = time.perf_counter() - started
         HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
-        handler_log.info("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))
+        # Per delivery, so debug: the consumed-events counter and the handler-duration histogram
+        # (bus.metrics) count every one of them; failures and retries stay warnings.
+        handler_log.debug("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))
         if emitted and self._on_emitted is not None:
             self._on_emitted()
         return True

@@ -141,6 +141,7 @@ def install_token_verifier(app: FastAPI, settings: ServiceSettings) -> None:
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         revocations=versions,
+        cache_size=settings.token_cache_size,
     )
 
 
@@ -184,15 +185,24 @@ async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[No
         await feed.aclose()
 
 
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's options for a service (`serve`; tests run a `uvicorn.Config` of them)."""
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        "lifespan": "on",  # a failed start-up exits the process, so a supervisor sees it
+        "log_config": None,  # keep kit's logging (JSON lines), not uvicorn's own
+        "access_log": bool(settings.access_log),
+        # uvicorn's default ("auto") takes uvloop too, but only while an extra of uvicorn
+        # happens to install it: kit depends on it, and names it, so that a process that
+        # cannot load it fails to start rather than running on the slower loop unnoticed.
+        "loop": "uvloop",
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        "proxy_headers": False,  # X-Forwarded-* are read by kit.request_context.client_ip only
+        "server_header": False,
+    }
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run `app` with uvicorn on the settings' host and port until SIGINT/SIGTERM."""
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        lifespan="on",  # a failed start-up exits the process, so a supervisor sees it
-        log_config=None,  # keep kit's logging (JSON lines), not uvicorn's own
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-        proxy_headers=False,  # X-Forwarded-* are read by kit.request_context.client_ip only
-        server_header=False,
-    )
+    uvicorn.run(app, **server_options(settings))

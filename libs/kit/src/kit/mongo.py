@@ -3,8 +3,10 @@
 `connect(settings)` makes the one client a service process uses (no I/O until first use):
 datetimes come back timezone-aware, UUIDs are stored in the standard binary representation, the
 application name is the service (it shows in the server's logs and `currentOp`), and timeouts are
-short enough that a down server fails a request instead of hanging it. Each command is a
-client span (`kit.tracing_clients.MongoCommandTracer`).
+short enough that a down server fails a request instead of hanging it. While spans are exported
+(`kit.tracing.exporting()` when the client is made) each command is a client span
+(`kit.tracing_clients.MongoCommandTracer`); otherwise no command listener is registered at all,
+since with one PyMongo builds a started and a succeeded event per command.
 
 `store.py` declares its indexes as `IndexSpec`s; the lifespan runs `ensure_indexes(db, specs)`,
 which is idempotent (an existing index with the same spec is left alone).
@@ -27,6 +29,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kit.settings import ServiceSettings
+from kit.tracing import exporting
 from kit.tracing_clients import MongoCommandTracer
 
 type Document = dict[str, Any]
@@ -48,8 +51,9 @@ def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Doc
         "serverSelectionTimeoutMS": SERVER_SELECTION_TIMEOUT_MS,
         "connectTimeoutMS": CONNECT_TIMEOUT_MS,
         "socketTimeoutMS": SOCKET_TIMEOUT_MS,
-        "event_listeners": [MongoCommandTracer()],
     }
+    if exporting():
+        options["event_listeners"] = [MongoCommandTracer()]
     options.update(overrides)
     return AsyncMongoClient(settings.mongo_url, **options)
 

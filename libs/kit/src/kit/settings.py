@@ -130,12 +130,21 @@ class ServiceSettings(BaseSettings):
     token_versions_poll_seconds: float = Field(
         2.0, gt=0, le=4, validation_alias=_plain("TOKEN_VERSIONS_POLL_SECONDS")
     )
+    # Distinct bearer tokens a process keeps verified until their expiry (kit.auth.verify): the
+    # signature check is skipped for a token seen before, revocation is checked every time.
+    # 0: verify every request from scratch.
+    token_cache_size: int = Field(4096, ge=0, validation_alias=_plain("TOKEN_CACHE_SIZE"))
 
     otel_exporter_otlp_endpoint: str | None = Field(
         None, validation_alias=_plain("OTEL_EXPORTER_OTLP_ENDPOINT")
     )
     log_level: str = Field("INFO", validation_alias=_plain("LOG_LEVEL"))
     log_format: LogFormat = Field("json", validation_alias=_plain("LOG_FORMAT"))
+    # uvicorn's line per HTTP request (ACCESS_LOG=true/false). Unset: on in dev and test, where
+    # someone reads `make run`'s output; off with SHOP_ENV=prod, where a line per request (and
+    # per token-version poll of every process) is most of the log volume and its CPU, and the
+    # request metrics and traces already tell what was asked and answered.
+    access_log: bool | None = Field(None, validation_alias=_plain("ACCESS_LOG"))
 
     # The credential the gateway and the services present to each other (kit.internal): it
     # opens `/internal/*` routes and makes the gateway's client address believed. Empty: nobody.
@@ -164,6 +173,8 @@ class ServiceSettings(BaseSettings):
     def _derive_and_check(self) -> Self:
         if not self.mongo_db:
             self.mongo_db = f"{self.db_prefix}{self.service_name}"
+        if self.access_log is None:
+            self.access_log = self.env != "prod"
         if self.env == "prod":
             problems = [
                 f"{name}: a placeholder secret"

@@ -2,13 +2,21 @@
 
 `setup_tracing(service, endpoint)` installs a `TracerProvider` whose resource names the service;
 with an endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. Jaeger's `http://127.0.0.1:4318`) spans are
-batched to `<endpoint>/v1/traces` over OTLP/HTTP, without one nothing leaves the process (spans
-still exist, so trace ids reach logs and `traceparent` headers). It is idempotent: OpenTelemetry
-allows one global provider per process, so later calls reuse it (and only add an exporter for an
-endpoint not seen yet).
+batched to `<endpoint>/v1/traces` over OTLP/HTTP. It is idempotent: OpenTelemetry allows one
+global provider per process, so later calls reuse it (and only add an exporter for an endpoint
+not seen yet).
 
-`export_spans(processor)` adds a processor (a test's in-memory exporter); `exporting()` says
-whether any exporter is attached, so that per-command Mongo spans cost nothing when none is.
+Without an exporter nothing would ever read a span, so none is recorded: the provider's sampler
+drops every span while no processor is attached, which leaves only what propagation needs (a
+trace id, from the caller's `traceparent` or new, and a span id), so trace ids still reach the
+logs and the `traceparent` of every HTTP call, outbox row and AMQP message. Those unrecorded
+spans carry the W3C "sampled" flag 0; once an exporter is attached every span is recorded
+whatever its parent's flag, so a process that exports still records its part of a trace that a
+process without an exporter began.
+
+`export_spans(processor)` adds a processor (a test's in-memory exporter) and with it turns
+recording on; `exporting()` says whether spans are recorded, so that detail only a trace viewer
+needs (a span per Mongo command, `kit.mongo`) is not even set up when none is.
 
 `inject_traceparent` / `extract_context` carry W3C trace context through any header mapping
 (HTTP, AMQP).
@@ -17,18 +25,48 @@ whether any exporter is attached, so that per-command Mongo spans cost nothing w
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Sampler,
+    SamplingResult,
+)
+from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _endpoints: set[str] = set()
 _exporting = False
+
+
+class RecordWhileExporting(Sampler):
+    """Records (and samples) every span once an exporter is attached, none before."""
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        chosen = ALWAYS_ON if _exporting else ALWAYS_OFF
+        return chosen.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return "RecordWhileExporting"
 
 
 def traces_url(endpoint: str) -> str:
@@ -46,13 +84,16 @@ def setup_tracing(service: str, otlp_endpoint: str | None = None) -> TracerProvi
             if isinstance(current, TracerProvider):
                 _provider = current  # someone (a test, an agent) installed one already
             else:
-                _provider = TracerProvider(resource=Resource.create({"service.name": service}))
+                _provider = KitTracerProvider(
+                    resource=Resource.create({"service.name": service}),
+                    sampler=RecordWhileExporting(),
+                )
                 trace.set_tracer_provider(_provider)
         if otlp_endpoint and otlp_endpoint not in _endpoints:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=traces_url(otlp_endpoint))
-            _add_processor(_provider, BatchSpanProcessor(exporter))
+            _provider.add_span_processor(BatchSpanProcessor(exporter))
             _endpoints.add(otlp_endpoint)
         return _provider
 
@@ -61,19 +102,23 @@ def export_spans(processor: SpanProcessor, service: str = "shop") -> None:
     """Send the process's spans to `processor` too (a test's in-memory exporter, say)."""
     provider = setup_tracing(service)
     with _lock:
-        _add_processor(provider, processor)
+        provider.add_span_processor(processor)
+
+
+class KitTracerProvider(TracerProvider):
+    """The SDK provider, noting when spans start going somewhere (whoever attaches the
+    processor: kit, or a test adding one to the global provider directly)."""
+
+    def add_span_processor(self, span_processor: SpanProcessor) -> None:
+        global _exporting
+        super().add_span_processor(span_processor)
+        _exporting = True
 
 
 def exporting() -> bool:
-    """True once spans go anywhere: detail that only a trace viewer needs (a span per Mongo
-    command) is skipped while nothing would ever read it."""
-    return _exporting
-
-
-def _add_processor(provider: TracerProvider, processor: SpanProcessor) -> None:
-    global _exporting
-    provider.add_span_processor(processor)
-    _exporting = True
+    """True once spans are recorded and go somewhere: always under a provider someone else
+    installed (an agent's, a test's: it records by its own rules)."""
+    return _exporting or (_provider is not None and not isinstance(_provider, KitTracerProvider))
 
 
 def shutdown_tracing() -> None:

@@ -3,10 +3,10 @@
 The contrib instrumentation packages would do this, but their current release pins an older
 OpenTelemetry SDK than ours; these two small adapters cover what we need:
 
-- `MongoCommandTracer`: a PyMongo command listener (`connect()` registers it) that opens a CLIENT
-  span per command (`mongo find users`), child of whatever span is current when the command is
-  sent, and closes it when the server answers. Command documents are not recorded (they hold
-  user data).
+- `MongoCommandTracer`: a PyMongo command listener (`connect()` registers it while spans are
+  exported) that opens a CLIENT span per command (`mongo find users`), child of whatever span is
+  current when the command is sent, and closes it when the server answers. Command documents
+  are not recorded (they hold user data).
 - `TracingTransport`: an httpx transport wrapper that opens a CLIENT span per request and injects
   its `traceparent`, so the callee's server span joins the same trace.
 """
@@ -20,7 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pymongo import monitoring
 
-from kit.tracing import exporting, inject_traceparent
+from kit.tracing import inject_traceparent
 
 TRACER = "kit.clients"
 
@@ -43,10 +43,6 @@ class MongoCommandTracer(monitoring.CommandListener):
         return (event.request_id, event.connection_id)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if not exporting():
-            # No exporter: a span per command would be built and dropped (≈ 7 % of a busy
-            # service's CPU in the benchmark's profile).
-            return
         target = event.command.get(event.command_name)
         collection = target if isinstance(target, str) else None
         name = f"mongo {event.command_name}" + (f" {collection}" if collection else "")

@@ -116,15 +116,17 @@ async def test_no_command_spans_while_no_exporter_is_attached(
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from kit import tracing, tracing_clients
+    from kit import mongo, tracing
 
     exporter = InMemorySpanExporter()
     tracing.export_spans(SimpleSpanProcessor(exporter), "stock")
-    # As in a process that never attached an exporter (the flag is process-wide and sticky).
-    monkeypatch.setattr(tracing_clients, "exporting", lambda: False)
+    # As in a process that had no exporter when it made its client (the flag is process-wide
+    # and sticky): no command listener, so not even PyMongo's command events are built.
+    monkeypatch.setattr(mongo, "exporting", lambda: False)
     settings = StockSettings(mongo_url=mongo_url, mongo_db=db_name)
     client = connect(settings)
     try:
+        assert not client.options.event_listeners
         with trace.get_tracer("test").start_as_current_span("handler"):
             await database(client, settings).things.insert_one({"n": 1})
         assert [s.name for s in exporter.get_finished_spans()] == ["handler"]

@@ -25,7 +25,7 @@ class OrderSettings(ServiceSettings):
 SHARED = (
     "SHOP_ENV MONGO_URL MONGO_DB DB_PREFIX AMQP_URL BUS_PREFIX BUS_RETRY_DELAYS BUS_MAX_ATTEMPTS "
     "JWKS_URL JWT_ISSUER JWT_AUDIENCE OTEL_EXPORTER_OTLP_ENDPOINT LOG_LEVEL LOG_FORMAT "
-    "INTERNAL_TOKEN PORT HOST"
+    "INTERNAL_TOKEN PORT HOST ACCESS_LOG"
 ).split()
 
 
@@ -162,3 +162,21 @@ def test_production_refuses_unsafe_connections(
         assert password not in message  # never the secret itself
     monkeypatch.setenv("SHOP_ENV", "dev")
     assert OrderSettings().env == "dev"  # local mode keeps guest and the embedded Mongo
+
+
+def test_access_log_is_on_in_dev_and_test_and_off_in_prod(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert OrderSettings(env="dev").access_log is True
+    assert OrderSettings(env="test").access_log is True
+    monkeypatch.setenv("ACCESS_LOG", "false")
+    assert OrderSettings(env="dev").access_log is False
+    for name, value in SAFE_PROD.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ORDER_SIGNING_SECRET", "s3cr3t-from-the-vault")
+    monkeypatch.setenv("ORDER_WEBHOOK_TOKEN", "w-6f1c0e")
+    monkeypatch.setenv("SHOP_ENV", "prod")
+    monkeypatch.delenv("ACCESS_LOG")
+    assert OrderSettings().access_log is False
+    monkeypatch.setenv("ACCESS_LOG", "true")
+    assert OrderSettings().access_log is True

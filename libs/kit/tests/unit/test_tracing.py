@@ -118,3 +118,58 @@ async def test_outgoing_http_is_a_client_span_carrying_traceparent(
     assert seen and seen[0].split("-")[1] == trace_id
     assert seen[0].split("-")[2] == format(client_span.context.span_id, "016x")
     assert not client_span.status.is_ok
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_trace_ids_propagate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kit import tracing
+
+    # A provider as setup_tracing makes it, in a process that never attached an exporter (this
+    # module's fixture attached one to the global provider, and the flag is process-wide).
+    monkeypatch.setattr(tracing, "_exporting", False)
+    provider = tracing.KitTracerProvider(sampler=tracing.RecordWhileExporting())
+    tracer = provider.get_tracer("test")
+
+    with tracer.start_as_current_span(
+        "continued", context=extract_context({"traceparent": PARENT})
+    ):
+        carried = inject_traceparent({})["traceparent"]
+        continued = trace.get_current_span()
+    assert not continued.is_recording()
+    _, trace_id, span_id, _ = carried.split("-")
+    assert trace_id == TRACE_ID  # the caller's trace goes on to the next hop…
+    assert span_id == format(continued.get_span_context().span_id, "016x") != PARENT.split("-")[2]
+
+    with tracer.start_as_current_span("root") as root:
+        assert not root.is_recording()
+        assert root.get_span_context().is_valid  # …and a request without one still gets one
+        assert inject_traceparent({})["traceparent"].split("-")[1] == format(
+            root.get_span_context().trace_id, "032x"
+        )
+    assert not tracing.exporting()
+
+
+def test_attaching_a_processor_turns_recording_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit import tracing
+
+    monkeypatch.setattr(tracing, "_exporting", False)
+    provider = tracing.KitTracerProvider(sampler=tracing.RecordWhileExporting())
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))  # as a test adds one directly
+    with provider.get_tracer("test").start_as_current_span("work") as span:
+        assert span.is_recording()
+    assert [s.name for s in memory.get_finished_spans()] == ["work"]
+    assert tracing.exporting()
+
+
+def test_a_provider_installed_by_someone_else_counts_as_exporting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from kit import tracing
+
+    monkeypatch.setattr(tracing, "_exporting", False)
+    monkeypatch.setattr(tracing, "_provider", TracerProvider())  # an agent's: its own rules
+    assert tracing.exporting()

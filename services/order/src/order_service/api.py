@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError
 from contracts import Actor
 from contracts.ids import new_id
 from kit.auth import CurrentUser, Principal, require_roles
+from kit.conditional import none_match, not_modified, weak_etag
 from kit.errors import (
     PROBLEM_RESPONSES,
     Problem,
@@ -51,6 +52,7 @@ from order_service.domain import (
     MAX_QUANTITY,
     MIN_QUANTITY,
     STAFF,
+    TERMINAL,
     Cause,
     InvalidPromoCode,
     InvalidQuantity,
@@ -351,10 +353,31 @@ async def list_orders(
     )
 
 
-@router.get("/{order_id}", response_model=OrderOut, responses=READ_RESPONSES)
-async def get_order(order_id: str, deps: DepsDep, user: CurrentUser) -> OrderOut:
-    """One order with its payment, flags and audit log (owner, Manager, Admin)."""
-    return view(visible(await store.get(deps.db, order_id), user))
+# Pollers of an order in flight (the web app, the bench's customers) are told to look again
+# after this many seconds, and answered 304 without a body while nothing changed.
+POLL_AGAIN_SECONDS = 1
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the order is still the one of the `If-None-Match` tag"}
+}
+
+
+@router.get("/{order_id}", response_model=OrderOut, responses=READ_RESPONSES | NOT_MODIFIED)
+async def get_order(
+    order_id: str, request: Request, response: Response, deps: DepsDep, user: CurrentUser
+) -> OrderOut | Response:
+    """One order with its payment, flags and audit log (owner, Manager, Admin).
+
+    Its `ETag` follows the order's version (every save moves it): `If-None-Match` with it is a
+    304 without a body; while the order is not terminal, `Retry-After` says when to look again.
+    Visibility is decided first, so a tag gets nothing more than a 404 for another's order."""
+    order = visible(await store.get(deps.db, order_id), user)
+    headers = {"ETag": weak_etag(order.version), "Cache-Control": "private, no-cache"}
+    if order.status not in TERMINAL:
+        headers["Retry-After"] = str(POLL_AGAIN_SECONDS)
+    if none_match(request.headers.get("if-none-match"), headers["ETag"]):
+        return not_modified(headers)
+    response.headers.update(headers)
+    return view(order)
 
 
 @router.get("/{order_id}/timeline", response_model=Timeline, responses=READ_RESPONSES)

@@ -5,13 +5,27 @@ but RS256 (`none`, and HS256 signed with the public key as the HMAC secret), a m
 `kid`, a bad signature, an expired token, a wrong `iss` or `aud`, a missing `sub`/`exp`, a
 role that is not one of Customer, Manager, Admin, or (with `revocations`) a token version `ver`
 below its user's current one (`kit.auth.revocation`: demoted, disabled or deleted since).
+
+A client sends the same token with every request until it expires (a poller, the web app), so
+the RS256 check and the claim parsing of a token that passed them are kept (`VerifiedTokens`:
+by the SHA-256 of the token, at most `cache_size` tokens, least recently used dropped first)
+until its `exp`. Only that is kept: the role and `ver` checks and the revocation table are
+consulted on every request, so a revoked or demoted user's token is refused at once; and a kept
+token is used only while its signing key is still the one the key source gives for its `kid`,
+so a key the user service stops publishing stops verifying within the JWKS TTL, as before.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, cast
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from kit.auth.jwks import KeySource
 from kit.auth.principal import ROLES, Principal, UserRole
@@ -19,6 +33,8 @@ from kit.auth.revocation import TokenVersions
 
 ALGORITHM = "RS256"
 DEFAULT_LEEWAY = 10  # seconds of clock skew between the user service and us
+# Distinct live tokens a process keeps verified (TOKEN_CACHE_SIZE): a few hundred bytes each.
+DEFAULT_CACHE_SIZE = 4096
 
 
 class InvalidToken(Exception):
@@ -27,6 +43,53 @@ class InvalidToken(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    claims: dict[str, Any]
+    expires_at: float  # the token's `exp` (epoch seconds)
+    kid: str
+    key: RSAPublicKey  # the key its signature was checked with
+
+
+class VerifiedTokens:
+    """Claims of tokens whose signature and registered claims passed, until their `exp`;
+    bounded, least recently used first out. Keyed by the token's SHA-256, not the token."""
+
+    def __init__(self, size: int, clock: Callable[[], float] = time.time) -> None:
+        self.size = size
+        self.clock = clock
+        self._entries: OrderedDict[bytes, _Verified] = OrderedDict()
+
+    @staticmethod
+    def digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, digest: bytes) -> _Verified | None:
+        """The kept verification of a token, while it has not expired."""
+        entry = self._entries.get(digest)
+        if entry is None:
+            return None
+        if self.clock() >= entry.expires_at:
+            del self._entries[digest]
+            return None
+        self._entries.move_to_end(digest)
+        return entry
+
+    def put(self, digest: bytes, entry: _Verified) -> None:
+        if self.size <= 0 or self.clock() >= entry.expires_at:
+            return
+        self._entries[digest] = entry
+        self._entries.move_to_end(digest)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget(self, digest: bytes) -> None:
+        self._entries.pop(digest, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 class TokenVerifier:
@@ -40,12 +103,14 @@ class TokenVerifier:
         *,
         leeway: int = DEFAULT_LEEWAY,
         revocations: TokenVersions | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         self.key_source = key_source
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
         self.revocations = revocations
+        self.verified = VerifiedTokens(cache_size)
 
     async def verify(self, token: str) -> Principal:
         """The caller of a valid token; raises `InvalidToken` otherwise."""
@@ -68,7 +133,13 @@ class TokenVerifier:
         )
 
     async def claims(self, token: str) -> dict[str, Any]:
-        """All verified claims of `token`."""
+        """All verified claims of `token` (a copy: callers may change it)."""
+        digest = self.verified.digest(token)
+        kept = self.verified.get(digest)
+        if kept is not None:
+            if await self.key_source.get_key(kept.kid) is kept.key:
+                return dict(kept.claims)
+            self.verified.forget(digest)  # its key was rotated out or replaced: check again
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -97,6 +168,7 @@ class TokenVerifier:
             raise InvalidToken(type(exc).__name__) from exc
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise InvalidToken("bad sub")
+        self.verified.put(digest, _Verified(dict(claims), float(claims["exp"]), kid, key))
         return claims
 
     async def aclose(self) -> None:
