@@ -69,16 +69,23 @@ def order_ids_of(envelopes: Iterable[Envelope[Event]]) -> set[str]:
 
 
 def user_ids_of(envelopes: Iterable[Envelope[Event]], order_facts: Mapping[str, Doc]) -> set[str]:
-    """The users whose facts the batch may change: named by an event, or by the stored fact of
-    one of its orders (an order's user comes from its fact when the event does not say)."""
+    """The users whose facts the batch may change: those of its user events, and the user of
+    each order it places or confirms (named by any of that order's events, or by its stored
+    fact: an order's user comes from its fact when the event does not say)."""
+    envelopes = list(envelopes)
+    user_orders = {
+        e.data.order_id for e in envelopes if isinstance(e.data, OrderPlaced | OrderConfirmed)
+    }
     found: set[str] = set()
     for envelope in envelopes:
         data = envelope.data
-        user_id = getattr(data, "user_id", None)
-        if isinstance(user_id, str) and user_id:
-            found.add(user_id)
-        if isinstance(data, ORDER_EVENTS):
-            known = order_facts.get(getattr(data, "order_id"), {}).get("user_id")  # noqa: B009
+        named: Any = data  # user events name their user; order events their order and user
+        if isinstance(data, USER_EVENTS):
+            found.add(named.user_id)
+        elif isinstance(data, ORDER_EVENTS) and named.order_id in user_orders:
+            if named.user_id:
+                found.add(named.user_id)
+            known = order_facts.get(named.order_id, {}).get("user_id")
             if known:
                 found.add(known)
     return found
