@@ -1,7 +1,8 @@
 """Mongo storage of the analytics service: the raw event store and the projections over it.
 
 - `events`: every event as received with its audit entry (who/what/when/where) under `audit`,
-  `_id` = event id: one insert per event, append-only (the audit trail reads this collection);
+  `_id` = event id, append-only (the audit trail reads this collection); the record of which
+  events were applied: a batch inserts the rows of its new events with one `insert_many`;
 - `order_facts`: one row per order, folded from its events (what sales reports aggregate);
 - `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
 - `products`: the catalogue replica with the last known stock state (recommendations);
