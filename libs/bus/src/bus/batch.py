@@ -283,10 +283,14 @@ class BatchConsumer(Consumer):
             HANDLER_FAILURES.labels(self.config.service, self._name, "batch").inc()
             if is_retryable(exc):
                 # Not the events' fault (an unreachable or overloaded database): all of them
-                # wait in the delay queues, each counting an attempt.
-                for delivery, span in zip(deliveries, spans, strict=True):
-                    with _ending(span):
-                        await self._failed(delivery, span, exc)
+                # wait in the delay queues, each counting an attempt (their copies confirmed
+                # together, not one round trip after the other).
+                await asyncio.gather(
+                    *(
+                        self._failed_and_ended(delivery, span, exc)
+                        for delivery, span in zip(deliveries, spans, strict=True)
+                    )
+                )
                 return
             log.warning(
                 "bus.batch_failed",
@@ -317,6 +321,10 @@ class BatchConsumer(Consumer):
                 await self._failed(delivery, span, exc)
                 return
             await self._finish([delivery], ctx, applied, started)
+
+    async def _failed_and_ended(self, delivery: _Delivery, span: Span, exc: Exception) -> None:
+        with _ending(span):
+            await self._failed(delivery, span, exc)
 
     async def _failed(self, delivery: _Delivery, span: Span, exc: Exception) -> None:
         """Retry or dead-letter one delivery whose transaction failed (`Consumer._fail`)."""
