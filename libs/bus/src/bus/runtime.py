@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bus.batch import Batching
 from bus.config import BusConfig
 from bus.context import HandlerTable
 from bus.documents import DocumentOutbox
@@ -87,16 +88,20 @@ class ServiceDeps:
         bus: Bus | None = None,
         extra_bindings: Sequence[str] = (),
         document_outboxes: Sequence[str] = (),
+        batching: Batching | None = None,
         **extra: Any,
     ) -> Self:
-        """Real adapters for whatever is not given; `extra` fills a subclass's own fields."""
+        """Real adapters for whatever is not given; `extra` fills a subclass's own fields.
+
+        `batching`: the real bus consumes in batches with it (`bus.batch`).
+        """
         client = mongo if mongo is not None else connect(settings)
         db = client[settings.database_name]
         if bus is None:
             config = bus_config(
                 settings, extra_bindings=extra_bindings, document_outboxes=document_outboxes
             )
-            bus = ServiceBus(config, handlers, client, db)
+            bus = ServiceBus(config, handlers, client, db, batching=batching)
         return cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
 
     @property

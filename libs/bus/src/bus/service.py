@@ -10,6 +10,7 @@ import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bus.batch import BatchConsumer, Batching
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.consumer import Consumer, OnCommitted
@@ -36,6 +37,7 @@ class ServiceBus:
         *,
         connection: BusConnection | None = None,
         on_committed: OnCommitted | None = None,
+        batching: Batching | None = None,
     ) -> None:
         self.config = config
         self._client = mongo_client
@@ -52,16 +54,31 @@ class ServiceBus:
         )
         # Every service declares its queue, even with an empty handler table: the queue exists
         # (and collects its bindings) from the first start on.
-        self.consumer = Consumer(
-            config,
-            handlers,
-            mongo_client,
-            db,
-            connection=self.connection,
-            outbox=self.outbox,
-            on_committed=on_committed,
-            on_emitted=self.relay.notify,
-            relay=self.relay,
+        # `batching`: a consumer that only appends takes its deliveries in batches (bus.batch).
+        self.consumer = (
+            Consumer(
+                config,
+                handlers,
+                mongo_client,
+                db,
+                connection=self.connection,
+                outbox=self.outbox,
+                on_committed=on_committed,
+                on_emitted=self.relay.notify,
+                relay=self.relay,
+            )
+            if batching is None
+            else BatchConsumer(
+                config,
+                handlers,
+                mongo_client,
+                db,
+                batching=batching,
+                connection=self.connection,
+                outbox=self.outbox,
+                on_committed=on_committed,
+                on_emitted=self.relay.notify,
+            )
         )
         self._started = False
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from analytics_service.handlers import BINDINGS, HANDLERS
+from analytics_service.handlers import HANDLERS, record_events
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import AnalyticsStore
 from analytics_service.winback import WinbackSweeper
+from bus.batch import Batching
 from bus.runtime import Bus, ServiceDeps
 
 
@@ -31,7 +32,10 @@ def bootstrap(
     bus: Bus | None = None,
 ) -> Deps:
     """The analytics service's dependencies; `mongo`/`bus` replace the real ones in tests."""
-    base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, extra_bindings=BINDINGS)
+    batching = Batching(
+        record_events, max_batch=settings.batch_max, max_wait=settings.batch_wait_seconds
+    )
+    base = ServiceDeps.wire(settings, HANDLERS, mongo=mongo, bus=bus, batching=batching)
     store = AnalyticsStore(base.db)
     winback = WinbackSweeper(
         base.mongo,

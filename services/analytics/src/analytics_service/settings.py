@@ -20,3 +20,8 @@ class AnalyticsSettings(ServiceSettings):
     # Win-back: a customer inactive this long gets a code once; the sweep runs this often.
     winback_after_days: int = Field(30, ge=1)
     winback_sweep_seconds: float = Field(3600.0, gt=0)
+    # Deliveries are handled in batches (bus.batch): at most this many per transaction, and a
+    # batch waits at most this long after its first delivery for more (analytics is no step of
+    # the saga: a few ms of delay cost nothing, each batch saves a transaction per event).
+    batch_max: int = Field(50, ge=1)
+    batch_wait_seconds: float = Field(0.05, gt=0)

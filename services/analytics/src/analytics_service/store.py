@@ -1,7 +1,8 @@
 """Mongo storage of the analytics service: the raw event store and the projections over it.
 
 - `events`: every event as received with its audit entry (who/what/when/where) under `audit`,
-  `_id` = event id: one insert per event, append-only (the audit trail reads this collection);
+  `_id` = event id, append-only (the audit trail reads this collection); the record of which
+  events were applied: a batch inserts the rows of its new events with one `insert_many`;
 - `order_facts`: one row per order, folded from its events (what sales reports aggregate);
 - `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
 - `products`: the catalogue replica with the last known stock state (recommendations);
@@ -10,15 +11,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
 from analytics_service.domain import Grant
+from analytics_service.projection import Changes, Update
 from kit.mongo import IndexSpec
 
 INDEXES: list[IndexSpec] = [
@@ -60,64 +63,47 @@ class AnalyticsStore:
         self.products = db["products"]
         self.promotions = db["promotions"]
 
-    # -- writes (handlers, in their transaction) -----------------------------------------------
+    # -- writes (the batch handler, in its transaction) -----------------------------------------
 
-    async def record(self, row: dict[str, Any], session: Session) -> bool:
-        """Insert an event's row (keyed by event id); False when that id is recorded already.
+    async def recorded(self, event_ids: Collection[str], session: Session) -> set[str]:
+        """Which of these events have their row already (applied by an earlier transaction)."""
+        if not event_ids:
+            return set()
+        cursor = self.events.find({"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=session)
+        return {row["_id"] async for row in cursor}
 
-        A plain insert, not an upsert that must look the id up first. The consumer's inbox row
-        already keeps an event from being handled twice, so the duplicate key is a last guard
-        (an inbox row lost). The embedded server lets the transaction go on after it; a real
-        MongoDB aborts a transaction on a write error, so there the commit fails and the
-        delivery is retried, then dead-lettered, rather than the event folded twice.
-        """
-        try:
-            await self.events.insert_one(row, session=session)
-        except DuplicateKeyError:
-            return False
-        return True
+    async def insert_events(self, rows: list[dict[str, Any]], session: Session) -> None:
+        """Insert new events' rows (one insert). A row that appeared since `recorded` looked
+        (a concurrent transaction) fails the transaction: retried, it finds the row there."""
+        if rows:
+            await self.events.insert_many(rows, session=session)
 
-    async def order_fact(self, order_id: str, session: Session) -> dict[str, Any] | None:
-        return await self.order_facts.find_one({"_id": order_id}, session=session)
+    async def by_ids(
+        self, collection: str, ids: Collection[str], session: Session
+    ) -> dict[str, dict[str, Any]]:
+        """The rows of `collection` with these ids (one `$in` query), by id."""
+        if not ids:
+            return {}
+        cursor = self.db[collection].find({"_id": {"$in": sorted(ids)}}, session=session)
+        return {row["_id"]: row async for row in cursor}
 
-    async def save_order_fact(self, fact: dict[str, Any], session: Session) -> None:
-        await self.order_facts.replace_one({"_id": fact["_id"]}, fact, upsert=True, session=session)
-
-    async def update_user(
-        self,
-        user_id: str,
-        *,
-        set_: dict[str, Any] | None = None,
-        set_once: dict[str, Any] | None = None,
-        add_to: dict[str, Any] | None = None,
-        latest: dict[str, datetime] | None = None,
-        session: Session,
-    ) -> dict[str, Any]:
-        """Update a user's facts (created on first sight); the document after the update."""
-        update: dict[str, Any] = {}
-        if set_:
-            update["$set"] = set_
-        if set_once:
-            update["$min"] = set_once  # the earliest time wins, whatever order events come in
-        if latest:
-            update["$max"] = latest
-        if add_to:
-            update["$addToSet"] = add_to
-        doc = await self.user_facts.find_one_and_update(
-            {"_id": user_id},
-            update or {"$setOnInsert": {}},
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        return dict(doc or {})
-
-    async def upsert_product(
-        self, product_id: str, fields: dict[str, Any], session: Session
-    ) -> None:
-        await self.products.update_one(
-            {"_id": product_id}, {"$set": fields}, upsert=True, session=session
-        )
+    async def apply(self, changes: Changes, session: Session) -> None:
+        """Write a batch's projections: one bulk write per collection it changes."""
+        writes: list[tuple[AsyncCollection[Any], list[Any]]] = [
+            (
+                self.order_facts,
+                [
+                    ReplaceOne({"_id": key}, fact, upsert=True)
+                    for key, fact in changes.order_facts.items()
+                ],
+            ),
+            (self.user_facts, _updates(changes.user_facts)),
+            (self.products, _updates(changes.products)),
+            (self.promotions, _updates(changes.promotions)),
+        ]
+        for collection, requests in writes:
+            if requests:
+                await collection.bulk_write(requests, session=session)
 
     async def save_promotion(
         self, user_id: str, grant: Grant, granted_at: datetime, session: Session
@@ -185,3 +171,7 @@ class AnalyticsStore:
         if limit:
             cursor = cursor.limit(limit)
         return [doc async for doc in cursor]
+
+
+def _updates(updates: Mapping[str, Update]) -> list[UpdateOne]:
+    return [UpdateOne({"_id": key}, u.as_mongo(), upsert=True) for key, u in updates.items()]
