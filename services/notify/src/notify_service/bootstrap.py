@@ -15,7 +15,7 @@ from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
 from notify_service.handlers import Handoff, build_handlers
 from notify_service.settings import NotifySettings
-from notify_service.store import NotifyStore, Row
+from notify_service.store import NOTIFICATIONS, NotifyStore, Row
 
 
 @dataclass(kw_only=True)
@@ -71,12 +71,11 @@ def bootstrap(
         build_handlers(settings.public_base_url, settings.nudge_hold_seconds, handoff),
         mongo=mongo,
         bus=bus,
+        document_outboxes=(NOTIFICATIONS,),
     )
     store = NotifyStore(base.db)
     chosen = dict(senders) if senders is not None else default_senders(settings)
-    worker = DeliveryWorker(
-        base.mongo, store, base.outbox, chosen, policy, owner=owner, on_committed=base.bus.notify
-    )
+    worker = DeliveryWorker(store, base.documents(NOTIFICATIONS), chosen, policy, owner=owner)
     return Deps(
         settings=settings,
         mongo=base.mongo,

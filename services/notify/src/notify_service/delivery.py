@@ -26,18 +26,14 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.client_session import AsyncClientSession
 
-from bus.outbox import OutboxWriter
+from bus.documents import DocumentOutbox, pending_rows
 from contracts import Envelope, new_id
 from contracts.notify import NotificationFailed, NotificationSent
 from kit.background import PeriodicTask
 from kit.tracing import extract_context, get_tracer
-from kit.transactions import run_in_transaction
 from notify_service.channels import (
     OutgoingMessage,
     PermanentDeliveryError,
@@ -76,24 +72,20 @@ class DeliveryWorker:
 
     def __init__(
         self,
-        client: AsyncMongoClient[Any],
         store: NotifyStore,
-        outbox: OutboxWriter,
+        documents: DocumentOutbox,
         senders: Mapping[str, Sender],
         policy: DeliveryPolicy,
         *,
         owner: str | None = None,
-        on_committed: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.client = client
         self.store = store
-        self.outbox = outbox
+        self.documents = documents
         self.senders = senders
         self.policy = policy
         # Rows are leased to this id: the handlers' rows at birth, claimed and retried ones.
         self.owner = owner or f"notify-{new_id()}"
-        self.on_committed = on_committed
         self.clock = clock
         self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
         self._timers: set[asyncio.TimerHandle] = set()
@@ -176,7 +168,7 @@ class DeliveryWorker:
         if row["channel"] == "inApp":
             # A held in-app row: releasing it into the inbox is delivering it (no event, like
             # every in-app row: the inbox is its record).
-            await self.store.mark_sent(row["_id"], self.owner, self.clock(), None)
+            await self.store.mark_sent(row["_id"], self.owner, self.clock(), [])
             return
         sender = self.senders.get(row["channel"])
         attempt = int(row.get("attempts", 0)) + 1
@@ -249,20 +241,14 @@ class DeliveryWorker:
             causation_id=row.get("event_id"),
         )
         now = self.clock()
-
-        async def body(session: AsyncClientSession) -> bool:
-            if failure is None:
-                recorded = await self.store.mark_sent(row["_id"], self.owner, now, session)
-            else:
-                recorded = await self.store.mark_failed(
-                    row["_id"], self.owner, failure, now, session
-                )
-            if recorded:
-                await self.outbox.add(session, envelope)
-            return recorded
-
-        if await run_in_transaction(self.client, body):
-            self.on_committed()
+        # One write: the outcome and its event, riding in the row's own outbox (bus.documents).
+        rows = pending_rows([envelope], now)
+        if failure is None:
+            recorded = await self.store.mark_sent(row["_id"], self.owner, now, rows)
+        else:
+            recorded = await self.store.mark_failed(row["_id"], self.owner, failure, now, rows)
+        if recorded:
+            self.documents.written(row["_id"], rows, None)
         else:
             # Its lease ran out during the send and another worker holds it now: that one
             # records the outcome (the provider may have seen it twice: the idempotency key).

@@ -16,6 +16,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from bus.documents import OUTBOX
 from kit.mongo import IndexSpec
 from kit.tracing import inject_traceparent
 from notify_service.domain import Contact, Delivery
@@ -31,6 +32,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(NOTIFICATIONS, "dedupe_key", unique=True, name="dedupe_unique"),
     # The delivery worker's `status: pending` (few rows): single-field, see kit.mongo.
     IndexSpec(NOTIFICATIONS, "status", name="status"),
+    # The relay's recovery pass looks for rows whose outcome event outlived its process.
+    IndexSpec(NOTIFICATIONS, f"{OUTBOX}.created_at", name="outbox_pending"),
     IndexSpec(USERS, [("role", ASCENDING), ("deleted", ASCENDING)], name="role"),
 ]
 
@@ -194,15 +197,16 @@ class NotifyStore:
     # nothing (False), so a notification gets one outcome and one event whatever happens.
 
     async def mark_sent(
-        self, notification_id: str, owner: str, now: datetime, session: Session
+        self, notification_id: str, owner: str, now: datetime, rows: list[dict[str, Any]]
     ) -> bool:
+        """Sent, with its NotificationSent riding in the row's own outbox (one write)."""
         result = await self.notifications.update_one(
             _held(notification_id, owner),
             {
                 "$set": {"status": "sent", "sent_at": now, "lease_until": None, "hidden": False},
                 "$inc": {"attempts": 1},
+                **({"$push": {OUTBOX: {"$each": rows}}} if rows else {}),
             },
-            session=session,
         )
         return result.modified_count == 1
 
@@ -246,8 +250,14 @@ class NotifyStore:
         return result.modified_count == 1
 
     async def mark_failed(
-        self, notification_id: str, owner: str, error: str, now: datetime, session: Session
+        self,
+        notification_id: str,
+        owner: str,
+        error: str,
+        now: datetime,
+        rows: list[dict[str, Any]],
     ) -> bool:
+        """Failed, with its NotificationFailed riding in the row's own outbox (one write)."""
         result = await self.notifications.update_one(
             _held(notification_id, owner),
             {
@@ -259,8 +269,8 @@ class NotifyStore:
                     "hidden": False,
                 },
                 "$inc": {"attempts": 1},
+                **({"$push": {OUTBOX: {"$each": rows}}} if rows else {}),
             },
-            session=session,
         )
         return result.modified_count == 1
 
@@ -276,7 +286,7 @@ class NotifyStore:
                 {"created_at": at, "_id": {"$lt": last_id}},
             ]
         cursor = (
-            self.notifications.find(query)
+            self.notifications.find(query, {OUTBOX: 0})
             .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
             .limit(limit + 1)
         )

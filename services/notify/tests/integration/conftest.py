@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -19,6 +20,7 @@ from notify_service.smtp_sink import MailSink
 from pymongo import monitoring
 
 from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus.testing import Probe, eventually
 from contracts import Envelope
 from kit.auth import SigningKey, issue_access_token, use_static_keys
 from kit.mongo import connect
@@ -63,9 +65,22 @@ class NotifyHarness:
     config: BusConfig
     connection: BusConnection
     writes: Writes
+    probe: Probe
 
     async def publish(self, envelope: Envelope[Any]) -> None:
         await self.publisher.publish(envelope)
+
+    async def emitted(self, event_type: str) -> list[Any]:
+        """The data of every `event_type` notify published, once none waits in a row's outbox."""
+
+        async def published() -> bool:
+            waiting = {"outbox.0": {"$exists": True}}
+            return await self.deps.store.notifications.count_documents(waiting) == 0
+
+        await eventually(published, what="every outcome event published")
+        await asyncio.sleep(0.2)  # on its way from the broker to the probe
+        found = [Envelope.from_json(m.body) for m in self.probe.messages]
+        return [e.data for e in found if e.type == event_type]
 
     def headers(self, user_id: str, role: str = "Customer") -> dict[str, str]:
         token = issue_access_token(self.key, user_id, role, "shop-user", "shop")
@@ -121,6 +136,8 @@ def start_notify(
         connection = BusConnection(amqp_url, name=f"{prefix}test")
         await connection.connect()
         publisher = AmqpPublisher(connection, config)
+        probe_channel = await connection.channel()
+        probe = await Probe.bind(probe_channel, config, "notification.*")
         async with app.router.lifespan_context(app):
             deps: Deps = app.state.deps
             transport = httpx.ASGITransport(app=app)
@@ -136,6 +153,7 @@ def start_notify(
                     config,
                     connection,
                     writes,
+                    probe,
                 )
             await deps.mongo.drop_database(deps.db.name)
         await publisher.close()

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
+from notify_service.store import NOTIFICATIONS
 
 from bus.testing import eventually
 from contracts import Actor, Envelope, Event
@@ -60,7 +61,9 @@ async def settled(h: NotifyHarness) -> None:
     """Nothing pending, and still nothing a moment later (late duplicates would show)."""
 
     async def idle() -> bool:
-        return await h.deps.store.notifications.count_documents({"status": "pending"}) == 0
+        # Nothing to send, and every outcome event published and pulled from its row.
+        busy = {"$or": [{"status": "pending"}, {"outbox.0": {"$exists": True}}]}
+        return await h.deps.store.notifications.count_documents(busy) == 0
 
     await eventually(idle, what="no pending notifications")
     await asyncio.sleep(0.4)
@@ -68,8 +71,7 @@ async def settled(h: NotifyHarness) -> None:
 
 
 async def outcome_events(h: NotifyHarness, event_type: str) -> list[Any]:
-    rows = await h.deps.db["outbox"].find({"type": event_type}).to_list()
-    return [Envelope.from_json(row["body"]).data for row in rows]
+    return await h.emitted(event_type)
 
 
 async def test_an_order_placed_twice_reaches_the_customer_once_in_app_and_once_by_email(
@@ -82,11 +84,12 @@ async def test_an_order_placed_twice_reaches_the_customer_once_in_app_and_once_b
     await h.publish(order)
     await eventually(lambda: len(h.sink.to("c1@example.com")) == 2, what="order email")
     await settled(h)
-    # What notify wrote for it: both rows in one insert, the email's outcome in one update.
-    # No claim of the email row (born claimed), nothing after the in-app row's insert. (Counted
+    # What notify wrote for it: both rows in one insert, the email's outcome in one update
+    # with its NotificationSent riding in the row, then the relay's pull of that event. No
+    # claim of the email row (born claimed), nothing after the in-app row's insert. (Counted
     # with nothing else running: on the embedded server overlapping transactions conflict and
     # run again, and every run counts.)
-    assert notification_writes(h) == {"insert": 1, "update": 1}
+    assert notification_writes(h) == {"insert": 1, "update": 2}
     h.writes.counts.clear()
     await h.publish(order)  # a redelivery
     await eventually(lambda: h.writes.counts[("insert", "inbox")] > 0, what="redelivery handled")
@@ -157,12 +160,10 @@ async def test_rows_of_a_worker_that_died_are_sent_once_by_another_after_their_l
         assert row is not None and row["status"] == "pending"
 
         survivor = DeliveryWorker(
-            h.deps.mongo,
             h.deps.store,
-            h.deps.outbox,
+            h.deps.documents(NOTIFICATIONS),
             h.deps.senders,
             DeliveryPolicy(lease=timedelta(seconds=1.0), poll_interval=0.05),
-            on_committed=h.deps.bus.notify,
         )
         survivor.start()
         try:

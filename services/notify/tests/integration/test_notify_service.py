@@ -150,8 +150,7 @@ async def test_every_event_delivered_twice_sends_each_message_once(notify: Notif
     assert await count(h, status="sent") == await count(h)
     # One NotificationSent per message that went out on a real channel; none for in-app rows
     # (stored is delivered: the inbox is their record), held nudges included.
-    sent = await h.deps.db["outbox"].find({"type": "NotificationSent"}).to_list()
-    channels = sorted(Envelope.from_json(row["body"]).data.channel for row in sent)
+    channels = sorted(e.channel for e in await h.emitted("NotificationSent"))
     assert channels == sorted(["email"] * 8 + ["sms"] * 3 + ["push"] * 3)
     assert await count(h, channel="inApp") == 8
 
