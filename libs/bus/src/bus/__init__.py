@@ -4,6 +4,7 @@ from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.consumer import Consumer, OnCommitted
 from bus.context import (
+    AlreadyHandled,
     Handler,
     HandlerContext,
     HandlerTable,
@@ -22,6 +23,7 @@ from bus.service import ServiceBus
 from bus.topology import Names, declare_topology, delete_topology
 
 __all__ = [
+    "AlreadyHandled",
     "AmqpPublisher",
     "BusConfig",
     "BusConnection",

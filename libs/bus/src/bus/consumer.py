@@ -29,6 +29,7 @@ from bus import faults
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.context import (
+    AlreadyHandled,
     Handler,
     HandlerContext,
     HandlerTable,
@@ -62,7 +63,7 @@ type OnCommitted = Callable[[Envelope[Any]], Awaitable[None]]
 DOCUMENT_STEP_ATTEMPTS = 8
 
 
-class _AlreadyProcessed(Exception):
+class _AlreadyProcessed(AlreadyHandled):
     """The inbox already holds (event id, handler): abort the transaction and skip."""
 
 
@@ -265,7 +266,7 @@ class Consumer:
         try:
             async with self._slots:
                 ctx = await run_in_transaction(self._client, body)
-        except _AlreadyProcessed:
+        except AlreadyHandled:
             handler_log.debug("bus.duplicate_skipped")
             return False
         for callback in ctx.commit_hooks:

@@ -72,6 +72,11 @@ def document_step[H: Callable[..., Awaitable[None]]](handler: H) -> H:
     return handler
 
 
+class AlreadyHandled(Exception):  # noqa: N818 (a verdict, not an error)
+    """Raised by a handler deduplicated by its state that finds its event handled already (its
+    keyed insert hit a duplicate key): the consumer aborts the transaction and skips it."""
+
+
 _DEDUPLICATED_BY_STATE = "__bus_deduplicated_by_state__"
 
 

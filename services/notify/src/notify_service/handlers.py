@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
-from bus import HandlerContext, HandlerTable
+from bus import HandlerContext, HandlerTable, deduplicated_by_state
 from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.inventory import StockLow, StockPartiallyReserved
@@ -98,7 +98,8 @@ async def _write(
         )
         for item in items
     ]
-    # Keys scoped by this event are new for sure (the inbox); a wider scope may exist already.
+    # Keys scoped by this event are the record of it (a repeat raises AlreadyHandled); a wider
+    # scope may exist already.
     scoped_here = all(item.dedupe_key.startswith(f"{envelope.id}|") for item in items)
     written = await store.insert_new(rows, ctx.session, may_exist=not scoped_here)
     to_send = [row for row in written if row["status"] == "pending"]
@@ -121,6 +122,7 @@ async def _recipients(
     return [contact or Contact(user_id=draft.user_id)]
 
 
+@deduplicated_by_state
 async def notify_about_event(
     envelope: Envelope[Event],
     ctx: HandlerContext,

@@ -15,7 +15,9 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
+from bus import AlreadyHandled
 from bus.documents import OUTBOX
 from kit.mongo import IndexSpec
 from kit.tracing import inject_traceparent
@@ -23,6 +25,7 @@ from notify_service.domain import Contact, Delivery
 
 USERS = "users"
 NOTIFICATIONS = "notifications"
+DUPLICATE_KEY = 11000
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(
@@ -148,11 +151,11 @@ class NotifyStore:
         """Insert the rows not stored yet (one insert_many); the rows inserted.
 
         `may_exist=False` when every row's dedupe key is scoped by the event being handled: the
-        handler's inbox row, in this same transaction, already makes a second run impossible,
-        so no read is needed (should one ever slip past the inbox, the unique `_id` and
-        `dedupe_key` refuse the row and the transaction with it). A key of a wider scope (the
-        profile nudge: once per user) may have been written by another event: read first. In a
-        transaction a duplicate key aborts everything, so it cannot be caught and skipped.
+        rows are then the handler's record of the event (no inbox row, no read): a second run
+        hits the unique `_id` and raises `AlreadyHandled`, which aborts the transaction and skips
+        the delivery. A key of a wider scope (the profile nudge: once per user) may have been
+        written by another event: read first. In a transaction a duplicate key aborts
+        everything, so it cannot be caught and skipped row by row.
         """
         fresh = list({row["_id"]: row for row in rows}.values())
         if may_exist and fresh:
@@ -161,7 +164,13 @@ class NotifyStore:
             stored = {doc["_id"] async for doc in cursor}
             fresh = [row for row in fresh if row["_id"] not in stored]
         if fresh:
-            await self.notifications.insert_many(fresh, session=session)
+            try:
+                await self.notifications.insert_many(fresh, session=session)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if may_exist or not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+                    raise  # a row read as missing was written meanwhile (run again), or worse
+                raise AlreadyHandled(f"notifications of {fresh[0]['event_id']}") from exc
         return fresh
 
     async def lease_due(self, now: datetime, lease: timedelta, owner: str) -> dict[str, Any] | None:

@@ -58,11 +58,15 @@ async def settled(h: NotifyHarness) -> None:
     """Wait until nothing is pending, then a little more so late duplicates would show."""
 
     async def idle() -> bool:
-        return await count(h, status="pending") == 0
+        # Nothing to send, and every outcome event published and pulled from its row.
+        return await count(h, status="pending") == 0 and await count(h, **WAITING) == 0
 
     await eventually(idle, what="no pending notifications")
     await asyncio.sleep(0.4)
     assert await idle()
+
+
+WAITING: dict[str, Any] = {"outbox.0": {"$exists": True}}
 
 
 async def test_every_event_delivered_twice_sends_each_message_once(notify: NotifyHarness) -> None:
