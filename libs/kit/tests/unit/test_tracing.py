@@ -128,6 +128,7 @@ def test_without_an_exporter_spans_are_not_recorded_but_trace_ids_propagate(
     # A provider as setup_tracing makes it, in a process that never attached an exporter (this
     # module's fixture attached one to the global provider, and the flag is process-wide).
     monkeypatch.setattr(tracing, "_exporting", False)
+    monkeypatch.setattr(tracing, "_provider", None)  # whatever an earlier test installed
     provider = tracing.KitTracerProvider(sampler=tracing.RecordWhileExporting())
     tracer = provider.get_tracer("test")
 
