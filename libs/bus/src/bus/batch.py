@@ -50,9 +50,9 @@ from bus.consumer import Consumer, OnCommitted
 from bus.context import HandlerTable, handler_name
 from bus.metrics import HANDLER_DURATION, HANDLER_FAILURES
 from bus.outbox import Outbox, OutboxWriter
-from bus.retry import Failure, attempt_of
+from bus.retry import Failure
 from bus.tracing import extract_context, tracer
-from contracts import Actor, ContractError, Envelope, Event
+from contracts import Actor, Envelope, Event
 from kit.transactions import is_retryable, run_in_transaction
 
 __all__ = ["BatchConsumer", "BatchContext", "BatchHandler", "Batching"]
@@ -256,17 +256,8 @@ class BatchConsumer(Consumer):
 
     async def _parse(self, message: AbstractIncomingMessage) -> _Delivery | None:
         """The delivery's envelope; None when it was settled here (dead-lettered, unhandled)."""
-        headers = dict(message.headers or {})
-        attempt = attempt_of(headers)
-        routing_key = str(headers.get("x-original-routing-key") or message.routing_key or "")
-        try:
-            envelope = Envelope.from_json(message.body)
-        except ContractError as exc:
-            # A message that does not match the catalogue will never parse: no retries.
-            failure = Failure(exc, attempt, routing_key, None, self.config.service)
-            outcome = await self._dead_letter(message, failure, headers)
-            event_type = str(message.type or "unknown")
-            self._count(event_type, "invalid" if outcome == "dead_lettered" else outcome)
+        envelope, headers, attempt, routing_key = await self._read(message)
+        if envelope is None:
             return None
         if not self._has_handlers(envelope):
             await self._settle(message)

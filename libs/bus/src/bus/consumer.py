@@ -169,17 +169,26 @@ class Consumer:
             if task is not None:
                 self._in_flight.discard(task)
 
-    async def _process(self, message: AbstractIncomingMessage) -> None:
+    async def _read(
+        self, message: AbstractIncomingMessage
+    ) -> tuple[Envelope[Any] | None, dict[str, Any], int, str]:
+        """The delivery's envelope (None: it did not parse and went to the DLQ), headers,
+        attempt and original routing key."""
         headers = dict(message.headers or {})
         attempt = attempt_of(headers)
         routing_key = str(headers.get("x-original-routing-key") or message.routing_key or "")
         try:
-            envelope = Envelope.from_json(message.body)
+            return Envelope.from_json(message.body), headers, attempt, routing_key
         except ContractError as exc:
             # A message that does not match the catalogue will never parse: no retries.
             failure = Failure(exc, attempt, routing_key, None, self.config.service)
             outcome = await self._dead_letter(message, failure, headers)
             self._count(_event_type(message), "invalid" if outcome == "dead_lettered" else outcome)
+            return None, headers, attempt, routing_key
+
+    async def _process(self, message: AbstractIncomingMessage) -> None:
+        envelope, headers, attempt, routing_key = await self._read(message)
+        if envelope is None:
             return
 
         bound = log.bind(

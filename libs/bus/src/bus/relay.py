@@ -21,6 +21,7 @@ from aio_pika.exceptions import DeliveryError
 from opentelemetry.trace import SpanKind
 from pymongo import ASCENDING
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import faults
@@ -214,11 +215,28 @@ class OutboxRelay:
         # claim got, in a transaction: two relays racing for a row conflict, one of them retries
         # and moves on to rows nobody holds. (Claiming row by row with find_one_and_update was
         # ten times slower on the embedded server.)
-        candidates = await self._rows.find(
+        return await self._take(
+            self._rows,
             claimable,
-            projection={"_id": 1},
+            {"lease_until": lease_until, "lease_owner": self.owner},
+            inc={"attempts": 1},
             sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
-            limit=self._config.relay_batch_size,
+        )
+
+    async def _take(
+        self,
+        docs: AsyncCollection[Any],
+        claimable: dict[str, Any],
+        fields: dict[str, Any],
+        *,
+        inc: dict[str, int] | None = None,
+        sort: list[tuple[str, int]] | None = None,
+        projection: dict[str, int] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Claim up to a batch of `claimable` documents of `docs` for this relay (setting
+        `fields` and a claim id), and the documents this claim got."""
+        candidates = await docs.find(
+            claimable, projection={"_id": 1}, sort=sort, limit=self._config.relay_batch_size
         ).to_list()
         if not candidates:
             return []
@@ -226,23 +244,17 @@ class OutboxRelay:
 
         async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
             claim_id = new_id()
-            await self._rows.update_many(
-                {"_id": {"$in": ids}, **claimable},
-                {
-                    "$set": {
-                        "lease_until": lease_until,
-                        "lease_owner": self.owner,
-                        "claim_id": claim_id,
-                    },
-                    "$inc": {"attempts": 1},
-                },
-                session=session,
-            )
-            return await self._rows.find(
-                {"_id": {"$in": ids}, "claim_id": claim_id},
-                sort=[("created_at", ASCENDING), ("_id", ASCENDING)],
+            update: dict[str, Any] = {"$set": {**fields, CLAIM_ID: claim_id}}
+            if inc:
+                update["$inc"] = inc
+            await docs.update_many({"_id": {"$in": ids}, **claimable}, update, session=session)
+            found: list[dict[str, Any]] = await docs.find(
+                {"_id": {"$in": ids}, CLAIM_ID: claim_id},
+                projection=projection,
+                sort=sort,
                 session=session,
             ).to_list()
+            return found
 
         return await run_in_transaction(self._db.client, claim)
 
@@ -257,28 +269,12 @@ class OutboxRelay:
             "$or": [{CLAIM_UNTIL: None}, {CLAIM_UNTIL: {"$lte": now}}],
         }
 
-        # As `_claim`, per document: pick (one read, usually nothing), take, read back.
-        candidates = await docs.find(
-            claimable, projection={"_id": 1}, limit=self._config.relay_batch_size
-        ).to_list()
-        if not candidates:
-            return []
-        ids = [c["_id"] for c in candidates]
-
-        async def claim(session: AsyncClientSession) -> list[dict[str, Any]]:
-            claim_id = new_id()
-            await docs.update_many(
-                {"_id": {"$in": ids}, **claimable},
-                {"$set": {CLAIM_UNTIL: lease_until, CLAIM_OWNER: self.owner, CLAIM_ID: claim_id}},
-                session=session,
-            )
-            return await docs.find(
-                {"_id": {"$in": ids}, CLAIM_ID: claim_id},
-                projection={OUTBOX: 1},
-                session=session,
-            ).to_list()
-
-        claimed = await run_in_transaction(self._db.client, claim)
+        claimed = await self._take(
+            docs,
+            claimable,
+            {CLAIM_UNTIL: lease_until, CLAIM_OWNER: self.owner},
+            projection={OUTBOX: 1},
+        )
         return [
             (row, (collection, doc["_id"]))
             for doc in claimed
