@@ -79,13 +79,19 @@ class OutboxRelay:
         # Published and confirmed, not marked sent yet; when the first of them was confirmed.
         self._unmarked: list[tuple[str, Home | None]] = []
         self._unmarked_since = 0.0
+        # The claim pass (a read, usually finding nothing) runs once per poll interval, or at once
+        # after `notify`; waking for handed-over rows or due marks does not repeat it.
+        self._claim_now = True
+        self._last_claim = 0.0
         self._task: asyncio.Task[None] | None = None
         self._log = log.bind(service=config.service, relay=self.owner)
         # Fault tests (BUS_CRASH_AT=relay.before_publish): die holding claimed, unpublished rows.
         self._crash_before_publish = faults.armed(faults.RELAY_BEFORE_PUBLISH)
 
     def notify(self) -> None:
-        """Wake the loop now (call after committing outbox rows) instead of at the next poll."""
+        """Look for claimable rows now instead of at the next poll (call after committing rows
+        written without an owner, e.g. by a sweeper's plain `Outbox`)."""
+        self._claim_now = True
         self._wake.set()
 
     def hand_over(self, rows: list[Row], home: Home | None = None) -> None:
@@ -154,7 +160,9 @@ class OutboxRelay:
         )
 
     async def publish_pending_once(self) -> int:
-        """Publish one batch and mark everything confirmed so far; the count marked sent."""
+        """Publish one batch (claiming if nothing was handed over) and mark everything confirmed
+        so far; the count marked sent."""
+        self._claim_now = True
         await self._publish_next_batch()
         return await self._flush_marks()
 
@@ -195,6 +203,10 @@ class OutboxRelay:
             size = self._config.relay_batch_size
             batch, self._fresh = self._fresh[:size], self._fresh[size:]
             return batch
+        now = time.monotonic()
+        if not self._claim_now and now - self._last_claim < self._config.relay_poll_interval:
+            return []
+        self._claim_now, self._last_claim = False, now
         claimed: list[tuple[Row, Home | None]] = [(row, None) for row in await self._claim()]
         for collection in self._config.document_outboxes:
             if claimed:

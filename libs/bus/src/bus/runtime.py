@@ -45,7 +45,7 @@ class Bus(Protocol):
     def ready(self) -> bool: ...
 
     def notify(self) -> None:
-        """Wake the relay: outbox rows were just committed outside a handler."""
+        """Have the relay claim now: rows were committed without an owner (a sweeper's)."""
 
 
 def bus_config(
@@ -126,12 +126,11 @@ class ServiceDeps:
     async def write[T](self, body: TransactionBody[T]) -> T:
         """The one write path outside handlers: state and outbox rows commit together.
 
-        `body(session)` may run more than once (kit.transactions retries conflicts). After the
-        commit the relay is woken, so events leave at once rather than at its next poll.
+        `body(session)` may run more than once (kit.transactions retries conflicts). The rows
+        `self.outbox` (or `documents(...)`) wrote reach this process's relay once it commits, so
+        events leave at once, not at its next poll.
         """
-        result = await run_in_transaction(self.mongo, body)
-        self.bus.notify()
-        return result
+        return await run_in_transaction(self.mongo, body)
 
 
 type Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]

@@ -64,7 +64,6 @@ class ServiceBus:
                 connection=self.connection,
                 outbox=self.outbox,
                 on_committed=on_committed,
-                on_emitted=self.relay.notify,
                 relay=self.relay,
             )
             if batching is None
@@ -77,7 +76,6 @@ class ServiceBus:
                 connection=self.connection,
                 outbox=self.outbox,
                 on_committed=on_committed,
-                on_emitted=self.relay.notify,
             )
         )
         self._started = False
@@ -120,11 +118,10 @@ class ServiceBus:
         return self._started and self.consumer.running and self.relay.running
 
     async def write[T](self, body: TransactionBody[T]) -> T:
-        """Run `body(session)` with `run_in_transaction`, then wake the relay (HTTP writes)."""
-        result = await run_in_transaction(self._client, body)
-        self.relay.notify()
-        return result
+        """Run `body(session)` with `run_in_transaction` (HTTP writes); the rows `self.outbox`
+        wrote reach the relay once it commits."""
+        return await run_in_transaction(self._client, body)
 
     def notify(self) -> None:
-        """Wake the relay after committing outbox rows outside a handler (HTTP writes)."""
+        """Have the relay claim now: rows were committed without an owner (a sweeper's)."""
         self.relay.notify()
