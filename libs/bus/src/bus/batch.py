@@ -46,7 +46,7 @@ from structlog.typing import FilteringBoundLogger
 from bus import faults
 from bus.config import BusConfig
 from bus.connection import BusConnection
-from bus.consumer import Consumer, OnCommitted
+from bus.consumer import Consumer, OnCommitted, run_commit_hooks
 from bus.context import HandlerTable, handler_name
 from bus.metrics import HANDLER_DURATION, HANDLER_FAILURES
 from bus.outbox import Outbox, OutboxWriter
@@ -148,7 +148,6 @@ class BatchConsumer(Consumer):
         connection: BusConnection | None = None,
         outbox: Outbox | None = None,
         on_committed: OnCommitted | None = None,
-        on_emitted: Callable[[], None] | None = None,
     ) -> None:
         # Two batches in flight: one committing while the next gathers.
         prefetch = max(config.prefetch, 2 * batching.max_batch)
@@ -160,7 +159,6 @@ class BatchConsumer(Consumer):
             connection=connection,
             outbox=outbox,
             on_committed=on_committed,
-            on_emitted=on_emitted,
         )
         self._batching = batching
         self._name = batching.name
@@ -364,14 +362,9 @@ class BatchConsumer(Consumer):
         applied: set[str],
         started: float,
     ) -> None:
-        """After the commit: hooks, wake the relay, then ack each delivery and count it."""
-        for callback in ctx.commit_hooks:
-            try:
-                callback()
-            except Exception as exc:  # committed already: a hook's failure is not the batch's
-                log.warning("bus.after_commit_failed", service=self.config.service, error=repr(exc))
-        if ctx.emitted and self._on_emitted is not None:
-            self._on_emitted()
+        """After the commit: hooks, then ack each delivery and count it (emitted rows reach the
+        relay through the outbox's hand-over)."""
+        run_commit_hooks(ctx.commit_hooks, log.bind(service=self.config.service))
         if self._on_committed is not None:
             for delivery in deliveries:
                 await self._on_committed(delivery.envelope)

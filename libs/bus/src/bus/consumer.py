@@ -87,7 +87,6 @@ class Consumer:
         connection: BusConnection | None = None,
         outbox: Outbox | None = None,
         on_committed: OnCommitted | None = None,
-        on_emitted: Callable[[], None] | None = None,
         relay: HandsOver | None = None,
     ) -> None:
         check_table(handlers)
@@ -104,8 +103,6 @@ class Consumer:
         self._on_committed = on_committed
         # Fault tests (BUS_CRASH_AT=consumer.after_commit): die between the commit and the ack.
         self._crash_after_commit = faults.armed(faults.CONSUMER_AFTER_COMMIT)
-        # Called after a commit that emitted events (the service wakes its relay with it).
-        self._on_emitted = on_emitted
         self._relay = relay
         self._channel: Channel | None = None
         self._publish_channel: Channel | None = None
@@ -278,19 +275,13 @@ class Consumer:
         except AlreadyHandled:
             handler_log.debug("bus.duplicate_skipped")
             return False
-        for callback in ctx.commit_hooks:
-            try:
-                callback()
-            except Exception as exc:  # committed already: a hook's failure is not the handler's
-                handler_log.warning("bus.after_commit_failed", error=repr(exc))
+        run_commit_hooks(ctx.commit_hooks, handler_log)
         emitted = len(ctx.emitted)
         elapsed = time.perf_counter() - started
         HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)
         # Per delivery, so debug: the consumed-events counter and the handler-duration histogram
         # (bus.metrics) count every one of them; failures and retries stay warnings.
         handler_log.debug("bus.handled", emitted=emitted, duration_ms=round(elapsed * 1e3))
-        if emitted and self._on_emitted is not None:
-            self._on_emitted()
         return True
 
     async def _run_document_step(
@@ -324,11 +315,7 @@ class Consumer:
                 if tries == DOCUMENT_STEP_ATTEMPTS:
                     raise
                 await asyncio.sleep(min(0.25, 0.005 * 2**tries) * random.uniform(0.5, 1.5))
-        for callback in ctx.commit_hooks:  # its write landed: what waited for it may go on
-            try:
-                callback()
-            except Exception as exc:
-                handler_log.warning("bus.after_commit_failed", error=repr(exc))
+        run_commit_hooks(ctx.commit_hooks, handler_log)  # its write landed
         if ctx.duplicate:
             handler_log.debug("bus.duplicate_skipped")
             return False
@@ -441,6 +428,16 @@ class Consumer:
                 await message.ack()
         except Exception as exc:
             log.warning("bus.settle_failed", service=self.config.service, error=repr(exc))
+
+
+def run_commit_hooks(hooks: list[Callable[[], None]], handler_log: FilteringBoundLogger) -> None:
+    """Call what waited for a handler's commit; a hook's failure is logged, never the handler's
+    (its writes are committed already)."""
+    for callback in hooks:
+        try:
+            callback()
+        except Exception as exc:
+            handler_log.warning("bus.after_commit_failed", error=repr(exc))
 
 
 def _event_type(message: AbstractIncomingMessage) -> str:

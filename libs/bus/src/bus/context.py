@@ -91,14 +91,17 @@ def deduplicated_by_state[H: Callable[..., Awaitable[None]]](handler: H) -> H:
 
 def is_deduplicated_by_state(handler: Handler) -> bool:
     """True for a handler marked with `deduplicated_by_state` (also through a partial)."""
-    target = getattr(handler, "func", handler)
-    return bool(getattr(target, _DEDUPLICATED_BY_STATE, False))
+    return _marked(handler, _DEDUPLICATED_BY_STATE)
 
 
 def is_document_step(handler: Handler) -> bool:
-    """True for a handler marked with `document_step` (also through `functools.partial`)."""
-    target = getattr(handler, "func", handler)
-    return bool(getattr(target, _DOCUMENT_STEP, False))
+    """True for a handler marked with `document_step` (also through a partial)."""
+    return _marked(handler, _DOCUMENT_STEP)
+
+
+def _marked(handler: Handler, mark: str) -> bool:
+    target = getattr(handler, "func", handler)  # functools.partial: the function's mark
+    return bool(getattr(target, mark, False))
 
 
 type HandlerTable = dict[type[Event], list[Handler]]

@@ -57,10 +57,15 @@ def step_update(state: dict[str, Any], rows: list[Row], processed: str | None) -
     if rows:
         push[OUTBOX] = {"$each": rows}
     if processed is not None:
-        push[PROCESSED] = {"$each": [processed], "$slice": -PROCESSED_KEPT}
+        push |= processed_push(processed)
     if push:
         update["$push"] = push
     return update
+
+
+def processed_push(processed: str) -> dict[str, Any]:
+    """The `$push` fragment that notes a handled event's inbox id (the newest kept)."""
+    return {PROCESSED: {"$each": [processed], "$slice": -PROCESSED_KEPT}}
 
 
 def already_processed(doc: dict[str, Any], processed: str | None) -> bool:

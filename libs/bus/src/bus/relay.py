@@ -343,13 +343,7 @@ class OutboxRelay:
         # from it. In one transaction although each is one update: on the embedded server a
         # write outside any transaction makes overlapping transactions fail and retry
         # (measured: 3x the aborts).
-        ids = [row_id for row_id, home in items if home is None]
-        pulls: dict[str, tuple[list[Any], list[str]]] = {}
-        for row_id, home in items:
-            if home is not None:
-                doc_ids, row_ids = pulls.setdefault(home[0], ([], []))
-                doc_ids.append(home[1])
-                row_ids.append(row_id)
+        ids, pulls = _by_home(items)
 
         async def mark(session: AsyncClientSession) -> int:
             marked = 0
@@ -362,7 +356,7 @@ class OutboxRelay:
                 marked += result.modified_count
             for collection, (doc_ids, row_ids) in pulls.items():
                 await self._db[collection].update_many(
-                    {"_id": {"$in": doc_ids}},
+                    {"_id": {"$in": list(doc_ids)}},
                     {"$pull": {OUTBOX: {"_id": {"$in": row_ids}}}},
                     session=session,
                 )
@@ -376,11 +370,7 @@ class OutboxRelay:
     async def _release(self, batch: list[tuple[Row, Home | None]]) -> None:
         # Rows of the outbox collection lose their lease; documents this relay claimed lose
         # the claim (rows handed over in memory were never claimed: they wait their lease out).
-        ids = [row["_id"] for row, home in batch if home is None]
-        claimed: dict[str, set[Any]] = {}
-        for _, home in batch:
-            if home is not None:
-                claimed.setdefault(home[0], set()).add(home[1])
+        ids, claimed = _by_home([(row["_id"], home) for row, home in batch])
 
         async def release(session: AsyncClientSession) -> None:
             if ids:
@@ -389,7 +379,7 @@ class OutboxRelay:
                     {"$set": {"lease_until": None, "lease_owner": None}},
                     session=session,
                 )
-            for collection, doc_ids in claimed.items():
+            for collection, (doc_ids, _) in claimed.items():
                 await self._db[collection].update_many(
                     {"_id": {"$in": list(doc_ids)}, CLAIM_OWNER: self.owner},
                     {"$set": {CLAIM_UNTIL: None, CLAIM_OWNER: None}},
@@ -398,3 +388,20 @@ class OutboxRelay:
 
         with contextlib.suppress(Exception):  # Mongo down too: the lease expires by itself
             await run_in_transaction(self._db.client, release)
+
+
+def _by_home(
+    items: list[tuple[str, Home | None]],
+) -> tuple[list[str], dict[str, tuple[set[Any], list[str]]]]:
+    """Row ids of the outbox collection, and per collection of documents carrying rows the
+    documents' ids and the rows' ids."""
+    ids: list[str] = []
+    by_collection: dict[str, tuple[set[Any], list[str]]] = {}
+    for row_id, home in items:
+        if home is None:
+            ids.append(row_id)
+        else:
+            doc_ids, row_ids = by_collection.setdefault(home[0], (set(), []))
+            doc_ids.add(home[1])
+            row_ids.append(row_id)
+    return ids, by_collection

@@ -24,10 +24,10 @@ from pymongo.errors import DuplicateKeyError
 from bus.documents import (
     OUTBOX,
     PROCESSED,
-    PROCESSED_KEPT,
     DocumentOutbox,
     already_processed,
     pending_rows,
+    processed_push,
     step_update,
 )
 from contracts import Envelope
@@ -133,8 +133,14 @@ async def save(
 
 async def get(db: Db, order_id: str, session: Session = None) -> Order | None:
     """An order by id, or None."""
-    doc = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0}, session=session)
+    doc = await _stored(db, order_id, session)
     return None if doc is None else from_doc(doc)
+
+
+async def _stored(db: Db, order_id: str, session: Session = None) -> Doc | None:
+    # Without its pending events: nothing reading an order needs them.
+    doc: Doc | None = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0}, session=session)
+    return doc
 
 
 async def note_processed(db: Db, order_id: str, processed: str) -> None:
@@ -142,13 +148,13 @@ async def note_processed(db: Db, order_id: str, processed: str) -> None:
     noting an id commutes with every step)."""
     await db[ORDERS].update_one(
         {"_id": order_id},
-        {"$push": {PROCESSED: {"$each": [processed], "$slice": -PROCESSED_KEPT}}},
+        {"$push": processed_push(processed)},
     )
 
 
 async def get_for_step(db: Db, order_id: str, processed: str) -> tuple[Order | None, bool]:
     """An order by id (or None), and whether its steps handled the inbox id `processed`."""
-    doc = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0})
+    doc = await _stored(db, order_id)
     if doc is None:
         return None, False
     return from_doc(doc), already_processed(doc, processed)

@@ -7,7 +7,7 @@ the service's queue to the routing keys of its keys.
 from __future__ import annotations
 
 from bus import HandlerContext, HandlerTable, document_step
-from bus.documents import PROCESSED, PROCESSED_KEPT
+from bus.documents import PROCESSED, processed_push
 from contracts import Envelope
 from contracts.order import OrderConfirmed
 
@@ -26,7 +26,7 @@ async def count_confirmed_order(envelope: Envelope[OrderConfirmed], ctx: Handler
             "$inc": {"order_count": 1},
             "$set": {"preferred_payment_method": order.payment_method_id},
             "$max": {"last_active_at": envelope.occurred_at},
-            "$push": {PROCESSED: {"$each": [ctx.processed], "$slice": -PROCESSED_KEPT}},
+            "$push": processed_push(ctx.processed),
         },
     )
     # Nothing matched: handled before, or the account is gone (nothing to count either way).
