@@ -31,6 +31,7 @@ from bus.documents import OUTBOX
 from bus.outbox import COLLECTION, PENDING
 from bus.topology import Names
 from kit import metrics
+from kit.mongo import as_utc
 
 EVENTS_CONSUMED = metrics.counter(
     "shop_events_consumed_total",
@@ -97,15 +98,11 @@ async def sample_outbox(
         )
         times += [r.get("created_at") for r in (doc or {}).get(OUTBOX, ())]
     lag = 0.0
-    created = [_aware(t) for t in times if isinstance(t, datetime)]
+    created = [as_utc(t) for t in times if isinstance(t, datetime)]
     if created:
         lag = max(0.0, (datetime.now(UTC) - min(created)).total_seconds())
     OUTBOX_PENDING.labels(service=service).set(pending)
     OUTBOX_LAG.labels(service=service).set(lag)
-
-
-def _aware(at: datetime) -> datetime:
-    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 class BusSampler:

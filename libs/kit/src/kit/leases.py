@@ -26,6 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kit.background import PeriodicTask
+from kit.mongo import as_utc
 from kit.quarantine import DEFAULT_MAX_FAILURES, RowQuarantine
 
 LEASES = "leases"
@@ -51,10 +52,7 @@ async def lease_holder(db: Db, name: str, now: datetime) -> str | None:
     doc = await db[LEASES].find_one({"_id": name})
     if doc is None:
         return None
-    until: datetime = doc["until"]
-    if until.tzinfo is None:  # a client without tz_aware answers naive UTC
-        until = until.replace(tzinfo=UTC)
-    return str(doc["holder"]) if until > now else None
+    return str(doc["holder"]) if as_utc(doc["until"]) > now else None
 
 
 async def release_lease(db: Db, name: str, holder: str) -> None:

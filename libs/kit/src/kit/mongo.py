@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
@@ -40,6 +41,11 @@ CONNECT_TIMEOUT_MS = 5_000
 # Generous for one operation, far below the request timeouts of the gateway.
 SOCKET_TIMEOUT_MS = 20_000
 PING_TIMEOUT = 2.0
+
+
+def as_utc(at: datetime) -> datetime:
+    """A stored datetime as an aware UTC one (a client without `tz_aware` answers naive UTC)."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Document]:

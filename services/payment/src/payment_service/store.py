@@ -22,7 +22,7 @@ there, and its next write carries the whole list over.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -30,6 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from bus.documents import OUTBOX, PROCESSED, step_update
+from kit import mongo
 from kit.mongo import IndexSpec
 from kit.transactions import Conflict
 from payment_service.domain import PaymentStatus
@@ -149,4 +150,4 @@ async def user_history(
 
 def as_utc(values: Iterable[tuple[datetime, int]]) -> list[tuple[datetime, int]]:
     """Mongo answers naive datetimes (UTC): make them aware for the domain's arithmetic."""
-    return [(at if at.tzinfo else at.replace(tzinfo=UTC), amount) for at, amount in values]
+    return [(mongo.as_utc(at), amount) for at, amount in values]
