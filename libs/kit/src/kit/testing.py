@@ -149,6 +149,13 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
     )
+    async with serving_config(config) as url:
+        yield url
+
+
+@asynccontextmanager
+async def serving_config(config: uvicorn.Config) -> AsyncIterator[str]:
+    """Run a uvicorn server of `config` in this loop until the block ends; yields its URL."""
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:
@@ -157,7 +164,7 @@ async def serving(app: ASGIApp, port: int | None = None) -> AsyncIterator[str]:
                 task.result()
                 raise RuntimeError("server stopped before it started")
             await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{config.host}:{config.port}"
     finally:
         server.should_exit = True
         await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,7 +14,7 @@ from fastapi import FastAPI
 
 from kit.app import server_options
 from kit.settings import ServiceSettings
-from kit.testing import free_port
+from kit.testing import free_port, serving_config
 
 pytestmark = pytest.mark.integration
 
@@ -39,18 +38,8 @@ async def served(settings: ServiceSettings) -> AsyncIterator[str]:
     """`probe_app` under uvicorn with the service options of `settings`, in this loop."""
     options = server_options(settings) | {"port": free_port()}
     options.pop("loop", None)  # the test's own loop runs it
-    server = uvicorn.Server(uvicorn.Config(probe_app(), **options))
-    task = asyncio.create_task(server.serve())
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-                raise RuntimeError("server stopped before it started")
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{options['port']}"
-    finally:
-        server.should_exit = True
-        await task
+    async with serving_config(uvicorn.Config(probe_app(), **options)) as url:
+        yield url
 
 
 async def access_lines(settings: ServiceSettings, caplog: pytest.LogCaptureFixture) -> int:
