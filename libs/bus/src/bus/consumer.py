@@ -104,6 +104,8 @@ class Consumer:
         # Fault tests (BUS_CRASH_AT=consumer.after_commit): die between the commit and the ack.
         self._crash_after_commit = faults.armed(faults.CONSUMER_AFTER_COMMIT)
         self._relay = relay
+        # The service's wiring, handed to every handler as `ctx.deps` (`ServiceBus.attach`).
+        self.deps: Any = None
         self._channel: Channel | None = None
         self._publish_channel: Channel | None = None
         self._default_exchange: AbstractExchange | None = None
@@ -265,6 +267,7 @@ class Consumer:
                 outbox=self._outbox,
                 handler=name,
                 attempt=attempt,
+                deps=self.deps,
             )
             await handler(envelope, ctx)
             return ctx
@@ -306,6 +309,7 @@ class Consumer:
                 attempt=attempt,
                 processed=inbox_id(envelope.id, name),
                 relay=self._relay,
+                deps=self.deps,
             )
             try:
                 async with self._slots:

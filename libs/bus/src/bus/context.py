@@ -16,8 +16,12 @@ from contracts import Actor, Envelope, Event
 
 
 @dataclass(slots=True)
-class HandlerContext:
-    """A handler's transaction, database, the envelope it handles and a way to emit events."""
+class HandlerContext[D = Any]:
+    """A handler's transaction, database, the envelope it handles and a way to emit events.
+
+    `deps` is the service's wiring (its `bootstrap()` result): a handler turns the event into
+    one command on it. Services name theirs `type Context = HandlerContext[Deps]` in `deps.py`.
+    """
 
     session: AsyncClientSession | None
     db: AsyncDatabase[Any]
@@ -34,6 +38,7 @@ class HandlerContext:
     duplicate: bool = False
     emitted: list[Envelope[Any]] = field(default_factory=list)
     commit_hooks: list[Callable[[], None]] = field(default_factory=list)
+    deps: D = cast(Any, None)
 
     async def emit[E: Event](self, event: E, *, actor: Actor | None = None) -> Envelope[E]:
         """Write `event`, caused by the handled envelope, to the outbox in this transaction."""

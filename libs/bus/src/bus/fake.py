@@ -1,4 +1,12 @@
-"""An in-memory bus for unit tests of handlers: no broker, no database, same semantics."""
+"""An in-memory bus for tests of commands and handlers: no broker, the same handler semantics.
+
+`InMemoryBus` stands in for `ServiceBus` in a service's `bootstrap(settings, mongo=…, bus=…)`:
+what the service's writes commit (outbox rows, a document step's rows) is "published" to it at
+once, and `deliver()` runs the service's own handler table on what was published, the way the
+consumer would (a transaction per handler when the service has a database, document steps without
+one, the inbox kept in memory, `ctx.deps` the service's wiring). A test then asserts on
+`published` / `of_type(...)` and on the store, in milliseconds.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +17,62 @@ import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bus.context import HandlerContext, HandlerTable, handler_name, handlers_for
+from bus.context import (
+    AlreadyHandled,
+    HandlerContext,
+    HandlerTable,
+    handler_name,
+    handlers_for,
+    is_deduplicated_by_state,
+    is_document_step,
+)
+from bus.documents import Home, Row
+from bus.inbox import inbox_id
 from contracts import Envelope
+from kit.transactions import run_in_transaction
+
+log = structlog.get_logger("bus.fake")
 
 
 class InMemoryBus:
     """Records what is published or written to the outbox, and runs handler tables in memory.
 
-    It is both a `Publisher` and an outbox writer, and keeps inbox semantics: the same envelope
-    id is handled at most once per handler; a handler that raises leaves no emitted events
-    (as its transaction would have aborted) and may run again.
+    It is a `Publisher`, an outbox writer, a relay (`hand_over`) and a `Bus`. It keeps inbox
+    semantics: the same envelope id is handled at most once per handler; a handler that raises
+    leaves no emitted events (as its transaction would have aborted) and may run again.
     """
+
+    owner = "in-memory"
 
     def __init__(self) -> None:
         self.published: list[Envelope[Any]] = []
         self.headers: list[dict[str, Any]] = []
+        self.handlers: HandlerTable = {}
+        self.deps: Any = None
+        self.started = False
         self._processed: set[tuple[str, str]] = set()
         self._delivered = 0
+
+    # ── Bus ──────────────────────────────────────────────────────────────────────────────────
+
+    def attach(self, handlers: HandlerTable, deps: object) -> None:
+        """The service's handler table and wiring (`ServiceDeps.wire` calls it)."""
+        self.handlers = handlers
+        self.deps = deps
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.started = False
+
+    def ready(self) -> bool:
+        return self.started
+
+    def notify(self) -> None:
+        """Nothing to claim: committed rows were handed over already."""
+
+    # ── publisher, outbox writer, relay ──────────────────────────────────────────────────────
 
     async def publish(
         self, envelope: Envelope[Any], headers: Mapping[str, Any] | None = None
@@ -39,41 +86,85 @@ class InMemoryBus:
         for envelope in envelopes:
             await self.publish(envelope)
 
+    def hand_over(self, rows: list[Row], home: Home | None = None) -> None:
+        """Committed outbox rows (or a document's): published, as the relay would."""
+        for row in rows:
+            self.published.append(Envelope.from_json(row["body"]))
+            self.headers.append(dict(row.get("headers") or {}))
+
     def of_type[E](self, cls: type[E]) -> list[Envelope[Any]]:
         """Published envelopes whose data is a `cls`."""
         return [e for e in self.published if isinstance(e.data, cls)]
 
+    # ── consumer ─────────────────────────────────────────────────────────────────────────────
+
     async def dispatch(
-        self, envelope: Envelope[Any], handlers: HandlerTable, *, db: Any = None
+        self, envelope: Envelope[Any], handlers: HandlerTable | None = None, *, db: Any = None
     ) -> list[Envelope[Any]]:
-        """Run every handler for the envelope's type once; return the events they emitted."""
+        """Run every handler for the envelope's type once; return the events they emitted.
+
+        `handlers` defaults to the attached table, `db` to the attached service's database.
+        """
+        table = self.handlers if handlers is None else handlers
         emitted: list[Envelope[Any]] = []
-        for handler in handlers_for(handlers, type(envelope.data)):
+        for handler in handlers_for(table, type(envelope.data)):
             name = handler_name(handler)
-            key = (envelope.id, name)
-            if key in self._processed:
+            if (envelope.id, name) in self._processed:
                 continue
-            staged = _Staging()
-            ctx = HandlerContext(
-                session=None,
-                db=cast(AsyncDatabase[Any], db),
+            staged = await self._run(handler, name, envelope, db)
+            self._processed.add((envelope.id, name))
+            for staged_envelope in staged:
+                await self.publish(staged_envelope)
+            emitted.extend(staged)
+        return emitted
+
+    async def _run(
+        self, handler: Any, name: str, envelope: Envelope[Any], db: Any
+    ) -> list[Envelope[Any]]:
+        deps = self.deps
+        database = db if db is not None else getattr(deps, "db", None)
+        staged = _Staging()
+
+        def context(session: AsyncClientSession | None) -> HandlerContext[Any]:
+            return HandlerContext(
+                session=session,
+                db=cast(AsyncDatabase[Any], database),
                 envelope=envelope,
-                log=structlog.get_logger("bus.fake").bind(
+                log=log.bind(
                     event_id=envelope.id, correlation_id=envelope.correlation_id, handler=name
                 ),
                 outbox=staged,
                 handler=name,
+                processed=inbox_id(envelope.id, name),
+                relay=self,
+                deps=deps,
             )
-            await handler(envelope, ctx)  # an exception leaves nothing behind, like an abort
-            self._processed.add(key)
-            for callback in ctx.commit_hooks:
-                callback()
-            for staged_envelope in staged.envelopes:
-                await self.publish(staged_envelope)
-            emitted.extend(staged.envelopes)
-        return emitted
 
-    async def deliver(self, handlers: HandlerTable, *, db: Any = None, limit: int = 1000) -> int:
+        mongo = getattr(deps, "mongo", None)
+        if is_document_step(handler) or mongo is None:
+            ctx = context(None)
+            await handler(envelope, ctx)  # an exception leaves nothing behind, like an abort
+        else:
+
+            async def body(session: AsyncClientSession) -> HandlerContext[Any]:
+                staged.envelopes.clear()  # a retried transaction starts over
+                ctx = context(session)
+                await handler(envelope, ctx)
+                return ctx
+
+            try:
+                ctx = await run_in_transaction(mongo, body)
+            except AlreadyHandled:
+                if not is_deduplicated_by_state(handler):
+                    raise
+                return []
+        for callback in ctx.commit_hooks:
+            callback()
+        return [] if ctx.duplicate else list(staged.envelopes)
+
+    async def deliver(
+        self, handlers: HandlerTable | None = None, *, db: Any = None, limit: int = 1000
+    ) -> int:
         """Dispatch everything published and not yet delivered, cascading; how many delivered."""
         count = 0
         while self._delivered < len(self.published):
@@ -121,3 +212,6 @@ class NullBus:
 
     def notify(self) -> None:
         """No relay to wake: committed outbox rows simply stay in Mongo."""
+
+    def attach(self, handlers: HandlerTable, deps: object) -> None:
+        """Nothing consumes here."""

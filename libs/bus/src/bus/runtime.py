@@ -22,10 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 from bus.batch import Batching
 from bus.config import BusConfig
 from bus.context import HandlerTable
-from bus.documents import DocumentOutbox
+from bus.documents import DocumentOutbox, HandsOver
+from bus.fake import InMemoryBus
 from bus.metrics import BusSampler, sample_outbox
 from bus.outbox import Outbox
 from bus.service import ServiceBus
+from kit.clock import Clock, utcnow
 from kit.health import add_readiness_check
 from kit.metrics import add_scrape_hook, remove_scrape_hook
 from kit.mongo import IndexSpec, connect, ensure_indexes, ping
@@ -46,6 +48,9 @@ class Bus(Protocol):
 
     def notify(self) -> None:
         """Have the relay claim now: rows were committed without an owner (a sweeper's)."""
+
+    def attach(self, handlers: HandlerTable, deps: object) -> None:
+        """Give the handlers the service's wiring (`ctx.deps`): called once by `wire`."""
 
 
 def bus_config(
@@ -71,12 +76,13 @@ def bus_config(
 
 @dataclass(kw_only=True)
 class ServiceDeps:
-    """What every service holds: its settings, Mongo client and database, its bus."""
+    """What every service holds: its settings, Mongo client and database, its bus, its clock."""
 
     settings: ServiceSettings
     mongo: AsyncMongoClient[Any]
     db: AsyncDatabase[Any]
     bus: Bus
+    clock: Clock = utcnow
 
     @classmethod
     def wire(
@@ -93,7 +99,8 @@ class ServiceDeps:
     ) -> Self:
         """Real adapters for whatever is not given; `extra` fills a subclass's own fields.
 
-        `batching`: the real bus consumes in batches with it (`bus.batch`).
+        `batching`: the real bus consumes in batches with it (`bus.batch`). Every handler
+        gets the result as `ctx.deps`.
         """
         client = mongo if mongo is not None else connect(settings)
         db = client[settings.database_name]
@@ -102,7 +109,9 @@ class ServiceDeps:
                 settings, extra_bindings=extra_bindings, document_outboxes=document_outboxes
             )
             bus = ServiceBus(config, handlers, client, db, batching=batching)
-        return cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
+        deps = cls(settings=settings, mongo=client, db=db, bus=bus, **extra)
+        bus.attach(handlers, deps)
+        return deps
 
     @property
     def outbox(self) -> Outbox:
@@ -111,12 +120,20 @@ class ServiceDeps:
         With the real bus, rows are born leased to this process's relay (published right after
         the commit); with a fake bus they are plain pending rows.
         """
-        return self.bus.outbox if isinstance(self.bus, ServiceBus) else Outbox(self.db)
+        if isinstance(self.bus, ServiceBus):
+            return self.bus.outbox
+        if isinstance(self.bus, InMemoryBus):
+            return Outbox(self.db, owner=self.bus.owner, hand_over=self.bus.hand_over)
+        return Outbox(self.db)
 
     def documents(self, collection: str) -> DocumentOutbox:
         """Where writes of single-document steps on `collection` hand their events over (to this
         process's relay; with a fake bus, nowhere: a relay's recovery pass finds them)."""
-        relay = self.bus.relay if isinstance(self.bus, ServiceBus) else None
+        relay: HandsOver | None = None
+        if isinstance(self.bus, ServiceBus):
+            relay = self.bus.relay
+        elif isinstance(self.bus, InMemoryBus):
+            relay = self.bus
         return DocumentOutbox(collection, relay)
 
     async def close(self) -> None:

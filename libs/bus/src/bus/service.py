@@ -80,6 +80,11 @@ class ServiceBus:
         )
         self._started = False
 
+    def attach(self, handlers: HandlerTable, deps: object) -> None:
+        """Hand the service's wiring to its handlers (`ctx.deps`); the table is the one given at
+        construction (`handlers` is there for buses that learn it only now, the in-memory one)."""
+        self.consumer.deps = deps
+
     async def start(self) -> None:
         """Connect, create the outbox and inbox indexes, start consuming and relaying."""
         if self._started:

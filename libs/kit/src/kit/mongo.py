@@ -27,13 +27,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from kit.settings import ServiceSettings
 from kit.tracing import exporting
 from kit.tracing_clients import MongoCommandTracer
 
-type Document = dict[str, Any]
+# The aliases every store writes its signatures with.
+type Doc = dict[str, Any]
+type Db = AsyncDatabase[Any]
+# A store call joins the caller's transaction, or runs on its own (`None`).
+type Session = AsyncClientSession | None
 type IndexKeys = str | Sequence[tuple[str, int | str]]
 
 SERVER_SELECTION_TIMEOUT_MS = 5_000
@@ -48,7 +53,7 @@ def as_utc(at: datetime) -> datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
-def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Document]:
+def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Doc]:
     """The client for `settings.mongo_url` (lazy: connects on first use)."""
     options: dict[str, Any] = {
         "tz_aware": True,
@@ -65,8 +70,8 @@ def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Doc
 
 
 def database(
-    client: AsyncMongoClient[Document], settings: ServiceSettings
-) -> AsyncDatabase[Document]:
+    client: AsyncMongoClient[Doc], settings: ServiceSettings
+) -> AsyncDatabase[Doc]:
     """The service's own database (`settings.database_name`)."""
     return client[settings.database_name]
 
