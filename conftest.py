@@ -1,3 +1,3 @@
-"""Fixtures shared by every test in the workspace live in kit.testing."""
+"""Fixtures shared by every test in the workspace live in devkit.testing (libs/devkit)."""
 
-pytest_plugins = ["kit.testing"]
+pytest_plugins = ["devkit.testing"]

@@ -1,7 +1,7 @@
-"""`python -m bench.counting_mongo [--port 0 …]`: the embedded Mongo server of `kit.embedded_mongo`
-(same arguments, same corrections, same `READY` line) that also counts every command it
-receives, by the client's application name and the command. The bench has the runner launch it
-(`SHOP_MONGO_MODULE=bench.counting_mongo`) to count Mongo round trips per order.
+"""`python -m bench.counting_mongo [--port 0 …]`: the embedded Mongo server of
+`devkit.embedded_mongo` (same arguments, same corrections, same `READY` line) that also counts
+every command it receives, by the client's application name and the command. The bench has the
+runner launch it (`SHOP_MONGO_MODULE=bench.counting_mongo`) to count Mongo round trips per order.
 
 Why on the server: mongoeco's `serverStatus().opcounters` cannot give round trips (they count
 documents, not commands: an `insert` of 5 documents is 5; a `find` counts 2 queries; a
@@ -31,7 +31,7 @@ from mongoeco.wire.connections import WireConnectionContext
 from mongoeco.wire.executor import WireCommandExecutor
 from mongoeco.wire.requests import WireRequestContext
 
-from kit import embedded_mongo
+from devkit import embedded_mongo
 
 UNNAMED = "-"
 COUNTS: Counter[tuple[str, str]] = Counter()

@@ -1,11 +1,11 @@
 """The growth step's bulk load: users and products seeded straight into the services' databases
-with each service's own seed module (`user_service.seed`, `inventory_service.seed`), not through
+with the seeders of devkit (`devkit.seed_users`, `devkit.seed_catalogue`), not through
 the API (registration hashes a password per account: ≈ 3 accounts/s on this machine).
 
 Products go in with their `ProductCreated` in inventory's outbox (the running relay publishes
 them; order's and analytics' replicas grow as in production); the step waits until the outbox
 is empty and every queue has drained. Users go in as an import of existing accounts, with
-complete profiles, one shared argon2 hash and no events (see `user_service.seed` and
+complete profiles, one shared argon2 hash and no events (see `devkit.seed_users` and
 bench/README.md for the measurement behind that choice); `user_events=True` emits them.
 """
 
@@ -18,15 +18,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher, Type
-from inventory_service import seed as inventory_seed
 from pymongo import AsyncMongoClient
-from user_service import seed as user_seed
 from user_service.passwords import Passwords
 
 from bench import probes
 from bench.prepare import PASSWORD
 from bench.system import ARGON2, System
 from bus.outbox import COLLECTION, PENDING
+from devkit import seed_catalogue as inventory_seed
+from devkit import seed_users as user_seed
 
 CHUNK = 1_000  # items per seed call between budget checks (each call inserts in chunks of 500)
 

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 from runner.config import free_port_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-MONGO_MODULE = "bench.counting_mongo"  # kit.embedded_mongo, counting commands
+MONGO_MODULE = "bench.counting_mongo"  # devkit.embedded_mongo, counting commands
 BUS_SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-1"
@@ -47,11 +47,11 @@ def service_of(process: psutil.Process) -> str | None:
         return None
     if "-m" in argv:
         module = argv[argv.index("-m") + 1] if argv.index("-m") + 1 < len(argv) else ""
-        if module in ("kit.embedded_mongo", MONGO_MODULE):
+        if module in ("devkit.embedded_mongo", MONGO_MODULE):
             return "mongo"  # one server, or (SHOP_MONGO_PER_SERVICE) all of them summed
         if module.endswith("_service"):
             return module.removesuffix("_service")
-        if module == "notify_service.smtp_sink":
+        if module == "devkit.smtp_sink":
             return "smtp-sink"
     return None
 

@@ -2,7 +2,7 @@
 
     python scripts/run_local.py [--only gateway,user] [--no-wait] [--no-restart]
 
-1. Unless `MONGO_URL` is set, start the embedded MongoDB-wire server (`kit.embedded_mongo`).
+1. Unless `MONGO_URL` is set, start the embedded MongoDB-wire server (`devkit.embedded_mongo`).
    In memory by default: measured on this code base, SQLite-backed storage is 4-50x slower
    (see `--mongo-path`); pass `--mongo-path .run/mongo.sqlite` to keep data across runs.
 2. Check RabbitMQ at `AMQP_URL` with a real AMQP handshake; say how to start it when missing.
@@ -17,7 +17,7 @@ listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_D
 `SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
 from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, user
 on SHOP_MONGO_PORT and the next ones above it, 27017-27022 by default; `0`: one shared server on
-SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default `kit.embedded_mongo`;
+SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default `devkit.embedded_mongo`;
 the bench runs `bench.counting_mongo`, which also counts commands). With embedded Mongo
 the services get `MONGO_SERIAL_TRANSACTIONS=1` (one transaction at a time per process): the
 embedded server conflicts any two overlapping write transactions, and both defaults measured
@@ -57,7 +57,7 @@ async def start_mongo(
 ) -> tuple[Child, str] | None:
     """The embedded server on SHOP_MONGO_PORT; None when it did not announce READY."""
     port = config.mongo_port if port is None else port
-    module = os.environ.get("SHOP_MONGO_MODULE") or "kit.embedded_mongo"
+    module = os.environ.get("SHOP_MONGO_MODULE") or "devkit.embedded_mongo"
     argv = [sys.executable, "-m", module, "--port", str(port)]
     if config.mongo_path:
         path = (ROOT / config.mongo_path).resolve()
@@ -122,7 +122,7 @@ async def run(config: Config) -> int:
             sink = [
                 sys.executable,
                 "-m",
-                "notify_service.smtp_sink",
+                "devkit.smtp_sink",
                 "--port",
                 str(config.smtp_port),
                 "--dir",

@@ -31,7 +31,7 @@ import httpx
 from pymongo import AsyncMongoClient
 
 from bus import BusConnection, Names
-from bus.testing import Probe
+from devkit.bus_testing import Probe
 
 from .system import (
     ADMIN,

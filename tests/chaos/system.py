@@ -25,7 +25,7 @@ from typing import IO, Any
 import httpx
 
 from bus import BusConfig, BusConnection, delete_topology
-from bus.testing import broker_connections, close_broker_connection
+from devkit.bus_testing import broker_connections, close_broker_connection
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,7 +86,7 @@ class System:
         return self._logs[name]
 
     def start_mongo(self) -> None:
-        argv = [sys.executable, "-m", "kit.embedded_mongo", "--port", "0"]
+        argv = [sys.executable, "-m", "devkit.embedded_mongo", "--port", "0"]
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.processes["mongo"] = process
         assert process.stdout is not None
@@ -151,7 +151,7 @@ class System:
             argv = [
                 sys.executable,
                 "-m",
-                "notify_service.smtp_sink",
+                "devkit.smtp_sink",
                 "--port",
                 self.env["NOTIFY_SMTP_PORT"],
                 "--dir",

@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from bus.testing import can_drop_connections
+from devkit.bus_testing import can_drop_connections
 
 from .suite import FIGURES, MUST_BE_ZERO, REPORT, run, table
 

@@ -29,23 +29,23 @@ from analytics_service.settings import AnalyticsSettings
 from fastapi import FastAPI
 from gateway_service.main import create_app as create_gateway
 from gateway_service.settings import GatewaySettings
-from gateway_service.testing import free_port, serving
 from inventory_service.main import create_app as create_inventory
 from inventory_service.settings import InventorySettings
 from notify_service.main import create_app as create_notify
 from notify_service.settings import NotifySettings
-from notify_service.smtp_sink import MailSink
 from order_service.main import create_app as create_order
 from order_service.settings import OrderSettings
 from payment_service.main import create_app as create_payment
 from payment_service.settings import PaymentSettings
 from pymongo import AsyncMongoClient
 from user_service.main import create_app as create_user
-from user_service.testing import service_settings
 
 from bus import BusConnection, delete_topology
 from bus.runtime import bus_config
-from bus.testing import Probe, eventually
+from devkit.bus_testing import Probe, eventually
+from devkit.gateway_testing import free_port, serving
+from devkit.smtp_sink import MailSink
+from devkit.user_testing import service_settings
 
 ADMIN = ("root@example.com", "admin-password-1")
 MANAGER = ("boss@example.com", "manager-password-1")

@@ -20,7 +20,7 @@ import pytest
 import pytest_asyncio
 from order_service.precheck import HttpInventory
 
-from bus.testing import eventually
+from devkit.bus_testing import eventually
 
 from .shop import APPROVAL_THRESHOLD_CENTS, Shop, running_shop
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from gateway_service.main import create_app as create_gateway
 from gateway_service.settings import GatewaySettings
-from gateway_service.testing import free_port, serving
 from inventory_service.main import create_app as create_inventory
 from inventory_service.settings import InventorySettings
 from user_service.main import create_app as create_user
@@ -23,7 +22,8 @@ from user_service.settings import UserSettings
 
 from bus import BusConnection, delete_topology
 from bus.runtime import bus_config
-from bus.testing import Probe, eventually
+from devkit.bus_testing import Probe, eventually
+from devkit.gateway_testing import free_port, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 

@@ -32,8 +32,8 @@ from prometheus_client import REGISTRY
 
 from bus import AmqpPublisher, BusConnection
 from bus.runtime import bus_config
-from bus.testing import eventually
 from contracts import Envelope
+from devkit.bus_testing import eventually
 
 from .shop import ADDRESS, PASSWORD, Customer, Shop, running_shop
 

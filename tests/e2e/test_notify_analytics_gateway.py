@@ -17,12 +17,12 @@ from typing import Any
 
 import httpx
 import pytest
-from notify_service.smtp_sink import MailSink
 
 from bus import AmqpPublisher, BusConnection
 from bus.runtime import bus_config
-from bus.testing import Probe, eventually
 from contracts import Envelope
+from devkit.bus_testing import Probe, eventually
+from devkit.smtp_sink import MailSink
 
 from .shop import ADMIN, MANAGER, PASSWORD, running_shop
 

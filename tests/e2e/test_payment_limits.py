@@ -16,9 +16,9 @@ import pytest_asyncio
 
 from bus import BusConnection
 from bus.runtime import bus_config
-from bus.testing import eventually
 from bus.topology import Names
 from contracts.order import OrderPaid
+from devkit.bus_testing import eventually
 
 from .shop import APPROVAL_THRESHOLD_CENTS, Shop, running_shop
 

@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from bus.context import handlers_for
-from bus.testing import eventually
 from contracts.registry import event_class
+from devkit.bus_testing import eventually
 from kit.tracing import export_spans, inject_traceparent
 
 from .shop import Shop, running_shop

@@ -20,17 +20,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from gateway_service.main import create_app as create_gateway
 from gateway_service.settings import GatewaySettings
-from gateway_service.testing import free_port, serving
 from user_service.bootstrap import Deps
 from user_service.main import create_app as create_user
-from user_service.testing import service_settings
 
 from bus import AmqpPublisher, BusConnection, delete_topology
 from bus.runtime import bus_config
-from bus.testing import Probe, eventually
 from contracts import Envelope
 from contracts.order import OrderConfirmed
 from contracts.types import PricedLine
+from devkit.bus_testing import Probe, eventually
+from devkit.gateway_testing import free_port, serving
+from devkit.user_testing import service_settings
 from kit.auth.signing import SigningKey, issue_access_token
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

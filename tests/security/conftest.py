@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest_asyncio
 
-from bus.testing import eventually
+from devkit.bus_testing import eventually
 from kit import transactions
 from tests.e2e.shop import ADDRESS, ADMIN, MANAGER, PASSWORD, Customer, Shop, running_shop
 

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from gateway_service.routing import ROUTES
 
-from bus.testing import eventually
+from devkit.bus_testing import eventually
 from tests.e2e.shop import ADDRESS, PASSWORD
 
 from .conftest import Secure, Targets

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bus.testing import eventually
+from devkit.bus_testing import eventually
 from tests.e2e.shop import PASSWORD
 
 from .conftest import Secure

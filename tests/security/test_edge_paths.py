@@ -10,7 +10,8 @@ test the client instead of the gateway.
 from __future__ import annotations
 
 import pytest
-from gateway_service.testing import RawResponse, raw_request
+
+from devkit.gateway_testing import RawResponse, raw_request
 
 from .conftest import Secure
 

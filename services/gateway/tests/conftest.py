@@ -6,8 +6,9 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import pytest
-from gateway_service.testing import serving
 from starlette.types import ASGIApp
+
+from devkit.gateway_testing import serving
 
 type Serve = Callable[[ASGIApp], AbstractAsyncContextManager[str]]
 

@@ -43,7 +43,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.typing import FilteringBoundLogger
 
-from bus import faults
+from bus import config as _config
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.consumer import Consumer, OnCommitted, run_commit_hooks
@@ -369,7 +369,7 @@ class BatchConsumer(Consumer):
             for delivery in deliveries:
                 await self._on_committed(delivery.envelope)
         if self._crash_after_commit and applied:
-            faults.crash()
+            _config._crash()
         counted: set[str] = set()
         for delivery in deliveries:
             await self._settle(delivery.message)

@@ -1,10 +1,26 @@
-"""Settings of one service's bus: names, retry schedule, relay pacing."""
+"""Settings of one service's bus: names, retry schedule, relay pacing, fault tests' crash points."""
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import dataclass, field
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+# Crash points of the fault suite (tests/chaos, `BUS_CRASH_AT` through kit's settings): the
+# consumer dies after a message's handlers committed and before it is acked; the relay after it
+# claimed committed outbox rows and before it published them. The suite starts one service with
+# one armed, waits for the process to die there and starts it again without: what a crash at
+# that exact point leaves behind must be recovered (redelivery and the inbox; the row's lease).
+CONSUMER_AFTER_COMMIT = "consumer.after_commit"
+RELAY_BEFORE_PUBLISH = "relay.before_publish"
+CRASH_POINTS = (CONSUMER_AFTER_COMMIT, RELAY_BEFORE_PUBLISH)
+
+
+def _crash() -> None:
+    """Die at once, as `kill -9` would: no cleanup, no ack, no connection close."""
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +71,8 @@ class BusConfig:
     reconnect_interval: float = 2.0
     error_max_length: int = 1000
     connection_name: str = field(default="")
+    # Fault tests only: the `CRASH_POINTS` where this process SIGKILLs itself (none in service).
+    crash_at: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.service:
@@ -74,8 +92,15 @@ class BusConfig:
             raise ValueError("relay_mark_interval must be positive and below own_lease_seconds")
         if self.handler_concurrency < 1 or self.prefetch < 1:
             raise ValueError("handler_concurrency and prefetch must be at least 1")
+        unknown = set(self.crash_at) - set(CRASH_POINTS)
+        if unknown:
+            raise ValueError(f"unknown crash points {sorted(unknown)}; known: {CRASH_POINTS}")
         if not self.connection_name:
             object.__setattr__(self, "connection_name", f"{self.prefix}{self.service}")
+
+    def crashes_at(self, point: str) -> bool:
+        """True when the fault suite armed `point` for this process."""
+        return point in self.crash_at
 
     def delay_for(self, attempt: int) -> float:
         """The wait before delivery `attempt + 1` (the last delay repeats when attempts outrun)."""

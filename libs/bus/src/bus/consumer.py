@@ -25,8 +25,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.typing import FilteringBoundLogger
 
-from bus import faults
-from bus.config import BusConfig
+from bus import config as _config
+from bus.config import CONSUMER_AFTER_COMMIT, BusConfig
 from bus.connection import BusConnection
 from bus.context import (
     AlreadyHandled,
@@ -102,7 +102,7 @@ class Consumer:
         # Test hook: runs between the commit and the ack (fault tests crash the process there).
         self._on_committed = on_committed
         # Fault tests (BUS_CRASH_AT=consumer.after_commit): die between the commit and the ack.
-        self._crash_after_commit = faults.armed(faults.CONSUMER_AFTER_COMMIT)
+        self._crash_after_commit = config.crashes_at(CONSUMER_AFTER_COMMIT)
         self._relay = relay
         # The service's wiring, handed to every handler as `ctx.deps` (`ServiceBus.attach`).
         self.deps: Any = None
@@ -228,7 +228,7 @@ class Consumer:
         if self._on_committed is not None:
             await self._on_committed(envelope)
         if self._crash_after_commit and fresh:
-            faults.crash()
+            _config._crash()
         await self._settle(message)
         self._count(
             envelope.type, "ok" if fresh or not self._has_handlers(envelope) else "duplicate"

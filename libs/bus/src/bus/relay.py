@@ -24,8 +24,8 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
-from bus import faults
-from bus.config import BusConfig
+from bus import config as _config
+from bus.config import RELAY_BEFORE_PUBLISH, BusConfig
 from bus.documents import CLAIM_ID, CLAIM_OWNER, CLAIM_UNTIL, OUTBOX, Home, Row
 from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
@@ -86,7 +86,7 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._log = log.bind(service=config.service, relay=self.owner)
         # Fault tests (BUS_CRASH_AT=relay.before_publish): die holding claimed, unpublished rows.
-        self._crash_before_publish = faults.armed(faults.RELAY_BEFORE_PUBLISH)
+        self._crash_before_publish = config.crashes_at(RELAY_BEFORE_PUBLISH)
 
     def notify(self) -> None:
         """Look for claimable rows now instead of at the next poll (call after committing rows
@@ -174,7 +174,7 @@ class OutboxRelay:
         """
         batch = await self._next_batch()
         if batch and self._crash_before_publish:
-            faults.crash()
+            _config._crash()
         confirmed = 0
         for index, (row, home) in enumerate(batch):
             try:

@@ -27,6 +27,7 @@ from bus.fake import InMemoryBus
 from bus.metrics import BusSampler, sample_outbox
 from bus.outbox import Outbox
 from bus.service import ServiceBus
+from kit import transactions
 from kit.clock import Clock, utcnow
 from kit.health import add_readiness_check
 from kit.metrics import add_scrape_hook, remove_scrape_hook
@@ -69,6 +70,7 @@ def bus_config(
         max_attempts=settings.bus_max_attempts,
         publish_timeout=settings.bus_publish_timeout,
         dlq_residency_days=settings.bus_dlq_residency_days,
+        crash_at=settings.bus_crash_at,
         extra_bindings=tuple(extra_bindings),
         document_outboxes=tuple(document_outboxes),
     )
@@ -172,6 +174,8 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
     """Connect Mongo, ensure indexes, start the bus, register readiness and the bus's metrics
     sampler (DLQ depth, outbox lag, read when `/metrics` is scraped); undo it all on stop.
 
+    `MONGO_SERIAL_TRANSACTIONS=1` in the settings makes the process run its transactions one at
+    a time while the app runs (kit.transactions; unset leaves the process's choice alone).
     The deps land on `app.state.deps` before anything starts, so routes see the same objects.
     `on_started(app, deps)` (plain or async) is the place for a service's own start-up step.
     `background(deps)` names the service's loops (sweepers, workers): each lands on
@@ -184,6 +188,8 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
         loops: list[Background] = []
         deps = bootstrap(settings)
         app.state.deps = deps
+        serial = settings.mongo_serial_transactions
+        previous = transactions.configure(serial=True) if serial else None
         try:
             await deps.mongo.admin.command("ping")
             await ensure_indexes(deps.db, indexes)
@@ -215,6 +221,8 @@ def service_lifespan[S: ServiceSettings, D: ServiceDeps](
                     await deps.close()
                 finally:
                     await deps.mongo.close()
+                    if previous is not None:
+                        transactions.configure(serial=previous)
             log.info("service.stopped", service=settings.service_name)
 
     return lifespan

@@ -24,9 +24,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConfig, BusConnection, HandlerContext, Names, ServiceBus, list_dead_letters
 from bus.batch import BatchContext, Batching
-from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import Probe, eventually
 from kit.transactions import Conflict
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
-from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import Probe, eventually
 from kit.transactions import Conflict
 
 pytestmark = pytest.mark.integration

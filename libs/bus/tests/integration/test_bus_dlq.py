@@ -20,9 +20,9 @@ from bus import (
     list_dead_letters,
     redrive,
 )
-from bus.testing import eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -29,9 +29,9 @@ from bus.documents import (
     pending_rows,
     step_update,
 )
-from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import Probe, eventually
 from kit.transactions import Conflict
 
 pytestmark = pytest.mark.integration

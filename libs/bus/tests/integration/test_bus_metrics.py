@@ -18,9 +18,9 @@ from pymongo import AsyncMongoClient
 from bus import BusConnection, HandlerContext, delete_topology
 from bus.runtime import ServiceDeps, bus_config, service_lifespan
 from bus.service import ServiceBus
-from bus.testing import eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import eventually
 from kit.app import create_app
 from kit.settings import ServiceSettings
 

@@ -14,9 +14,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import AmqpPublisher, BusConfig, BusConnection, Outbox, OutboxRelay, PublishFailed
-from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import Probe, eventually
 from kit.transactions import run_in_transaction
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConfig, BusConnection, ServiceBus
-from bus.testing import eventually
 from bus.topology import peer_bindings
 from contracts import Envelope
 from contracts.user import UserRegistered
+from devkit.bus_testing import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
 from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
-from bus.testing import can_drop_connections, drop_connection, eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import can_drop_connections, drop_connection, eventually
 
 pytestmark = [
     pytest.mark.integration,

@@ -16,9 +16,9 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConfig, BusConnection, HandlerContext, ServiceBus
-from bus.testing import eventually
 from contracts import Envelope, Event
 from contracts.registry import event
+from devkit.bus_testing import eventually
 
 pytestmark = pytest.mark.integration
 

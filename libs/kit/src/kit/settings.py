@@ -114,6 +114,19 @@ class ServiceSettings(BaseSettings):
     bus_dlq_residency_days: float = Field(
         14.0, gt=0, validation_alias=_plain("BUS_DLQ_RESIDENCY_DAYS")
     )
+    # Fault tests only (tests/chaos): the crash points where the process SIGKILLs itself,
+    # comma-separated (`consumer.after_commit`, `relay.before_publish`: bus.config). Refused
+    # unless SHOP_ENV is dev or test.
+    bus_crash_at: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), validation_alias=_plain("BUS_CRASH_AT")
+    )
+
+    # MONGO_SERIAL_TRANSACTIONS=1: this process runs its transactions one at a time
+    # (kit.transactions; the service lifespan applies it). For the embedded server, which
+    # conflicts any two overlapping write transactions; not for a real MongoDB.
+    mongo_serial_transactions: bool = Field(
+        False, validation_alias=_plain("MONGO_SERIAL_TRANSACTIONS")
+    )
 
     jwks_url: str = Field(DEFAULT_JWKS_URL, validation_alias=_plain("JWKS_URL"))
     jwt_issuer: str = Field("shop-user", validation_alias=_plain("JWT_ISSUER"))
@@ -152,7 +165,7 @@ class ServiceSettings(BaseSettings):
     # Request bodies above this many bytes answer 413 PAYLOAD_TOO_LARGE.
     max_body_bytes: int = Field(1_048_576, ge=1, validation_alias=_plain("MAX_BODY_BYTES"))
 
-    @field_validator("bus_retry_delays", mode="before")
+    @field_validator("bus_retry_delays", "bus_crash_at", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return split_csv(value)
@@ -175,6 +188,8 @@ class ServiceSettings(BaseSettings):
             self.mongo_db = f"{self.db_prefix}{self.service_name}"
         if self.access_log is None:
             self.access_log = self.env != "prod"
+        if self.bus_crash_at and self.env not in ("dev", "test"):
+            raise ValueError("BUS_CRASH_AT (fault tests) is refused unless SHOP_ENV is dev or test")
         if self.env == "prod":
             problems = [
                 f"{name}: a placeholder secret"

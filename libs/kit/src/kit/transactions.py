@@ -13,7 +13,8 @@ transaction's writes surfaced later (measured: 100 contended commits, 9 reported
 So a failed commit is followed by an `abortTransaction`; a real MongoDB answers it with
 NoSuchTransaction, which we ignore.
 
-`MONGO_SERIAL_TRANSACTIONS=1` (opt-in, default off) runs this process's transactions one at a
+`configure(serial=True)` (the service lifespan calls it when its settings say
+`MONGO_SERIAL_TRANSACTIONS=1`; opt-in, default off) runs this process's transactions one at a
 time. The embedded server treats any two overlapping write transactions as conflicting, so with
 one embedded server per service (`SHOP_MONGO_PER_SERVICE=1`) concurrent transactions of a process
 only conflict, retry and back off; measured by `make bench` (bench/README.md), throughput then
@@ -24,7 +25,6 @@ fell as concurrency rose, while serialised it rose and no order failed. Not for 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import weakref
 from collections.abc import Awaitable, Callable
@@ -40,7 +40,7 @@ log = structlog.get_logger("kit.transactions")
 WRITE_CONFLICT = 112
 DEFAULT_ATTEMPTS = 12
 
-_SERIAL = os.environ.get("MONGO_SERIAL_TRANSACTIONS", "0") == "1"
+_SERIAL = False  # `configure(serial=...)`
 _serial_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
     weakref.WeakKeyDictionary()
 )
@@ -53,6 +53,14 @@ type TransactionBody[T] = Callable[[AsyncClientSession], Awaitable[T]]
 _commit_hooks: weakref.WeakKeyDictionary[AsyncClientSession, list[Callable[[], None]]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def configure(*, serial: bool) -> bool:
+    """Run this process's transactions one at a time (`serial`), or concurrently; the previous
+    setting, to restore. Process-wide: every `run_in_transaction` of the process follows it."""
+    global _SERIAL
+    previous, _SERIAL = _SERIAL, serial
+    return previous
 
 
 class Conflict(Exception):

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from devkit.testing import free_port, serving_config
 from kit.app import server_options
 from kit.settings import ServiceSettings
-from kit.testing import free_port, serving_config
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from devkit.testing import serving
 from kit.app import create_app
 from kit.auth import SigningKey, issue_access_token, jwks_document
 from kit.auth.revocation import TOKEN_VERSIONS_PATH
 from kit.settings import ServiceSettings
-from kit.testing import serving
 
 from .conftest import DemoSettings, router
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from devkit.testing import free_port, serving
 from kit.app import create_app
 from kit.auth import SigningKey, issue_access_token
 from kit.auth.revocation import TokenVersions
-from kit.testing import free_port, serving
 
 from .conftest import DemoSettings, router
 from .test_jwks_refresh import user_service_double

@@ -24,7 +24,6 @@ from structlog.testing import capture_logs
 
 from bus import InMemoryBus, Names, list_dead_letters
 from bus.batch import BatchContext
-from bus.testing import eventually
 from contracts import SYSTEM, Actor, Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.gateway import AccessDenied
@@ -33,6 +32,7 @@ from contracts.order import OrderConfirmed, OrderPlaced, PromotionRedeemed
 from contracts.payment import PaymentAuthorized
 from contracts.types import Line, MissingLine, PricedLine
 from contracts.user import UserLoggedIn, UserRegistered
+from devkit.bus_testing import eventually
 from kit.transactions import run_in_transaction
 
 if TYPE_CHECKING:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from analytics_service.handlers import event_row
 
-from bus.testing import Probe, eventually
 from contracts import SYSTEM, Actor, Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.catalogue import CONSUMERS
@@ -33,6 +32,7 @@ from contracts.registry import all_events
 from contracts.testing import sample
 from contracts.types import Line, MissingLine, PricedLine
 from contracts.user import UserLoggedIn, UserProfileUpdated, UserRegistered
+from devkit.bus_testing import Probe, eventually
 
 if TYPE_CHECKING:
     from conftest import AnalyticsHarness

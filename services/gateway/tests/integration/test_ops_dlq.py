@@ -19,14 +19,14 @@ from fastapi import FastAPI
 from gateway_service.main import create_app
 from gateway_service.routing import SERVICES
 from gateway_service.settings import GatewaySettings
-from gateway_service.testing import serving
 
 from bus import BusConfig, BusConnection, Names, declare_topology, delete_topology
 from bus.dlq import dead_letter_count, list_dead_letters
 from bus.retry import Failure, dead_letter_headers
-from bus.testing import Probe, eventually
 from contracts import Envelope
 from contracts.gateway import AccessDenied, DeadLettersRedriven
+from devkit.bus_testing import Probe, eventually
+from devkit.gateway_testing import serving
 from kit.auth.deps import use_static_keys
 from kit.auth.signing import SigningKey, issue_access_token
 

@@ -14,15 +14,15 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from gateway_service.main import create_app
 from gateway_service.settings import GatewaySettings
-from gateway_service.testing import raw_request
 
+from devkit.gateway_testing import raw_request
 from kit.auth.deps import use_static_keys
 from kit.auth.signing import SigningKey, issue_access_token
 
 pytestmark = pytest.mark.integration
 
 SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
-TOKEN = os.environ["INTERNAL_TOKEN"]  # kit.testing gives the test process one
+TOKEN = os.environ["INTERNAL_TOKEN"]  # devkit.testing gives the test process one
 
 
 def upstream_app() -> FastAPI:

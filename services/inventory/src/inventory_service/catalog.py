@@ -194,7 +194,7 @@ async def add_products(
     actor_id: str | None,
     now: datetime,
 ) -> list[ProductCreated]:
-    """Add many products at once (`inventory_service.seed`'s bulk load): the documents and
+    """Add many products at once (`devkit.seed_catalogue`'s bulk load): the documents and
     their opening-stock ledger rows in one `insert_many` each, a ProductCreated per product.
     The low-stock flag is set from the start, without StockLow (as the demo catalogue)."""
     docs = [product_doc(pid, new, actor_id, now) for pid, new in products]

@@ -1,46 +1,23 @@
-"""The inventory service's app: kit's factory, its routes, the shared lifespan plus its own steps.
+"""The inventory service's app: kit's factory, its routes, the shared lifespan plus its sweeper.
 
-After the shared lifespan has connected Mongo and started the bus, the service seeds the demo
-catalogue (dev only, unless `SHOP_SEED_CATALOG=0`); the reservation sweeper runs beside the
-consumer (the shared lifespan starts it after the seeding and stops it before the bus).
+The reservation sweeper runs beside the consumer (the shared lifespan starts it once the bus
+runs and stops it before the bus). The demo catalogue of local mode is not the service's: `make
+run` seeds it (`devkit.seed_catalogue`).
 """
 
 from __future__ import annotations
 
 from functools import partial
 
-import structlog
 from fastapi import FastAPI
-from pymongo.asynchronous.client_session import AsyncClientSession
 
 from bus.runtime import Background, Bus, service_lifespan
-from contracts import Envelope
 from inventory_service.api import ROUTERS
 from inventory_service.bootstrap import Deps, bootstrap
-from inventory_service.catalog import seed_products
-from inventory_service.handlers import utcnow
-from inventory_service.seed import demo_catalogue
 from inventory_service.settings import InventorySettings
 from inventory_service.store import INDEXES
 from inventory_service.sweeper import ReservationSweeper
 from kit.app import create_app as create_kit_app
-
-log = structlog.get_logger("inventory.main")
-
-
-async def seed_demo_catalogue(deps: Deps) -> int:
-    """Insert the demo products that are missing, each announced by ProductCreated."""
-    now = utcnow()
-
-    async def body(session: AsyncClientSession) -> int:
-        events = await seed_products(deps.db, session, demo_catalogue(), now)
-        await deps.outbox.add(
-            session,
-            *(Envelope.wrap(e, correlation_id=e.product_id) for e in events),
-        )
-        return len(events)
-
-    return await deps.write(body)
 
 
 def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = None) -> FastAPI:
@@ -49,11 +26,6 @@ def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = N
     `bus` replaces the real one in tests that need no broker.
     """
     settings = settings or InventorySettings()
-
-    async def seed(app: FastAPI, deps: Deps) -> None:
-        if settings.seed_catalog and settings.env == "dev":
-            added = await seed_demo_catalogue(deps)
-            log.info("catalogue.seeded", added=added)
 
     def sweeper(deps: Deps) -> dict[str, Background]:
         return {
@@ -75,7 +47,6 @@ def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = N
             settings,
             partial(bootstrap, bus=bus),
             indexes=INDEXES,
-            on_started=seed,
             background=sweeper,
         ),
     )

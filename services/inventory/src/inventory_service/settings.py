@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kit.quarantine import DEFAULT_MAX_FAILURES
@@ -26,5 +26,3 @@ class InventorySettings(ServiceSettings):
     sweep_lease_seconds: float = Field(30.0, gt=0)
     # Failed releases of one reservation before the sweeper quarantines it (kit.quarantine).
     sweep_max_failures: int = Field(DEFAULT_MAX_FAILURES, ge=1)
-    # Demo catalogue at start-up in dev (SHOP_SEED_CATALOG=0 skips it; never outside dev).
-    seed_catalog: bool = Field(True, validation_alias=AliasChoices("SHOP_SEED_CATALOG"))

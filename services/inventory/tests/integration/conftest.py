@@ -17,8 +17,8 @@ from inventory_service.settings import InventorySettings
 from bus import AmqpPublisher, BusConnection
 from bus.fake import NullBus
 from bus.runtime import bus_config
-from bus.testing import Probe, remove_topology
 from contracts import Envelope
+from devkit.bus_testing import Probe, remove_topology
 from kit.auth import SigningKey, issue_access_token, use_static_keys
 
 SIGNING_KEY = SigningKey.generate()
@@ -26,7 +26,7 @@ SIGNING_KEY = SigningKey.generate()
 
 @pytest.fixture
 def settings_for(mongo_url: str, run_prefix: str) -> Callable[..., InventorySettings]:
-    """Settings with a database and bus names of their own (no demo seed unless asked)."""
+    """Settings with a database and bus names of their own."""
     tag = secrets.token_hex(4)
 
     def make(**overrides: Any) -> InventorySettings:
@@ -35,7 +35,6 @@ def settings_for(mongo_url: str, run_prefix: str) -> Callable[..., InventorySett
             "db_prefix": f"t{tag}_",
             "bus_prefix": f"{run_prefix}{tag}.",
             "bus_retry_delays": (0.2, 0.5),
-            "seed_catalog": False,
             "sweep_interval_seconds": 0.2,
         }
         values.update(overrides)

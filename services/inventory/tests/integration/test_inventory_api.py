@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from inventory_service.seed import demo_catalogue
 
+from devkit.seed_catalogue import demo_catalogue, seed_demo
 from kit.internal import internal_headers
 
 from .conftest import Start, token
@@ -155,8 +155,9 @@ async def test_non_admin_writes_are_403(start_inventory: Start, role: str) -> No
 
 
 async def test_search_category_and_cursor_paging(start_inventory: Start) -> None:
-    async with start_inventory(seed_catalog=True) as inv:
-        seeded = len(demo_catalogue())
+    async with start_inventory() as inv:
+        seeded = await seed_demo(inv.deps.mongo, inv.deps.db)
+        assert seeded == len(demo_catalogue())
         seen: list[str] = []
         cursor: str | None = None
         while True:
@@ -181,10 +182,9 @@ async def test_search_category_and_cursor_paging(start_inventory: Start) -> None
 
 
 async def test_seeding_is_idempotent_and_announced(start_inventory: Start) -> None:
-    async with start_inventory(seed_catalog=True) as inv:
-        from inventory_service.main import seed_demo_catalogue
-
-        assert await seed_demo_catalogue(inv.deps) == 0  # already seeded by the start-up
+    async with start_inventory() as inv:
+        assert await seed_demo(inv.deps.mongo, inv.deps.db) == len(demo_catalogue())
+        assert await seed_demo(inv.deps.mongo, inv.deps.db) == 0  # seeded before: nothing new
         count = await inv.deps.db["products"].count_documents({})
         assert 20 <= count <= 50 and count == len(demo_catalogue())
         assert (await outbox_types(inv)).count("ProductCreated") == count

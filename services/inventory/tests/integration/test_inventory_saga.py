@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from inventory_service import store
 
-from bus.testing import eventually
 from contracts import Envelope
 from contracts.order import (
     OrderApprovalRequired,
@@ -21,6 +20,7 @@ from contracts.order import (
     OrderRejected,
 )
 from contracts.types import Line, PricedLine
+from devkit.bus_testing import eventually
 
 from .conftest import Running, Start, token
 

@@ -1,12 +1,12 @@
-"""The bulk seed (`inventory_service.seed`): seeded products are listed and searchable like
+"""The bulk seed (`devkit.seed_catalogue`): seeded products are listed and searchable like
 created ones, and their ProductCreated events leave through the outbox and the relay."""
 
 from __future__ import annotations
 
 import pytest
-from inventory_service import seed
 
-from bus.testing import eventually
+from devkit import seed_catalogue as seed
+from devkit.bus_testing import eventually
 
 from .conftest import Start
 

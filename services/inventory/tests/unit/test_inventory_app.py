@@ -8,13 +8,13 @@ from inventory_service.settings import InventorySettings
 pytestmark = pytest.mark.unit
 
 
-def test_reservation_and_seed_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reservation_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     defaults = InventorySettings()
-    assert defaults.reservation_ttl_seconds == 900 and defaults.seed_catalog is True
-    monkeypatch.setenv("SHOP_SEED_CATALOG", "0")
+    assert defaults.reservation_ttl_seconds == 900
+    assert not hasattr(defaults, "seed_catalog")  # the demo catalogue is devkit's (make run)
     monkeypatch.setenv("INVENTORY_RESERVATION_TTL_SECONDS", "60")
     configured = InventorySettings()
-    assert configured.seed_catalog is False and configured.reservation_ttl_seconds == 60
+    assert configured.reservation_ttl_seconds == 60
 
 
 def test_reading_a_product_documents_the_401_of_a_bad_token() -> None:

@@ -19,7 +19,8 @@ from inventory_service.domain import (
     portion,
     rank_alternatives,
 )
-from inventory_service.seed import demo_catalogue, seed_id
+
+from devkit.seed_catalogue import demo_catalogue, seed_id
 
 pytestmark = pytest.mark.unit
 

@@ -16,12 +16,12 @@ from notify_service.bootstrap import Deps, bootstrap
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.main import create_app
 from notify_service.settings import NotifySettings
-from notify_service.smtp_sink import MailSink
 from pymongo import monitoring
 
 from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
-from bus.testing import Probe, eventually
 from contracts import Envelope
+from devkit.bus_testing import Probe, eventually
+from devkit.smtp_sink import MailSink
 from kit.auth import SigningKey, issue_access_token, use_static_keys
 from kit.mongo import connect
 from kit.tracing_clients import MongoCommandTracer

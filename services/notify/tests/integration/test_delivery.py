@@ -13,11 +13,11 @@ from notify_service.delivery import DeliveryPolicy, DeliveryWorker
 from notify_service.store import NOTIFICATIONS
 from prometheus_client import REGISTRY
 
-from bus.testing import eventually
 from contracts import Actor, Envelope, Event
 from contracts.order import OrderPlaced
 from contracts.types import Preferences, PricedLine
 from contracts.user import UserProfileUpdated, UserRegistered
+from devkit.bus_testing import eventually
 
 if TYPE_CHECKING:
     from conftest import NotifyHarness, StartNotify

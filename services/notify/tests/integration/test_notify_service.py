@@ -9,7 +9,6 @@ import pytest
 from notify_service.channels import OutgoingMessage
 from notify_service.handlers import HANDLERS
 
-from bus.testing import Probe, eventually
 from contracts import Actor, Envelope, Event
 from contracts.inventory import StockLow
 from contracts.notify import NotificationFailed
@@ -24,6 +23,7 @@ from contracts.user import (
     UserRegistered,
     UserRoleChanged,
 )
+from devkit.bus_testing import Probe, eventually
 
 if TYPE_CHECKING:
     from conftest import NotifyHarness

@@ -17,9 +17,9 @@ from order_service.settings import OrderSettings
 
 from bus import AmqpPublisher, BusConfig, BusConnection
 from bus.runtime import bus_config
-from bus.testing import eventually, remove_topology
 from contracts import Envelope
 from contracts.envelope import Actor
+from devkit.bus_testing import eventually, remove_topology
 
 CUSTOMER = Actor(user_id="u1", role="Customer")
 

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from order_service import replicas
 
-from bus.testing import eventually
 from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
+from devkit.bus_testing import eventually
 
 from .conftest import RunningOrder
 

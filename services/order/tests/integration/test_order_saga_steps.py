@@ -9,11 +9,11 @@ import pytest
 from order_service import store
 from order_service.domain import Order
 
-from bus.testing import Probe, eventually
 from contracts import Envelope, Event
 from contracts.inventory import StockCommitted, StockReserved, StockUnavailable
 from contracts.payment import PaymentAuthorized
 from contracts.types import Line
+from devkit.bus_testing import Probe, eventually
 
 from .conftest import RunningOrder, new_order
 

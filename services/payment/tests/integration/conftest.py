@@ -21,12 +21,12 @@ from payment_service.main import create_app
 from payment_service.provider import SandboxProvider
 from payment_service.settings import PaymentSettings
 from pymongo import monitoring
-from user_service.testing import RunningUser, running_user_service, service_settings
 
 from bus import AmqpPublisher, BusConnection, delete_topology
 from bus.runtime import bus_config
-from bus.testing import Probe
 from contracts import Envelope
+from devkit.bus_testing import Probe
+from devkit.user_testing import RunningUser, running_user_service, service_settings
 from kit.auth import use_static_keys
 
 PASSWORD = "long-enough-pw"

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from payment_service import store
 
-from bus.testing import eventually
 from contracts import Envelope
 from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
 from contracts.types import PricedLine
+from devkit.bus_testing import eventually
 
 from .conftest import Running, Start, Writes
 

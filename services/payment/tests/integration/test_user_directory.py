@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from payment_service.users import UserDirectory
 
-from kit.testing import serving
+from devkit.testing import serving
 
 pytestmark = pytest.mark.integration
 

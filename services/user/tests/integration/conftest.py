@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from user_service.testing import RunningUser, running_user_service, service_settings
+
+from devkit.user_testing import RunningUser, running_user_service, service_settings
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from user_service.testing import RunningUser
 
+from devkit.user_testing import RunningUser
 from kit.internal import INTERNAL_TOKEN_HEADER, internal_headers
 
 from .test_user_journey import API, bearer, register

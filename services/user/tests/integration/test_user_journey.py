@@ -9,13 +9,13 @@ from typing import Any
 
 import httpx
 import pytest
-from user_service.testing import RunningUser
 
 from bus import AmqpPublisher
 from bus.runtime import bus_config
-from bus.testing import eventually
 from contracts import Envelope
 from contracts.order import OrderConfirmed
+from devkit.bus_testing import eventually
+from devkit.user_testing import RunningUser
 
 pytestmark = pytest.mark.integration
 

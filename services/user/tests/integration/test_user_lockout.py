@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 from user_service.passwords import Passwords
-from user_service.testing import RunningUser, running_user_service, service_settings
+
+from devkit.user_testing import RunningUser, running_user_service, service_settings
 
 pytestmark = pytest.mark.integration
 

@@ -1,14 +1,14 @@
-"""The bulk seed (`user_service.seed`): seeded customers log in through the API with the shared
+"""The bulk seed (`devkit.seed_users`): seeded customers log in through the API with the shared
 password and have complete profiles; events only when asked for."""
 
 from __future__ import annotations
 
 import pytest
-from user_service import seed
 from user_service.store import IdentityTaken
-from user_service.testing import RunningUser
 
-from bus.testing import eventually
+from devkit import seed_users as seed
+from devkit.bus_testing import eventually
+from devkit.user_testing import RunningUser
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from user_service.testing import RunningUser
 
+from devkit.user_testing import RunningUser
 from kit.internal import internal_headers
 
 pytestmark = pytest.mark.integration

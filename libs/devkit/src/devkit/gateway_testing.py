@@ -1,5 +1,5 @@
 """Test helpers for the gateway and the e2e and security suites: serving an ASGI app on a real
-port inside the test's event loop (kit.testing's `serving`, `free_port`), and a raw HTTP/1.1
+port inside the test's event loop (devkit.testing's `serving`, `free_port`), and a raw HTTP/1.1
 request whose target goes out byte for byte.
 """
 
@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from kit.testing import free_port, serving
+from devkit.testing import free_port, serving
 
 __all__ = ["RawResponse", "free_port", "raw_request", "serving"]
 

@@ -1,5 +1,6 @@
 # mypy: disable-error-code="unused-ignore"
-"""Pytest fixtures that give tests a real broker and a real MongoDB-protocol server.
+"""The pytest plugin (the root conftest registers it): a real broker and a real MongoDB-protocol
+server for tests.
 
 Order of preference (architecture.md, "Where it runs"): testcontainers when a Docker engine
 answers; else `AMQP_URL` / the local RabbitMQ and `MONGO_URL`; else an embedded mongoeco server
@@ -49,7 +50,7 @@ class EmbeddedMongo:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "kit.embedded_mongo", "--port", "0"],
+            [sys.executable, "-m", "devkit.embedded_mongo", "--port", "0"],
             stdout=subprocess.PIPE,
             text=True,
         )

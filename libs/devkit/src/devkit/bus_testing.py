@@ -1,4 +1,5 @@
-"""Helpers for tests that run against the real broker: polling, probe queues, dropped links."""
+"""Helpers for tests that run against the real broker: polling, probe queues, dropped links
+(was `bus.testing`)."""
 
 from __future__ import annotations
 

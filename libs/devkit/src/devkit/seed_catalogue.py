@@ -1,17 +1,21 @@
 """Seeding the catalogue: the demo products of local mode, and a bulk load of many products.
 
-The demo catalogue: realistic products in a few categories, with fixed ids (the service adds the
-missing ones at start-up in dev). The bulk load, for benchmarks (`bench` grows the catalogue
-10× and 100× with it) and large demos:
+The demo catalogue: realistic products in a few categories, with fixed ids, so seeding it again
+adds only what is missing. `make run` seeds it once the embedded Mongo is up (unless
+`SHOP_SEED_CATALOG=0`), before the services start:
 
-    python -m inventory_service.seed --mongo-url mongodb://… --db-prefix "" --count 5000
+    python -m devkit.seed_catalogue --demo [--mongo-url mongodb://… --db-prefix ""]
 
-builds each product with the service's own code (`catalog.product_doc`, the opening-stock ledger
-row, `ProductCreated` from `catalog.product_facts`), inserts a chunk of them with `insert_many`
-and writes their ProductCreated events to the outbox in the same transaction, so the running
-service's relay publishes them and the order and analytics replicas grow as they do in
-production. The service's indexes are ensured first (idempotent), so it may run before the
-service ever started.
+The bulk load, for benchmarks (`bench` grows the catalogue 10× and 100× with it) and large demos:
+
+    python -m devkit.seed_catalogue --mongo-url mongodb://… --db-prefix "" --count 5000
+
+Both build each product with the inventory service's own code (`catalog.product_doc`, the
+opening-stock ledger row of the bulk load, `ProductCreated` from `catalog.product_facts`),
+insert a chunk of them with `insert_many` and write their ProductCreated events to the outbox in
+the same transaction, so the service's relay publishes them (at once if it runs, else once it
+starts) and the order and analytics replicas grow as they do in production. The service's
+indexes are ensured first (idempotent), so it may run before the service ever started.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from inventory_service.catalog import NewProduct, add_products, seed_products
+from inventory_service.settings import InventorySettings
+from inventory_service.store import INDEXES
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -32,15 +39,20 @@ from pymongo.asynchronous.database import AsyncDatabase
 from bus.outbox import Outbox
 from contracts import Envelope
 from contracts.ids import uuid7
-from inventory_service.catalog import NewProduct, add_products
-from inventory_service.handlers import utcnow
-from inventory_service.settings import InventorySettings
-from inventory_service.store import INDEXES
+from kit.clock import utcnow
 from kit.mongo import ensure_indexes
 from kit.transactions import run_in_transaction
 
-# uuid5 of the product's name under this namespace: the same id on every start, so seeding is
-# idempotent and a restarted service never duplicates the catalogue.
+DEFAULT_CHUNK = 500
+# A chunk's transaction competes with the running service's own: the embedded server fails one
+# of two overlapping write transactions, and while the relay publishes the previous chunk's
+# events it writes (claims, marks sent) back to back. So a chunk is retried patiently, up to
+# about a minute: the load then goes at the relay's pace, the backpressure production would see.
+ATTEMPTS = 80
+MAX_DELAY = 1.0
+
+# uuid5 of the product's name under this namespace: the same id every time, so seeding is
+# idempotent: seeding again (every `make run`) never duplicates the catalogue.
 SEED_NAMESPACE = uuid.UUID("6f1d2c3e-5b0a-4e2f-9a8b-1c2d3e4f5a6b")
 
 # (category, name, description, price in cents, stock)
@@ -100,15 +112,21 @@ def demo_catalogue() -> list[tuple[str, NewProduct]]:
     ]
 
 
-# ── bulk load ──────────────────────────────────────────────────────────────────────────────
+async def seed_demo(client: AsyncMongoClient[Any], db: AsyncDatabase[Any]) -> int:
+    """Insert the demo products that are missing, each announced by ProductCreated in the
+    outbox; how many were added (0 when the catalogue was seeded before)."""
+    now = utcnow()
+    outbox = Outbox(db)
 
-DEFAULT_CHUNK = 500
-# A chunk's transaction competes with the running service's own: the embedded server fails one
-# of two overlapping write transactions, and while the relay publishes the previous chunk's
-# events it writes (claims, marks sent) back to back. So a chunk is retried patiently, up to
-# about a minute: the load then goes at the relay's pace, the backpressure production would see.
-ATTEMPTS = 80
-MAX_DELAY = 1.0
+    async def body(session: AsyncClientSession) -> int:
+        events = await seed_products(db, session, demo_catalogue(), now)
+        await outbox.add(session, *(Envelope.wrap(e, correlation_id=e.product_id) for e in events))
+        return len(events)
+
+    return await run_in_transaction(client, body, attempts=ATTEMPTS, max_delay=MAX_DELAY)
+
+
+# ── bulk load ──────────────────────────────────────────────────────────────────────────────
 
 
 def bulk_products(
@@ -169,12 +187,15 @@ async def _insert_chunk(
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m inventory_service.seed",
-        description="Bulk-load generated products (and their ProductCreated events).",
+        prog="python -m devkit.seed_catalogue",
+        description="Seed the demo catalogue (--demo) or bulk-load generated products "
+        "(--count), with their ProductCreated events.",
     )
     parser.add_argument("--mongo-url", help="default: MONGO_URL, as the service")
     parser.add_argument("--db-prefix", help="default: DB_PREFIX, as the service")
-    parser.add_argument("--count", type=int, required=True, help="products to add")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--demo", action="store_true", help="the demo catalogue (idempotent)")
+    what.add_argument("--count", type=int, help="generated products to add")
     parser.add_argument("--tag", default=None, help="name tag (default: random)")
     parser.add_argument("--price-cents", type=int, default=1_000)
     parser.add_argument("--stock", type=int, default=1_000_000)
@@ -191,6 +212,10 @@ async def main_async(args: argparse.Namespace) -> int:
         db = client[settings.database_name]
         await ensure_indexes(db, INDEXES)
         await Outbox(db).ensure_indexes()
+        if args.demo:
+            added = await seed_demo(client, db)
+            print(f"demo catalogue: {added} products added to {settings.database_name}")
+            return 0
         products = bulk_products(
             args.count,
             tag=args.tag or secrets.token_hex(3),

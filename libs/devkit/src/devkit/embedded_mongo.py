@@ -1,6 +1,6 @@
-"""The embedded MongoDB-wire server (mongoeco) for local mode and tests.
+"""The embedded MongoDB-wire server (mongoeco) for local mode, tests and the benchmark.
 
-`python -m kit.embedded_mongo --port 27017 [--path data.sqlite]` serves until SIGINT/SIGTERM and
+`python -m devkit.embedded_mongo --port 27017 [--path data.sqlite]` serves until SIGINT/SIGTERM and
 prints one line `READY mongodb://host:port/` once it accepts connections, so that a supervisor or a
 test fixture can wait for it. `--port 0` picks a free port. Without `--path` data lives in memory.
 

@@ -1,4 +1,5 @@
-"""Running the user service in-process against the real broker and Mongo (service and e2e tests)."""
+"""Running the user service in-process against the real broker and Mongo (service and e2e tests;
+was `user_service.testing`)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-
-from bus import BusConnection, delete_topology
-from bus.runtime import bus_config
-from bus.testing import Probe
 from user_service.bootstrap import Deps
 from user_service.main import create_app
 from user_service.settings import UserSettings
+
+from bus import BusConnection, delete_topology
+from bus.runtime import bus_config
+from devkit.bus_testing import Probe
 
 # Far below OWASP's minimum, for speed: allowed with SHOP_ENV=test only (settings refuse it else).
 FAST_ARGON2: dict[str, Any] = {

@@ -1,4 +1,4 @@
-"""kit.embedded_mongo's corrections to mongoeco: no full-collection `_id` scan for string and
+"""devkit.embedded_mongo's corrections to mongoeco: no full-collection `_id` scan for string and
 ObjectId ids on insert or for `_id: {$in: …}`, with the same answers as before."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from mongoeco.wire import AsyncMongoEcoProxyServer
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from kit.embedded_mongo import id_in_uses_keys, mongo_url, plain_ids_skip_scan
+from devkit.embedded_mongo import id_in_uses_keys, mongo_url, plain_ids_skip_scan
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,9 @@
 """Bulk-load customer accounts with complete profiles: an import of existing accounts.
 
-    SEED_PASSWORD=… python -m user_service.seed --mongo-url mongodb://… --db-prefix "" --count 20000
+    SEED_PASSWORD=… python -m devkit.seed_users --mongo-url mongodb://… --db-prefix "" --count 20000
+
+(`--password` instead of SEED_PASSWORD works too; the settings are the user service's own,
+`SeedUserSettings`, plus the shared password.)
 
 For benchmarks (`bench` grows the user base 10× and 100× with it) and large demos. Each account is
 built with the service's own code, so its shape cannot drift from a real one: `account_doc` (as
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import sys
 import time
@@ -33,14 +35,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import AliasChoices, Field, SecretStr
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-
-from bus.outbox import Outbox
-from contracts import Actor, Envelope, new_id
-from kit.mongo import ensure_indexes
-from kit.transactions import run_in_transaction
 from user_service import domain
 from user_service.api import AddressIn, PaymentMethodIn
 from user_service.commands import (
@@ -55,6 +53,11 @@ from user_service.commands import (
 from user_service.passwords import Passwords
 from user_service.settings import UserSettings
 from user_service.store import INDEXES, Doc, UserStore
+
+from bus.outbox import Outbox
+from contracts import Actor, Envelope, new_id
+from kit.mongo import ensure_indexes
+from kit.transactions import run_in_transaction
 
 DEFAULT_CHUNK = 500
 # A chunk's transaction competes with the running service's own: the embedded server fails one
@@ -72,6 +75,13 @@ ADDRESS = AddressIn(
     country="US",
 )
 CARD = PaymentMethodIn(type="card", token="pm_card_ok")
+
+
+class SeedUserSettings(UserSettings):
+    """The user service's settings (MONGO_URL, DB_PREFIX, USER_ARGON2_*) and the password every
+    seeded user shares (SEED_PASSWORD; required, checked by `main_async`)."""
+
+    seed_password: SecretStr = Field(SecretStr(""), validation_alias=AliasChoices("SEED_PASSWORD"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +176,11 @@ async def _insert_chunk(
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m user_service.seed",
+        prog="python -m devkit.seed_users",
         description="Bulk-load customers with complete profiles, sharing the password in "
-        "SEED_PASSWORD (an import of existing accounts: no events unless --events).",
+        "--password or SEED_PASSWORD (an import of existing accounts: no events unless --events).",
     )
+    parser.add_argument("--password", help="default: SEED_PASSWORD")
     parser.add_argument("--mongo-url", help="default: MONGO_URL, as the service")
     parser.add_argument("--db-prefix", help="default: DB_PREFIX, as the service")
     parser.add_argument("--count", type=int, required=True, help="customers to add")
@@ -180,12 +191,16 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 async def main_async(args: argparse.Namespace) -> int:
-    password = os.environ.get("SEED_PASSWORD")
+    overrides = {
+        "mongo_url": args.mongo_url,
+        "db_prefix": args.db_prefix,
+        "seed_password": args.password,
+    }
+    settings = SeedUserSettings(**{k: v for k, v in overrides.items() if v is not None})
+    password = settings.seed_password.get_secret_value()
     if not password:
-        print("SEED_PASSWORD is required (the password every seeded user shares)")
+        print("SEED_PASSWORD or --password is required (the password every seeded user shares)")
         return 2
-    overrides = {"mongo_url": args.mongo_url, "db_prefix": args.db_prefix}
-    settings = UserSettings(**{k: v for k, v in overrides.items() if v is not None})
     names = usernames(args.count, tag=args.tag or secrets.token_hex(3))
     client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongo_url)
     try:

@@ -1,6 +1,6 @@
 """A local SMTP sink (aiosmtpd) that keeps every message it receives, for tests and people.
 
-`python -m notify_service.smtp_sink --port 1025 --dir .run/mail` (the runner starts it) writes
+`python -m devkit.smtp_sink --port 1025 --dir .run/mail` (`make run` starts it) writes
 each message as `<n>-<message id>.eml` and one JSON line per message in `index.jsonl`; tests
 start `MailSink` in their own event loop on a free port and read `sink.messages`.
 """
