@@ -2,13 +2,16 @@
 
     python scripts/run_local.py [--only gateway,user] [--no-wait] [--no-restart]
 
-1. Unless `MONGO_URL` is set, start the embedded MongoDB-wire server (`devkit.embedded_mongo`).
+1. Check RabbitMQ at `AMQP_URL` with a real AMQP handshake; say how to start it when missing.
+2. Unless `MONGO_URL` is set, start the embedded MongoDB-wire server (`devkit.embedded_mongo`).
    In memory by default: measured on this code base, SQLite-backed storage is 4-50x slower
    (see `--mongo-path`); pass `--mongo-path .run/mongo.sqlite` to keep data across runs.
-2. Check RabbitMQ at `AMQP_URL` with a real AMQP handshake; say how to start it when missing.
 3. Start the gateway and every service as child processes, each output line prefixed with the
-   service name; restart a child that dies unexpectedly, with backoff.
-4. Wait for the gateway's `/readyz`, then print the URLs.
+   service name; restart a child that dies unexpectedly, with backoff. Beside them, in dev, seed
+   the demo catalogue into inventory's database (`python -m devkit.seed_catalogue --demo`: the
+   missing products, each with its ProductCreated in the outbox for inventory's relay;
+   `SHOP_SEED_CATALOG=0` skips it).
+4. Wait for the gateway's `/readyz` (and the seeding), then print the URLs.
 5. Ctrl-C / SIGTERM: SIGTERM every child (gateway first, Mongo last), SIGKILL after a grace.
 
 Environment: `MONGO_URL`, `AMQP_URL`, `BUS_PREFIX`, `SHOP_PORT_BASE` (gateway port; service N
@@ -17,8 +20,9 @@ listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_D
 `SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
 from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, user
 on SHOP_MONGO_PORT and the next ones above it, 27017-27022 by default; `0`: one shared server on
-SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default `devkit.embedded_mongo`;
-the bench runs `bench.counting_mongo`, which also counts commands). With embedded Mongo
+SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default
+`devkit.embedded_mongo`; the bench runs `bench.counting_mongo`, which also counts commands),
+`SHOP_SEED_CATALOG` (`0`: no demo catalogue). With embedded Mongo
 the services get `MONGO_SERIAL_TRANSACTIONS=1` (one transaction at a time per process): the
 embedded server conflicts any two overlapping write transactions, and both defaults measured
 2-6x faster than one shared server with concurrent transactions (bench/README.md).
@@ -27,6 +31,7 @@ embedded server conflicts any two overlapping write transactions, and both defau
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -78,6 +83,29 @@ async def start_mongo(
     return mongo, mongo.ready_line.result()
 
 
+async def seed_demo_catalogue(env: dict[str, str], say: Printer) -> bool:
+    """`python -m devkit.seed_catalogue --demo` with inventory's environment (its Mongo, its
+    database): the demo products that are missing. True when it succeeded."""
+    argv = [sys.executable, "-m", "devkit.seed_catalogue", "--demo"]
+    seeding = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    try:
+        out, _ = await seeding.communicate()
+    except asyncio.CancelledError:  # stopped before it finished
+        seeding.kill()
+        await seeding.wait()
+        raise
+    lines = out.decode(errors="replace").strip().splitlines() or ["(no output)"]
+    if seeding.returncode == 0:
+        say("runner", lines[-1])
+        return True
+    say("runner", f"the demo catalogue was not seeded (exit {seeding.returncode}):")
+    for line in lines[-10:]:
+        say("runner", f"  {line}")
+    return False
+
+
 async def run(config: Config) -> int:
     say = Printer(config.colour)
     stop = asyncio.Event()
@@ -85,6 +113,7 @@ async def run(config: Config) -> int:
     t0 = time.monotonic()
     children: list[Child] = []
     mongos: list[Child] = []
+    seeding: asyncio.Task[bool] | None = None
     try:
         reason = await check_broker(config.amqp_url)
         if reason is not None:
@@ -131,6 +160,9 @@ async def run(config: Config) -> int:
             child = Child("smtp-sink", sink, env, say, config.restart)
             await child.start()
             children.append(child)
+        if config.seed_catalogue and "inventory" in config.only and env["SHOP_ENV"] == "dev":
+            seed_env = dict(env, MONGO_URL=own_mongo.get("inventory", mongo_url))
+            seeding = asyncio.create_task(seed_demo_catalogue(seed_env, say))
         for name in config.only:
             for index in range(config.instances(name)):
                 own = dict(env, **{f"{name.upper()}_PORT": str(config.instance_port(name, index))})
@@ -150,12 +182,18 @@ async def run(config: Config) -> int:
                 for name, status in not_ready.items():
                     say("runner", f"not ready after {config.ready_timeout:g}s: {name} ({status})")
                 return 1
+            if seeding is not None:
+                await seeding
             for line in banner(config, mongo_url, time.monotonic() - t0):
                 say("runner", line)
         await stop.wait()
         say("runner", "stopping")
         return 0
     finally:
+        if seeding is not None and not seeding.done():
+            seeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await seeding
         # The gateway first (no new requests), then the services together, then the database.
         gateway = [c for c in children if c.name == "gateway"]
         for group in (gateway, [c for c in children if c.name != "gateway"]):

@@ -52,6 +52,8 @@ class Config:
     colour: bool
     replicas: tuple[tuple[str, int], ...] = ()  # SHOP_REPLICAS, e.g. (("order", 2),)
     mongo_per_service: bool = True  # SHOP_MONGO_PER_SERVICE=0: one shared embedded server
+    # SHOP_SEED_CATALOG=0: no demo catalogue (devkit.seed_catalogue; seeded in dev only).
+    seed_catalogue: bool = True
 
     def port(self, service: str) -> int:
         return self.port_base + dict(SERVICES)[service]
@@ -147,6 +149,7 @@ def parse_args(argv: Sequence[str] | None = None, env: dict[str, str] | None = N
         colour=colour,
         replicas=replicas,
         mongo_per_service=env.get("SHOP_MONGO_PER_SERVICE", "1") != "0",
+        seed_catalogue=env.get("SHOP_SEED_CATALOG", "1") != "0",
     )
 
 

@@ -123,7 +123,6 @@ class System:
             BUS_PREFIX=self.prefix,
             DB_PREFIX=self.db_prefix,
             SHOP_ENV="dev",
-            SHOP_SEED_CATALOG="0",
             LOG_FORMAT="console",
             LOG_LEVEL="WARNING",
             SHOP_ADMIN_EMAIL=ADMIN[0],

@@ -43,8 +43,9 @@ INFRA = {"mongo", "rabbitmq", "mailpit", "jaeger"}
 PUBLISHED = {8000: "gateway", 8025: "mailpit", 16686: "jaeger", 15672: "rabbitmq"}
 # Read by Python or the OpenTelemetry SDK, not by a settings class.
 NOT_SETTINGS = {"PYTHONUNBUFFERED", "OTEL_BSP_SCHEDULE_DELAY"}
-# The runner's dev-only key directory; containers get a real key file instead.
-RUNNER_ONLY = {"USER_KEYS_DIR"}
+# The runner's dev-only key directory (containers get a real key file instead), and the serial
+# transactions that only the embedded Mongo needs (compose runs a real MongoDB).
+RUNNER_ONLY = {"USER_KEYS_DIR", "MONGO_SERIAL_TRANSACTIONS"}
 
 
 def port(service: str) -> int:
