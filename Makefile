@@ -40,7 +40,7 @@ test-web: sync web browser ## The web front end in Chromium against the running 
 lint: sync ## ruff, and mypy (strict on libs/)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict libs/contracts/src libs/kit/src libs/bus/src
+	$(PY) -m mypy --strict libs/contracts/src libs/kit/src libs/bus/src libs/devkit/src
 	$(PY) -m mypy services/*/src scripts bench
 
 format: sync ## Apply ruff's fixes and formatting

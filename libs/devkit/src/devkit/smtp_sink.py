@@ -58,7 +58,7 @@ class MailSink:
             to=[str(r) for r in envelope.rcpt_tos],
             subject=str(parsed.get("Subject", "")),
             message_id=str(parsed.get("Message-ID", "")),
-            body=body_part.get_content() if body_part is not None else "",  # type: ignore[attr-defined]
+            body=body_part.get_content() if body_part is not None else "",
             received_at=datetime.now(UTC).isoformat(),
         )
         self.messages.append(mail)
