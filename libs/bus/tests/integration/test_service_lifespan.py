@@ -111,3 +111,33 @@ async def test_service_steps_and_loops_run_in_order_and_stop_before_the_bus(mong
         "bus stopped",
         "deps closed",
     ]
+
+
+async def test_serial_transactions_are_the_settings_choice_while_the_app_runs(
+    mongo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MONGO_SERIAL_TRANSACTIONS=1 (a setting, not an environment read of kit.transactions):
+    on while the app runs, the process's own choice again once it stopped; unset, untouched."""
+    from kit import transactions
+
+    monkeypatch.setattr(transactions, "_SERIAL", False)
+    monkeypatch.setenv("MONGO_SERIAL_TRANSACTIONS", "1")
+    serial = DemoSettings(mongo_url=mongo_url)
+    assert serial.mongo_serial_transactions
+    seen: list[bool] = []
+
+    def bootstrap(s: DemoSettings) -> ServiceDeps:
+        return ServiceDeps.wire(s, {}, bus=NullBus())
+
+    app = FastAPI(lifespan=service_lifespan(serial, bootstrap, indexes=[]))
+    async with app.router.lifespan_context(app):
+        seen.append(transactions._SERIAL)
+    assert seen == [True] and transactions._SERIAL is False
+
+    monkeypatch.delenv("MONGO_SERIAL_TRANSACTIONS")
+    transactions.configure(serial=True)  # a process-wide choice (a test fixture's, say)
+    plain = DemoSettings(mongo_url=mongo_url)
+    app = FastAPI(lifespan=service_lifespan(plain, bootstrap, indexes=[]))
+    async with app.router.lifespan_context(app):
+        seen.append(transactions._SERIAL)
+    assert seen == [True, True] and transactions._SERIAL is True
