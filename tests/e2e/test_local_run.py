@@ -208,6 +208,12 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
 
         assert client.get("/docs").status_code == 200
 
+        # The demo catalogue: seeded by the runner (devkit.seed_catalogue), not by inventory.
+        books = client.get("/api/v1/products", params={"category": "books"})
+        assert books.status_code == 200, books.text
+        assert "Refactoring" in {p["name"] for p in books.json()["items"]}
+    assert any("demo catalogue: 30 products added" in line for line in runner.lines)
+
     started = started_pids(runner.lines)
     # One embedded Mongo per service (the runner's default), named after it.
     mongos = {f"mongo-{name}" for name in SERVICES if name != "gateway"}
