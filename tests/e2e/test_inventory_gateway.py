@@ -24,6 +24,7 @@ from bus import BusConnection, delete_topology
 from bus.runtime import bus_config
 from devkit.bus_testing import Probe, eventually
 from devkit.gateway_testing import free_port, serving
+from devkit.seed_catalogue import seed_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -93,6 +94,8 @@ async def shop(mongo_url: str, amqp_url: str, run_prefix: str) -> AsyncIterator[
             configs.append(bus_config(inventory_settings))
             inventory_app = create_inventory(inventory_settings)
             async with serving(inventory_app, inventory_settings.port) as inventory_url:
+                # The demo catalogue, as `make run` seeds it (devkit.seed_catalogue).
+                await seed_demo(inventory_app.state.deps.mongo, inventory_app.state.deps.db)
                 gateway_settings = GatewaySettings(
                     env="test",
                     port=free_port(),
