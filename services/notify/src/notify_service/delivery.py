@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
@@ -33,6 +33,7 @@ from bus.documents import DocumentOutbox, pending_rows
 from contracts import Envelope, new_id
 from contracts.notify import NotificationFailed, NotificationSent
 from kit.background import PeriodicTask
+from kit.clock import Clock, utcnow
 from kit.tracing import extract_context, get_tracer
 from notify_service.channels import (
     OutgoingMessage,
@@ -78,7 +79,7 @@ class DeliveryWorker:
         policy: DeliveryPolicy,
         *,
         owner: str | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.documents = documents
