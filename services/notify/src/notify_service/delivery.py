@@ -88,7 +88,7 @@ class DeliveryWorker:
         # Rows are leased to this id: the handlers' rows at birth, claimed and retried ones.
         self.owner = owner or f"notify-{new_id()}"
         self.clock = clock
-        self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
+        self._loop = PeriodicTask("notify-delivery", self.deliver_due, policy.poll_interval)
         self._timers: set[asyncio.TimerHandle] = set()
         # Rows held by this worker and due now, in the order they were handed over.
         self._ready: deque[Row] = deque()
@@ -125,7 +125,9 @@ class DeliveryWorker:
     def running(self) -> bool:
         return self._loop.running
 
-    async def _deliver_due(self) -> None:
+    async def deliver_due(self) -> None:
+        """One pass of the loop: send the rows handed over and due, then, on the poll's own
+        clock, claim and send what nobody holds (a test runs it instead of starting the loop)."""
         while self._ready:
             await self._deliver_own(self._ready.popleft())
         # A hand-over wakes the loop too: the poll for rows nobody holds runs on its own clock.
