@@ -20,9 +20,9 @@ from notify_service.store import NotifyStore
 class Deps(ServiceDeps):
     """The notify service's wiring: settings, store, clock, the channels and the worker.
 
-    What `build_handlers` took as arguments lives here: links point at
-    `settings.public_base_url`, profile nudges wait `settings.nudge_hold_seconds`, and the rows
-    the handlers write are born leased to `worker` and handed to it once committed.
+    Handlers read it as `ctx.deps`: links point at `settings.public_base_url`, profile nudges
+    wait `settings.nudge_hold_seconds`, and the rows they write are born leased to `worker` and
+    handed to it once committed.
     """
 
     settings: NotifySettings
