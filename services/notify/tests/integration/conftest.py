@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from notify_service.bootstrap import Deps, bootstrap
+from notify_service.bootstrap import bootstrap
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
+from notify_service.deps import Deps
 from notify_service.main import create_app
 from notify_service.settings import NotifySettings
 from notify_service.smtp_sink import MailSink

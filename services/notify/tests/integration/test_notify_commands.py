@@ -13,7 +13,7 @@ from contracts import Actor, Envelope, Event
 from contracts.inventory import StockLow, StockPartiallyReserved
 from contracts.notify import NotificationFailed, NotificationSent
 from contracts.order import OrderApprovalRequired, OrderConfirmed, OrderPlaced
-from contracts.types import Line, MissingLine, Preferences, PricedLine
+from contracts.types import Line, MissingLine, Preferences, PricedLine, UserRole
 from contracts.user import UserDeleted, UserLoggedIn, UserProfileUpdated, UserRegistered
 from kit.auth import Principal
 from kit.errors import Problem
@@ -28,12 +28,9 @@ def wrap(event: Event, correlation: str = "c") -> Envelope[Any]:
     return Envelope.wrap(event, correlation_id=correlation, actor=Actor(role="Customer"))
 
 
-def registered(user_id: str, role: str = "Customer") -> Envelope[Any]:
+def registered(user_id: str, role: UserRole = "Customer") -> Envelope[Any]:
     event = UserRegistered(
-        user_id=user_id,
-        username=user_id,
-        email=f"{user_id}@example.com",
-        role=role,  # type: ignore[arg-type]
+        user_id=user_id, username=user_id, email=f"{user_id}@example.com", role=role
     )
     return wrap(event, user_id)
 
