@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bus import HandlerContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 from notify_service.channels import Sender
 from notify_service.delivery import DeliveryWorker
 from notify_service.settings import NotifySettings
@@ -36,11 +36,6 @@ class Deps(ServiceDeps):
         return NotifyStore(self.db)
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 
 type Context = HandlerContext[Deps]
