@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from payment_service.bootstrap import Deps
+from payment_service.deps import Deps
 from payment_service.main import create_app
 from payment_service.provider import SandboxProvider
 from payment_service.settings import PaymentSettings
