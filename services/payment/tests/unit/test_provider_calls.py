@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from payment_service.provider import SandboxProvider
+from payment_service.provider import Authorization, SandboxProvider
 from payment_service.provider_calls import (
     AuthorizationRequest,
     AuthorizeOutcome,
@@ -109,7 +109,9 @@ async def test_a_rerun_calls_again_under_the_same_keys_and_charges_nothing_twice
 
 async def test_an_unexpected_provider_failure_propagates_unrecorded() -> None:
     class Broken(SandboxProvider):
-        async def authorize(self, **kw: object) -> object:  # type: ignore[override]
+        async def authorize(
+            self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+        ) -> Authorization:
             raise RuntimeError("connection reset")
 
     seen: list[ProviderCall] = []
