@@ -6,12 +6,12 @@ Routes take `DepsDep`; handlers get the same object as `ctx.deps` (`Context`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bus import HandlerContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 from payment_service.inflight import InFlight
 from payment_service.provider import PaymentProvider
 from payment_service.provider_calls import RetryPolicy
@@ -45,11 +45,6 @@ class Deps(ServiceDeps):
         await self.users.aclose()
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 
 type Context = HandlerContext[Deps]
