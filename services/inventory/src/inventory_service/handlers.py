@@ -54,9 +54,8 @@ async def release_stock_for_cancelled_order(
     """Give a cancelled order's reservation back (compensation): StockReleased."""
     reason = release_reason(envelope.data.reason)
     order_id = envelope.data.order_id
-    await _emit(
-        ctx, await commands.release(ctx.deps, ctx.session, order_id=order_id, reason=reason)
-    )
+    events = await commands.release(ctx.deps, ctx.session, order_id=order_id, reason=reason)
+    await _emit(ctx, events)
 
 
 @deduplicated_by_state
