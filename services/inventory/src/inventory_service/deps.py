@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bus import HandlerContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 from inventory_service.settings import InventorySettings
 from inventory_service.store import InventoryStore
 
@@ -25,12 +25,7 @@ class Deps(ServiceDeps):
         return InventoryStore(self.db)
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 
 # What a handler receives: `ctx.deps` is the service's `Deps`.
 type Context = HandlerContext[Deps]
