@@ -61,8 +61,9 @@ log = structlog.get_logger("bus.batch")
 
 
 @dataclass(slots=True)
-class BatchContext:
-    """A batch handler's transaction, database, a logger and a way to emit events."""
+class BatchContext[D = Any]:
+    """A batch handler's transaction, database, a logger and a way to emit events; `deps` is
+    the service's wiring, as a handler's `ctx.deps` (`HandlerContext`)."""
 
     session: AsyncClientSession | None
     db: AsyncDatabase[Any]
@@ -71,6 +72,7 @@ class BatchContext:
     emitted: list[Envelope[Any]] = field(default_factory=list)
     # The consumer span of each delivery, by event id: an emitted event continues its cause's trace.
     spans: dict[str, Span] = field(default_factory=dict)
+    deps: D = cast(Any, None)
 
     async def emit[E: Event](
         self, cause: Envelope[Any], event: E, *, actor: Actor | None = None
@@ -346,7 +348,12 @@ class BatchConsumer(Consumer):
         async def body(session: AsyncClientSession) -> tuple[BatchContext, set[str]]:
             # Built afresh per attempt: a retried body must not inherit emitted events.
             ctx = BatchContext(
-                session=session, db=self._db, log=batch_log, outbox=self._outbox, spans=by_id
+                session=session,
+                db=self._db,
+                log=batch_log,
+                outbox=self._outbox,
+                spans=by_id,
+                deps=self.deps,
             )
             applied = await self._batching.handler(envelopes, ctx)
             return ctx, set(applied)
