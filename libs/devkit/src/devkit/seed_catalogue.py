@@ -10,8 +10,9 @@ The bulk load, for benchmarks (`bench` grows the catalogue 10× and 100× with i
 
     python -m devkit.seed_catalogue --mongo-url mongodb://… --db-prefix "" --count 5000
 
-Both build each product with the inventory service's own code (`catalog.product_doc`, the
-opening-stock ledger row of the bulk load, `ProductCreated` from `catalog.product_facts`),
+Both build each product with the inventory service's own code (`commands.seed_products` and
+`commands.add_products`: the product document, the opening-stock ledger row of the bulk load,
+`ProductCreated`),
 insert a chunk of them with `insert_many` and write their ProductCreated events to the outbox in
 the same transaction, so the service's relay publishes them (at once if it runs, else once it
 starts) and the order and analytics replicas grow as they do in production. The service's
@@ -29,7 +30,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from inventory_service.catalog import NewProduct, add_products, seed_products
+from inventory_service.commands import add_products, seed_products
+from inventory_service.domain import NewProduct
 from inventory_service.settings import InventorySettings
 from inventory_service.store import INDEXES
 from pymongo import AsyncMongoClient

@@ -40,7 +40,6 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from user_service import domain
-from user_service.api import AddressIn, PaymentMethodIn
 from user_service.commands import (
     account_doc,
     details_changes,
@@ -51,12 +50,13 @@ from user_service.commands import (
     stored_payment_methods,
 )
 from user_service.passwords import Passwords
+from user_service.schemas import AddressIn, PaymentMethodIn
 from user_service.settings import UserSettings
-from user_service.store import INDEXES, Doc, UserStore
+from user_service.store import INDEXES, UserStore
 
 from bus.outbox import Outbox
 from contracts import Actor, Envelope, new_id
-from kit.mongo import ensure_indexes
+from kit.mongo import Doc, ensure_indexes
 from kit.transactions import run_in_transaction
 
 DEFAULT_CHUNK = 500
