@@ -69,9 +69,7 @@ def connect(settings: ServiceSettings, **overrides: Any) -> AsyncMongoClient[Doc
     return AsyncMongoClient(settings.mongo_url, **options)
 
 
-def database(
-    client: AsyncMongoClient[Doc], settings: ServiceSettings
-) -> AsyncDatabase[Doc]:
+def database(client: AsyncMongoClient[Doc], settings: ServiceSettings) -> AsyncDatabase[Doc]:
     """The service's own database (`settings.database_name`)."""
     return client[settings.database_name]
 
