@@ -43,7 +43,7 @@ from contracts.payment import (
     PaymentVoided,
 )
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
-from kit.auth import Principal
+from kit.auth.principal import Principal
 from kit.errors import (
     Problem,
     conflict,
