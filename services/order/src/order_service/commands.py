@@ -82,7 +82,6 @@ from order_service.metrics import record_step
 from order_service.store import (
     ORDERS,
     ConcurrentUpdate,
-    IdempotencyKeyReused,
     IdempotentRequest,
     request_hash,
 )
@@ -270,13 +269,13 @@ async def place_order(
             first = await _store_placement(deps, caller, order, promotion, key, body_hash)
         except OrderError as exc:
             raise problem_of(exc) from exc
-        except IdempotencyKeyReused as exc:
-            raise unprocessable(exc.code, str(exc)) from exc
         except checks.DependencyDown as exc:
             raise dependency_down(exc.service) from exc
     if first.request_hash != body_hash:
-        reused = IdempotencyKeyReused(caller.user_id, key)
-        raise unprocessable(reused.code, str(reused))
+        raise unprocessable(
+            "IDEMPOTENCY_KEY_REUSED",
+            f"idempotency key {key} of {caller.user_id} was used for another request",
+        )
     return first
 
 
@@ -333,7 +332,7 @@ async def _store_placement(
             session=session,
         )
         if first.order_id != order.order_id:
-            return first  # a concurrent request with this key won: answer its order
+            return first  # a concurrent request with this key won: answer as it was answered
         if promotion is not None and not await replicas.mark_redeemed(
             deps.db, user_id, promotion.code, session
         ):

@@ -66,16 +66,6 @@ class ConcurrentUpdate(Conflict):
         self.expected_version = expected_version
 
 
-class IdempotencyKeyReused(Exception):
-    """The key was used before with another request body (api.md: 422)."""
-
-    code = "IDEMPOTENCY_KEY_REUSED"
-
-    def __init__(self, user_id: str, key: str) -> None:
-        super().__init__(f"idempotency key {key} of {user_id} was used for another request")
-        self.key = key
-
-
 def to_doc(order: Order) -> Doc:
     """The stored document of an order (its raised events are not part of it)."""
     return {"_id": order.order_id, **order.model_dump()}
@@ -240,9 +230,9 @@ class OrderStore:
         now: datetime,
         session: Session,
     ) -> IdempotentRequest:
-        """Store the key's first use, or answer the first use again.
+        """Store the key's first use, or answer the one stored before (whatever its body: the
+        caller compares `request_hash`, `commands.place_order`).
 
-        Same key and body → the first request (replay it); another body → `IdempotencyKeyReused`.
         Two first uses racing in transactions conflict and the loser's retry finds the winner's
         row.
         """
@@ -265,8 +255,6 @@ class OrderStore:
                     raise  # the transaction is aborted; the retry reads the winner's row
                 found = await self.previous_request(user_id, key, session)
                 assert found is not None
-        if found.request_hash != body_hash:
-            raise IdempotencyKeyReused(user_id, key)
         return found
 
     async def previous_request(

@@ -3,15 +3,19 @@ what a customer or a Manager sees (statuses, money, answers) and what the saga h
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from order_service import commands
+from order_service.bootstrap import bootstrap
 from order_service.handlers import HANDLERS
 from order_service.schemas import PlaceBody, Placed
+from order_service.settings import OrderSettings
 from order_service.store import request_hash
+from pymongo import AsyncMongoClient, monitoring
 
 from bus.fake import InMemoryBus
 from contracts import Envelope
@@ -31,7 +35,7 @@ from contracts.payment import PaymentAuthorized, PaymentFailed
 from contracts.types import Line, MissingLine
 from kit.errors import Problem
 
-from .conftest import Wired, caller
+from .conftest import Clock, Wired, caller
 
 pytestmark = pytest.mark.integration
 
@@ -83,6 +87,15 @@ async def test_the_same_key_twice_places_one_order_with_one_order_placed(wired: 
     assert await wired.deps.db["orders"].count_documents({}) == 1
     order = await wired.order(first.order_id)
     assert (order.total_cents, order.address_id, order.payment.method_id) == (3_998, "a1", "pm1")
+
+
+async def test_two_first_uses_of_a_key_racing_place_one_order(wired: Wired) -> None:
+    await wired.customer()
+    await wired.product()
+    first, second = await asyncio.gather(wired.place("k1"), wired.place("k1"))
+    assert first.order_id == second.order_id
+    assert await wired.deps.db["orders"].count_documents({}) == 1
+    assert len(wired.bus.of_type(OrderPlaced)) == 1
 
 
 async def test_a_key_reused_for_another_body_or_missing_is_refused(wired: Wired) -> None:
@@ -312,3 +325,64 @@ async def test_a_customer_sees_only_their_orders_and_staff_see_all(wired: Wired)
     assert theirs == []  # a Customer's filter is always their own id
     steps = [e.step for e in await commands.timeline(wired.deps, MANAGER, order_id)]
     assert steps == ["place"]
+
+
+# --- round trips ------------------------------------------------------------------------------
+
+
+class Commands(monitoring.CommandListener):
+    """The commands the service sends, as (command, collection)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        target = event.command.get(event.command_name)
+        self.sent.append((event.command_name, target if isinstance(target, str) else ""))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def take(self) -> list[tuple[str, str]]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+@pytest.fixture
+async def counted(mongo_url: str, db_name: str) -> AsyncIterator[tuple[Wired, Commands]]:
+    listener = Commands()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(
+        mongo_url, tz_aware=True, event_listeners=[listener]
+    )
+    bus, clock = InMemoryBus(), Clock()
+    deps = bootstrap(OrderSettings(mongo_db=db_name), mongo=client, bus=bus, clock=clock)
+    try:
+        yield Wired(deps, bus, clock), listener
+    finally:
+        await deps.close()
+        await client.drop_database(db_name)
+        await client.close()
+
+
+async def test_an_order_costs_the_round_trips_it_did(counted: tuple[Wired, Commands]) -> None:
+    wired, sent = counted
+    await wired.customer()
+    await wired.product()
+    sent.take()
+    order_id = (await wired.place("k1")).order_id
+    assert sent.take() == [
+        ("find", "idempotency_keys"),  # the key's earlier use
+        ("find", "user_replicas"),
+        ("find", "product_replicas"),
+        ("find", "idempotency_keys"),  # in the transaction: the key, the order, commit
+        ("insert", "idempotency_keys"),
+        ("insert", "orders"),
+        ("commitTransaction", ""),
+    ]
+    await reserved(wired, order_id)  # a saga step: one read, one conditional update
+    assert sent.take() == [("find", "orders"), ("update", "orders")]
+    await commands.cancel(wired.deps, caller(), order_id, None)  # a change: one transaction
+    assert sent.take() == [("find", "orders"), ("update", "orders"), ("commitTransaction", "")]
