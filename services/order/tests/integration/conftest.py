@@ -158,7 +158,7 @@ class Wired:
                     PaymentMethodSummary(payment_method_id="pm1", type="card", is_default=True),
                     PaymentMethodSummary(payment_method_id="pm2", type="card"),
                 ),
-                preferences=Preferences(partial_fulfillment=partial),  # type: ignore[arg-type]
+                preferences=Preferences(partial_fulfillment=partial),
             )
         )
 

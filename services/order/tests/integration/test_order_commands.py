@@ -20,7 +20,12 @@ from pymongo import AsyncMongoClient, monitoring
 from bus.fake import InMemoryBus
 from contracts import Envelope
 from contracts.analytics import PromotionGranted
-from contracts.inventory import StockCommitted, StockPartiallyReserved, StockReserved
+from contracts.inventory import (
+    StockCommitted,
+    StockPartiallyReserved,
+    StockReleased,
+    StockReserved,
+)
 from contracts.order import (
     OrderApproved,
     OrderCancelled,
@@ -31,7 +36,12 @@ from contracts.order import (
     PaymentRequested,
     PromotionRedeemed,
 )
-from contracts.payment import PaymentAuthorized, PaymentFailed
+from contracts.payment import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentFailed,
+    PaymentReviewRequired,
+)
 from contracts.types import Line, MissingLine
 from kit.errors import Problem
 
@@ -189,6 +199,43 @@ async def test_a_saga_step_run_twice_changes_nothing(wired: Wired) -> None:
     assert len(wired.bus.published) == published + 1  # the duplicate itself, nothing emitted
     assert redelivery.published == []
     assert len(wired.bus.of_type(PaymentRequested)) == 1
+
+
+async def test_a_flagged_payment_waits_for_review_and_an_expired_hold_cancels(
+    wired: Wired,
+) -> None:
+    order_id = await placed(wired)
+    await reserved(wired, order_id)
+    await wired.deliver(PaymentReviewRequired(order_id=order_id, user_id="u1", fraud_score=0.9))
+    order = await wired.order(order_id)
+    assert (order.status, order.fraud_flag, order.approval_reason) == (
+        "AWAITING_APPROVAL",
+        True,
+        "fraud",
+    )
+    lines = (Line(product_id="book", quantity=2),)
+    await wired.deliver(StockReleased(order_id=order_id, lines=lines, reason="expired"))
+    order = await wired.order(order_id)
+    assert (order.status, order.cancel_reason) == ("CANCELLED", "APPROVAL_TIMEOUT")
+    assert [e.data.reason for e in wired.bus.of_type(OrderCancelled)] == ["APPROVAL_TIMEOUT"]
+
+
+async def test_a_settlement_is_a_timeline_note_and_a_late_one_changes_nothing(
+    wired: Wired,
+) -> None:
+    order_id = await placed(wired)
+    await commands.cancel(wired.deps, caller(), order_id, None)
+    captured = PaymentCaptured(order_id=order_id, user_id="u1", payment_id="p1", amount_cents=1)
+    await wired.deliver(captured)
+    order = await wired.order(order_id)
+    assert order.status == "CANCELLED" and order.timeline[-1].step == "paymentCaptured"
+    # A late authorization after the cancel: nothing is paid, nothing emitted.
+    late = PaymentAuthorized(
+        order_id=order_id, user_id="u1", payment_id="p1", amount_cents=3_998, attempts=1
+    )
+    await wired.deliver(late)
+    assert (await wired.order(order_id)).version == order.version
+    assert wired.bus.of_type(OrderPaid) == []
 
 
 async def test_an_order_of_high_value_waits_for_a_manager(wired: Wired) -> None:
