@@ -37,11 +37,12 @@ test-e2e: sync ## The whole system as processes, through the gateway
 test-web: sync web browser ## The web front end in Chromium against the running system
 	$(PYTEST) -m web
 
-lint: sync ## ruff, and mypy (strict on libs/)
+lint: sync ## ruff, and mypy (strict on libs/ and every service)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
-	$(PY) -m mypy --strict libs/contracts/src libs/kit/src libs/bus/src
-	$(PY) -m mypy services/*/src scripts bench
+	$(PY) -m mypy --strict libs/*/src
+	$(PY) -m mypy --strict services/*/src
+	$(PY) -m mypy scripts bench
 
 format: sync ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -46,14 +46,14 @@ from structlog.typing import FilteringBoundLogger
 from bus import faults
 from bus.config import BusConfig
 from bus.connection import BusConnection
-from bus.consumer import Consumer, OnCommitted, run_commit_hooks
+from bus.consumer import Consumer, OnCommitted
 from bus.context import HandlerTable, handler_name
 from bus.metrics import HANDLER_DURATION, HANDLER_FAILURES
 from bus.outbox import Outbox, OutboxWriter
 from bus.retry import Failure
-from bus.tracing import extract_context, tracer
+from bus.tracing import extract_context, process_attributes, tracer
 from contracts import Actor, Envelope, Event
-from kit.transactions import is_retryable, run_in_transaction
+from kit.transactions import after_commit, is_retryable, run_in_transaction
 
 __all__ = ["BatchConsumer", "BatchContext", "BatchHandler", "Batching"]
 
@@ -61,17 +61,18 @@ log = structlog.get_logger("bus.batch")
 
 
 @dataclass(slots=True)
-class BatchContext:
-    """A batch handler's transaction, database, a logger and a way to emit events."""
+class BatchContext[D = Any]:
+    """A batch handler's transaction, database, a logger and a way to emit events; `deps` is
+    the service's wiring, as a handler's `ctx.deps` (`HandlerContext`)."""
 
     session: AsyncClientSession | None
     db: AsyncDatabase[Any]
     log: FilteringBoundLogger
     outbox: OutboxWriter
     emitted: list[Envelope[Any]] = field(default_factory=list)
-    commit_hooks: list[Callable[[], None]] = field(default_factory=list)
     # The consumer span of each delivery, by event id: an emitted event continues its cause's trace.
     spans: dict[str, Span] = field(default_factory=dict)
+    deps: D = cast(Any, None)
 
     async def emit[E: Event](
         self, cause: Envelope[Any], event: E, *, actor: Actor | None = None
@@ -86,7 +87,8 @@ class BatchContext:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback()` once the batch's transaction has committed (never on an abort)."""
-        self.commit_hooks.append(callback)
+        if self.session is not None:
+            after_commit(self.session, callback)
 
     @contextlib.contextmanager
     def _in_trace_of(self, event_id: str) -> Iterator[None]:
@@ -346,7 +348,12 @@ class BatchConsumer(Consumer):
         async def body(session: AsyncClientSession) -> tuple[BatchContext, set[str]]:
             # Built afresh per attempt: a retried body must not inherit emitted events.
             ctx = BatchContext(
-                session=session, db=self._db, log=batch_log, outbox=self._outbox, spans=by_id
+                session=session,
+                db=self._db,
+                log=batch_log,
+                outbox=self._outbox,
+                spans=by_id,
+                deps=self.deps,
             )
             applied = await self._batching.handler(envelopes, ctx)
             return ctx, set(applied)
@@ -362,9 +369,8 @@ class BatchConsumer(Consumer):
         applied: set[str],
         started: float,
     ) -> None:
-        """After the commit: hooks, then ack each delivery and count it (emitted rows reach the
-        relay through the outbox's hand-over)."""
-        run_commit_hooks(ctx.commit_hooks, log.bind(service=self.config.service))
+        """After the commit (its hooks ran in `run_in_transaction`): ack each delivery and count
+        it (emitted rows reach the relay through the outbox's hand-over)."""
         if self._on_committed is not None:
             for delivery in deliveries:
                 await self._on_committed(delivery.envelope)
@@ -397,12 +403,12 @@ class BatchConsumer(Consumer):
             context=extract_context(delivery.headers),
             kind=SpanKind.CONSUMER,
             attributes={
-                "messaging.system": "rabbitmq",
-                "shop.service": self.config.service,
-                "messaging.operation.type": "process",
-                "messaging.destination.name": delivery.routing_key,
-                "messaging.message.id": delivery.envelope.id,
-                "messaging.rabbitmq.attempt": delivery.attempt,
+                **process_attributes(
+                    self.config.service,
+                    delivery.routing_key,
+                    delivery.envelope.id,
+                    delivery.attempt,
+                ),
                 "messaging.batch.message_count": batch_size,
             },
         )

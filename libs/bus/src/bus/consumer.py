@@ -47,7 +47,7 @@ from bus.outbox import Outbox
 from bus.publisher import publish_confirmed
 from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
 from bus.topology import Names, declare_topology
-from bus.tracing import extract_context, tracer
+from bus.tracing import extract_context, process_attributes, tracer
 from contracts import ContractError, Envelope
 from kit.transactions import Conflict, is_retryable, run_in_transaction
 
@@ -202,14 +202,7 @@ class Consumer:
             f"{routing_key} process",
             context=extract_context(headers),
             kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "shop.service": self.config.service,  # which one, when services share a process
-                "messaging.operation.type": "process",
-                "messaging.destination.name": routing_key,
-                "messaging.message.id": envelope.id,
-                "messaging.rabbitmq.attempt": attempt,
-            },
+            attributes=process_attributes(self.config.service, routing_key, envelope.id, attempt),
         ) as span:
             fresh = False
             for handler in handlers_for(self._handlers, type(envelope.data)):
@@ -278,7 +271,6 @@ class Consumer:
         except AlreadyHandled:
             handler_log.debug("bus.duplicate_skipped")
             return False
-        run_commit_hooks(ctx.commit_hooks, handler_log)
         emitted = len(ctx.emitted)
         elapsed = time.perf_counter() - started
         HANDLER_DURATION.labels(self.config.service, name).observe(elapsed)

@@ -13,6 +13,7 @@ from structlog.typing import FilteringBoundLogger
 from bus.documents import DocumentOutbox, HandsOver
 from bus.outbox import OutboxWriter
 from contracts import Actor, Envelope, Event
+from kit.transactions import after_commit
 
 
 @dataclass(slots=True)
@@ -37,6 +38,7 @@ class HandlerContext[D = Any]:
     # Set by a document step that found `processed` on its document already.
     duplicate: bool = False
     emitted: list[Envelope[Any]] = field(default_factory=list)
+    # A document step's callbacks (it has no transaction to hang them on): run after its write.
     commit_hooks: list[Callable[[], None]] = field(default_factory=list)
     deps: D = cast(Any, None)
 
@@ -59,9 +61,13 @@ class HandlerContext[D = Any]:
 
         For waking a local worker that reads what the handler wrote: woken before the commit, it
         would not see the rows yet. A retried transaction body registers afresh; only the
-        attempt that committed is called back.
+        attempt that committed is called back. In a transaction this is
+        `kit.transactions.after_commit`; a document step's write has landed when it returns.
         """
-        self.commit_hooks.append(callback)
+        if self.session is not None and self.session.in_transaction:
+            after_commit(self.session, callback)
+        else:
+            self.commit_hooks.append(callback)
 
 
 type Handler = Callable[[Envelope[Any], HandlerContext], Awaitable[None]]

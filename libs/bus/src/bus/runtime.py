@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, Self
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -151,6 +151,19 @@ class ServiceDeps:
 
 
 type Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def app_deps[D: ServiceDeps](cls: type[D]) -> Callable[[Request], D]:
+    """The route dependency that gives the service's wiring the lifespan put on `app.state`:
+    `DepsDep = Annotated[Deps, Depends(app_deps(Deps))]` in each service's `deps.py`."""
+
+    def get_deps(request: Request) -> D:
+        deps = request.app.state.deps
+        if not isinstance(deps, cls):
+            raise TypeError(f"app.state.deps is a {type(deps).__name__}, not a {cls.__name__}")
+        return deps
+
+    return get_deps
 
 
 class Background(Protocol):

@@ -91,7 +91,8 @@ class ServiceBus:
             return
         await self.connection.connect()
         await self.outbox.ensure_indexes()
-        await self._inbox.ensure_indexes(inbox_retention(self.config.dlq_residency_days))
+        if not isinstance(self.consumer, BatchConsumer):  # batches keep no inbox (bus.batch)
+            await self._inbox.ensure_indexes(inbox_retention(self.config.dlq_residency_days))
         await self._declare_peer_queues()
         await self.consumer.start()
         self.relay.start()

@@ -18,6 +18,20 @@ def inject_headers() -> dict[str, str]:
     return carrier
 
 
+def process_attributes(
+    service: str, routing_key: str, message_id: str, attempt: int
+) -> dict[str, str | int]:
+    """The attributes of a consumer's `process` span (one delivery, alone or in a batch)."""
+    return {
+        "messaging.system": "rabbitmq",
+        "shop.service": service,  # which one, when services share a process
+        "messaging.operation.type": "process",
+        "messaging.destination.name": routing_key,
+        "messaging.message.id": message_id,
+        "messaging.rabbitmq.attempt": attempt,
+    }
+
+
 def extract_context(headers: Mapping[str, Any] | None) -> otel_context.Context:
     """The OpenTelemetry context carried by message headers (empty when there is none)."""
     carrier = {

@@ -1,7 +1,8 @@
 """Pure rules of the analytics service (no I/O, no framework imports).
 
 - the audit entry of an event (who, what, when, where, outcome, entity);
-- the per-order fact an order's events fold into (what the sales reports aggregate);
+- the per-order fact an order's events fold into (what the sales reports aggregate), a
+  report's window and default currency;
 - the promotion rules (the 3rd confirmed order earns 10 % off the next one);
 - the ranking of recommendations from co-purchases, categories and top sellers;
 - the text cells of a CSV export, kept from running as spreadsheet formulas.
@@ -180,6 +181,22 @@ def fold_order(fact: Mapping[str, Any] | None, envelope: Envelope[Event]) -> dic
     out["day"] = out["placed_at"].date().isoformat()
     out["updated_at"] = at
     return out
+
+
+# -- reports ------------------------------------------------------------------------------------
+
+TOP_PRODUCTS = 5
+# The currency of a report by default, and of an order fact that names none (only its later
+# events seen so far, or folded before currencies were kept), as of the order itself.
+DEFAULT_CURRENCY = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A report's time window."""
+
+    start: datetime  # inclusive
+    end: datetime  # exclusive
 
 
 # -- promotions ----------------------------------------------------------------------------------

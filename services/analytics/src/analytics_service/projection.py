@@ -1,6 +1,6 @@
 """A batch of events folded into the projections, in memory (pure: no I/O).
 
-`handlers.record_events` reads what a batch touches (order facts, user facts, the products whose
+`commands.record_events` reads what a batch touches (order facts, user facts, the products whose
 stock it reports) with one query per collection, folds the batch's new events into it here, in
 delivery order, and writes the result back with one bulk write per collection. Folding a batch
 gives what folding its events one at a time gave: each event sees the state the events before it
@@ -43,8 +43,7 @@ from contracts.user import (
     UserRegistered,
     UserRoleChanged,
 )
-
-type Doc = dict[str, Any]
+from kit.mongo import Doc
 
 
 def new_events(

@@ -7,22 +7,25 @@
 - `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
 - `products`: the catalogue replica with the last known stock state (recommendations);
 - `promotions`: granted codes, `_id` = code, with `redeemed_at` once used.
+
+Reports read `order_facts` and `user_facts` (one row per order / user, kept by the batch
+handler), never the raw event store, so a report costs one aggregation over the window's rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.asynchronous.database import AsyncDatabase
 
-from analytics_service.domain import Grant
+from analytics_service.domain import DEFAULT_CURRENCY, Grant, Window, audit_entry
 from analytics_service.projection import Changes, Update
-from kit.mongo import IndexSpec
+from contracts import Envelope, Event
+from kit.mongo import Db, Doc, IndexSpec, Session
 
 INDEXES: list[IndexSpec] = [
     IndexSpec("events", [("type", ASCENDING), ("occurred_at", ASCENDING)], name="type_time"),
@@ -46,16 +49,41 @@ INDEXES: list[IndexSpec] = [
     IndexSpec("promotions", [("user_id", ASCENDING), ("expires_at", ASCENDING)], name="user"),
 ]
 
-type Session = AsyncClientSession | None
-
 # Where the audit entries were kept before they moved onto the events' rows.
 LEGACY_AUDIT = "audit"
+# The inbox of the time before analytics consumed in batches (the `events` rows are the record
+# of what was applied now: `bus.batch`).
+LEGACY_INBOX = "inbox"
+
+
+def event_row(envelope: Envelope[Event], recorded_at: datetime) -> Doc:
+    """The event's row in `events`: the envelope as received, its audit entry under `audit`."""
+    row = envelope.model_dump(mode="python")
+    row["data"] = envelope.data.model_dump(mode="json", by_alias=True)
+    row["_id"] = row.pop("id")
+    row["recorded_at"] = recorded_at
+    audit = audit_entry(envelope)
+    del audit["_id"]
+    row["audit"] = audit
+    return row
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilters:
+    """What the audit trail is filtered by (None: any)."""
+
+    actor_id: str | None = None
+    entity_id: str | None = None
+    action: str | None = None
+    correlation_id: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 class AnalyticsStore:
     """The analytics service's collections and the queries its reports run."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
         self.events = db["events"]
         self.order_facts = db["order_facts"]
@@ -72,7 +100,7 @@ class AnalyticsStore:
         cursor = self.events.find({"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=session)
         return {row["_id"] async for row in cursor}
 
-    async def insert_events(self, rows: list[dict[str, Any]], session: Session) -> None:
+    async def insert_events(self, rows: list[Doc], session: Session) -> None:
         """Insert new events' rows (one insert). A row that appeared since `recorded` looked
         (a concurrent transaction) fails the transaction: retried, it finds the row there."""
         if rows:
@@ -80,7 +108,7 @@ class AnalyticsStore:
 
     async def by_ids(
         self, collection: str, ids: Collection[str], session: Session
-    ) -> dict[str, dict[str, Any]]:
+    ) -> dict[str, Doc]:
         """The rows of `collection` with these ids (one `$in` query), by id."""
         if not ids:
             return {}
@@ -126,6 +154,16 @@ class AnalyticsStore:
             session=session,
         )
 
+    async def claim_rule(self, user_id: str, rule: str, session: Session) -> bool:
+        """Note `rule` as granted to the user unless it was already (by another sweep): whether
+        this call noted it."""
+        claimed = await self.user_facts.update_one(
+            {"_id": user_id, "granted_rules": {"$ne": rule}},
+            {"$addToSet": {"granted_rules": rule}},
+            session=session,
+        )
+        return claimed.modified_count > 0
+
     # -- start-up ----------------------------------------------------------------------------------
 
     async def adopt_legacy_audit(self, batch: int = 500) -> int:
@@ -150,27 +188,251 @@ class AnalyticsStore:
         await self.db.drop_collection(LEGACY_AUDIT)
         return moved
 
+    async def drop_legacy_inbox(self) -> bool:
+        """Drop the inbox of the time before the batch consumer (its rows and TTL index serve
+        nothing now); whether there was one."""
+        if LEGACY_INBOX not in await self.db.list_collection_names():
+            return False
+        await self.db.drop_collection(LEGACY_INBOX)
+        return True
+
     # -- reads -----------------------------------------------------------------------------------
 
-    async def aggregate(self, collection: str, pipeline: list[dict[str, Any]]) -> list[Any]:
+    async def aggregate(self, collection: str, pipeline: list[Doc]) -> list[Any]:
         cursor = await self.db[collection].aggregate(pipeline)
         return [doc async for doc in cursor]
 
     async def find(
         self,
         collection: str,
-        query: dict[str, Any],
+        query: Doc,
         *,
         sort: list[tuple[str, int]] | None = None,
         limit: int = 0,
-        projection: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
+        projection: Doc | None = None,
+    ) -> list[Doc]:
         cursor = self.db[collection].find(query, projection)
         if sort:
             cursor = cursor.sort(sort)
         if limit:
             cursor = cursor.limit(limit)
         return [doc async for doc in cursor]
+
+    async def sales_facets(self, window: Window, currency: str) -> Doc:
+        """One aggregation over the window's order facts: the currencies they use and, for those
+        in `currency`, totals, counts by status, confirmed sales by product and by day.
+
+        An order's fact without a currency counts as the default currency.
+        """
+        in_currency = {
+            "$match": {"currency": {"$in": [currency, None]}}
+            if currency == DEFAULT_CURRENCY
+            else {"currency": currency}
+        }
+        confirmed = {"$match": {"status": "CONFIRMED"}}
+        by_product: list[Doc] = [
+            confirmed,
+            {"$unwind": "$items"},
+            {
+                "$group": {
+                    "_id": "$items.product_id",
+                    "quantity": {"$sum": "$items.quantity"},
+                    # The line's share of what was charged (facts folded before the share was
+                    # kept have only list prices).
+                    "revenue_cents": {
+                        "$sum": {
+                            "$ifNull": [
+                                "$items.revenue_cents",
+                                {"$multiply": ["$items.quantity", "$items.price_cents"]},
+                            ]
+                        }
+                    },
+                    "orders": {"$addToSet": "$_id"},
+                }
+            },
+            {"$sort": {"revenue_cents": -1, "_id": 1}},
+        ]
+        by_day: list[Doc] = [
+            confirmed,
+            {
+                "$group": {
+                    "_id": "$day",
+                    "orders": {"$sum": 1},
+                    "revenue_cents": {"$sum": "$revenue_cents"},
+                }
+            },
+            {"$sort": {"_id": 1}},
+        ]
+        pipeline: list[Doc] = [
+            {"$match": {"placed_at": {"$gte": window.start, "$lt": window.end}}},
+            {
+                "$facet": {
+                    "currencies": [
+                        {"$group": {"_id": {"$ifNull": ["$currency", DEFAULT_CURRENCY]}}},
+                        {"$sort": {"_id": 1}},
+                    ],
+                    "totals": [
+                        in_currency,
+                        {
+                            "$group": {
+                                "_id": None,
+                                "orders": {"$sum": 1},
+                                "revenue_cents": {"$sum": "$revenue_cents"},
+                                "confirmed": {
+                                    "$sum": {"$cond": [{"$eq": ["$status", "CONFIRMED"]}, 1, 0]}
+                                },
+                                "payment_failed": {"$sum": {"$cond": ["$payment_failed", 1, 0]}},
+                                "partial": {"$sum": {"$cond": ["$partial", 1, 0]}},
+                            }
+                        },
+                    ],
+                    "by_status": [in_currency, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
+                    "by_product": [in_currency, *by_product],
+                    "by_day": [in_currency, *by_day],
+                }
+            },
+        ]
+        [facets] = await self.aggregate("order_facts", pipeline)
+        return dict(facets)
+
+    async def product_names(self, product_ids: Collection[str]) -> dict[str, str | None]:
+        """The catalogue names of these products (those the replica knows)."""
+        found = await self.find("products", {"_id": {"$in": list(product_ids)}})
+        return {p["_id"]: p.get("name") for p in found}
+
+    async def funnel(self, window: Window) -> Doc:
+        """Customers registered in the window, and how many of them completed the profile,
+        ordered once, ordered again (one aggregation over `user_facts`; {} for none)."""
+        pipeline: list[Doc] = [
+            {
+                "$match": {
+                    "registered_at": {"$gte": window.start, "$lt": window.end},
+                    "role": "Customer",
+                }
+            },
+            {
+                "$project": {
+                    "complete": 1,
+                    "orders": {"$size": {"$ifNull": ["$confirmed_orders", []]}},
+                    "profile": {"$ifNull": ["$profile_complete_at", None]},
+                }
+            },
+            {
+                "$group": {
+                    "_id": None,
+                    "registered": {"$sum": 1},
+                    "profile_complete": {"$sum": {"$cond": [{"$ne": ["$profile", None]}, 1, 0]}},
+                    "first_order": {"$sum": {"$cond": [{"$gte": ["$orders", 1]}, 1, 0]}},
+                    "repeat_order": {"$sum": {"$cond": [{"$gte": ["$orders", 2]}, 1, 0]}},
+                }
+            },
+        ]
+        rows = await self.aggregate("user_facts", pipeline)
+        return dict(rows[0]) if rows else {}
+
+    async def audit_entries(
+        self, filters: AuditFilters, after: tuple[datetime, str] | None, limit: int
+    ) -> list[Doc]:
+        """Up to `limit` audit entries (each with its event id as `_id`) in time order, filtered,
+        from after the position `(at, event id)`."""
+        # The entry is the `audit` part of the event's row in `events` (one row per event).
+        query: Doc = {}
+        if filters.actor_id is not None:
+            query["audit.actor.user_id"] = filters.actor_id
+        if filters.entity_id is not None:
+            query["audit.entity_id"] = filters.entity_id
+        if filters.action is not None:
+            query["audit.action"] = filters.action
+        if filters.correlation_id is not None:
+            query["correlation_id"] = filters.correlation_id  # the envelope's, indexed
+        at: Doc = {}
+        if filters.start is not None:
+            at["$gte"] = filters.start
+        if filters.end is not None:
+            at["$lt"] = filters.end
+        if at:
+            query["audit.at"] = at
+        if after is not None:
+            query["$or"] = [
+                {"audit.at": {"$gt": after[0]}},
+                {"audit.at": after[0], "_id": {"$gt": after[1]}},
+            ]
+        found = await self.find(
+            "events",
+            query,
+            sort=[("audit.at", 1), ("_id", 1)],
+            limit=limit,
+            projection={"audit": 1},
+        )
+        return [{**row["audit"], "_id": row["_id"]} for row in found]
+
+    async def regions(self, user_ids: Collection[str]) -> dict[str, str]:
+        """The region of each of these accounts that has one (given at sign-up)."""
+        users = await self.find("user_facts", {"_id": {"$in": sorted(user_ids)}})
+        return {u["_id"]: u["region"] for u in users if u.get("region")}
+
+    async def active_promotions(self, user_id: str, now: datetime) -> list[Doc]:
+        """A user's granted, unredeemed, unexpired promotions, the first to expire first."""
+        return await self.find(
+            "promotions",
+            {"user_id": user_id, "redeemed_at": None, "expires_at": {"$gt": now}},
+            sort=[("expires_at", 1)],
+        )
+
+    async def purchases(self, user_id: str) -> dict[str, int]:
+        """In how many of the user's confirmed orders each product was, by product."""
+        rows = await self.aggregate(
+            "order_facts",
+            [
+                {"$match": {"user_id": user_id, "status": "CONFIRMED"}},
+                {"$unwind": "$items"},
+                {"$group": {"_id": "$items.product_id", "orders": {"$sum": 1}}},
+            ],
+        )
+        return {row["_id"]: int(row["orders"]) for row in rows}
+
+    async def co_purchases(self, bought: Collection[str]) -> dict[str, int]:
+        """Products confirmed in the same orders as any of `bought` (not those), with how often."""
+        rows = await self.aggregate(
+            "order_facts",
+            [
+                {"$match": {"status": "CONFIRMED", "items.product_id": {"$in": list(bought)}}},
+                {"$unwind": "$items"},
+                {"$match": {"items.product_id": {"$nin": list(bought)}}},
+                {"$group": {"_id": "$items.product_id", "n": {"$sum": 1}}},
+            ],
+        )
+        return {row["_id"]: int(row["n"]) for row in rows}
+
+    async def top_sellers(self, limit: int = 50) -> list[str]:
+        """The products sold most (confirmed quantity), best first."""
+        rows = await self.aggregate(
+            "order_facts",
+            [
+                {"$match": {"status": "CONFIRMED"}},
+                {"$unwind": "$items"},
+                {"$group": {"_id": "$items.product_id", "quantity": {"$sum": "$items.quantity"}}},
+                {"$sort": {"quantity": -1, "_id": 1}},
+                {"$limit": limit},
+            ],
+        )
+        return [row["_id"] for row in rows]
+
+    async def live_products(self) -> list[Doc]:
+        """The catalogue replica's products that are not deleted."""
+        return await self.find("products", {"deleted": {"$ne": True}})
+
+    async def winback_candidates(self, inactive_since: datetime) -> list[Doc]:
+        """Customers (not deleted) inactive since `inactive_since` without a win-back code."""
+        return await self.find(
+            "user_facts",
+            {
+                "role": "Customer",
+                "deleted": {"$ne": True},
+                "last_active_at": {"$lte": inactive_since},
+                "granted_rules": {"$ne": "winback"},
+            },
+        )
 
 
 def _updates(updates: Mapping[str, Update]) -> list[UpdateOne]:

@@ -10,14 +10,15 @@ left unacked.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog
+from analytics_service.deps import Deps
 from analytics_service.handlers import record_events
 from prometheus_client import REGISTRY
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
@@ -125,19 +126,24 @@ def burst() -> list[Envelope[Event]]:
 
 
 async def one_at_a_time(
-    client: AsyncMongoClient[Any], db: AsyncDatabase[Any], envelopes: list[Envelope[Event]]
+    deps: Deps, db: AsyncDatabase[Any], envelopes: list[Envelope[Event]]
 ) -> InMemoryBus:
-    """The reference: each event in a transaction of its own, in delivery order."""
+    """The reference: each event in a transaction of its own, in delivery order, in `db`."""
     outbox = InMemoryBus()
+    reference = replace(deps, db=db)
     for envelope in envelopes:
 
         async def body(session: AsyncClientSession, envelope: Envelope[Event] = envelope) -> None:
             ctx = BatchContext(
-                session=session, db=db, log=structlog.get_logger("reference"), outbox=outbox
+                session=session,
+                db=db,
+                log=structlog.get_logger("reference"),
+                outbox=outbox,
+                deps=reference,
             )
             await record_events([envelope], ctx)
 
-        await run_in_transaction(client, body)
+        await run_in_transaction(deps.mongo, body)
     return outbox
 
 
@@ -223,7 +229,7 @@ async def test_a_burst_with_duplicates_and_poison_is_recorded_once_as_one_at_a_t
     # The projections equal those of the same events handled one at a time.
     reference_db = store.db.client[f"{store.db.name}_ref"]
     try:
-        outbox = await one_at_a_time(store.db.client, reference_db, good)
+        outbox = await one_at_a_time(h.deps, reference_db, good)
         for collection in ("order_facts", "user_facts", "products", "promotions"):
             batched = [r for r in await rows(store.db, collection) if r["_id"] != "o-bad"]
             assert batched == await rows(reference_db, collection), collection

@@ -52,7 +52,7 @@ class DeniedAudit:
         event = AccessDenied(
             method=request.method,
             path=request.url.path,
-            required_roles=roles,  # type: ignore[arg-type]
+            required_roles=roles,
             request_id=request_id(request),
         )
         envelope = Envelope.wrap(event, correlation_id=principal.user_id, actor=actor)

@@ -125,7 +125,7 @@ class DeadLetterOps:
         config = self.config_for(service)
         async with self._locks[service]:
             pending = await self._pending(service, config)
-            event = DeadLettersRedriven(service=service, count=pending)  # type: ignore[arg-type]
+            event = DeadLettersRedriven(service=service, count=pending)
             envelope = Envelope.wrap(event, correlation_id=correlation_id, actor=actor)
             try:
                 await self._audit.record(envelope)

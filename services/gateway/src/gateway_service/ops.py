@@ -74,7 +74,7 @@ class ServiceDeadLettersOut(ResponseModel):
     @classmethod
     def of(cls, found: ServiceDeadLetters) -> ServiceDeadLettersOut:
         messages = [DeadLetterOut.of(letter) for letter in found.messages]
-        return cls(service=found.service, count=found.count, messages=messages)  # type: ignore[arg-type]
+        return cls(service=found.service, count=found.count, messages=messages)
 
 
 class DeadLettersOut(ResponseModel):
@@ -116,4 +116,4 @@ async def redrive_dlq(request: Request, principal: Admin, ops: Ops, service: str
     """Move a service's dead letters back to its queue, audited first (DeadLettersRedriven)."""
     actor = actor_from_request(request, principal)
     moved = await ops.redrive(service, actor, request_id(request) or principal.user_id)
-    return RedriveOut(service=service, redriven=moved)  # type: ignore[arg-type]
+    return RedriveOut(service=service, redriven=moved)

@@ -2,7 +2,8 @@
 
 The stock arithmetic that keeps `available + reserved + committed == received`, the outcome of a
 reservation for an order (all, some or none of its lines, with quantities), the ranking of
-alternatives for what is out of stock, low-stock crossings, and reservation status transitions.
+alternatives for what is out of stock, low-stock crossings, reservation status transitions, and
+what a new product is (`NewProduct`, its opening-stock ledger row).
 """
 
 from __future__ import annotations
@@ -19,6 +20,14 @@ ReservationStatus = Literal["reserved", "unavailable", "released", "committed", 
 OutcomeKind = Literal["all", "partial", "none"]
 LowStockChange = Literal["crossed", "recovered"]
 ReleaseReason = Literal["cancelled", "rejected", "expired", "paymentFailed"]
+
+
+class ProductNotFound(Exception):
+    """No live product has this id."""
+
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"product {product_id} not found")
+        self.product_id = product_id
 
 
 class InsufficientStock(Exception):
@@ -54,6 +63,19 @@ class Stock:
         if self.available + delta < 0:
             raise InsufficientStock(product_id, self.available, delta)
         return Stock(self.received + delta, self.available + delta, self.reserved, self.committed)
+
+
+@dataclass(frozen=True, slots=True)
+class NewProduct:
+    """What an Admin (or the demo seed) gives to create a product."""
+
+    name: str
+    description: str
+    category: str
+    price_cents: int
+    stock_count: int
+    currency: str = "USD"
+    low_stock_threshold: int = DEFAULT_LOW_STOCK_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +177,18 @@ def expiry(now: datetime, ttl_seconds: float) -> datetime:
     return now + timedelta(seconds=ttl_seconds)
 
 
+# Why an order's stock goes back, by the reason of its `OrderCancelled` (else "cancelled").
+CANCEL_RELEASE_REASONS: dict[str, ReleaseReason] = {
+    "PAYMENT_FAILED": "paymentFailed",
+    "PAYMENT_TIMEOUT": "paymentFailed",
+}
+
+
+def release_reason(cancel_reason: str) -> ReleaseReason:
+    """The release reason of a cancelled order's stock."""
+    return CANCEL_RELEASE_REASONS.get(cancel_reason, "cancelled")
+
+
 # Status transitions: only a held reservation can be released or committed; everything else is a
 # duplicate or a late event and changes nothing.
 RELEASABLE: tuple[ReservationStatus, ...] = ("reserved",)
@@ -195,4 +229,19 @@ class Ledger:
                 "actor_id": actor_id,
                 "at": at,
             }
+        )
+
+
+def opening_stock(
+    ledger: Ledger, product_id: str, stock_count: int, actor_id: str | None, now: datetime
+) -> None:
+    """The ledger row that explains a new product's stock (none when it opens empty)."""
+    if stock_count:
+        ledger.record(
+            product_id,
+            reason="opening stock",
+            at=now,
+            received=stock_count,
+            available=stock_count,
+            actor_id=actor_id,
         )

@@ -1,4 +1,4 @@
-"""The inventory service's app: kit's factory, its routes, the shared lifespan plus its own steps.
+"""The inventory service's app: kit's factory, its routes, its lifespan (bootstrap.py).
 
 After the shared lifespan has connected Mongo and started the bus, the service seeds the demo
 catalogue (dev only, unless `SHOP_SEED_CATALOG=0`); the reservation sweeper runs beside the
@@ -7,22 +7,18 @@ consumer (the shared lifespan starts it after the seeding and stops it before th
 
 from __future__ import annotations
 
-from functools import partial
-
 import structlog
 from fastapi import FastAPI
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from bus.runtime import Background, Bus, service_lifespan
+from bus.runtime import Bus
 from contracts import Envelope
 from inventory_service.api import ROUTERS
-from inventory_service.bootstrap import Deps, bootstrap
-from inventory_service.catalog import seed_products
-from inventory_service.handlers import utcnow
+from inventory_service.bootstrap import lifespan
+from inventory_service.commands import seed_products
+from inventory_service.deps import Deps
 from inventory_service.seed import demo_catalogue
 from inventory_service.settings import InventorySettings
-from inventory_service.store import INDEXES
-from inventory_service.sweeper import ReservationSweeper
 from kit.app import create_app as create_kit_app
 
 log = structlog.get_logger("inventory.main")
@@ -30,7 +26,7 @@ log = structlog.get_logger("inventory.main")
 
 async def seed_demo_catalogue(deps: Deps) -> int:
     """Insert the demo products that are missing, each announced by ProductCreated."""
-    now = utcnow()
+    now = deps.clock()
 
     async def body(session: AsyncClientSession) -> int:
         events = await seed_products(deps.db, session, demo_catalogue(), now)
@@ -55,27 +51,9 @@ def create_app(settings: InventorySettings | None = None, *, bus: Bus | None = N
             added = await seed_demo_catalogue(deps)
             log.info("catalogue.seeded", added=added)
 
-    def sweeper(deps: Deps) -> dict[str, Background]:
-        return {
-            "sweeper": ReservationSweeper(
-                deps.mongo,
-                deps.db,
-                interval=settings.sweep_interval_seconds,
-                lease_seconds=settings.sweep_lease_seconds,
-                notify=deps.bus.notify,
-                max_failures=settings.sweep_max_failures,
-            )
-        }
-
     return create_kit_app(
         settings,
         title="inventory",
         routers=ROUTERS,
-        lifespan=service_lifespan(
-            settings,
-            partial(bootstrap, bus=bus),
-            indexes=INDEXES,
-            on_started=seed,
-            background=sweeper,
-        ),
+        lifespan=lifespan(settings, bus=bus, on_started=seed),
     )

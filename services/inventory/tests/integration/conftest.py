@@ -5,21 +5,27 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from inventory_service.bootstrap import Deps
+from inventory_service.bootstrap import bootstrap
+from inventory_service.deps import Deps
 from inventory_service.main import create_app
 from inventory_service.settings import InventorySettings
+from inventory_service.store import INDEXES
+from pymongo import AsyncMongoClient
 
 from bus import AmqpPublisher, BusConnection
-from bus.fake import NullBus
+from bus.fake import InMemoryBus, NullBus
 from bus.runtime import bus_config
 from bus.testing import Probe, remove_topology
 from contracts import Envelope
 from kit.auth import SigningKey, issue_access_token, use_static_keys
+from kit.clock import utcnow
+from kit.mongo import ensure_indexes
 
 SIGNING_KEY = SigningKey.generate()
 
@@ -42,6 +48,49 @@ def settings_for(mongo_url: str, run_prefix: str) -> Callable[..., InventorySett
         return InventorySettings(**values)
 
     return make
+
+
+class MovableClock:
+    """The service's clock in a test: it stands still until the test moves it."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+@pytest.fixture
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture
+def bus() -> InMemoryBus:
+    return InMemoryBus()
+
+
+# Reservations made by the commands' tests hold this long (the service's setting).
+TTL_SECONDS = 60.0
+
+
+@pytest.fixture
+async def deps(
+    mongo_client: AsyncMongoClient[Any], db_name: str, bus: InMemoryBus, clock: MovableClock
+) -> AsyncIterator[Deps]:
+    """The service wired to the embedded store (a database of its own), the in-memory bus and
+    a movable clock: commands run for real, `await bus.deliver()` runs the service's handlers."""
+    settings = InventorySettings(
+        mongo_db=db_name, env="test", seed_catalog=False, reservation_ttl_seconds=TTL_SECONDS
+    )
+    wired = bootstrap(settings, mongo=mongo_client, bus=bus, clock=clock)
+    await ensure_indexes(wired.db, INDEXES)
+    yield wired
+    await mongo_client.drop_database(db_name)
 
 
 class Running:

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from inventory_service import store
 
 from bus.testing import eventually
 from contracts import Envelope
@@ -218,7 +217,7 @@ async def test_paid_order_commits_once(start_inventory: Start) -> None:
             ("committed", {"received": 0, "available": 0, "reserved": -4, "committed": 4}),
         ]
         assert [r["reason"] for r in await db["stock_ledger"].find().to_list()] == ["opening stock"]
-        rows = await store.ledger(db, product)
+        rows = await inv.deps.store.ledger(product)
         assert {c: sum(r["delta"][c] for r in rows) for c in COUNTERS} == await stock(inv, product)
         # An Admin cancelled the order while PAID (the order is the authority; payment voids):
         # the sale is given back, once.

@@ -11,27 +11,23 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
-from inventory_service import catalog, store
-from inventory_service.catalog import NewProduct
-from inventory_service.domain import InsufficientStock, Stock
-from inventory_service.handlers import commit, release, reserve, utcnow
-from inventory_service.store import INDEXES
+from inventory_service import commands
+from inventory_service.deps import Deps
+from inventory_service.domain import NewProduct, Stock
 from inventory_service.sweeper import ReservationSweeper
 from prometheus_client import REGISTRY
-from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 
 from contracts import Actor, Event
 from contracts.inventory import StockReleased
+from kit.errors import Problem
 from kit.leases import acquire_lease
-from kit.mongo import ensure_indexes
-from kit.transactions import run_in_transaction
+
+from .conftest import MovableClock
 
 pytestmark = pytest.mark.integration
 
@@ -39,35 +35,22 @@ ADMIN = Actor(user_id="admin-1", role="Admin")
 STEPS = 30
 COUNTERS = ("received", "available", "reserved", "committed")
 
-
-@pytest.fixture
-async def db(
-    mongo_client: AsyncMongoClient[Any], db_name: str
-) -> AsyncIterator[AsyncDatabase[Any]]:
-    database = mongo_client[db_name]
-    await ensure_indexes(database, INDEXES)
-    yield database
-    await mongo_client.drop_database(db_name)
-
-
 type Body = Callable[[AsyncClientSession], Awaitable[list[Event]]]
+type Op = Callable[[], Awaitable[list[Event]]]
 
 
-async def tx(client: AsyncMongoClient[Any], body: Body) -> list[Event]:
-    return await run_in_transaction(client, body)
+async def tx(deps: Deps, body: Body) -> list[Event]:
+    return await deps.write(body)
 
 
-async def new_product(client: AsyncMongoClient[Any], db: AsyncDatabase[Any], stock: int) -> str:
+async def new_product(deps: Deps, stock: int) -> str:
     new = NewProduct(name="p", description="", category="c", price_cents=100, stock_count=stock)
-
-    async def body(session: AsyncClientSession) -> str:
-        doc, _ = await catalog.create_product(db, session, new, ADMIN, utcnow())
-        return str(doc["_id"])
-
-    return await run_in_transaction(client, body)
+    doc = await commands.create_product(deps, new, ADMIN)
+    return str(doc["_id"])
 
 
-async def check_invariants(db: AsyncDatabase[Any], products: list[str]) -> None:
+async def check_invariants(deps: Deps, products: list[str]) -> None:
+    db = deps.db
     held: dict[str, int] = dict.fromkeys(products, 0)
     sold: dict[str, int] = dict.fromkeys(products, 0)
     async for res in db["reservations"].find({"status": {"$in": ["reserved", "committed"]}}):
@@ -80,79 +63,85 @@ async def check_invariants(db: AsyncDatabase[Any], products: list[str]) -> None:
         counters = Stock(doc["received"], doc["available"], doc["reserved"], doc["committed"])
         assert counters.conserved, counters
         assert (counters.reserved, counters.committed) == (held[pid], sold[pid]), pid
-        rows = await store.ledger(db, pid)
+        rows = await deps.store.ledger(pid)
         recorded = Stock(*(sum(row["delta"][c] for row in rows) for c in COUNTERS))
         assert recorded == counters, (pid, rows)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 async def test_random_interleavings_conserve_stock(
-    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any], seed: int
+    deps: Deps, clock: MovableClock, seed: int
 ) -> None:
     rng = random.Random(seed)
-    products = [await new_product(mongo_client, db, rng.randint(0, 8)) for _ in range(3)]
+    products = [await new_product(deps, rng.randint(0, 8)) for _ in range(3)]
     orders: list[str] = []
-    clock = {"now": utcnow()}
 
-    def op() -> Body:
+    def op() -> Op:
         kind = rng.choice(["reserve", "reserve", "release", "commit", "expire", "adjust"])
-        now = clock["now"]
         if kind == "reserve" or not orders:
             oid = f"o{len(orders)}"
             orders.append(oid)
             lines = [(rng.choice(products), rng.randint(1, 6)) for _ in range(rng.randint(1, 2))]
             ttl = rng.choice([1.0, 60.0])
-            return lambda s: reserve(
-                db, s, order_id=oid, user_id="u", items=lines, ttl_seconds=ttl, now=now
+            return lambda: tx(
+                deps,
+                lambda s: commands.reserve(
+                    deps, s, order_id=oid, user_id="u", items=lines, ttl_seconds=ttl
+                ),
             )
         oid = rng.choice(orders)
         if kind == "release":
-            return lambda s: release(db, s, order_id=oid, reason="cancelled", now=now)
+            return lambda: tx(
+                deps, lambda s: commands.release(deps, s, order_id=oid, reason="cancelled")
+            )
         if kind == "commit":
             paid = [(rng.choice(products), rng.randint(1, 3))]
-            return lambda s: commit(db, s, order_id=oid, paid_lines=paid, now=now)
+            return lambda: tx(
+                deps, lambda s: commands.commit(deps, s, order_id=oid, paid_lines=paid)
+            )
         if kind == "expire":
-            return lambda s: release(db, s, order_id=oid, reason="expired", now=now)
+            return lambda: tx(
+                deps, lambda s: commands.release(deps, s, order_id=oid, reason="expired")
+            )
         pid, delta = rng.choice(products), rng.randint(-5, 6) or 1
 
-        async def adjust(s: AsyncClientSession) -> list[Event]:
+        async def adjust() -> list[Event]:
             try:
-                _, events = await catalog.adjust_stock(db, s, pid, delta, "count", ADMIN, now)
-            except InsufficientStock:
-                return []
-            return events
+                await commands.adjust_stock(deps, pid, delta, "count", ADMIN)
+            except Problem as problem:
+                assert problem.code == "INSUFFICIENT_STOCK"
+            return []
 
         return adjust
 
-    sweeper = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=5)
+    sweeper = ReservationSweeper(deps, interval=1, lease_seconds=5)
     seen: Counter[str] = Counter()
     for _ in range(STEPS):
         # A few operations at once: their transactions overlap and conflict, and are retried.
-        batch = await asyncio.gather(*(tx(mongo_client, op()) for _ in range(rng.randint(1, 4))))
+        batch = await asyncio.gather(*(op()() for _ in range(rng.randint(1, 4))))
         seen.update(type(e).__name__ for events in batch for e in events)
         if rng.random() < 0.3:
-            clock["now"] += timedelta(seconds=2)
-            seen["expired"] += await sweeper.release_expired(clock["now"])
-        await check_invariants(db, products)
+            seen["expired"] += await sweeper.release_expired(clock.advance(2))
+        await check_invariants(deps, products)
     print(f"seed {seed}: {sum(seen.values())} events {dict(seen)}")
     # The walk went through the interesting paths, not only the easy one.
     assert {"StockReserved", "StockReleased"} <= set(seen)
 
 
 async def test_expired_reservation_is_released_once_with_two_sweepers(
-    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+    deps: Deps, clock: MovableClock
 ) -> None:
-    product = await new_product(mongo_client, db, 5)
-    start = utcnow()
+    product = await new_product(deps, 5)
+    start = clock()
     await tx(
-        mongo_client,
-        lambda s: reserve(
-            db, s, order_id="o1", user_id="u", items=[(product, 3)], ttl_seconds=60, now=start
+        deps,
+        lambda s: commands.reserve(
+            deps, s, order_id="o1", user_id="u", items=[(product, 3)], ttl_seconds=60
         ),
     )
     later = start + timedelta(seconds=61)
-    first = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=30, holder="a")
-    second = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=30, holder="b")
+    first = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="a")
+    second = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="b")
     assert await first.release_expired(start) == 0  # not yet expired
 
     # Without the lease (both sweep at once): the status change lets only one release it.
@@ -162,24 +151,22 @@ async def test_expired_reservation_is_released_once_with_two_sweepers(
     assert await first.run_once(later) == 0
     assert not await _lease_taken(second, later)
 
-    rows = await db["outbox"].find({"type": "StockReleased"}).to_list()
+    rows = await deps.db["outbox"].find({"type": "StockReleased"}).to_list()
     assert len(rows) == 1
-    doc = await db["products"].find_one({"_id": product})
+    doc = await deps.db["products"].find_one({"_id": product})
     assert doc is not None and (doc["available"], doc["reserved"]) == (5, 0)
-    await check_invariants(db, [product])
+    await check_invariants(deps, [product])
 
 
 async def _lease_taken(sweeper: ReservationSweeper, now: datetime) -> bool:
     until = now + timedelta(seconds=30)
-    return await acquire_lease(sweeper._db, sweeper.name, sweeper.holder, now, until)
+    return await acquire_lease(sweeper.deps.db, sweeper.name, sweeper.holder, now, until)
 
 
-async def test_lease_lapses_and_is_given_up(
-    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
-) -> None:
-    now = utcnow()
-    first = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=10, holder="a")
-    second = ReservationSweeper(mongo_client, db, interval=1, lease_seconds=10, holder="b")
+async def test_lease_lapses_and_is_given_up(deps: Deps, clock: MovableClock) -> None:
+    now = clock()
+    first = ReservationSweeper(deps, interval=1, lease_seconds=10, holder="a")
+    second = ReservationSweeper(deps, interval=1, lease_seconds=10, holder="b")
     assert await _lease_taken(first, now)
     assert not await _lease_taken(second, now + timedelta(seconds=5))
     assert await _lease_taken(second, now + timedelta(seconds=31))  # the holder died
@@ -187,35 +174,30 @@ async def test_lease_lapses_and_is_given_up(
     assert await _lease_taken(first, now + timedelta(seconds=32))
 
 
-async def test_cancel_before_reserve_holds_nothing(
-    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
-) -> None:
-    product = await new_product(mongo_client, db, 5)
-    now = utcnow()
-    assert (
-        await tx(mongo_client, lambda s: release(db, s, order_id="o1", reason="cancelled", now=now))
-        == []
+async def test_cancel_before_reserve_holds_nothing(deps: Deps) -> None:
+    product = await new_product(deps, 5)
+    released = await tx(
+        deps, lambda s: commands.release(deps, s, order_id="o1", reason="cancelled")
     )
+    assert released == []
     events = await tx(
-        mongo_client,
-        lambda s: reserve(
-            db, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60, now=now
-        ),
+        deps,
+        lambda s: commands.reserve(deps, s, order_id="o1", user_id="u", items=[(product, 2)]),
     )
     assert events == []
-    doc = await db["products"].find_one({"_id": product})
+    doc = await deps.db["products"].find_one({"_id": product})
     assert doc is not None and doc["available"] == 5
     assert not [e for e in events if isinstance(e, StockReleased)]
 
 
 async def test_a_reservation_that_never_releases_is_quarantined_and_blocks_nothing(
-    mongo_client: AsyncMongoClient[Any], db: AsyncDatabase[Any]
+    deps: Deps, clock: MovableClock
 ) -> None:
-    product = await new_product(mongo_client, db, 5)
-    start = utcnow()
+    product = await new_product(deps, 5)
+    start = clock()
     # Holds stock of a product that is not there: releasing it raises on every pass, and it
     # expired first, so it comes first.
-    await db["reservations"].insert_one(
+    await deps.db["reservations"].insert_one(
         {
             "_id": "o-broken",
             "order_id": "o-broken",
@@ -227,23 +209,21 @@ async def test_a_reservation_that_never_releases_is_quarantined_and_blocks_nothi
         }
     )
     await tx(
-        mongo_client,
-        lambda s: reserve(
-            db, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60, now=start
+        deps,
+        lambda s: commands.reserve(
+            deps, s, order_id="o1", user_id="u", items=[(product, 2)], ttl_seconds=60
         ),
     )
     later = start + timedelta(seconds=61)
-    sweeper = ReservationSweeper(
-        mongo_client, db, interval=1, lease_seconds=30, holder="a", max_failures=2
-    )
+    sweeper = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="a", max_failures=2)
     before = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
 
     assert await sweeper.release_expired(later) == 1  # o1 behind the broken row is released
-    doc = await db["products"].find_one({"_id": product})
+    doc = await deps.db["products"].find_one({"_id": product})
     assert doc is not None and (doc["available"], doc["reserved"]) == (5, 0)
     assert await sweeper.release_expired(later) == 0
     after = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
     assert (after or 0) - (before or 0) == 1
     assert await sweeper.quarantine.rows() == ["o-broken"]
-    released = await db["reservations"].find_one({"_id": "o1"})
+    released = await deps.db["reservations"].find_one({"_id": "o1"})
     assert released is not None and released["status"] == "released"

@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bus.runtime import Bus, ServiceDeps
-from contracts import new_id
+from bus.runtime import Background, Bus, service_lifespan
+from kit.app import Lifespan
+from kit.clock import Clock, utcnow
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
 from notify_service.delivery import DeliveryPolicy, DeliveryWorker
-from notify_service.handlers import Handoff, build_handlers
+from notify_service.deps import Deps
+from notify_service.handlers import HANDLERS
 from notify_service.settings import NotifySettings
-from notify_service.store import NOTIFICATIONS, NotifyStore, Row
-
-
-@dataclass(kw_only=True)
-class Deps(ServiceDeps):
-    """What the notify service's routes and handlers work with."""
-
-    settings: NotifySettings
-    store: NotifyStore
-    senders: Mapping[str, Sender]
-    worker: DeliveryWorker
+from notify_service.store import INDEXES, NOTIFICATIONS
 
 
 def default_senders(settings: NotifySettings) -> dict[str, Sender]:
@@ -42,46 +33,52 @@ def default_senders(settings: NotifySettings) -> dict[str, Sender]:
     }
 
 
-def bootstrap(
-    settings: NotifySettings,
-    *,
-    mongo: AsyncMongoClient[Any] | None = None,
-    bus: Bus | None = None,
-    senders: Mapping[str, Sender] | None = None,
-) -> Deps:
-    """The notify service's dependencies; `mongo`/`bus`/`senders` replace the real ones in tests."""
-    policy = DeliveryPolicy(
+def delivery_policy(settings: NotifySettings) -> DeliveryPolicy:
+    return DeliveryPolicy(
         retry_delays=settings.delivery_retry_delays,
         max_attempts=settings.delivery_max_attempts,
         lease=timedelta(seconds=settings.delivery_lease_seconds),
         poll_interval=settings.delivery_poll_seconds,
     )
-    owner = f"notify-{new_id()}"
-    worker: DeliveryWorker | None = None
 
-    def give(rows: list[Row], after: float) -> None:
-        # The handlers exist before the worker (the bus is built with them, the worker with the
-        # bus); they only call this after a commit, once the service runs.
-        if worker is not None:
-            worker.hand_over(rows, after)
 
-    handoff = Handoff(owner, policy.lease, give)
-    base = ServiceDeps.wire(
+def bootstrap(
+    settings: NotifySettings,
+    *,
+    mongo: AsyncMongoClient[Any] | None = None,
+    bus: Bus | None = None,
+    clock: Clock | None = None,
+    senders: Mapping[str, Sender] | None = None,
+) -> Deps:
+    """The notify service's dependencies; `mongo`/`bus`/`clock`/`senders` replace the real ones
+    in tests. The delivery worker is this process's: the handlers' rows are born leased to it."""
+    deps = Deps.wire(
         settings,
-        build_handlers(settings.public_base_url, settings.nudge_hold_seconds, handoff),
+        HANDLERS,
         mongo=mongo,
         bus=bus,
         document_outboxes=(NOTIFICATIONS,),
+        clock=clock or utcnow,
+        senders=dict(senders) if senders is not None else default_senders(settings),
     )
-    store = NotifyStore(base.db)
-    chosen = dict(senders) if senders is not None else default_senders(settings)
-    worker = DeliveryWorker(store, base.documents(NOTIFICATIONS), chosen, policy, owner=owner)
-    return Deps(
-        settings=settings,
-        mongo=base.mongo,
-        db=base.db,
-        bus=base.bus,
-        store=store,
-        senders=chosen,
-        worker=worker,
+    # Built once the bus is wired: its outcome events ride in the rows, relayed by that bus.
+    deps.worker = DeliveryWorker(
+        deps.store,
+        deps.documents(NOTIFICATIONS),
+        deps.senders,
+        delivery_policy(settings),
+        clock=deps.clock,
     )
+    return deps
+
+
+def background(deps: Deps) -> dict[str, Background]:
+    """The worker sends outside the handlers' transactions; it stops before the bus."""
+    return {"worker": deps.worker}
+
+
+def lifespan(
+    settings: NotifySettings, bootstrap_fn: Callable[[NotifySettings], Deps] = bootstrap
+) -> Lifespan:
+    """The shared service lifespan, with the delivery worker beside the consumer."""
+    return service_lifespan(settings, bootstrap_fn, indexes=INDEXES, background=background)

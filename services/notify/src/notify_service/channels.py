@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Protocol
 
 import aiosmtplib
 import structlog
+
+from kit.clock import utcnow
 
 log = structlog.get_logger("notify.channels")
 
@@ -129,10 +131,6 @@ class SandboxProvider:
             return
         self._seen.add(message.idempotency_key)
         self.sent.append(
-            SentRecord(message.idempotency_key, message.to, message.title, message.body, _now())
+            SentRecord(message.idempotency_key, message.to, message.title, message.body, utcnow())
         )
         log.info("notify.sandbox_sent", provider=self.name, to=message.to, title=message.title)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

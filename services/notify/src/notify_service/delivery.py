@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
@@ -33,6 +33,7 @@ from bus.documents import DocumentOutbox, pending_rows
 from contracts import Envelope, new_id
 from contracts.notify import NotificationFailed, NotificationSent
 from kit.background import PeriodicTask
+from kit.clock import Clock, utcnow
 from kit.tracing import extract_context, get_tracer
 from notify_service.channels import (
     OutgoingMessage,
@@ -78,7 +79,7 @@ class DeliveryWorker:
         policy: DeliveryPolicy,
         *,
         owner: str | None = None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock: Clock = utcnow,
     ) -> None:
         self.store = store
         self.documents = documents
@@ -87,7 +88,7 @@ class DeliveryWorker:
         # Rows are leased to this id: the handlers' rows at birth, claimed and retried ones.
         self.owner = owner or f"notify-{new_id()}"
         self.clock = clock
-        self._loop = PeriodicTask("notify-delivery", self._deliver_due, policy.poll_interval)
+        self._loop = PeriodicTask("notify-delivery", self.deliver_due, policy.poll_interval)
         self._timers: set[asyncio.TimerHandle] = set()
         # Rows held by this worker and due now, in the order they were handed over.
         self._ready: deque[Row] = deque()
@@ -124,7 +125,9 @@ class DeliveryWorker:
     def running(self) -> bool:
         return self._loop.running
 
-    async def _deliver_due(self) -> None:
+    async def deliver_due(self) -> None:
+        """One pass of the loop: send the rows handed over and due, then, on the poll's own
+        clock, claim and send what nobody holds (a test runs it instead of starting the loop)."""
         while self._ready:
             await self._deliver_own(self._ready.popleft())
         # A hand-over wakes the loop too: the poll for rows nobody holds runs on its own clock.

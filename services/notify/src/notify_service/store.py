@@ -10,16 +10,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from bus import AlreadyHandled
 from bus.documents import OUTBOX
-from kit.mongo import IndexSpec
+from kit.mongo import Db, Doc, IndexSpec, Session
 from kit.tracing import inject_traceparent
 from notify_service.domain import Contact, Delivery
 
@@ -40,12 +37,11 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("role", ASCENDING), ("deleted", ASCENDING)], name="role"),
 ]
 
-type Session = AsyncClientSession | None
 # A notification as stored (and as the worker holds it in memory).
-type Row = dict[str, Any]
+type Row = Doc
 
 
-def _contact(doc: dict[str, Any]) -> Contact:
+def _contact(doc: Doc) -> Contact:
     return Contact(
         user_id=doc["_id"],
         email=doc.get("email"),
@@ -57,7 +53,7 @@ def _contact(doc: dict[str, Any]) -> Contact:
     )
 
 
-def _held(notification_id: str, owner: str) -> dict[str, Any]:
+def _held(notification_id: str, owner: str) -> Doc:
     return {"_id": notification_id, "status": "pending", "lease_owner": owner}
 
 
@@ -107,7 +103,7 @@ def notification_row(
 class NotifyStore:
     """The notify service's collections."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
         self.users = db[USERS]
         self.notifications = db[NOTIFICATIONS]
@@ -117,14 +113,14 @@ class NotifyStore:
     async def upsert_user(
         self,
         user_id: str,
-        fields: dict[str, Any],
+        fields: Doc,
         session: Session,
         *,
-        defaults: dict[str, Any] | None = None,
+        defaults: Doc | None = None,
     ) -> None:
         """Set replica fields of a user (created when unknown: events may arrive out of order);
         `defaults` only apply to a user seen for the first time."""
-        update: dict[str, Any] = {"$set": fields}
+        update: Doc = {"$set": fields}
         if defaults:
             update["$setOnInsert"] = defaults
         await self.users.update_one({"_id": user_id}, update, upsert=True, session=session)
@@ -142,7 +138,7 @@ class NotifyStore:
         doc = await self.users.find_one({"_id": user_id}) or {}
         return bool(doc.get("is_profile_complete") or doc.get("deleted") or doc.get("disabled"))
 
-    async def user_flags(self, user_id: str, session: Session) -> dict[str, Any]:
+    async def user_flags(self, user_id: str, session: Session) -> Doc:
         return await self.users.find_one({"_id": user_id}, session=session) or {}
 
     # -- notifications -------------------------------------------------------------------------
@@ -173,7 +169,7 @@ class NotifyStore:
                 raise AlreadyHandled(f"notifications of {fresh[0]['event_id']}") from exc
         return fresh
 
-    async def lease_due(self, now: datetime, lease: timedelta, owner: str) -> dict[str, Any] | None:
+    async def lease_due(self, now: datetime, lease: timedelta, owner: str) -> Doc | None:
         """Claim one pending notification that is due and whose lease (if any) ran out.
 
         Only for rows no worker holds: a handler's rows are born leased to its own process's
@@ -193,7 +189,7 @@ class NotifyStore:
             )
             if candidate is None:
                 return None
-            claimed = await self.notifications.find_one_and_update(
+            claimed: Doc | None = await self.notifications.find_one_and_update(
                 {"_id": candidate["_id"], **due},
                 {"$set": {"lease_until": now + lease, "lease_owner": owner}},
                 return_document=ReturnDocument.AFTER,
@@ -206,7 +202,7 @@ class NotifyStore:
     # nothing (False), so a notification gets one outcome and one event whatever happens.
 
     async def mark_sent(
-        self, notification_id: str, owner: str, now: datetime, rows: list[dict[str, Any]]
+        self, notification_id: str, owner: str, now: datetime, rows: list[Doc]
     ) -> bool:
         """Sent, with its NotificationSent riding in the row's own outbox (one write)."""
         result = await self.notifications.update_one(
@@ -264,7 +260,7 @@ class NotifyStore:
         owner: str,
         error: str,
         now: datetime,
-        rows: list[dict[str, Any]],
+        rows: list[Doc],
     ) -> bool:
         """Failed, with its NotificationFailed riding in the row's own outbox (one write)."""
         result = await self.notifications.update_one(
@@ -285,9 +281,9 @@ class NotifyStore:
 
     async def inbox(
         self, user_id: str, *, limit: int, after: tuple[datetime, str] | None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Doc]:
         """A user's notifications, newest first, from after the cursor position."""
-        query: dict[str, Any] = {"user_id": user_id, "hidden": {"$ne": True}}
+        query: Doc = {"user_id": user_id, "hidden": {"$ne": True}}
         if after is not None:
             at, last_id = after
             query["$or"] = [
@@ -301,10 +297,10 @@ class NotifyStore:
         )
         return [doc async for doc in cursor]
 
-    async def get(self, notification_id: str) -> dict[str, Any] | None:
+    async def get(self, notification_id: str) -> Doc | None:
         return await self.notifications.find_one({"_id": notification_id})
 
-    async def mark_read(self, notification_id: str, now: datetime) -> dict[str, Any] | None:
+    async def mark_read(self, notification_id: str, now: datetime) -> Doc | None:
         """Set `read_at` once (a second call keeps the first time)."""
         await self.notifications.update_one(
             {"_id": notification_id, "read_at": None}, {"$set": {"read_at": now}}

@@ -1,35 +1,130 @@
-"""A running notify service (real Mongo, real broker, its own SMTP sink) for integration tests."""
+"""Notify for integration tests: in memory (`in_memory`: its commands and handlers through
+`InMemoryBus` on the embedded store, its worker driven by the test) or running (`notify`: real
+Mongo, real broker, its own SMTP sink)."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
-from notify_service.bootstrap import Deps, bootstrap
+from notify_service.bootstrap import bootstrap
 from notify_service.channels import SandboxProvider, Sender, SmtpEmailSender
+from notify_service.deps import Deps
 from notify_service.main import create_app
 from notify_service.settings import NotifySettings
 from notify_service.smtp_sink import MailSink
-from pymongo import monitoring
+from notify_service.store import INDEXES
+from pymongo import AsyncMongoClient, monitoring
 
 from bus import AmqpPublisher, BusConfig, BusConnection, delete_topology
+from bus.fake import InMemoryBus
 from bus.testing import Probe, eventually
 from contracts import Envelope
 from kit.auth import SigningKey, issue_access_token, use_static_keys
-from kit.mongo import connect
+from kit.mongo import Doc, connect, ensure_indexes
 from kit.tracing_clients import MongoCommandTracer
 
 
 @pytest.fixture(scope="session")
 def signing_key() -> SigningKey:
     return SigningKey.generate()
+
+
+# ── in memory ────────────────────────────────────────────────────────────────────────────────
+
+
+class MovableClock:
+    """The services' clock (`deps.clock`), moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class InMemoryNotify:
+    """One notify process on the embedded store: its bus in memory, its channels recording.
+
+    `handle(...)` publishes envelopes and runs the service's handlers on them (and on whatever
+    they cause); `send()` runs one pass of its delivery worker, which the test drives instead
+    of its background loop."""
+
+    deps: Deps
+    bus: InMemoryBus
+    email: SandboxProvider
+    sms: SandboxProvider
+    push: SandboxProvider
+    clock: MovableClock
+
+    async def handle(self, *envelopes: Envelope[Any]) -> None:
+        for envelope in envelopes:
+            await self.bus.publish(envelope)
+        await self.bus.deliver()
+
+    async def send(self) -> None:
+        await self.deps.worker.deliver_due()
+
+    def emitted[E](self, cls: type[E]) -> list[E]:
+        """The data of every `cls` event this process published."""
+        return [e.data for e in self.bus.of_type(cls)]
+
+    async def rows(self, **query: Any) -> list[Doc]:
+        """Stored notifications matching `query`, in the order they were written."""
+        cursor = self.deps.store.notifications.find(query).sort([("created_at", 1), ("_id", 1)])
+        return await cursor.to_list()
+
+
+type StartInMemory = Callable[..., Awaitable[InMemoryNotify]]
+
+
+@pytest.fixture
+async def start_in_memory(
+    mongo_client: AsyncMongoClient[Any], db_name: str
+) -> AsyncIterator[StartInMemory]:
+    """Start notify processes on one fresh database (each a worker and an in-memory bus of its
+    own, sharing `clock`); settings overridable by keyword. The database is dropped after."""
+    clock = MovableClock()
+
+    async def start(**overrides: Any) -> InMemoryNotify:
+        values: dict[str, Any] = {
+            "mongo_db": db_name,
+            "public_base_url": "https://shop.test",
+            "nudge_hold_seconds": 0.0,
+            "delivery_retry_delays": (0.0,),
+            "delivery_max_attempts": 3,
+        }
+        settings = NotifySettings(**(values | overrides))
+        email, sms, push = (SandboxProvider(name, latency=0.0) for name in ("email", "sms", "push"))
+        bus = InMemoryBus()
+        senders: dict[str, Sender] = {"email": email, "sms": sms, "push": push}
+        deps = bootstrap(settings, mongo=mongo_client, bus=bus, clock=clock, senders=senders)
+        await ensure_indexes(deps.db, INDEXES)
+        return InMemoryNotify(deps, bus, email, sms, push, clock)
+
+    yield start
+    await mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+async def in_memory(start_in_memory: StartInMemory) -> InMemoryNotify:
+    """One notify process in memory."""
+    return await start_in_memory()
+
+
+# ── running ──────────────────────────────────────────────────────────────────────────────────
 
 
 class Writes(monitoring.CommandListener):

@@ -2,31 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from bus.runtime import Bus, ServiceDeps
-from payment_service.handlers import PaymentEnv, handler_table
-from payment_service.provider import PaymentProvider
+from bus.runtime import Bus, Lifespan, service_lifespan
+from kit.clock import Clock, utcnow
+from kit.internal import internal_headers
+from payment_service.deps import Deps
+from payment_service.handlers import HANDLERS
+from payment_service.provider import PaymentProvider, SandboxProvider
 from payment_service.settings import PaymentSettings
-from payment_service.store import PAYMENTS
+from payment_service.store import INDEXES, PAYMENTS
 from payment_service.users import UserDirectory
 
 
-@dataclass(kw_only=True)
-class Deps(ServiceDeps):
-    """What the payment service's routes and handlers work with."""
-
-    settings: PaymentSettings
-    provider: PaymentProvider
-    users: UserDirectory
-
-    async def close(self) -> None:
-        """Close the user directory's pooled HTTP client."""
-        await self.users.aclose()
+def sandbox(settings: PaymentSettings) -> SandboxProvider:
+    """The sandbox processor (the only one this project has), its journal where configured."""
+    path = settings.sandbox_state_path
+    return SandboxProvider(
+        latency_seconds=settings.provider_latency_seconds,
+        state_path=Path(path) if path else None,
+    )
 
 
 def bootstrap(
@@ -34,17 +35,43 @@ def bootstrap(
     *,
     mongo: AsyncMongoClient[Any] | None = None,
     bus: Bus | None = None,
+    clock: Clock | None = None,
     provider: PaymentProvider | None = None,
     user_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Deps:
-    """The payment service's dependencies; tests may pass Mongo, bus, provider, user transport."""
-    env = PaymentEnv.from_settings(settings, provider=provider, user_transport=user_transport)
+    """The payment service's dependencies; tests may pass Mongo, bus, clock, provider and the
+    transport that reaches the user service."""
+    users = UserDirectory(
+        settings.user_url,
+        timeout_seconds=settings.user_timeout_seconds,
+        headers=internal_headers(settings),
+        transport=user_transport,
+    )
     return Deps.wire(
         settings,
-        handler_table(env),
+        HANDLERS,
         mongo=mongo,
         bus=bus,
         document_outboxes=(PAYMENTS,),
-        provider=env.provider,
-        users=env.users,
+        provider=provider or sandbox(settings),
+        users=users,
+        clock=clock or utcnow,
     )
+
+
+async def drop_legacy(_: FastAPI, deps: Deps) -> None:
+    """A database an older version indexed: drop what is no longer declared."""
+    await deps.store.drop_legacy_indexes()
+
+
+def lifespan(
+    settings: PaymentSettings,
+    *,
+    bus: Bus | None = None,
+    provider: PaymentProvider | None = None,
+    user_transport: httpx.AsyncBaseTransport | None = None,
+) -> Lifespan:
+    """The shared service lifespan over `bootstrap` (with the test doubles given), then the
+    legacy indexes dropped."""
+    wiring = partial(bootstrap, bus=bus, provider=provider, user_transport=user_transport)
+    return service_lifespan(settings, wiring, indexes=INDEXES, on_started=drop_legacy)

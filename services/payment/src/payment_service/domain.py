@@ -2,14 +2,15 @@
 
 The payment state machine (one payment per order; illegal transitions raise), the fraud rules
 (a score in 0..1 with reasons; ordinary traffic, such as a customer's first dozen orders within an
-hour, stays well below the threshold), when a Manager's review spares a charge those rules, and
-the retry schedule's maths.
+hour, stays well below the threshold), when a Manager's review spares a charge those rules, the
+fraud decision of one request (`decide_fraud`: its verdict, and what a review may then clear),
+and the retry schedule's maths.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -60,12 +61,40 @@ def moves(current: PaymentStatus, *targets: PaymentStatus) -> PaymentStatus:
     return current
 
 
+# --- authorization outcomes -------------------------------------------------------------------
+
+# PaymentFailed.reason (README) and PaymentVoided.reason of a hold released at once.
+DECLINED = "DECLINED"
+RETRIES_EXHAUSTED = "PROVIDER_UNAVAILABLE"
+METHOD_NOT_FOUND = "PAYMENT_METHOD_NOT_FOUND"
+ORDER_CLOSED = "ORDER_CLOSED"
+
+
+def calls_left(outcomes: Sequence[str], max_attempts: int) -> int:
+    """How many provider calls a request may still make, given the outcomes of its calls so far
+    (earlier runs' count against its budget): none once one was authorized or declined."""
+    if any(outcome in ("authorized", "declined") for outcome in outcomes):
+        return 0
+    return max(0, max_attempts - len(outcomes))
+
+
+def failure(outcomes: Collection[str]) -> tuple[str, bool]:
+    """Why a request whose calls authorized nothing failed, and whether it is retryable: a
+    decline is final for this card; an unavailable processor may answer later."""
+    return (DECLINED, False) if "declined" in outcomes else (RETRIES_EXHAUSTED, True)
+
+
+def capture_amount(confirmed_cents: int, authorized_cents: int) -> int:
+    """What a confirmation captures: the confirmed total, at most what the card holds."""
+    return min(confirmed_cents, authorized_cents)
+
+
 # --- retry schedule ---------------------------------------------------------------------------
 
 
 def backoff_ceiling(retry: int, base: float, cap: float) -> float:
     """The longest wait before retry number `retry` (1 = the wait after the first call)."""
-    return min(cap, base * 2 ** (retry - 1))
+    return float(min(cap, base * 2 ** (retry - 1)))
 
 
 def backoff_delay(retry: int, base: float, cap: float, jitter: float) -> float:
@@ -83,6 +112,8 @@ def worst_case_retry_seconds(max_attempts: int, base: float, cap: float) -> floa
 
 FRAUD_TEST_TOKEN = "pm_card_fraud"
 VELOCITY_WINDOW = timedelta(hours=1)
+# How far back the rules look at a customer's payments (velocity and usual amounts).
+HISTORY_WINDOW = VELOCITY_WINDOW * 24 * 30
 # api.md: a customer's first dozen ordinary orders within an hour are never flagged.
 VELOCITY_WARN = 12
 VELOCITY_FLAG = 20
@@ -172,3 +203,72 @@ def fraud_rules_apply(review_passed: bool, flagged: Collection[Charge], charge: 
     another amount after an approval, is scored like any other request.
     """
     return not (review_passed and charge in flagged)
+
+
+@dataclass(frozen=True)
+class FlaggedCharge:
+    """A card and amount the rules flagged, and the PaymentRequested (event id) they flagged it
+    for: what a Manager's review can clear."""
+
+    payment_method_id: str
+    amount_cents: int
+    cause: str
+
+    @property
+    def charge(self) -> Charge:
+        return Charge(self.payment_method_id, self.amount_cents)
+
+
+def reviewed_charges(flagged: Iterable[FlaggedCharge], cause: str) -> set[Charge]:
+    """The cards and amounts flagged for requests other than `cause`: all a Manager can have
+    reviewed (a re-run of the flagging request itself reviewed nothing)."""
+    return {f.charge for f in flagged if f.cause != cause}
+
+
+def is_scored(
+    review_passed: bool, flagged: Iterable[FlaggedCharge], charge: Charge, cause: str
+) -> bool:
+    """Whether request `cause` for `charge` is scored, given what was flagged on its payment."""
+    return fraud_rules_apply(review_passed, reviewed_charges(flagged, cause), charge)
+
+
+@dataclass(frozen=True)
+class FraudDecision:
+    """What the fraud rules decided about one request: the verdict, whether it stops the payment
+    for a review, and every charge flagged on the payment so far (this one added when flagged)."""
+
+    verdict: FraudVerdict
+    flagged: bool
+    flagged_charges: tuple[FlaggedCharge, ...]
+
+
+def decide_fraud(
+    request: FraudInput,
+    charge: Charge,
+    *,
+    cause: str,
+    threshold: float,
+    flagged_before: Sequence[FlaggedCharge] = (),
+) -> FraudDecision:
+    """Score request `cause` for `charge`; flagged (score at or over `threshold`), the charge
+    joins what a Manager's review may clear."""
+    verdict = fraud_score(request)
+    flagged = verdict.flagged(threshold)
+    charges = tuple(flagged_before)
+    if flagged:
+        charges = (*charges, FlaggedCharge(charge.payment_method_id, charge.amount_cents, cause))
+    return FraudDecision(verdict, flagged, charges)
+
+
+def reopening(status: PaymentStatus | None) -> list[PaymentStatus]:
+    """The move a request makes first: a failed payment goes back to pending for the customer's
+    next request (none for a new or pending one)."""
+    return [PaymentStatus.PENDING] if status == PaymentStatus.FAILED else []
+
+
+def takes_request(status: PaymentStatus, *, closed: bool, holding: bool) -> bool:
+    """Whether a payment in `status` still takes a new request: pending or failed, and the order
+    not ended (unless a rolled-back run holds an authorization: that run must finish and void)."""
+    if status not in (PaymentStatus.PENDING, PaymentStatus.FAILED):
+        return False  # an earlier request already authorized: never charge again
+    return holding or not closed

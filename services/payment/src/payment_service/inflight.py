@@ -1,10 +1,10 @@
 """What a delivery's uncommitted run decided and which provider calls it made.
 
-The payment's records are written in the handler's transaction, so a run that is rolled back
-(a write conflict, a failed commit) takes the record of its provider calls with it. Its rerun
-calls again with the same idempotency keys and the processor answers each key as before, so
-nothing is charged twice: usually the memory below only spares those calls, the card lookup
-and the fraud rules. It matters when the order ended while the first run was calling (a
+The payment's records are written in the step's one write of the payment, so a run whose write
+does not land (the payment moved meanwhile: `Conflict`) loses the record of its provider calls.
+Its rerun calls again with the same idempotency keys and the processor answers each key as
+before, so nothing is charged twice: usually the memory below only spares those calls, the card
+lookup and the fraud rules. It matters when the order ended while the first run was calling (a
 cancellation committed in between): the rerun finds the payment closed and, not knowing that a
 hold exists, would leave it in place. With the first run's calls in hand it voids the hold.
 
@@ -16,9 +16,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
 
-type Doc = dict[str, Any]
+from kit.mongo import Doc
 
 # Deliveries remembered: far more than are ever in flight at once (the consumer's prefetch), few
 # enough to be nothing in memory.

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import httpx
 from fastapi import FastAPI
 
-from bus.runtime import Bus, service_lifespan
+from bus.runtime import Bus
 from kit.app import create_app as create_kit_app
 from payment_service.api import ROUTERS
-from payment_service.bootstrap import Deps, bootstrap
+from payment_service.bootstrap import lifespan
 from payment_service.provider import PaymentProvider
 from payment_service.settings import PaymentSettings
-from payment_service.store import INDEXES, drop_legacy_indexes
-
-
-async def drop_legacy(_: FastAPI, deps: Deps) -> None:
-    """A database an older version indexed: drop what is no longer declared."""
-    await drop_legacy_indexes(deps.db)
 
 
 def create_app(
@@ -33,10 +25,9 @@ def create_app(
     `bus`, `provider` and `user_transport` replace the real ones in tests.
     """
     settings = settings or PaymentSettings()
-    wiring = partial(bootstrap, bus=bus, provider=provider, user_transport=user_transport)
     return create_kit_app(
         settings,
         title="payment",
         routers=ROUTERS,
-        lifespan=service_lifespan(settings, wiring, indexes=INDEXES, on_started=drop_legacy),
+        lifespan=lifespan(settings, bus=bus, provider=provider, user_transport=user_transport),
     )

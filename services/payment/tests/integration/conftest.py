@@ -1,33 +1,46 @@
-"""The payment service in-process on the real broker and Mongo, with the real user service.
+"""Two harnesses for the payment service.
 
-The user service runs in-process too (its `testing` helper); payment reaches its internal
-payment-method lookup through an ASGI transport. The sandbox provider is the only fake (the
-outside world); tests read its ledger to see what was really charged.
+`payments`: the service's commands and handlers on `bus.fake.InMemoryBus` and the embedded store
+(`bootstrap(settings, mongo=..., bus=InMemoryBus())`), the user service's payment-method lookup
+answered by a mock transport: milliseconds per test.
+
+`start_payment`: the service in-process on the real broker and Mongo, with the real user service
+(its `testing` helper) reached through an ASGI transport.
+
+The sandbox provider is the only fake (the outside world); tests read its ledger to see what was
+really charged.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from payment_service.bootstrap import Deps
+from payment_service.bootstrap import bootstrap
+from payment_service.deps import Deps
 from payment_service.main import create_app
-from payment_service.provider import SandboxProvider
+from payment_service.provider import Authorization, SandboxProvider
 from payment_service.settings import PaymentSettings
-from pymongo import monitoring
+from payment_service.store import INDEXES
+from pymongo import AsyncMongoClient, monitoring
 from user_service.testing import RunningUser, running_user_service, service_settings
 
 from bus import AmqpPublisher, BusConnection, delete_topology
+from bus.fake import InMemoryBus
 from bus.runtime import bus_config
 from bus.testing import Probe
-from contracts import Envelope
+from contracts import Envelope, Event
+from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
+from contracts.types import PricedLine
 from kit.auth import use_static_keys
+from kit.mongo import ensure_indexes
 
 PASSWORD = "long-enough-pw"
 TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_flaky", "pm_card_unavailable", "pm_card_fraud")
@@ -219,3 +232,162 @@ async def start_payment(
             await connection.close()
 
     yield start
+
+
+# --- commands and handlers on the in-memory bus ----------------------------------------------
+
+AMOUNT = 2500
+CUSTOMER = "u-customer"
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def method_id(token: str) -> str:
+    """The test customer's payment method holding `token` (the lookup knows every test token)."""
+    return f"pm-{token}"
+
+
+def user_directory(user_id: str) -> httpx.MockTransport:
+    """The user service's internal lookup for one customer, an old account holding every
+    sandbox token; any other user or method is 404."""
+    tokens = {method_id(t): t for t in TOKENS}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        # /internal/users/{userId}/payment-methods/{paymentMethodId}
+        _, _, _, user, _, method = request.url.path.split("/")
+        if user != user_id or method not in tokens:
+            return httpx.Response(404, json={"code": "PAYMENT_METHOD_NOT_FOUND"})
+        created = (T0 - timedelta(days=365)).isoformat()
+        return httpx.Response(200, json={"token": tokens[method], "accountCreatedAt": created})
+
+    return httpx.MockTransport(answer)
+
+
+class Clock:
+    """A clock a test sets (deps.clock)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Interrupting(SandboxProvider):
+    """The sandbox, awaiting `during()` once right after an authorization it granted (what
+    commits while payment is calling), or failing the answer's way back once (`lose_answer`)."""
+
+    during: Callable[[], Awaitable[object]] | None = None
+    lose_answer = False
+
+    async def authorize(
+        self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+    ) -> Authorization:
+        answer = await super().authorize(
+            key=key,
+            payment_ref=payment_ref,
+            token=token,
+            amount_cents=amount_cents,
+            currency=currency,
+        )
+        if self.lose_answer:
+            self.lose_answer = False
+            raise ConnectionResetError("the processor's answer was lost")
+        if self.during is not None:
+            during, self.during = self.during, None
+            await during()
+        return answer
+
+
+class Payments:
+    """The wired service (`deps`), its in-memory bus, the sandbox, the clock; events to send."""
+
+    def __init__(self, deps: Deps, bus: InMemoryBus, provider: Interrupting, clock: Clock) -> None:
+        self.deps = deps
+        self.bus = bus
+        self.provider = provider
+        self.clock = clock
+
+    async def send(self, *envelopes: Envelope[Any]) -> None:
+        """Publish and deliver, as the consumer would (the bus's inbox skips a repeat)."""
+        for envelope in envelopes:
+            await self.bus.publish(envelope)
+        await self.bus.deliver()
+
+    def emitted[E: Event](self, cls: type[E], order: str) -> list[E]:
+        """The `cls` events the payment service published for `order`, in order."""
+        return [e.data for e in self.bus.of_type(cls) if e.data.order_id == order]
+
+    def types(self, order: str) -> list[str]:
+        """The type of every event published for `order` other than those sent in."""
+        sent = ("PaymentRequested", "OrderConfirmed", "OrderCancelled", "OrderRejected")
+        return [
+            e.type for e in self.bus.published if e.data.order_id == order and e.type not in sent
+        ]
+
+    async def payment(self, order: str) -> dict[str, Any]:
+        payment = await self.deps.store.payment_for(order)
+        assert payment is not None
+        return payment
+
+
+def requested(
+    order: str,
+    token: str,
+    *,
+    attempt: int = 1,
+    review_passed: bool = False,
+    amount: int = AMOUNT,
+    method: str | None = None,
+) -> Envelope[PaymentRequested]:
+    event = PaymentRequested(
+        order_id=order,
+        user_id=CUSTOMER,
+        amount_cents=amount,
+        payment_method_id=method or method_id(token),
+        attempt=attempt,
+        review_passed=review_passed,
+    )
+    return Envelope.wrap(event, correlation_id=order)
+
+
+def confirmed(order: str, total: int = AMOUNT) -> Envelope[OrderConfirmed]:
+    event = OrderConfirmed(
+        order_id=order,
+        user_id=CUSTOMER,
+        items=(PricedLine(product_id="p1", quantity=1, price_cents=total),),
+        total_cents=total,
+        payment_method_id=method_id("pm_card_ok"),
+    )
+    return Envelope.wrap(event, correlation_id=order)
+
+
+def cancelled(order: str, reason: str = "CUSTOMER") -> Envelope[OrderCancelled]:
+    event = OrderCancelled(order_id=order, user_id=CUSTOMER, reason=reason)
+    return Envelope.wrap(event, correlation_id=order)
+
+
+@pytest.fixture
+async def payments(mongo_client: AsyncMongoClient[Any], db_name: str) -> AsyncIterator[Payments]:
+    """The payment service's commands on the embedded store and an in-memory bus: no backoff,
+    no provider latency, its own database."""
+    settings = PaymentSettings(
+        mongo_db=db_name,
+        backoff_base_seconds=0.0,
+        backoff_cap_seconds=0.0,
+        provider_latency_seconds=0.0,
+    )
+    bus, provider, clock = InMemoryBus(), Interrupting(), Clock(T0)
+    deps = bootstrap(
+        settings,
+        mongo=mongo_client,
+        bus=bus,
+        clock=clock,
+        provider=provider,
+        user_transport=user_directory(CUSTOMER),
+    )
+    await ensure_indexes(deps.db, INDEXES)
+    try:
+        yield Payments(deps, bus, provider, clock)
+    finally:
+        await deps.close()
+        await mongo_client.drop_database(db_name)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from payment_service import store
+from payment_service.store import PaymentStore, new_payment
 
 from bus.testing import eventually
 from contracts import Envelope
@@ -210,7 +210,7 @@ async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> N
         assert len(pay.provider.charges(order)) == 1
         # Deliveries handled at once may each ask the processor, always by the same key: one
         # charge, one recorded call.
-        payment = await store.payment_for(pay.deps.db, order)
+        payment = await pay.deps.store.payment_for(order)
         assert payment is not None
         assert [a["idempotency_key"] for a in payment["attempts"]] == [f"{order}:1"]
 
@@ -279,7 +279,7 @@ async def test_the_payment_keeps_each_decision_with_its_move(start_payment: Star
         await db.attempts.create_index(
             [("payment_id", 1), ("number", 1)], unique=True, name="number"
         )
-        assert await store.drop_legacy_indexes(db) == ["attempts.number"]
+        assert await PaymentStore(db).drop_legacy_indexes() == ["attempts.number"]
         assert "number" not in await db.attempts.index_information()
 
 
@@ -375,7 +375,7 @@ async def test_a_payment_an_older_version_stored_keeps_its_calls(start_payment: 
     async with start_payment() as pay:
         order = order_id()
         db = pay.deps.db
-        legacy = store.new_payment("pay-legacy", order, pay.user_id, datetime.now(UTC))
+        legacy = new_payment("pay-legacy", order, pay.user_id, datetime.now(UTC))
         del legacy["attempts"]
         legacy.update(status="failed", amount_cents=AMOUNT, outcomes={})
         await db.payments.insert_one(legacy)
@@ -403,7 +403,7 @@ async def test_a_payment_an_older_version_stored_keeps_its_calls(start_payment: 
             (1, "declined"),
             (2, "authorized"),
         ]
-        payment = await store.payment_for(db, order)
+        payment = await PaymentStore(db).payment_for(order)
         assert payment is not None and [a["number"] for a in payment["attempts"]] == [1, 2]
 
 

@@ -1,46 +1,55 @@
 """HTTP routes of the user service, under `/api/v1/users` (reached through the gateway).
 
-Request bodies are strict (`kit.models.StrictModel`): an unknown field such as `role`,
-`orderCount` or `isProfileComplete` in a customer's body is a 422 `VALIDATION_ERROR`, never
-silently applied or ignored; a value of the wrong JSON type (an object such as `{"$ne": ""}`
-where a string is expected) is a 422 too and never reaches a query. A body holding anything that
-looks like a raw card number is refused with 422 `RAW_CARD_NUMBER_REJECTED` before it is parsed,
-and is neither stored nor logged.
+Each route parses its request, runs one command (`commands.py`) and answers with the models of
+`schemas.py`. Request bodies are strict (`schemas.py`). A body holding anything that looks like a
+raw card number is refused with 422 `RAW_CARD_NUMBER_REJECTED` before it is parsed, and is
+neither stored nor logged.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import Field, field_validator
 
-from contracts.types import Address, PaymentMethodSummary, Preferences
 from kit.auth import CurrentUser, Principal, ensure_owner, require_roles
-from kit.errors import (
-    PROBLEM_RESPONSES,
-    Problem,
-    unauthenticated,
-    validation_errors,
-    validation_problem,
-)
-from kit.models import Cursor, Limit, Page, ResponseModel, StrictModel, decode_cursor, encode_cursor
+from kit.auth.signing import jwks_document
+from kit.errors import PROBLEM_RESPONSES, Problem, validation_errors, validation_problem
+from kit.models import Cursor, Limit, Page, decode_cursor, encode_cursor
+from kit.mongo import Doc
 from kit.request_context import actor_from_request
 from user_service import commands, domain
 from user_service.commands import Caller
 from user_service.deps import DepsDep
-from user_service.store import Doc
+from user_service.schemas import AddressIn as AddressIn
+from user_service.schemas import (
+    AdminUser,
+    CheckBody,
+    CheckResult,
+    CreateUserBody,
+    DetailsBody,
+    Flags,
+    Jwks,
+    LoggedIn,
+    LoginBody,
+    PatchUserBody,
+    Profile,
+    RefreshBody,
+    RegisterBody,
+    Registered,
+    Role,
+    TokenPair,
+)
+from user_service.schemas import PaymentMethodIn as PaymentMethodIn
+
+# (`AddressIn`, `PaymentMethodIn`: re-exported for the user seeder, devkit, which imports them
+# from here; it may import them from `schemas` instead.)
 
 # Verifiers refetch on an unknown `kid` anyway; a short cache spares the service the rest.
 JWKS_CACHE_CONTROL = "public, max-age=300"
-
-Role = Literal["Customer", "Manager", "Admin"]
-Channel = Literal["email", "sms", "push", "inApp"]
-Short = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 async def reject_card_numbers(request: Request) -> None:
@@ -70,173 +79,6 @@ router = APIRouter(
     dependencies=[Depends(reject_card_numbers)],
     responses=PROBLEM_RESPONSES,
 )
-
-
-# ── request bodies ─────────────────────────────────────────────────────────────────────────
-
-
-class DeviceInfo(StrictModel):
-    user_agent: str | None = Field(None, max_length=500)
-    os: str | None = Field(None, max_length=100)
-    browser: str | None = Field(None, max_length=100)
-    device_type: str | None = Field(None, max_length=50)
-    screen: str | None = Field(None, max_length=50)
-
-
-class CheckBody(StrictModel):
-    identifier: Annotated[str, Field(min_length=1, max_length=254)]
-
-
-class RegisterBody(StrictModel):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    email: Annotated[str, Field(min_length=3, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
-    phone: str | None = Field(None, max_length=32)
-    device_info: DeviceInfo | None = None
-    region: str | None = Field(None, max_length=64)
-
-
-class LoginBody(StrictModel):
-    identifier: Annotated[str, Field(min_length=1, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
-    device_info: DeviceInfo | None = None
-
-
-class RefreshBody(StrictModel):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=200)]
-
-
-class AddressIn(StrictModel):
-    label: Short
-    line1: Short
-    line2: str | None = Field(None, max_length=200)
-    city: Short
-    state: Short
-    zip: Annotated[str, Field(min_length=1, max_length=20)]
-    country: Annotated[str, Field(min_length=2, max_length=56)]
-    is_default: bool = False
-
-
-class PreferencesIn(StrictModel):
-    delivery_time: str | None = Field(None, max_length=100)
-    payment_method: str | None = Field(None, max_length=100)
-    newsletter_opt_in: bool | None = None
-    notification_channels: list[Channel] | None = Field(None, max_length=4)
-    partial_fulfillment: Literal["ask", "accept", "cancel"] | None = None
-
-
-class PaymentMethodIn(StrictModel):
-    type: Literal["card"]
-    token: Annotated[str, Field(min_length=1, max_length=100)]
-    is_default: bool = False
-
-
-class DetailsBody(StrictModel):
-    addresses: list[AddressIn] | None = Field(None, max_length=20)
-    preferences: PreferencesIn | None = None
-    payment_methods: list[PaymentMethodIn] | None = Field(None, max_length=10)
-    phone: str | None = Field(None, max_length=32)
-
-
-class CreateUserBody(StrictModel):
-    username: Annotated[str, Field(min_length=1, max_length=64)]
-    email: Annotated[str, Field(min_length=3, max_length=254)]
-    password: Annotated[str, Field(min_length=1, max_length=domain.MAX_PASSWORD_LENGTH)]
-    role: Role
-    phone: str | None = Field(None, max_length=32)
-
-
-class PatchUserBody(StrictModel):
-    role: Role | None = None
-    email: str | None = Field(None, min_length=3, max_length=254)
-    username: str | None = Field(None, min_length=1, max_length=64)
-    phone: str | None = Field(None, max_length=32)  # null clears the phone
-    disabled: bool | None = None
-
-    @field_validator("role", "email", "username", "disabled", mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        """Omitted means unchanged; an explicit null would store a user without a role/email."""
-        if value is None:
-            raise ValueError("may be omitted but not null")
-        return value
-
-
-# ── responses ──────────────────────────────────────────────────────────────────────────────
-
-
-class Flags(ResponseModel):
-    is_profile_complete: bool
-    profile_completion_prompted: bool
-    last_active_at: datetime | None = None
-    preferred_payment_method: str | None = None
-    order_count: int = 0
-
-
-class Profile(ResponseModel):
-    user_id: str
-    username: str
-    email: str
-    phone: str | None = None
-    role: str
-    addresses: list[Address]
-    preferences: Preferences
-    payment_methods: list[PaymentMethodSummary]  # never the provider token
-    flags: Flags
-
-
-class AdminUser(Profile):
-    """What an Admin sees of a user: the profile plus where it signed up and last came from."""
-
-    device_info: dict[str, Any] | None = None
-    registered_ip: str | None = None
-    last_ip: str | None = None
-    region: str | None = None
-    disabled: bool = False
-    created_at: datetime
-    updated_at: datetime
-
-
-class CheckResult(ResponseModel):
-    exists: bool
-    user_id: str | None = None
-    role: str | None = None
-
-
-class Registered(ResponseModel):
-    user_id: str
-    status: Literal["created"] = "created"
-    role: str
-    access_token: str
-    refresh_token: str
-
-
-class TokenPair(ResponseModel):
-    access_token: str
-    refresh_token: str
-    user_id: str
-    role: str
-
-
-class LoggedIn(TokenPair):
-    flags: Flags
-
-
-class PublicJwk(ResponseModel):
-    """One RSA public key (RFC 7517): public members only."""
-
-    kty: str
-    n: str
-    e: str
-    kid: str
-    use: str
-    alg: str
-
-
-class Jwks(ResponseModel):
-    """The keys that verify the service's access tokens."""
-
-    keys: list[PublicJwk]
 
 
 def profile_of(user: Doc) -> Profile:
@@ -278,18 +120,8 @@ def caller_of(request: Request, principal: Principal | None = None) -> Caller:
 
 
 async def active_user(deps: DepsDep, principal: CurrentUser) -> Doc:
-    """The caller's live account: a deleted or disabled account, or a token whose role is no
-    longer the account's or that was revoked (demoted since it was issued, say), is a 401 even
-    with a valid signature."""
-    user = await deps.store.get(principal.user_id)
-    if (
-        user is None
-        or user.get("disabled")
-        or user["role"] != principal.role
-        or principal.token_version < int(user.get("token_version", 0))
-    ):
-        raise unauthenticated("The account behind this token is no longer active.")
-    return user
+    """The caller's live account (401 for a deleted, disabled, demoted or revoked one)."""
+    return await commands.active_user(deps, principal)
 
 
 Me = Annotated[Doc, Depends(active_user)]
@@ -331,8 +163,6 @@ AdminOnly = Annotated[Principal, require_roles("Admin")]
 @router.get("/.well-known/jwks.json", response_model=Jwks)
 async def jwks(deps: DepsDep, response: Response) -> Jwks:
     """The public keys that verify access tokens (anyone may fetch them)."""
-    from kit.auth.signing import jwks_document
-
     response.headers["Cache-Control"] = JWKS_CACHE_CONTROL
     return Jwks.model_validate(jwks_document(deps.public_keys or [deps.signing_key]))
 
@@ -454,13 +284,10 @@ async def list_users(
 ) -> Page[AdminUser]:
     """Admin: users in sign-up order, filtered by `role` and `q` (email or username part)."""
     await active_user(deps, admin)
-    position = decode_cursor(cursor) or {}
-    after = position.get("id")
-    users = await deps.store.page(
-        role=role, q=q, after=after if isinstance(after, str) else None, limit=limit + 1
+    after = (decode_cursor(cursor) or {}).get("id")
+    users, more = await commands.list_users(
+        deps, role=role, q=q, after=after if isinstance(after, str) else None, limit=limit
     )
-    more = len(users) > limit
-    users = users[:limit]
     next_cursor = encode_cursor({"id": users[-1]["_id"]}) if more and users else None
     return Page[AdminUser](items=[admin_view(u) for u in users], next_cursor=next_cursor)
 
@@ -489,9 +316,7 @@ async def get_user(user_id: str, principal: CurrentUser, deps: DepsDep) -> Admin
     """Admin: any user with its sign-up details; anyone else: only themselves."""
     await active_user(deps, principal)
     ensure_owner(principal, user_id, commands.user_not_found)
-    user = await deps.store.get(user_id)
-    if user is None:
-        raise commands.user_not_found()
+    user = await commands.get_user(deps, user_id)
     return admin_view(user) if principal.is_admin else profile_of(user)
 
 

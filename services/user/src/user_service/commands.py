@@ -1,4 +1,6 @@
-"""What the user service's routes do: load, apply the domain rules, store and emit in one write.
+"""The user service's use cases: load, apply the domain rules, store and emit in one write.
+
+Routes (`api.py`, `internal_api.py`) and handlers (`handlers.py`) each call one of these.
 
 Every state change goes through `deps.write(body)`, so the user document, refresh tokens
 and the outbox rows of its events commit together (architecture.md, outbox). Counters for rate
@@ -10,13 +12,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from contracts import Actor, Envelope, Event, new_id
+from contracts.order import OrderConfirmed
 from contracts.types import Address, PaymentMethodSummary, Preferences
 from contracts.user import (
     UserDeleted,
@@ -25,12 +28,15 @@ from contracts.user import (
     UserRegistered,
     UserRoleChanged,
 )
+from kit.auth import Principal
 from kit.auth.signing import issue_access_token
-from kit.errors import Problem, conflict, not_found, too_many_requests
+from kit.clock import utcnow
+from kit.errors import Problem, conflict, not_found, too_many_requests, unauthenticated
+from kit.mongo import Doc
 from user_service import domain
-from user_service.bootstrap import Deps
+from user_service.deps import Deps
 from user_service.settings import UserSettings
-from user_service.store import Doc, IdentityTaken
+from user_service.store import IdentityTaken
 
 log = structlog.get_logger("user.commands")
 
@@ -47,8 +53,8 @@ class Caller:
         return self.actor.ip
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+# The seeder (devkit) stamps its users with this; the service reads `deps.clock()`.
+now = utcnow
 
 
 def invalid_credentials() -> Problem:
@@ -86,7 +92,7 @@ async def limit_ip(deps: Deps, caller: Caller) -> dict[str, str]:
     `Retry-After`) once the window's count is spent."""
     s = deps.settings
     window = timedelta(seconds=s.ip_rate_window_seconds)
-    at = now()
+    at = deps.clock()
     count = await deps.store.hit(f"ip:{caller.ip or 'unknown'}", window, at)
     reset = s.ip_rate_window_seconds - int(at.timestamp()) % s.ip_rate_window_seconds
     headers = domain.rate_limit_headers(s.ip_rate_limit, count, reset)
@@ -112,7 +118,7 @@ async def _locked_for(deps: Deps, key: str, max_failures: int) -> int:
     s = deps.settings
     return domain.lockout_remaining(
         await deps.store.failures(key),
-        now(),
+        deps.clock(),
         max_failures=max_failures,
         window=timedelta(seconds=s.login_failure_window_seconds),
         lockout=timedelta(seconds=s.lockout_seconds),
@@ -130,7 +136,7 @@ async def _claim_attempt(deps: Deps, account_key: str) -> int:
     answer the seconds the account stays locked. Atomic: of 20 concurrent guesses at most
     `login_max_failures` get their password checked (api.md, "Rate limits")."""
     s = deps.settings
-    at = now()
+    at = deps.clock()
     claimed = await deps.store.claim_attempt(
         account_key,
         at,
@@ -147,7 +153,7 @@ async def _claim_attempt(deps: Deps, account_key: str) -> int:
 
 async def _record_ip_failure(deps: Deps, ip_key: str) -> None:
     s = deps.settings
-    at = now()
+    at = deps.clock()
     await deps.store.add_failure(ip_key, at, s.login_ip_max_failures, _failure_expiry(s, at))
 
 
@@ -173,7 +179,7 @@ async def _issue_tokens(
         refresh,
         user_id=user["_id"],
         family_id=family_id or new_id(),
-        expires_at=now() + timedelta(days=s.refresh_token_days),
+        expires_at=deps.clock() + timedelta(days=s.refresh_token_days),
         session=session,
     )
     return {"accessToken": access, "refreshToken": refresh}
@@ -221,6 +227,24 @@ def profile_event(user: Doc, changed: tuple[str, ...] = ()) -> UserProfileUpdate
     )
 
 
+# ── the caller's account ──────────────────────────────────────────────────────────────────
+
+
+async def active_user(deps: Deps, principal: Principal) -> Doc:
+    """The caller's live account: a deleted or disabled account, or a token whose role is no
+    longer the account's or that was revoked (demoted since it was issued, say), is a 401 even
+    with a valid signature."""
+    user = await deps.store.get(principal.user_id)
+    if (
+        user is None
+        or user.get("disabled")
+        or user["role"] != principal.role
+        or principal.token_version < int(user.get("token_version", 0))
+    ):
+        raise unauthenticated("The account behind this token is no longer active.")
+    return user
+
+
 # ── identification, registration, login ───────────────────────────────────────────────────
 
 
@@ -228,7 +252,7 @@ async def check(deps: Deps, identifier: str, caller: Caller) -> Doc | None:
     """The live user with this identifier; its `lastActiveAt` moves to now."""
     user = await deps.store.by_identifier(identifier)
     if user is not None:
-        await deps.store.touch(user["_id"], now())
+        await deps.store.touch(user["_id"], deps.clock())
     return user
 
 
@@ -326,7 +350,7 @@ async def create_account(
         device=device,
         ip=ip,
         region=region,
-        at=now(),
+        at=deps.clock(),
     )
     user_id = user["_id"]
     actor = caller.actor
@@ -405,7 +429,7 @@ async def login(
         raise invalid_credentials()
     await deps.store.clear_failures(account_key)
 
-    at = now()
+    at = deps.clock()
     device = domain.device_from(device_info, caller.user_agent)
     region = domain.region_for(caller.actor.region, caller.ip, deps.region_lookup)
     changes: Doc = {
@@ -458,7 +482,7 @@ def invalid_refresh() -> Problem:
 async def refresh(deps: Deps, token: str) -> tuple[Doc, dict[str, str]]:
     """The next token pair of the family; a reused token revokes the whole family (401)."""
     record = await deps.store.refresh_record(token)
-    verdict = domain.refresh_verdict(record, now())
+    verdict = domain.refresh_verdict(record, deps.clock())
     if record is None or verdict == "invalid":
         raise invalid_refresh()
     if verdict == "reuse":
@@ -467,7 +491,7 @@ async def refresh(deps: Deps, token: str) -> tuple[Doc, dict[str, str]]:
         raise invalid_refresh()
 
     async def body(session: AsyncClientSession) -> tuple[Doc, dict[str, str]]:
-        if not await deps.store.mark_used(token, now(), session):
+        if not await deps.store.mark_used(token, deps.clock(), session):
             raise _Reused
         user = await deps.store.get(record["user_id"], session)
         if user is None or user.get("disabled"):
@@ -511,7 +535,7 @@ async def update_profile(
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        changes = profile_changes(user, change(user), now())
+        changes = profile_changes(user, change(user), deps.clock())
         updated = await deps.store.update(user_id, changes, session)
         if updated is None:
             raise user_not_found()
@@ -642,7 +666,7 @@ async def mark_prompted(deps: Deps, user_id: str) -> Doc:
 
     async def body(session: AsyncClientSession) -> Doc:
         user = await deps.store.update(
-            user_id, {"profile_completion_prompted": True, "last_active_at": now()}, session
+            user_id, {"profile_completion_prompted": True, "last_active_at": deps.clock()}, session
         )
         if user is None:
             raise user_not_found()
@@ -652,6 +676,22 @@ async def mark_prompted(deps: Deps, user_id: str) -> Doc:
 
 
 # ── admin ──────────────────────────────────────────────────────────────────────────────────
+
+
+async def list_users(
+    deps: Deps, *, role: str | None, q: str | None, after: str | None, limit: int
+) -> tuple[list[Doc], bool]:
+    """Live users in sign-up order after `after`, filtered; whether more follow."""
+    users = await deps.store.page(role=role, q=q, after=after, limit=limit + 1)
+    return users[:limit], len(users) > limit
+
+
+async def get_user(deps: Deps, user_id: str) -> Doc:
+    """One user (404 `USER_NOT_FOUND` for none)."""
+    user = await deps.store.get(user_id)
+    if user is None:
+        raise user_not_found()
+    return user
 
 
 async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> Doc:
@@ -669,7 +709,7 @@ async def admin_update(deps: Deps, user_id: str, patch: Doc, caller: Caller) -> 
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        at = now()
+        at = deps.clock()
         changes: Doc = {**patch, "updated_at": at}
         revoke = domain.revokes_tokens(user, patch)
         if revoke:  # in the same write: no token of the old role outlives it (kit.auth.revocation)
@@ -720,7 +760,7 @@ async def admin_delete(deps: Deps, user_id: str, caller: Caller) -> None:
         user = await deps.store.get(user_id, session)
         if user is None:
             raise user_not_found()
-        at = now()
+        at = deps.clock()
         tombstone = f"deleted:{user_id}"
         await deps.store.update(
             user_id,
@@ -777,3 +817,42 @@ async def ensure_bootstrap_accounts(deps: Deps) -> None:
             log.warning("user.bootstrap_account_skipped", role=role, code=problem.code)
         else:
             log.info("user.bootstrap_account_created", role=role, email=email)
+
+
+# ── for other services (internal routes) ──────────────────────────────────────────────────
+
+
+async def payment_method(deps: Deps, user_id: str, payment_method_id: str) -> tuple[Doc, Doc]:
+    """The user and one of its stored payment methods, provider token included (404
+    `PAYMENT_METHOD_NOT_FOUND` when the user or the method is unknown)."""
+    user = await deps.store.get(user_id) or {}
+    for method in user.get("payment_methods", []):
+        if method.get("payment_method_id") == payment_method_id:
+            return user, method
+    raise not_found("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this user")
+
+
+async def token_versions(
+    deps: Deps, cursor_at: datetime | None
+) -> tuple[datetime, list[tuple[str, int]]]:
+    """Now, and `(user id, token version)` of the users whose version moved since the cursor's
+    time (within an access token's lifetime without one)."""
+    at = deps.clock()
+    start = domain.token_versions_since(
+        at, cursor_at, timedelta(minutes=deps.settings.access_token_minutes)
+    )
+    return at, await deps.store.token_versions(start)
+
+
+# ── events ─────────────────────────────────────────────────────────────────────────────────
+
+
+async def count_confirmed_order(
+    deps: Deps, order: OrderConfirmed, at: datetime, processed: str
+) -> bool:
+    """A confirmed order: orderCount + 1, preferredPaymentMethod and lastActiveAt move, in one
+    write that also notes `processed` on the user document; False when nothing moved (handled
+    before, or the account is gone: nothing to count either way)."""
+    return await deps.store.count_order(
+        order.user_id, payment_method_id=order.payment_method_id, at=at, processed=processed
+    )

@@ -1,12 +1,36 @@
-"""`Annotated` dependencies shared by the user service's routes (style.md habit 9)."""
+"""What the user service's commands work with (`Deps`), and how routes and handlers get it."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from user_service.bootstrap import Deps
+from bus import HandlerContext
+from bus.runtime import ServiceDeps
+from kit.auth.signing import SigningKey
+from user_service.domain import RegionLookup, offline_region
+from user_service.passwords import Passwords
+from user_service.settings import UserSettings
+from user_service.store import UserStore
+
+
+@dataclass(kw_only=True)
+class Deps(ServiceDeps):
+    """What the user service's routes and handlers work with."""
+
+    settings: UserSettings
+    signing_key: SigningKey
+    # Keys still published in the JWKS (the signing key first, then retired ones).
+    public_keys: tuple[SigningKey, ...] = ()
+    passwords: Passwords = field(default_factory=Passwords)
+    # IP → region; a GeoIP database plugs in here (README, "Region and GeoIP").
+    region_lookup: RegionLookup = offline_region
+
+    @property
+    def store(self) -> UserStore:
+        return UserStore(self.db)
 
 
 def get_deps(request: Request) -> Deps:
@@ -14,4 +38,6 @@ def get_deps(request: Request) -> Deps:
     return cast(Deps, request.app.state.deps)
 
 
+# Routes take `deps: DepsDep` (style.md habit 9); handlers get it as `ctx.deps`.
 DepsDep = Annotated[Deps, Depends(get_deps)]
+type Context = HandlerContext[Deps]

@@ -10,29 +10,19 @@ Every process of every service polls `token-versions` to refuse revoked access t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from kit.errors import PROBLEM_RESPONSES, not_found
+from kit.errors import PROBLEM_RESPONSES
 from kit.internal import RequireInternal
-from kit.models import ResponseModel, decode_cursor, encode_cursor
-from user_service import domain
+from kit.models import decode_cursor, encode_cursor
+from user_service import commands, domain
 from user_service.deps import DepsDep
-from user_service.store import UserStore
+from user_service.schemas import PaymentMethodToken, TokenVersion, TokenVersions
 
 internal = APIRouter(prefix="/internal/users", tags=["internal"], dependencies=[RequireInternal])
-
-
-class PaymentMethodToken(ResponseModel):
-    payment_method_id: str
-    token: str
-    brand: str | None = None
-    last4: str | None = None
-    # What the fraud rules weigh: how old the account is and where it was registered.
-    account_created_at: datetime | None = None
-    account_region: str | None = None
 
 
 @internal.get(
@@ -44,31 +34,15 @@ async def resolve_payment_method(
     user_id: str, payment_method_id: str, deps: DepsDep
 ) -> PaymentMethodToken:
     """A user's payment method with its provider token (payment service only)."""
-    user = await UserStore(deps.db).get(user_id)
-    methods = user.get("payment_methods", []) if user else []
-    for method in methods:
-        if method.get("payment_method_id") == payment_method_id:
-            return PaymentMethodToken(
-                payment_method_id=payment_method_id,
-                token=method["token"],
-                brand=method.get("brand"),
-                last4=method.get("last4"),
-                account_created_at=user.get("created_at") if user else None,
-                account_region=user.get("region") if user else None,
-            )
-    raise not_found("PAYMENT_METHOD_NOT_FOUND", "No such payment method for this user")
-
-
-class TokenVersion(ResponseModel):
-    user_id: str
-    version: int
-
-
-class TokenVersions(ResponseModel):
-    """Current token versions that moved since the cursor; pass `cursor` back as `since`."""
-
-    items: list[TokenVersion]
-    cursor: str
+    user, method = await commands.payment_method(deps, user_id, payment_method_id)
+    return PaymentMethodToken(
+        payment_method_id=payment_method_id,
+        token=method["token"],
+        brand=method.get("brand"),
+        last4=method.get("last4"),
+        account_created_at=user.get("created_at"),
+        account_region=user.get("region"),
+    )
 
 
 @internal.get("/token-versions", response_model=TokenVersions, responses=PROBLEM_RESPONSES)
@@ -78,14 +52,10 @@ async def token_versions(
     """Users whose access tokens below `version` are revoked, changed since the cursor (all
     within an access token's lifetime without one): every process polls this every
     TOKEN_VERSIONS_POLL_SECONDS (2 s), so it is one indexed query answering a handful of rows."""
-    at = datetime.now(UTC)
     cursor_at = (decode_cursor(since) or {}).get("at")
-    start = domain.token_versions_since(
-        at,
-        cursor_at if isinstance(cursor_at, datetime) else None,
-        timedelta(minutes=deps.settings.access_token_minutes),
+    at, versions = await commands.token_versions(
+        deps, cursor_at if isinstance(cursor_at, datetime) else None
     )
-    versions = await UserStore(deps.db).token_versions(start)
     return TokenVersions(
         items=[TokenVersion(user_id=user_id, version=version) for user_id, version in versions],
         cursor=encode_cursor({"at": at - domain.TOKEN_VERSIONS_OVERLAP}),

@@ -18,18 +18,14 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timedelta
-from typing import Any
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from kit.mongo import IndexSpec
+from bus.documents import PROCESSED, processed_push
+from kit.mongo import Db, IndexSpec, Session
+from kit.mongo import Doc as Doc  # the seeder (devkit) imports it from here
 from user_service import domain
-
-type Doc = dict[str, Any]
-type Session = AsyncClientSession | None
 
 DUPLICATE_KEY = 11000
 
@@ -61,7 +57,7 @@ def token_hash(token: str) -> str:
 class UserStore:
     """The user service's collections."""
 
-    def __init__(self, db: AsyncDatabase[Any]) -> None:
+    def __init__(self, db: Db) -> None:
         self.users = db["users"]
         self.tokens = db["refresh_tokens"]
         self.attempts = db["attempts"]
@@ -134,6 +130,23 @@ class UserStore:
         pattern = details.get("keyPattern") or {}
         text = f"{pattern} {details.get('errmsg', '')} {exc}"
         return "username" if "username" in text else "email"
+
+    async def count_order(
+        self, user_id: str, *, payment_method_id: str, at: datetime, processed: str
+    ) -> bool:
+        """One more confirmed order for the user (its count, preferred payment method and last
+        activity), on a user document that has not noted `processed` yet, noting it in the same
+        update (a single-document step, `bus.documents`); False when nothing matched."""
+        result = await self.users.update_one(
+            {"_id": user_id, PROCESSED: {"$ne": processed}},
+            {
+                "$inc": {"order_count": 1},
+                "$set": {"preferred_payment_method": payment_method_id},
+                "$max": {"last_active_at": at},
+                "$push": processed_push(processed),
+            },
+        )
+        return result.matched_count > 0
 
     async def touch(self, user_id: str, at: datetime) -> None:
         """Record activity outside any transaction (check, login bookkeeping)."""

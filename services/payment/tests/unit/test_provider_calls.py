@@ -1,0 +1,127 @@
+"""provider_calls.authorize_with_retries against the sandbox processor: keys, retries, backoff."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from payment_service.provider import Authorization, SandboxProvider
+from payment_service.provider_calls import (
+    AuthorizationRequest,
+    AuthorizeOutcome,
+    ProviderCall,
+    RetryPolicy,
+    authorize_with_retries,
+)
+
+RETRY = RetryPolicy(max_attempts=4, backoff_base=0.25, backoff_cap=1.5)
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+async def authorize(
+    provider: SandboxProvider, token: str, *, after: int = 0, budget: int = 4
+) -> tuple[AuthorizeOutcome, list[ProviderCall], list[float]]:
+    seen: list[ProviderCall] = []
+    sleeps = Sleeps()
+    outcome = await authorize_with_retries(
+        provider,
+        AuthorizationRequest("o-1", token, 2500, "USD"),
+        after=after,
+        budget=budget,
+        retry=RETRY,
+        on_call=seen.append,
+        clock=lambda: AT,
+        sleep=sleeps,
+        jitter=lambda: 0.0,
+    )
+    return outcome, seen, sleeps.waits
+
+
+async def test_an_ok_card_is_authorized_by_one_call_under_the_first_key() -> None:
+    provider = SandboxProvider()
+    outcome, seen, waits = await authorize(provider, "pm_card_ok")
+    assert outcome.result == "authorized" and list(outcome.calls) == seen
+    (call,) = outcome.calls
+    assert (call.number, call.key, call.at, call.error) == (1, "o-1:1", AT, None)
+    assert (
+        outcome.authorization_id
+        == call.authorization_id
+        == provider.charges("o-1")[0].authorization_id
+    )
+    assert waits == []
+
+
+async def test_transient_errors_are_retried_with_backoff_until_authorized() -> None:
+    provider = SandboxProvider()
+    outcome, _, waits = await authorize(provider, "pm_card_flaky")
+    assert outcome.result == "authorized"
+    assert [(c.key, c.outcome) for c in outcome.calls] == [
+        ("o-1:1", "transient"),
+        ("o-1:2", "transient"),
+        ("o-1:3", "authorized"),
+    ]
+    # Exponential backoff, jitter 0 picks the lower half: 0.25/2, then 0.5/2.
+    assert waits == [0.125, 0.25]
+    assert len(provider.charges("o-1")) == 1
+
+
+async def test_a_decline_is_final() -> None:
+    provider = SandboxProvider()
+    outcome, _, waits = await authorize(provider, "pm_card_declined")
+    assert outcome.result == "declined" and len(outcome.calls) == 1
+    assert outcome.calls[0].error == "card declined" and outcome.authorization_id is None
+    assert waits == [] and provider.charges("o-1") == []
+
+
+async def test_an_unavailable_processor_uses_the_budget_and_no_more() -> None:
+    provider = SandboxProvider()
+    outcome, _, waits = await authorize(provider, "pm_card_unavailable", budget=3)
+    assert outcome.result == "unavailable"
+    assert [c.outcome for c in outcome.calls] == ["transient"] * 3
+    assert len(waits) == 2  # no wait after the last call
+    assert provider.calls == 3
+
+
+async def test_numbers_go_on_from_earlier_calls_and_no_budget_means_no_call() -> None:
+    provider = SandboxProvider()
+    outcome, _, _ = await authorize(provider, "pm_card_ok", after=2)
+    assert [c.key for c in outcome.calls] == ["o-1:3"]
+    nothing, _, _ = await authorize(provider, "pm_card_ok", budget=0)
+    assert nothing.result == "not_called" and provider.calls == 1
+
+
+async def test_a_rerun_calls_again_under_the_same_keys_and_charges_nothing_twice() -> None:
+    provider = SandboxProvider()
+    first, _, _ = await authorize(provider, "pm_card_flaky")
+    again, _, _ = await authorize(provider, "pm_card_flaky")
+    assert [(c.key, c.outcome) for c in again.calls] == [(c.key, c.outcome) for c in first.calls]
+    assert again.authorization_id == first.authorization_id
+    assert len(provider.charges("o-1")) == 1
+
+
+async def test_an_unexpected_provider_failure_propagates_unrecorded() -> None:
+    class Broken(SandboxProvider):
+        async def authorize(
+            self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
+        ) -> Authorization:
+            raise RuntimeError("connection reset")
+
+    seen: list[ProviderCall] = []
+    with pytest.raises(RuntimeError):
+        await authorize_with_retries(
+            Broken(),
+            AuthorizationRequest("o-1", "pm_card_ok", 2500, "USD"),
+            after=0,
+            budget=4,
+            retry=RETRY,
+            on_call=seen.append,
+        )
+    assert seen == []
