@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, cast
+from functools import cached_property
+from typing import Annotated
 
 import httpx
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bus import HandlerContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 from order_service.domain import Policy
 from order_service.precheck import StockChecker, UserDirectory
 from order_service.settings import OrderSettings
@@ -27,7 +28,7 @@ class Deps(ServiceDeps):
     users: UserDirectory
     stock: StockChecker
 
-    @property
+    @cached_property
     def store(self) -> OrderStore:
         return OrderStore(self.db)
 
@@ -36,12 +37,7 @@ class Deps(ServiceDeps):
         await self.http.aclose()
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 
 # What a handler receives: `ctx.deps` is the service's `Deps`.
 type Context = HandlerContext[Deps]
