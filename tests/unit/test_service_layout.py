@@ -78,7 +78,10 @@ def test_routes_and_handlers_are_short(service: str) -> None:
     long: list[str] = []
     for name in ("api", "handlers"):
         for node in ast.walk(parse(module_path(service, name))):
-            if isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef) and length(node) > MAX_LINES:
+            if (
+                isinstance(node, ast.AsyncFunctionDef | ast.FunctionDef)
+                and length(node) > MAX_LINES
+            ):
                 long.append(f"{name}.{node.name} ({length(node)} lines)")
     assert not long, f"{service}: longer than {MAX_LINES} lines: {long}"
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import AnalyticsStore
 from bus import HandlerContext
 from bus.batch import BatchContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 
 
 @dataclass(kw_only=True)
@@ -25,12 +25,7 @@ class Deps(ServiceDeps):
         return AnalyticsStore(self.db)
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
 # Routes take `deps: DepsDep`; handlers get it as `ctx.deps` (a batch of events as `batch.deps`).
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 type Context = HandlerContext[Deps]
 type Batch = BatchContext[Deps]

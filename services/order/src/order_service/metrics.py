@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from kit import metrics
+from kit.mongo import Db
 from order_service.domain import STATUSES, Order, Status
-from order_service.store import ORDERS, Db
+from order_service.store import ORDERS
 
 ORDERS_BY_STATUS = metrics.gauge(
     "shop_orders_by_status", "Orders per status (sampled when scraped).", ["service", "status"]

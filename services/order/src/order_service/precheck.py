@@ -16,6 +16,7 @@ import httpx
 import structlog
 
 from contracts.types import Address, PaymentMethodSummary, Preferences
+from kit.mongo import Db
 from order_service import replicas
 from order_service.domain import (
     CustomerProfile,
@@ -24,7 +25,6 @@ from order_service.domain import (
     ProductFacts,
     precheck_outcome,
 )
-from order_service.store import Db
 
 log = structlog.get_logger("order.precheck")
 

@@ -17,9 +17,8 @@ from contracts.analytics import PromotionGranted
 from contracts.inventory import ProductCreated, ProductDeleted, ProductUpdated
 from contracts.types import Address
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
-from kit.mongo import IndexSpec
+from kit.mongo import Db, Doc, IndexSpec, Session
 from order_service.domain import CustomerProfile, ProductFacts, Promotion
-from order_service.store import Db, Doc, Session
 
 USERS = "user_replicas"
 PRODUCTS = "product_replicas"

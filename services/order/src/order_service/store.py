@@ -1,4 +1,5 @@
-"""Mongo storage of the order service: orders (optimistic concurrency) and idempotency keys.
+"""Mongo storage of the order service (`OrderStore`): orders (optimistic concurrency) and
+idempotency keys.
 
 An order is saved whole with an update conditional on its `version`: two writers that loaded the
 same version cannot both win, the loser gets `ConcurrentUpdate` and reloads (inside a handler the
@@ -17,8 +18,6 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from bus.documents import (
@@ -31,13 +30,9 @@ from bus.documents import (
     step_update,
 )
 from contracts import Envelope
-from kit.mongo import IndexSpec
+from kit.mongo import Db, Doc, IndexSpec, Session
 from kit.transactions import Conflict
 from order_service.domain import Order, Status
-
-type Db = AsyncDatabase[Any]
-type Session = AsyncClientSession | None
-type Doc = dict[str, Any]
 
 ORDERS = "orders"
 IDEMPOTENCY = "idempotency_keys"
@@ -71,19 +66,6 @@ class ConcurrentUpdate(Conflict):
         self.expected_version = expected_version
 
 
-class IdempotencyKeyReused(Exception):
-    """The key was used before with another request body (api.md: 422)."""
-
-    code = "IDEMPOTENCY_KEY_REUSED"
-
-    def __init__(self, user_id: str, key: str) -> None:
-        super().__init__(f"idempotency key {key} of {user_id} was used for another request")
-        self.key = key
-
-
-# --- orders -----------------------------------------------------------------------------------
-
-
 def to_doc(order: Order) -> Doc:
     """The stored document of an order (its raised events are not part of it)."""
     return {"_id": order.order_id, **order.model_dump()}
@@ -94,133 +76,17 @@ def from_doc(doc: Doc) -> Order:
     return Order.model_validate(doc)
 
 
-async def save(
-    db: Db,
-    order: Order,
-    session: Session,
-    *,
-    events: Sequence[Envelope[Any]] = (),
-    processed: str | None = None,
-    outbox: DocumentOutbox | None = None,
-) -> None:
-    """Insert a new order or update the stored one if nobody saved it since it was loaded.
-
-    `events` ride in the order's outbox and `processed` joins its handled ids, in the same
-    write; `outbox` hands the rows to the relay once the write is durable.
-    """
-    expected = order.version
-    state = to_doc(order) | {"version": expected + 1}
-    rows = pending_rows(events)
-    if expected == 0:
-        try:
-            doc = state | {OUTBOX: rows, PROCESSED: [processed] if processed else []}
-            await db[ORDERS].insert_one(doc, session=session)
-        except DuplicateKeyError as exc:
-            raise ConcurrentUpdate(order.order_id, expected) from exc
-    else:
-        del state["_id"]
-        result = await db[ORDERS].update_one(
-            {"_id": order.order_id, "version": expected},
-            step_update(state, rows, processed),
-            session=session,
-        )
-        if result.matched_count != 1:
-            raise ConcurrentUpdate(order.order_id, expected)
-    order.version = expected + 1
-    if outbox is not None:
-        outbox.written(order.order_id, rows, session)
-
-
-async def get(db: Db, order_id: str, session: Session = None) -> Order | None:
-    """An order by id, or None."""
-    doc = await _stored(db, order_id, session)
-    return None if doc is None else from_doc(doc)
-
-
-async def _stored(db: Db, order_id: str, session: Session = None) -> Doc | None:
-    # Without its pending events: nothing reading an order needs them.
-    doc: Doc | None = await db[ORDERS].find_one({"_id": order_id}, {OUTBOX: 0}, session=session)
-    return doc
-
-
-async def note_processed(db: Db, order_id: str, processed: str) -> None:
-    """Add an inbox id to the order's handled ids without changing it (no version bump:
-    noting an id commutes with every step)."""
-    await db[ORDERS].update_one(
-        {"_id": order_id},
-        {"$push": processed_push(processed)},
-    )
-
-
-async def get_for_step(db: Db, order_id: str, processed: str) -> tuple[Order | None, bool]:
-    """An order by id (or None), and whether its steps handled the inbox id `processed`."""
-    doc = await _stored(db, order_id)
-    if doc is None:
-        return None, False
-    return from_doc(doc), already_processed(doc, processed)
-
-
-async def load(db: Db, order_id: str, session: Session = None) -> Order:
-    """An order by id; `OrderNotFound` when there is none."""
-    order = await get(db, order_id, session)
-    if order is None:
-        raise OrderNotFound(order_id)
-    return order
-
-
-async def due(
-    db: Db,
-    statuses: Sequence[Status],
-    now: datetime,
-    limit: int = 100,
-    *,
-    exclude: Sequence[str] = (),
-) -> list[str]:
-    """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
-    (but the `exclude`d ones: the sweeper's quarantined rows)."""
-    query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}
-    if exclude:
-        query["_id"] = {"$nin": list(exclude)}
-    found = db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
-    return [doc["_id"] async for doc in found]
-
-
-async def page(
-    db: Db,
-    *,
-    user_id: str | None,
-    status: Status | None,
-    after: tuple[datetime, str] | None,
-    limit: int,
-) -> list[Order]:
-    """Orders newest first, optionally of one user and/or in one status, after a cursor."""
-    query: Doc = {}
-    if user_id is not None:
-        query["user_id"] = user_id
-    if status is not None:
-        query["status"] = status
-    if after is not None:
-        created_at, last_id = after
-        query["$or"] = [
-            {"created_at": {"$lt": created_at}},
-            {"created_at": created_at, "_id": {"$lt": last_id}},
-        ]
-    found = (
-        db[ORDERS]
-        .find(query, {"audit_logs": 0, "timeline": 0, OUTBOX: 0, PROCESSED: 0})
-        .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
-        .limit(limit)
-    )
-    return [from_doc(doc) async for doc in found]
-
-
-# --- idempotency keys -------------------------------------------------------------------------
-
-
 def request_hash(body: Any) -> str:
     """A stable digest of a request body (key order does not matter)."""
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def idempotency_id(user_id: str, key: str) -> str:
+    """One row per (user, key), keyed by `_id`: its uniqueness is the primary key's, which every
+    server enforces cheaply (the embedded one scans the collection for a compound unique index,
+    bench/README.md)."""
+    return f"{user_id}:{key}"
 
 
 @dataclass(frozen=True)
@@ -232,58 +98,172 @@ class IdempotentRequest:
     response: Doc
 
 
-async def remember_request(
-    db: Db,
-    *,
-    user_id: str,
-    key: str,
-    body_hash: str,
-    order_id: str,
-    response: Doc,
-    now: datetime,
-    session: Session,
-) -> IdempotentRequest:
-    """Store the key's first use, or answer the first use again.
+class OrderStore:
+    """Orders (saved whole, conditional on their version) and the idempotency keys of placing."""
 
-    Same key and body → the first request (replay it); another body → `IdempotencyKeyReused`.
-    Two first uses racing in transactions conflict and the loser's retry finds the winner's row.
-    """
-    found = await previous_request(db, user_id, key, session)
-    if found is None:
-        row = {
-            "_id": idempotency_id(user_id, key),
-            "user_id": user_id,
-            "key": key,
-            "request_hash": body_hash,
-            "order_id": order_id,
-            "response": response,
-            "created_at": now,
-        }
-        try:
-            await db[IDEMPOTENCY].insert_one(row, session=session)
-            return IdempotentRequest(order_id, body_hash, response)
-        except DuplicateKeyError:
-            if session is not None:
-                raise  # the transaction is aborted; the retry reads the winner's row
-            found = await previous_request(db, user_id, key, session)
-            assert found is not None
-    if found.request_hash != body_hash:
-        raise IdempotencyKeyReused(user_id, key)
-    return found
+    def __init__(self, db: Db) -> None:
+        self.db = db
 
+    # --- orders -------------------------------------------------------------------------------
 
-def idempotency_id(user_id: str, key: str) -> str:
-    """One row per (user, key), keyed by `_id`: its uniqueness is the primary key's, which every
-    server enforces cheaply (the embedded one scans the collection for a compound unique index,
-    bench/README.md)."""
-    return f"{user_id}:{key}"
+    async def save(
+        self,
+        order: Order,
+        session: Session,
+        *,
+        events: Sequence[Envelope[Any]] = (),
+        processed: str | None = None,
+        outbox: DocumentOutbox | None = None,
+    ) -> None:
+        """Insert a new order or update the stored one if nobody saved it since it was loaded.
 
+        `events` ride in the order's outbox and `processed` joins its handled ids, in the same
+        write; `outbox` hands the rows to the relay once the write is durable.
+        """
+        expected = order.version
+        state = to_doc(order) | {"version": expected + 1}
+        rows = pending_rows(events)
+        if expected == 0:
+            try:
+                doc = state | {OUTBOX: rows, PROCESSED: [processed] if processed else []}
+                await self.db[ORDERS].insert_one(doc, session=session)
+            except DuplicateKeyError as exc:
+                raise ConcurrentUpdate(order.order_id, expected) from exc
+        else:
+            del state["_id"]
+            result = await self.db[ORDERS].update_one(
+                {"_id": order.order_id, "version": expected},
+                step_update(state, rows, processed),
+                session=session,
+            )
+            if result.matched_count != 1:
+                raise ConcurrentUpdate(order.order_id, expected)
+        order.version = expected + 1
+        if outbox is not None:
+            outbox.written(order.order_id, rows, session)
 
-async def previous_request(
-    db: Db, user_id: str, key: str, session: Session = None
-) -> IdempotentRequest | None:
-    """The first use of `key` by `user_id` within the last 24 h, or None."""
-    doc = await db[IDEMPOTENCY].find_one({"_id": idempotency_id(user_id, key)}, session=session)
-    if doc is None:
-        return None
-    return IdempotentRequest(doc["order_id"], doc["request_hash"], doc["response"])
+    async def get(self, order_id: str, session: Session = None) -> Order | None:
+        """An order by id, or None."""
+        doc = await self._stored(order_id, session)
+        return None if doc is None else from_doc(doc)
+
+    async def _stored(self, order_id: str, session: Session = None) -> Doc | None:
+        # Without its pending events: nothing reading an order needs them.
+        doc: Doc | None = await self.db[ORDERS].find_one(
+            {"_id": order_id}, {OUTBOX: 0}, session=session
+        )
+        return doc
+
+    async def note_processed(self, order_id: str, processed: str) -> None:
+        """Add an inbox id to the order's handled ids without changing it (no version bump:
+        noting an id commutes with every step)."""
+        await self.db[ORDERS].update_one({"_id": order_id}, {"$push": processed_push(processed)})
+
+    async def get_for_step(self, order_id: str, processed: str) -> tuple[Order | None, bool]:
+        """An order by id (or None), and whether its steps handled the inbox id `processed`."""
+        doc = await self._stored(order_id)
+        if doc is None:
+            return None, False
+        return from_doc(doc), already_processed(doc, processed)
+
+    async def load(self, order_id: str, session: Session = None) -> Order:
+        """An order by id; `OrderNotFound` when there is none."""
+        order = await self.get(order_id, session)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    async def due(
+        self,
+        statuses: Sequence[Status],
+        now: datetime,
+        limit: int = 100,
+        *,
+        exclude: Sequence[str] = (),
+    ) -> list[str]:
+        """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
+        (but the `exclude`d ones: the sweeper's quarantined rows)."""
+        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}
+        if exclude:
+            query["_id"] = {"$nin": list(exclude)}
+        found = self.db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
+        return [doc["_id"] async for doc in found]
+
+    async def page(
+        self,
+        *,
+        user_id: str | None,
+        status: Status | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> list[Order]:
+        """Orders newest first, optionally of one user and/or in one status, after a cursor."""
+        query: Doc = {}
+        if user_id is not None:
+            query["user_id"] = user_id
+        if status is not None:
+            query["status"] = status
+        if after is not None:
+            created_at, last_id = after
+            query["$or"] = [
+                {"created_at": {"$lt": created_at}},
+                {"created_at": created_at, "_id": {"$lt": last_id}},
+            ]
+        found = (
+            self.db[ORDERS]
+            .find(query, {"audit_logs": 0, "timeline": 0, OUTBOX: 0, PROCESSED: 0})
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+        )
+        return [from_doc(doc) async for doc in found]
+
+    # --- idempotency keys ---------------------------------------------------------------------
+
+    async def remember_request(
+        self,
+        *,
+        user_id: str,
+        key: str,
+        body_hash: str,
+        order_id: str,
+        response: Doc,
+        now: datetime,
+        session: Session,
+    ) -> IdempotentRequest:
+        """Store the key's first use, or answer the one stored before (whatever its body: the
+        caller compares `request_hash`, `commands.place_order`).
+
+        Two first uses racing in transactions conflict and the loser's retry finds the winner's
+        row.
+        """
+        found = await self.previous_request(user_id, key, session)
+        if found is None:
+            row = {
+                "_id": idempotency_id(user_id, key),
+                "user_id": user_id,
+                "key": key,
+                "request_hash": body_hash,
+                "order_id": order_id,
+                "response": response,
+                "created_at": now,
+            }
+            try:
+                await self.db[IDEMPOTENCY].insert_one(row, session=session)
+                return IdempotentRequest(order_id, body_hash, response)
+            except DuplicateKeyError:
+                if session is not None:
+                    raise  # the transaction is aborted; the retry reads the winner's row
+                found = await self.previous_request(user_id, key, session)
+                assert found is not None
+        return found
+
+    async def previous_request(
+        self, user_id: str, key: str, session: Session = None
+    ) -> IdempotentRequest | None:
+        """The first use of `key` by `user_id` within the last 24 h, or None."""
+        doc = await self.db[IDEMPOTENCY].find_one(
+            {"_id": idempotency_id(user_id, key)}, session=session
+        )
+        if doc is None:
+            return None
+        return IdempotentRequest(doc["order_id"], doc["request_hash"], doc["response"])

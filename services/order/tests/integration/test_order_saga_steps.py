@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from order_service import store
 from order_service.domain import Order
 
 from contracts import Envelope, Event
@@ -25,7 +24,7 @@ NOW = datetime.now(UTC)
 async def placed(svc: RunningOrder) -> Order:
     order = new_order(NOW)
     order.pull_events()
-    await store.save(svc.deps.db, order, None)
+    await svc.deps.store.save(order, None)
     return order
 
 
@@ -35,7 +34,7 @@ def wrap(event: Event, order: Order) -> Envelope[Any]:
 
 async def status_is(svc: RunningOrder, order_id: str, status: str) -> None:
     async def check() -> bool:
-        found = await store.get(svc.deps.db, order_id)
+        found = await svc.deps.store.get(order_id)
         return found is not None and found.status == status
 
     await eventually(check, timeout=10, what=f"{order_id} {status}")
@@ -57,7 +56,7 @@ async def test_reserved_paid_committed_confirms_once(order_service: RunningOrder
     await eventually(lambda: bool(emitted(probe, "PaymentRequested", order.order_id)))
     (request,) = emitted(probe, "PaymentRequested", order.order_id)
     assert request.causation_id == reserved.id
-    stored = await store.load(order_service.deps.db, order.order_id)
+    stored = await order_service.deps.store.load(order.order_id)
     assert request.id in {entry.event_id for entry in stored.timeline}
 
     authorized = PaymentAuthorized(
@@ -93,7 +92,7 @@ async def test_out_of_stock_rejects_and_a_late_authorization_is_ignored(
     )
     await order_service.publish(late)
     await order_service.handled(late)
-    stored = await store.load(order_service.deps.db, order.order_id)
+    stored = await order_service.deps.store.load(order.order_id)
     assert stored.status == "REJECTED" and stored.alternatives == ["alt1"]
     assert stored.version == 2  # placed, rejected; the late event saved nothing
     assert stored.updated_at < datetime.now(UTC) + timedelta(seconds=1)

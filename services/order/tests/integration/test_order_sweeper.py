@@ -4,62 +4,44 @@ OrderCancelled in the order's outbox; one instance sweeps at a time under the le
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import pytest
-from order_service import store
 from order_service.domain import Cause, Policy
 from order_service.sweeper import DeadlineSweeper
 from prometheus_client import REGISTRY
 
-from bus.documents import DocumentOutbox, Home
+from contracts.order import OrderCancelled
 from contracts.types import Line
 
-from .conftest import RunningOrder, new_order
+from .conftest import Wired, new_order
 
 pytestmark = pytest.mark.integration
 
 POLICY = Policy(payment_window=timedelta(minutes=1))
 
 
-class HandedOver:
-    """Stands in for the relay: the rows each committed cancellation handed over."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
-
-    def hand_over(self, rows: list[dict[str, Any]], home: Home | None = None) -> None:
-        assert home is not None and home[0] == store.ORDERS
-        self.rows.extend(rows)
-
-
-def sweeper(running: RunningOrder, holder: str, relay: HandedOver | None = None) -> DeadlineSweeper:
-    deps = running.deps
+def sweeper(wired: Wired, holder: str, max_failures: int = 5) -> DeadlineSweeper:
     return DeadlineSweeper(
-        deps.mongo,
-        deps.db,
-        interval=60,
-        lease_seconds=30,
-        holder=holder,
-        documents=DocumentOutbox(store.ORDERS, relay or HandedOver()),
+        wired.deps, interval=60, lease_seconds=30, holder=holder, max_failures=max_failures
     )
 
 
-async def awaiting_payment(running: RunningOrder, now: datetime) -> str:
+async def awaiting_payment(wired: Wired, now: datetime) -> str:
     order = new_order(now)
     order.stock_reserved([Line(product_id="book", quantity=2)], now, Cause(at=now), POLICY)
-    await store.save(running.deps.db, order, None)
+    await wired.deps.store.save(order, None)
     return order.order_id
 
 
-async def test_due_orders_are_cancelled_once_with_their_event(order_service: RunningOrder) -> None:
-    # The clock is read per test: the service's own sweeper holds the lease from real time.
-    now = datetime.now(UTC)
-    db = order_service.deps.db
-    order_ids = [await awaiting_payment(order_service, now) for _ in range(3)]
-    relay = HandedOver()
-    first, second = sweeper(order_service, "a", relay), sweeper(order_service, "b", relay)
+def cancelled(wired: Wired) -> list[str]:
+    return sorted(e.correlation_id for e in wired.bus.of_type(OrderCancelled))
+
+
+async def test_due_orders_are_cancelled_once_with_their_event(wired: Wired) -> None:
+    now = wired.clock.now
+    order_ids = [await awaiting_payment(wired, now) for _ in range(3)]
+    first, second = sweeper(wired, "a"), sweeper(wired, "b")
     assert await first.close_due(now) == 0  # not due yet
 
     later = now + timedelta(minutes=2)
@@ -67,37 +49,47 @@ async def test_due_orders_are_cancelled_once_with_their_event(order_service: Run
     counts = await asyncio.gather(first.close_due(later), second.close_due(later))
     assert sum(counts) == 3
     for order_id in order_ids:
-        order = await store.load(db, order_id)
+        order = await wired.order(order_id)
         assert (order.status, order.cancel_reason) == ("CANCELLED", "PAYMENT_TIMEOUT")
     # Each cancellation rode in its order's own outbox and was handed over after its commit.
-    rows = [r for r in relay.rows if r["type"] == "OrderCancelled"]
-    assert sorted(r["correlation_id"] for r in rows) == sorted(order_ids)
+    assert cancelled(wired) == sorted(order_ids)
     assert await first.close_due(later) == 0
+    assert cancelled(wired) == sorted(order_ids)
 
 
-async def test_one_instance_sweeps_while_it_holds_the_lease(order_service: RunningOrder) -> None:
-    now = datetime.now(UTC)
-    db = order_service.deps.db
-    first_due = await awaiting_payment(order_service, now)
+async def test_one_instance_sweeps_while_it_holds_the_lease(wired: Wired) -> None:
+    now = wired.clock.now
+    first_due = await awaiting_payment(wired, now)
     later = now + timedelta(minutes=2)
-    first, second = sweeper(order_service, "a"), sweeper(order_service, "b")
+    first, second = sweeper(wired, "a"), sweeper(wired, "b")
     assert await first.run_once(later) == 1  # takes the lease (30 s) and sweeps
-    second_due = await awaiting_payment(order_service, now)
+    second_due = await awaiting_payment(wired, now)
     assert await second.run_once(later + timedelta(seconds=10)) == 0  # a holds the lease
-    assert (await store.load(db, second_due)).status == "AWAITING_PAYMENT"
+    assert (await wired.order(second_due)).status == "AWAITING_PAYMENT"
     await first.stop()  # gives the lease up: b takes over at once
     assert await second.run_once(later + timedelta(seconds=11)) == 1
-    assert {(await store.load(db, o)).status for o in (first_due, second_due)} == {"CANCELLED"}
+    statuses = {(await wired.order(o)).status for o in (first_due, second_due)}
+    assert statuses == {"CANCELLED"}
 
 
-async def test_an_order_inventory_never_answered_is_cancelled(order_service: RunningOrder) -> None:
-    now = datetime.now(UTC)
+async def test_the_sweeper_reads_the_service_clock(wired: Wired) -> None:
+    order_id = await awaiting_payment(wired, wired.clock.now)
+    sweep = sweeper(wired, "a")
+    wired.clock.advance(seconds=59)
+    assert await sweep.run_once() == 0
+    wired.clock.advance(seconds=2)
+    assert await sweep.run_once() == 1
+    assert (await wired.order(order_id)).cancel_reason == "PAYMENT_TIMEOUT"
+
+
+async def test_an_order_inventory_never_answered_is_cancelled(wired: Wired) -> None:
+    now = wired.clock.now
     order = new_order(now)
-    await store.save(order_service.deps.db, order, None)
-    sweep = sweeper(order_service, "a")
+    await wired.deps.store.save(order, None)
+    sweep = sweeper(wired, "a")
     assert await sweep.close_due(now + timedelta(minutes=14)) == 0
     assert await sweep.close_due(now + timedelta(minutes=16)) == 1
-    stored = await store.load(order_service.deps.db, order.order_id)
+    stored = await wired.order(order.order_id)
     assert (stored.status, stored.cancel_reason) == ("CANCELLED", "STOCK_TIMEOUT")
 
 
@@ -105,11 +97,9 @@ def quarantined_total(sweeper: str) -> float:
     return REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper}) or 0.0
 
 
-async def test_an_order_that_never_closes_is_quarantined_and_blocks_nothing(
-    order_service: RunningOrder,
-) -> None:
-    now = datetime.now(UTC)
-    db = order_service.deps.db
+async def test_an_order_that_never_closes_is_quarantined_and_blocks_nothing(wired: Wired) -> None:
+    now = wired.clock.now
+    db = wired.deps.db
     # A row an older version wrote that no longer loads: its close raises on every pass, and it
     # is the oldest due row, so it comes first.
     await db["orders"].insert_one(
@@ -121,29 +111,22 @@ async def test_an_order_that_never_closes_is_quarantined_and_blocks_nothing(
             "items": "not a list of lines",
         }
     )
-    good = await awaiting_payment(order_service, now)
+    good = await awaiting_payment(wired, now)
     later = now + timedelta(minutes=2)
-    sweep = DeadlineSweeper(
-        order_service.deps.mongo,
-        db,
-        interval=60,
-        lease_seconds=30,
-        holder="a",
-        max_failures=3,
-    )
+    sweep = sweeper(wired, "a", max_failures=3)
     before = quarantined_total(sweep.name)
 
     assert await sweep.close_due(later) == 1  # the broken row fails, the next one closes
-    assert (await store.load(db, good)).status == "CANCELLED"
+    assert (await wired.order(good)).status == "CANCELLED"
     assert quarantined_total(sweep.name) == before
     for _ in range(2):
         assert await sweep.close_due(later) == 0
     # Third failure: set aside, counted once, and later passes no longer try it.
     assert quarantined_total(sweep.name) == before + 1
     assert await sweep.quarantine.rows() == ["o-broken"]
-    fresh = await awaiting_payment(order_service, now)
+    fresh = await awaiting_payment(wired, now)
     assert await sweep.close_due(later) == 1
-    assert (await store.load(db, fresh)).status == "CANCELLED"
+    assert (await wired.order(fresh)).status == "CANCELLED"
     assert quarantined_total(sweep.name) == before + 1
     record = await db["sweep_failures"].find_one({"row": "o-broken"})
     assert record is not None and record["failures"] == 3 and record["error"]

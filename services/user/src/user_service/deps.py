@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, cast
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from bus import HandlerContext
-from bus.runtime import ServiceDeps
+from bus.runtime import ServiceDeps, app_deps
 from kit.auth.signing import SigningKey
 from user_service.domain import RegionLookup, offline_region
 from user_service.passwords import Passwords
@@ -33,11 +33,6 @@ class Deps(ServiceDeps):
         return UserStore(self.db)
 
 
-def get_deps(request: Request) -> Deps:
-    """The service's dependencies, put on `app.state` by the lifespan."""
-    return cast(Deps, request.app.state.deps)
-
-
 # Routes take `deps: DepsDep` (style.md habit 9); handlers get it as `ctx.deps`.
-DepsDep = Annotated[Deps, Depends(get_deps)]
+DepsDep = Annotated[Deps, Depends(app_deps(Deps))]
 type Context = HandlerContext[Deps]

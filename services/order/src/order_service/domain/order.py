@@ -1,9 +1,8 @@
-"""Pure rules of the order service (no I/O, no framework imports).
+"""The `Order` aggregate: the authority on an order's state (architecture.md).
 
-The `Order` aggregate is the authority on an order's state (architecture.md). Every saga step is
-one method; each checks the legal source states, moves the status, records the step in
-`audit_logs` and `timeline`, and appends the contract events it raises to `order.events` (with
-pre-allocated envelope ids so the timeline can name them). Handlers wrap and emit them; the
+Every saga step is one method; each checks the legal source states, moves the status, records the
+step in `audit_logs` and `timeline`, and appends the contract events it raises to `order.events`
+(with pre-allocated envelope ids so the timeline can name them). Handlers wrap and emit them; the
 aggregate never publishes.
 
 Two kinds of input, two answers to a wrong state:
@@ -21,14 +20,12 @@ the discount never exceeds the advertised percentage); `total = subtotal − dis
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts import Envelope, Event
-from contracts.envelope import Actor
+from contracts import Event
 from contracts.ids import new_id
 from contracts.order import (
     OrderApprovalRequired,
@@ -42,439 +39,38 @@ from contracts.order import (
     PromotionRedeemed,
 )
 from contracts.types import Address, Line, MissingLine, PartialFulfillment, PricedLine
-
-Status = Literal[
-    "PENDING",
-    "AWAITING_CUSTOMER_DECISION",
-    "AWAITING_APPROVAL",
-    "AWAITING_PAYMENT",
-    "PAYMENT_FAILED",
-    "PAID",
-    "CONFIRMED",
-    "REJECTED",
-    "CANCELLED",
-]
-STATUSES: tuple[Status, ...] = (
-    "PENDING",
-    "AWAITING_CUSTOMER_DECISION",
-    "AWAITING_APPROVAL",
-    "AWAITING_PAYMENT",
-    "PAYMENT_FAILED",
-    "PAID",
-    "CONFIRMED",
-    "REJECTED",
-    "CANCELLED",
+from order_service.domain.catalogue import ProductFacts, Promotion
+from order_service.domain.errors import (
+    EmptyOrder,
+    InvalidPromoCode,
+    InvalidQuantity,
+    InvalidState,
+    MixedCurrency,
+    NotAllowed,
+    RetryLimitReached,
+    UnknownProduct,
 )
-TERMINAL: frozenset[Status] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
-# A customer may cancel only before the money is authorized (api.md); an Admin any non-terminal.
-CUSTOMER_CANCELLABLE: frozenset[Status] = frozenset(
-    {
-        "PENDING",
-        "AWAITING_CUSTOMER_DECISION",
-        "AWAITING_APPROVAL",
-        "AWAITING_PAYMENT",
-        "PAYMENT_FAILED",
-    }
+from order_service.domain.inputs import Cause, Policy, Raised
+from order_service.domain.records import (
+    AuditEntry,
+    ClearedPayment,
+    OrderLine,
+    PaymentState,
+    TimelineEntry,
 )
-# States that come after inventory answered: a second stock answer there is a duplicate.
-AFTER_STOCK: frozenset[str] = (
-    frozenset(
-        {
-            "AWAITING_CUSTOMER_DECISION",
-            "AWAITING_APPROVAL",
-            "AWAITING_PAYMENT",
-            "PAYMENT_FAILED",
-            "PAID",
-        }
-    )
-    | TERMINAL
+from order_service.domain.status import (
+    AFTER_STOCK,
+    CUSTOMER_CANCELLABLE,
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    STAFF,
+    STATUSES,
+    TERMINAL,
+    ApprovalReason,
+    CancelReason,
+    DeadlineKind,
+    Status,
 )
-
-MIN_QUANTITY = 1
-MAX_QUANTITY = 100
-STAFF = ("Manager", "Admin")
-
-DeadlineKind = Literal["stock", "decision", "approval", "payment", "commit"]
-ApprovalReason = Literal["highValue", "fraud"]
-CancelReason = Literal[
-    "CUSTOMER",
-    "DECISION_TIMEOUT",
-    "APPROVAL_TIMEOUT",
-    "PAYMENT_FAILED",
-    "PAYMENT_TIMEOUT",
-    "COMMIT_FAILED",
-    "ADMIN",
-    "STOCK_TIMEOUT",
-]
-
-
-# --- errors -----------------------------------------------------------------------------------
-
-
-class OrderError(Exception):
-    """A business rule refused the request; `code` is api.md's stable error code."""
-
-    code = "ORDER_ERROR"
-
-
-class EmptyOrder(OrderError):
-    """An order without lines."""
-
-    code = "EMPTY_ORDER"
-
-    def __init__(self) -> None:
-        super().__init__("an order needs at least one line")
-
-
-class UnknownProduct(OrderError):
-    """A line names a product the catalogue does not have (or deleted)."""
-
-    code = "UNKNOWN_PRODUCT"
-
-    def __init__(self, product_id: str) -> None:
-        super().__init__(f"unknown product {product_id}")
-        self.product_id = product_id
-
-
-class InvalidQuantity(OrderError):
-    """A line's quantity is outside 1…100."""
-
-    code = "INVALID_QUANTITY"
-
-    def __init__(self, product_id: str, quantity: int) -> None:
-        super().__init__(f"quantity {quantity} of {product_id} is not within 1…100")
-        self.product_id = product_id
-        self.quantity = quantity
-
-
-class MixedCurrency(OrderError):
-    """The lines' products are priced in different currencies."""
-
-    code = "MIXED_CURRENCY"
-
-    def __init__(self, currencies: Iterable[str]) -> None:
-        super().__init__(f"one order takes one currency, not {sorted(set(currencies))}")
-
-
-class InvalidPromoCode(OrderError):
-    """The promo code is not this user's, has expired or was redeemed already."""
-
-    code = "INVALID_PROMO_CODE"
-
-    def __init__(self, code: str) -> None:
-        super().__init__(f"promo code {code} cannot be used")
-        self.promo_code = code
-
-
-class InvalidState(OrderError):
-    """The step is not allowed in the order's current status."""
-
-    code = "INVALID_STATE"
-
-    def __init__(self, order_id: str, current_status: str, step: str = "") -> None:
-        super().__init__(f"{step or 'step'} not allowed for order {order_id} in {current_status}")
-        self.order_id = order_id
-        self.current_status = current_status
-        self.step = step
-
-
-class RetryLimitReached(OrderError):
-    """The customer used every payment retry the order allows (the API answers 409)."""
-
-    code = "RETRY_LIMIT_REACHED"
-
-    def __init__(self, order_id: str, limit: int) -> None:
-        super().__init__(f"order {order_id} has used its {limit} payment retries")
-        self.order_id = order_id
-        self.limit = limit
-
-
-class NotAllowed(OrderError):
-    """The caller's role may not take this step (the API answers 403)."""
-
-    code = "FORBIDDEN"
-
-    def __init__(self, order_id: str, role: str, step: str) -> None:
-        super().__init__(f"{role} may not {step} order {order_id}")
-        self.order_id = order_id
-        self.role = role
-
-
-# --- inputs -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    """The settings the transitions need, as plain values (the service passes its settings)."""
-
-    approval_threshold_cents: int = 500_000
-    # How long a placed order waits for inventory's answer before it is given up.
-    stock_window: timedelta = timedelta(minutes=15)
-    decision_window: timedelta = timedelta(minutes=15)
-    approval_window: timedelta = timedelta(hours=24)
-    payment_window: timedelta = timedelta(minutes=15)
-    # PAID waits for inventory's commit too: unanswered, the order is cancelled COMMIT_FAILED.
-    commit_window: timedelta = timedelta(minutes=2)
-    # Customer retries of a failed payment per order (api.md), so a card cannot be tried forever.
-    max_payment_retries: int = 5
-
-
-@dataclass(frozen=True)
-class Cause:
-    """What drives a step: when, who and from where, and the event or request behind it."""
-
-    at: datetime
-    actor: Actor = Actor()
-    service: str = "order"
-    event_id: str | None = None
-    event_type: str | None = None
-
-
-@dataclass(frozen=True)
-class ProductFacts:
-    """What the order needs of a catalogue product (from the replica)."""
-
-    product_id: str
-    name: str
-    price_cents: int
-    currency: str = "USD"
-    deleted: bool = False
-
-
-@dataclass(frozen=True)
-class Promotion:
-    """A promotion granted to a user (from the replica)."""
-
-    code: str
-    user_id: str
-    percent_off: int
-    expires_at: datetime
-    redeemed: bool = False
-
-
-@dataclass(frozen=True)
-class Raised:
-    """An event the aggregate raised and the envelope id it must be published under."""
-
-    event: Event
-    event_id: str
-
-    def envelope(
-        self, correlation_id: str, *, causation_id: str | None = None, actor: Actor | None = None
-    ) -> Envelope[Event]:
-        """The event in its envelope, under the id the timeline already names."""
-        wrapped = Envelope.wrap(
-            self.event,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-            actor=actor or Actor(),
-        )
-        return wrapped.model_copy(update={"id": self.event_id})
-
-
-# --- pre-order check and checkout defaults ---------------------------------------------------
-
-
-class ProfileIncomplete(OrderError):
-    """The customer lacks a default address or a payment method (api.md: 409 with `missing`)."""
-
-    code = "PROFILE_INCOMPLETE"
-
-    def __init__(self, user_id: str, missing: Sequence[str]) -> None:
-        super().__init__(f"profile of {user_id} lacks {', '.join(missing)}")
-        self.user_id = user_id
-        self.missing = list(missing)
-
-
-class UnknownAddress(OrderError):
-    """The order names an address that is not in the customer's profile."""
-
-    code = "UNKNOWN_ADDRESS"
-
-    def __init__(self, address_id: str) -> None:
-        super().__init__(f"no address {address_id} in the profile")
-        self.address_id = address_id
-
-
-class UnknownPaymentMethod(OrderError):
-    """The order names a payment method that is not in the customer's profile."""
-
-    code = "UNKNOWN_PAYMENT_METHOD"
-
-    def __init__(self, payment_method_id: str) -> None:
-        super().__init__(f"no payment method {payment_method_id} in the profile")
-        self.payment_method_id = payment_method_id
-
-
-@dataclass(frozen=True)
-class CustomerProfile:
-    """What checkout needs of a customer (from the replica, or from the user service)."""
-
-    user_id: str
-    is_profile_complete: bool = False
-    address_ids: tuple[str, ...] = ()
-    default_address_id: str | None = None
-    payment_method_ids: tuple[str, ...] = ()
-    default_payment_method_id: str | None = None
-    preferred_payment_method: str | None = None
-    partial_fulfillment: PartialFulfillment = "ask"
-    deleted: bool = False
-    addresses: tuple[Address, ...] = ()
-    # The customer was already asked to complete the profile (a UI flag the user service keeps).
-    completion_prompted: bool = False
-
-    def address(self, address_id: str) -> Address | None:
-        """The stored address with this id (the order keeps a copy of where it ships)."""
-        return next((a for a in self.addresses if a.address_id == address_id), None)
-
-    @property
-    def missing(self) -> list[str]:
-        """What keeps the profile from being complete (user service's rule: address + method)."""
-        missing: list[str] = []
-        if self.default_address_id not in self.address_ids:
-            missing.append("address")
-        if not self.payment_method_ids:
-            missing.append("paymentMethod")
-        return missing
-
-    @property
-    def preferred_payment_method_id(self) -> str | None:
-        """The preferred method when it is still stored, else the default, else the first."""
-        for candidate in (self.preferred_payment_method, self.default_payment_method_id):
-            if candidate in self.payment_method_ids:
-                return candidate
-        return self.payment_method_ids[0] if self.payment_method_ids else None
-
-    def checkout(self, address_id: str | None, payment_method_id: str | None) -> tuple[str, str]:
-        """The address and method an order uses: the given ones, else the defaults (quick order)."""
-        missing = self.missing
-        if address_id is None and "address" in missing:
-            raise ProfileIncomplete(self.user_id, missing)
-        if payment_method_id is None and "paymentMethod" in missing:
-            raise ProfileIncomplete(self.user_id, missing)
-        address = address_id or self.default_address_id
-        method = payment_method_id or self.preferred_payment_method_id
-        assert address is not None and method is not None  # guaranteed by `missing` above
-        if address not in self.address_ids:
-            raise UnknownAddress(address)
-        if method not in self.payment_method_ids:
-            raise UnknownPaymentMethod(method)
-        return address, method
-
-
-@dataclass(frozen=True)
-class LineAvailability:
-    """Inventory's answer for one line of a precheck."""
-
-    product_id: str
-    requested: int
-    available: int
-    status: Literal["available", "partial", "unavailable"]
-    alternatives: tuple[str, ...] = ()
-    exists: bool = True
-
-
-@dataclass(frozen=True)
-class Precheck:
-    """The pre-order check's answer (api.md `POST /orders/precheck`)."""
-
-    ready: bool
-    profile_complete: bool
-    missing: list[str]
-    items: list[LineAvailability]
-    default_address_id: str | None
-    preferred_payment_method_id: str | None
-    # Ask for the missing details now: incomplete and not asked before (the seed's "minimal
-    # prompts": the front end asks once, then lets the customer order what they can).
-    prompt_profile_completion: bool = False
-
-
-def precheck_outcome(
-    profile: CustomerProfile | None, availability: Sequence[LineAvailability]
-) -> Precheck:
-    """Ready when the profile is complete and every line is available in full."""
-    missing = ["address", "paymentMethod"] if profile is None else profile.missing
-    every_line = bool(availability) and all(a.status == "available" for a in availability)
-    return Precheck(
-        ready=not missing and every_line,
-        profile_complete=not missing,
-        missing=missing,
-        items=list(availability),
-        default_address_id=profile.default_address_id if profile else None,
-        preferred_payment_method_id=profile.preferred_payment_method_id if profile else None,
-        prompt_profile_completion=bool(missing)
-        and not (profile is not None and profile.completion_prompted),
-    )
-
-
-# --- aggregate parts --------------------------------------------------------------------------
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class OrderLine(_Model):
-    """A product at the price the order was placed at; `fulfilled_quantity` once stock answered."""
-
-    product_id: str
-    name: str = ""
-    quantity: int
-    price_cents: int
-    fulfilled_quantity: int | None = None
-
-    @property
-    def billable(self) -> int:
-        """Units charged: the fulfilled quantity once known, else the quantity asked for."""
-        return self.quantity if self.fulfilled_quantity is None else self.fulfilled_quantity
-
-
-class PaymentState(_Model):
-    """The order's view of its payment."""
-
-    status: Literal["none", "requested", "authorized", "failed"] = "none"
-    payment_id: str | None = None
-    attempts: int = 0  # provider calls, as the payment service reports them
-    requests: int = 0  # PaymentRequested sent (the `attempt` number of the last one)
-    retries: int = 0  # of those, the customer's retries (capped by the policy)
-    last_error: str | None = None
-    method_id: str = ""
-
-
-class ClearedPayment(_Model):
-    """The card and amount a Manager approved after the fraud rules flagged them: the approval
-    covers exactly this pair, never another card or another amount."""
-
-    method_id: str
-    amount_cents: int
-
-
-class TimelineEntry(_Model):
-    """One saga step as the timeline shows it."""
-
-    at: datetime
-    step: str
-    service: str
-    event_type: str | None = None
-    event_id: str | None = None
-    detail: dict[str, Any] = Field(default_factory=dict)
-
-
-class AuditEntry(_Model):
-    """Who moved the order, when and from where."""
-
-    at: datetime
-    action: str
-    from_status: Status | None
-    to_status: Status
-    user_id: str | None = None
-    role: str = "system"
-    ip: str | None = None
-    device: str | None = None
-    region: str | None = None
-
-
-# --- the aggregate ----------------------------------------------------------------------------
 
 
 class Order(BaseModel):
