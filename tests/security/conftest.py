@@ -130,13 +130,12 @@ async def secure(
     # `make test`: a product create answered 503, OrderPlaced reached its fourth attempt), so
     # there the process runs its transactions one at a time, as `make run` does. The lockout's
     # race is a single atomic update outside any transaction: this switch does not touch it.
-    assert not transactions._SERIAL, "MONGO_SERIAL_TRANSACTIONS is this fixture's decision"
-    transactions._SERIAL = mongo_is_embedded
+    previous = transactions.configure(serial=mongo_is_embedded)
     try:
         async with _running(mongo_url, amqp_url, run_prefix) as secure:
             yield secure
     finally:
-        transactions._SERIAL = False
+        transactions.configure(serial=previous)
 
 
 @asynccontextmanager

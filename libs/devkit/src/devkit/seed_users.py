@@ -43,7 +43,6 @@ from user_service import domain
 from user_service.commands import (
     account_doc,
     details_changes,
-    now,
     profile_changes,
     profile_event,
     registered_event,
@@ -56,6 +55,7 @@ from user_service.store import INDEXES, UserStore
 
 from bus.outbox import Outbox
 from contracts import Actor, Envelope, new_id
+from kit.clock import utcnow
 from kit.mongo import Doc, ensure_indexes
 from kit.transactions import run_in_transaction
 
@@ -107,7 +107,7 @@ def seeded_user(username: str, password_hash: str) -> Doc:
         device=None,
         ip=None,
         region=None,
-        at=now(),
+        at=utcnow(),
     )
     changes = details_changes(
         user,

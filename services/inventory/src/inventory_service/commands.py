@@ -666,7 +666,7 @@ async def adjust_stock(deps: Deps, product_id: str, delta: int, reason: str, act
     return await _catalogue_write(deps, actor, step)
 
 
-# --- seeding (called by main.py's demo seeding and seed.py's bulk load) -------------------------
+# --- seeding (devkit.seed_catalogue: the demo catalogue and the bulk load) ---
 
 
 async def seed_products(
@@ -689,7 +689,7 @@ async def add_products(
     actor_id: str | None,
     now: datetime,
 ) -> list[ProductCreated]:
-    """Add many products at once (`inventory_service.seed`'s bulk load): the documents and
+    """Add many products at once (`devkit.seed_catalogue`'s bulk load): the documents and
     their opening-stock ledger rows in one `insert_many` each, a ProductCreated per product.
     The low-stock flag is set from the start, without StockLow (as the demo catalogue)."""
     store = InventoryStore(db)

@@ -26,9 +26,6 @@ from inventory_service import commands
 from inventory_service.deps import Context
 from inventory_service.domain import release_reason
 
-# seed.py (moving out of the runtime package in this issue) still imports it from here.
-from kit.clock import utcnow as utcnow
-
 
 async def _emit(ctx: Context, events: Sequence[Event]) -> None:
     for event in events:

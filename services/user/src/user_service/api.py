@@ -24,8 +24,8 @@ from kit.request_context import actor_from_request
 from user_service import commands, domain
 from user_service.commands import Caller
 from user_service.deps import DepsDep
-from user_service.schemas import AddressIn as AddressIn
 from user_service.schemas import (
+    AddressIn,
     AdminUser,
     CheckBody,
     CheckResult,
@@ -43,10 +43,6 @@ from user_service.schemas import (
     Role,
     TokenPair,
 )
-from user_service.schemas import PaymentMethodIn as PaymentMethodIn
-
-# (`AddressIn`, `PaymentMethodIn`: re-exported for the user seeder, devkit, which imports them
-# from here; it may import them from `schemas` instead.)
 
 # Verifiers refetch on an unknown `kid` anyway; a short cache spares the service the rest.
 JWKS_CACHE_CONTROL = "public, max-age=300"

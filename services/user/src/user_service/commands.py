@@ -30,7 +30,6 @@ from contracts.user import (
 )
 from kit.auth import Principal
 from kit.auth.signing import issue_access_token
-from kit.clock import utcnow
 from kit.errors import Problem, conflict, not_found, too_many_requests, unauthenticated
 from kit.mongo import Doc
 from user_service import domain
@@ -51,10 +50,6 @@ class Caller:
     @property
     def ip(self) -> str | None:
         return self.actor.ip
-
-
-# The seeder (devkit) stamps its users with this; the service reads `deps.clock()`.
-now = utcnow
 
 
 def invalid_credentials() -> Problem:

@@ -23,8 +23,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from bus.documents import PROCESSED, processed_push
-from kit.mongo import Db, IndexSpec, Session
-from kit.mongo import Doc as Doc  # the seeder (devkit) imports it from here
+from kit.mongo import Db, Doc, IndexSpec, Session
 from user_service import domain
 
 DUPLICATE_KEY = 11000
