@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pymongo import AsyncMongoClient, UpdateOne
@@ -286,18 +284,6 @@ async def test_a_crash_between_commit_and_ack_is_absorbed_by_the_handlers_record
         assert await queued(connection, config) == 0
     finally:
         await bus.stop()
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    """An in-memory exporter on the global SDK tracer provider (installed once per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 async def test_each_delivery_has_its_span_and_what_it_causes_continues_its_trace(

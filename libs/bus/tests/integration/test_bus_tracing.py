@@ -7,8 +7,6 @@ from typing import Any
 
 import pytest
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 from pymongo import AsyncMongoClient
@@ -26,18 +24,6 @@ pytestmark = pytest.mark.integration
 @event("test")
 class BusTracePing(Event):
     key: str
-
-
-@pytest.fixture
-def exporter() -> InMemorySpanExporter:
-    """An in-memory exporter on the global SDK tracer provider (installed once per process)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    return memory
 
 
 async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
