@@ -375,7 +375,7 @@ class BatchConsumer(Consumer):
             for delivery in deliveries:
                 await self._on_committed(delivery.envelope)
         if self._crash_after_commit and applied:
-            _config._crash()
+            _config.crash()
         counted: set[str] = set()
         for delivery in deliveries:
             await self._settle(delivery.message)

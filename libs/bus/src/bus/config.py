@@ -18,7 +18,7 @@ RELAY_BEFORE_PUBLISH = "relay.before_publish"
 CRASH_POINTS = (CONSUMER_AFTER_COMMIT, RELAY_BEFORE_PUBLISH)
 
 
-def _crash() -> None:
+def crash() -> None:
     """Die at once, as `kill -9` would: no cleanup, no ack, no connection close."""
     os.kill(os.getpid(), signal.SIGKILL)
 

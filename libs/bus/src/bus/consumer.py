@@ -221,7 +221,7 @@ class Consumer:
         if self._on_committed is not None:
             await self._on_committed(envelope)
         if self._crash_after_commit and fresh:
-            _config._crash()
+            _config.crash()
         await self._settle(message)
         self._count(
             envelope.type, "ok" if fresh or not self._has_handlers(envelope) else "duplicate"

@@ -174,7 +174,7 @@ class OutboxRelay:
         """
         batch = await self._next_batch()
         if batch and self._crash_before_publish:
-            _config._crash()
+            _config.crash()
         confirmed = 0
         for index, (row, home) in enumerate(batch):
             try:

@@ -83,7 +83,7 @@ def raise_crashed() -> None:
 async def test_the_relay_dies_holding_claimed_rows_only_when_armed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bus_config_module, "_crash", raise_crashed)
+    monkeypatch.setattr(bus_config_module, "crash", raise_crashed)
     armed = BusConfig(service="unit", crash_at=(RELAY_BEFORE_PUBLISH,))
     relay, published = relay_with([{"_id": "e1", "type": "OrderPlaced"}], armed)
     with pytest.raises(Crashed):
