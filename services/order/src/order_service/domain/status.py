@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Status = Literal[
     "PENDING",
@@ -15,17 +15,7 @@ Status = Literal[
     "REJECTED",
     "CANCELLED",
 ]
-STATUSES: tuple[Status, ...] = (
-    "PENDING",
-    "AWAITING_CUSTOMER_DECISION",
-    "AWAITING_APPROVAL",
-    "AWAITING_PAYMENT",
-    "PAYMENT_FAILED",
-    "PAID",
-    "CONFIRMED",
-    "REJECTED",
-    "CANCELLED",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 TERMINAL: frozenset[Status] = frozenset({"CONFIRMED", "REJECTED", "CANCELLED"})
 # A customer may cancel only before the money is authorized (api.md); an Admin any non-terminal.
 CUSTOMER_CANCELLABLE: frozenset[Status] = frozenset(
