@@ -77,6 +77,11 @@ class InMemoryNotify:
     async def send(self) -> None:
         await self.deps.worker.deliver_due()
 
+    async def poll(self) -> None:
+        """One fallback poll, whatever its timer says: claim and send every row nobody holds."""
+        while await self.deps.worker.deliver_one():
+            pass
+
     def emitted[E](self, cls: type[E]) -> list[E]:
         """The data of every `cls` event this process published."""
         return [e.data for e in self.bus.of_type(cls)]
