@@ -36,7 +36,9 @@ def test_events_md_is_covered() -> None:
         "PaymentRequested", "PaymentAuthorized", "PaymentFailed", "PaymentReviewRequired",
         "PaymentCaptured", "PaymentVoided", "PaymentRefunded", "OrderPaid", "OrderConfirmed",
         "OrderRejected", "OrderCancelled", "PromotionGranted", "PromotionRedeemed",
-        "NotificationSent", "NotificationFailed", "AccessDenied",
+        "NotificationSent", "NotificationFailed", "AccessDenied", "PaymentRefundFailed",
+        "ShipmentCreated", "ShipmentDispatched", "ShipmentDelivered", "ReturnRequested",
+        "ReturnApproved", "ReturnRejected", "ReturnReceived", "StockReturned",
     }  # fmt: skip
     audit = {"StockAdjusted", "OrderApproved", "DeadLettersRedriven"}
     assert set(EVENTS) == events_md | audit

@@ -14,7 +14,8 @@ Admin user edits are `UserProfileUpdated` / `UserRoleChanged` / `UserDeleted`; p
 Also added: notify consumes `OrderPlaced` (api.md's `ORDER_PLACED` notification needs it).
 Left out: notify does not consume `PaymentCaptured`, `PaymentVoided` or `StockUnavailable`
 (events.md lists it; notify has nothing to say about them: the customer hears `ORDER_CONFIRMED`,
-`ORDER_CANCELLED`, `ORDER_REJECTED`), nor yet `PaymentRefunded` (until `REFUND_ISSUED` exists);
+`ORDER_CANCELLED`, `ORDER_REJECTED`), nor `PaymentRefundFailed` (api.md has no notification
+for it: the return shows `REFUND_FAILED` in the Managers' returns queue, where a person acts on it);
 as events.md says, analytics does not consume `PaymentRequested` (order's instruction to payment;
 analytics records its outcome, `PaymentAuthorized` / `PaymentFailed`). Every listed consumer has
 a handler and every handler is listed (tests/unit/test_catalogue_consumers.py): a binding
@@ -23,9 +24,27 @@ without a handler is a delivery paid for nothing.
 
 from __future__ import annotations
 
-from contracts import analytics, gateway, inventory, notify, order, payment, user  # noqa: F401
+from contracts import (  # noqa: F401
+    analytics,
+    gateway,
+    inventory,
+    notify,
+    order,
+    payment,
+    shipping,
+    user,
+)
 
-PRODUCERS = ("gateway", "user", "inventory", "order", "payment", "notify", "analytics")
+PRODUCERS = (
+    "gateway",
+    "user",
+    "inventory",
+    "order",
+    "payment",
+    "shipping",
+    "notify",
+    "analytics",
+)
 
 CONSUMERS: dict[str, tuple[str, ...]] = {
     # user
@@ -46,23 +65,33 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "StockCommitFailed": ("order", "analytics"),
     "StockLow": ("notify", "analytics"),
     "StockAdjusted": ("analytics",),
+    "StockReturned": ("order", "analytics"),
     # order
     "OrderPlaced": ("inventory", "notify", "analytics"),
     "OrderApprovalRequired": ("inventory", "notify", "analytics"),
     "OrderApproved": ("analytics",),
     "PaymentRequested": ("payment",),
     "OrderPaid": ("inventory", "analytics"),
-    "OrderConfirmed": ("payment", "user", "notify", "analytics"),
+    "OrderConfirmed": ("payment", "user", "shipping", "notify", "analytics"),
     "OrderRejected": ("inventory", "payment", "notify", "analytics"),
     "OrderCancelled": ("inventory", "payment", "notify", "analytics"),
     "PromotionRedeemed": ("analytics",),
+    "ReturnRequested": ("notify", "analytics"),
+    "ReturnApproved": ("notify", "analytics"),
+    "ReturnRejected": ("notify", "analytics"),
+    "ReturnReceived": ("payment", "inventory", "analytics"),
     # payment
     "PaymentAuthorized": ("order", "analytics"),
     "PaymentFailed": ("order", "notify", "analytics"),
     "PaymentReviewRequired": ("order", "analytics"),
     "PaymentCaptured": ("order", "analytics"),
     "PaymentVoided": ("order", "analytics"),
-    "PaymentRefunded": ("order", "analytics"),
+    "PaymentRefunded": ("order", "notify", "analytics"),
+    "PaymentRefundFailed": ("order", "analytics"),
+    # shipping
+    "ShipmentCreated": ("order", "analytics"),
+    "ShipmentDispatched": ("order", "notify", "analytics"),
+    "ShipmentDelivered": ("order", "notify", "analytics"),
     # notify
     "NotificationSent": ("analytics",),
     "NotificationFailed": ("analytics",),

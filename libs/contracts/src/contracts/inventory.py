@@ -111,3 +111,12 @@ class StockAdjusted(Event):
     delta: int
     reason: str
     available: int = Field(ge=0)
+
+
+@event("inventory")
+class StockReturned(Event):
+    """A received return's units are back on sale (a ledger row per line)."""
+
+    return_id: str
+    order_id: str
+    lines: tuple[Line, ...]

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from contracts.base import Event
 from contracts.registry import event
-from contracts.types import Line, PricedLine
+from contracts.types import Address, Line, PricedLine
 
 
 @event("order")
@@ -82,6 +82,8 @@ class OrderConfirmed(Event):
     payment_method_id: str
     payment_id: str | None = None
     partial_fulfillment: bool = False
+    # Where the parcel goes: the address copied at placement (shipping's one source for it).
+    address: Address | None = None
 
 
 @event("order")
@@ -124,3 +126,45 @@ class PromotionRedeemed(Event):
     user_id: str
     code: str
     order_id: str
+
+
+class _Return(Event):
+    return_id: str
+    order_id: str
+    user_id: str
+
+
+@event("order")
+class ReturnRequested(_Return):
+    """A customer asked to send back delivered units; `refund_cents` is what receiving refunds."""
+
+    lines: tuple[Line, ...]
+    reason: str
+    refund_cents: int = Field(ge=0)
+    currency: str = "USD"
+
+
+@event("order")
+class ReturnApproved(_Return):
+    """A Manager or Admin accepted a return request: the customer may send the parcel."""
+
+    decided_by: str
+    reason: str | None = None
+
+
+@event("order")
+class ReturnRejected(_Return):
+    """A Manager or Admin refused a return request: nothing is refunded (terminal)."""
+
+    decided_by: str
+    reason: str | None = None
+
+
+@event("order")
+class ReturnReceived(_Return):
+    """The returned units reached the warehouse: payment refunds, inventory restocks."""
+
+    lines: tuple[Line, ...]
+    refund_cents: int = Field(ge=0)
+    currency: str = "USD"
+    payment_id: str

@@ -60,6 +60,15 @@ class PaymentVoided(_Money):
 
 @event("payment")
 class PaymentRefunded(_Money):
-    """A captured amount was paid back to the customer."""
+    """A captured amount was paid back to the customer (for a received return: `return_id`)."""
 
+    return_id: str | None = None
     reason: str | None = None
+
+
+@event("payment")
+class PaymentRefundFailed(_Money):
+    """The provider refused a refund, or it would exceed what is left of the capture."""
+
+    return_id: str | None = None
+    reason: str

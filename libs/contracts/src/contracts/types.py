@@ -9,7 +9,9 @@ from pydantic import Field
 from contracts.base import ContractModel
 
 UserRole = Literal["Customer", "Manager", "Admin"]
-Service = Literal["gateway", "user", "inventory", "order", "payment", "notify", "analytics"]
+Service = Literal[
+    "gateway", "user", "inventory", "order", "payment", "shipping", "notify", "analytics"
+]
 Channel = Literal["email", "sms", "push", "inApp"]
 PartialFulfillment = Literal["ask", "accept", "cancel"]
 NotificationType = Literal[
@@ -24,6 +26,12 @@ NotificationType = Literal[
     "PROMOTION_GRANTED",
     "APPROVAL_REQUIRED",
     "LOW_STOCK",
+    "ORDER_SHIPPED",
+    "ORDER_DELIVERED",
+    "RETURN_REQUESTED",
+    "RETURN_APPROVED",
+    "RETURN_REJECTED",
+    "REFUND_ISSUED",
 ]
 
 
