@@ -2,10 +2,11 @@
 front, the real broker and Mongo underneath, with a broker and database prefix of their own.
 
 `running_shop(...)` starts it; `Shop` is what a test drives it with: customers and products made
-through the public API, orders placed and awaited, every event on the bus seen by a probe bound
-to `#`, and `check_invariants` for what must hold after any saga (architecture.md): stock
-conserved, nothing captured for an order that is not CONFIRMED, no order charged twice, every
-order terminal.
+through the public API, orders placed and awaited, shipments and returns moved along, every event
+on the bus seen by a probe bound to `#`, and `check_invariants` for what must hold after any saga
+(architecture.md): stock conserved, nothing captured for an order that is not CONFIRMED, no order
+charged twice, every order terminal; with returns: one shipment per CONFIRMED order, refunds never
+above the capture, each received return refunded once and restocked once.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from order_service.settings import OrderSettings
 from payment_service.main import create_app as create_payment
 from payment_service.settings import PaymentSettings
 from pymongo import AsyncMongoClient
+from shipping_service.main import create_app as create_shipping
+from shipping_service.settings import ShippingSettings
 from user_service.main import create_app as create_user
 
 from bus import BusConnection, delete_topology
@@ -51,6 +54,8 @@ ADMIN = ("root@example.com", "admin-password-1")
 MANAGER = ("boss@example.com", "manager-password-1")
 PASSWORD = "long-enough-pw"
 TERMINAL = {"CONFIRMED", "REJECTED", "CANCELLED"}
+# A return whose parcel reached the warehouse: refunded (or refused by payment) and restocked.
+RECEIVED = {"RECEIVED", "REFUNDED", "REFUND_FAILED"}
 # Tests shorten nothing by sleeping: a deadline is reached by sweeping with a clock this far ahead.
 LATER = timedelta(days=2)
 APPROVAL_THRESHOLD_CENTS = 100_000
@@ -197,6 +202,89 @@ class Shop:
             f"/api/v1/orders/{order_id}/{action}", json=body, headers=headers
         )
 
+    # --- fulfilment and returns (api.md "Fulfilment and returns") ------------------------------
+
+    async def shipment_of(self, order_id: str, timeout: float = 20.0) -> dict[str, Any]:
+        """The order's one shipment, once shipping made it from OrderConfirmed."""
+        found: list[dict[str, Any]] = []
+
+        async def made() -> bool:
+            response = await self.client.get(
+                "/api/v1/shipments", params={"orderId": order_id}, headers=self.admin
+            )
+            assert response.status_code == 200, response.text
+            found[:] = response.json()["items"]
+            return bool(found)
+
+        await eventually(made, timeout=timeout, what=f"the shipment of {order_id}")
+        assert len(found) == 1, found
+        return found[0]
+
+    async def shipment(
+        self, shipment_id: str, action: str, headers: dict[str, str] | None = None, body: Any = None
+    ) -> httpx.Response:
+        """POST /api/v1/shipments/{id}/{action} (`ship`, `deliver`), by the Admin unless told."""
+        return await self.client.post(
+            f"/api/v1/shipments/{shipment_id}/{action}",
+            json=body if body is not None else {},
+            headers=headers or self.admin,
+        )
+
+    async def wait_fulfilment(
+        self, order_id: str, status: str, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The order once its `fulfilment` reached `status` (PENDING, SHIPPED, DELIVERED)."""
+        order: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            order.update(await self.get(order_id))
+            return (order.get("fulfilment") or {}).get("status") == status
+
+        await eventually(reached, timeout=timeout, what=f"fulfilment {status} on {order_id}")
+        return order
+
+    async def ask_return(
+        self, customer: Customer, order_id: str, *lines: tuple[str, int], reason: str = "too many"
+    ) -> httpx.Response:
+        body = {"items": [{"productId": p, "quantity": q} for p, q in lines], "reason": reason}
+        return await self.client.post(
+            f"/api/v1/orders/{order_id}/returns", json=body, headers=customer.headers
+        )
+
+    async def return_step(
+        self,
+        return_id: str,
+        action: str,
+        headers: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> httpx.Response:
+        """POST /api/v1/returns/{id}/{action}: approve, reject, receive (Admin unless told)."""
+        if body is None and action in ("approve", "reject"):
+            body = {"reason": f"{action}d by a test"}
+        return await self.client.post(
+            f"/api/v1/returns/{return_id}/{action}",
+            json=body if body is not None else {},
+            headers=headers or self.admin,
+        )
+
+    async def wait_return(
+        self, order_id: str, return_id: str, *statuses: str, timeout: float = 20.0
+    ) -> dict[str, Any]:
+        """The return as the order view lists it, once in one of `statuses`."""
+        found: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            order = await self.get(order_id)
+            for item in order.get("returns") or []:
+                if item["returnId"] == return_id:
+                    found.update(item)
+            return found.get("status") in statuses
+
+        await eventually(
+            reached, timeout=timeout, what=f"return {return_id} {statuses}: {found or '-'}"
+        )
+        return found
+
     # --- time -----------------------------------------------------------------------------------
 
     async def sweep_order_deadlines(self, ahead: timedelta = LATER) -> int:
@@ -229,13 +317,19 @@ class Shop:
         self, order_ids: Iterable[str], product_ids: Iterable[str], timeout: float = 20.0
     ) -> None:
         """Every order terminal; stock conserved and nothing left reserved; captures only for
-        CONFIRMED orders, once each, for the confirmed total; committed stock = confirmed units."""
+        CONFIRMED orders, once each, for the confirmed total; committed stock = confirmed units
+        less the units of received returns (a return moves them back to available); with the
+        shipping service: one shipment per CONFIRMED order (none for the others), refunds of an
+        order never above its capture, each received return refunded (or refused) once and
+        restocked once."""
         order_ids, product_ids = list(order_ids), list(product_ids)
         orders = {o: await self.wait_for(o, *TERMINAL, timeout=timeout) for o in order_ids}
         confirmed = {o for o, order in orders.items() if order["status"] == "CONFIRMED"}
 
         deadline = time.monotonic() + timeout
         while True:
+            # Re-read: a refund or a restock may still be on its way.
+            orders = {o: await self.get(o) for o in order_ids}
             problems = await self._invariant_problems(orders, confirmed, product_ids)
             if not problems or time.monotonic() > deadline:
                 break
@@ -250,6 +344,10 @@ class Shop:
         for order_id in confirmed:
             for line in orders[order_id]["items"]:
                 sold[line["productId"]] += line["fulfilledQuantity"] or 0
+            for item in orders[order_id].get("returns") or []:
+                if item["status"] in RECEIVED:
+                    for line in item["items"]:
+                        sold[line["productId"]] -= line["quantity"]
         for product_id in product_ids:
             stock = await self.stock(product_id)
             total = stock["available"] + stock["reserved"] + stock["committed"]
@@ -270,6 +368,49 @@ class Shop:
             order = orders.get(event["data"]["orderId"])
             if order is not None and event["data"]["amountCents"] != order["totalCents"]:
                 problems.append(f"{order['orderId']}: captured {event['data']} of {order}")
+        if "shipping" in self.apps:
+            problems += await self._fulfilment_problems(orders, confirmed)
+        return problems
+
+    def distinct(self, type_: str) -> list[dict[str, Any]]:
+        """The events of a type, each once (a re-published copy has its original's id)."""
+        return list({e["id"]: e for e in self.events(type_)}.values())
+
+    async def _fulfilment_problems(
+        self, orders: dict[str, dict[str, Any]], confirmed: set[str]
+    ) -> list[str]:
+        problems: list[str] = []
+        shipments = Counter(e["data"]["orderId"] for e in self.distinct("ShipmentCreated"))
+        captured: Counter[str] = Counter()
+        for event in self.distinct("PaymentCaptured"):
+            captured[event["data"]["orderId"]] += event["data"]["amountCents"]
+        refunded: Counter[str] = Counter()  # per order
+        refunds: dict[str, list[int]] = {}  # per return: the amounts refunded
+        for event in self.distinct("PaymentRefunded"):
+            refunded[event["data"]["orderId"]] += event["data"]["amountCents"]
+            refunds.setdefault(event["data"]["returnId"], []).append(event["data"]["amountCents"])
+        failed = Counter(e["data"]["returnId"] for e in self.distinct("PaymentRefundFailed"))
+        restocks = Counter(e["data"]["returnId"] for e in self.distinct("StockReturned"))
+        for order_id, order in orders.items():
+            expected = 1 if order_id in confirmed else 0
+            if shipments[order_id] != expected:
+                problems.append(f"{order_id}: {order['status']}, {shipments[order_id]} shipments")
+            if refunded[order_id] > captured[order_id]:
+                problems.append(
+                    f"{order_id}: refunded {refunded[order_id]} of {captured[order_id]}"
+                )
+            if order.get("refundedCents", 0) != refunded[order_id]:
+                problems.append(f"{order_id}: refundedCents {order.get('refundedCents')}")
+            for item in order.get("returns") or []:
+                return_id, status = item["returnId"], item["status"]
+                paid = refunds.get(return_id, [])
+                wanted = [item["refundCents"]] if status == "REFUNDED" else []
+                if status == "RECEIVED":  # the refund is not answered (yet)
+                    problems.append(f"{order_id}: return {return_id} RECEIVED, not refunded")
+                elif paid != wanted or failed[return_id] > (status == "REFUND_FAILED"):
+                    problems.append(f"{order_id}: return {item}: refunds {paid}, {failed} failed")
+                if restocks[return_id] != (status in RECEIVED):
+                    problems.append(f"{order_id}: return {item}: {restocks[return_id]} restocks")
         return problems
 
 
@@ -327,12 +468,14 @@ async def running_shop(
             **order_values,
         ),
         "payment": PaymentSettings(**shared, port=free_port(), user_url=user_url),
+        "shipping": ShippingSettings(**shared, port=free_port()),
     }
     factories: dict[str, Any] = {
         "user": create_user,
         "inventory": create_inventory,
         "order": create_order,
         "payment": create_payment,
+        "shipping": create_shipping,
     }
     sink: MailSink | None = None
     urls: dict[str, str] = field(default_factory=dict)  # each service's own base URL
