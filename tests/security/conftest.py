@@ -199,6 +199,17 @@ async def targets(secure: Secure) -> Targets:
         return items
 
     await eventually(inbox, what="the customer's first notification")
+
+    # The customer's order shipped, delivered and its one unit asked back: a shipment and a
+    # return of theirs (the matrix's own return request is then a 422, past authorization).
+    await shop.wait_for(secure.order_id, "CONFIRMED")
+    shipment_id = (await shop.shipment_of(secure.order_id))["shipmentId"]
+    for action in ("ship", "deliver"):
+        moved = await shop.shipment(shipment_id, action)
+        assert moved.status_code == 200, moved.text
+    await shop.wait_fulfilment(secure.order_id, "DELIVERED")
+    asked = await shop.ask_return(secure.customer, secure.order_id, (secure.product_id, 1))
+    assert asked.status_code == 201, asked.text
     return Targets(
         values={
             "userId": secure.customer.user_id,
@@ -207,6 +218,8 @@ async def targets(secure: Secure) -> Targets:
             "addressId": secure.customer.address_id,
             "notificationId": (await inbox())[0]["notificationId"],
             "service": "user",
+            "shipmentId": shipment_id,
+            "returnId": asked.json()["returnId"],
         },
         victim=victim,
         spare_product=secure.spare_product,
