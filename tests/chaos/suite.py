@@ -1,6 +1,10 @@
 """The fault suite: a driver places orders on every branch while faults are injected one at a
 time; then an invariant checker reads the system through its APIs and databases.
 
+After CONFIRMED, one order in `FULFIL_EVERY` goes on: the Admin ships and delivers it, its
+customer sends one unit back, a Manager approves it (one return in `REJECT_EVERY` is rejected)
+and the Admin receives it, so that refunds and restocks happen under the same faults.
+
     python -m tests.chaos.suite [--long]      (what `make chaos` runs, with --long)
 
 The short form (kill order, inventory and payment once each, one broker connection drop,
@@ -71,6 +75,12 @@ BRANCHES = (
     "fraud_approve",
     "fraud_reject",
 )
+# One CONFIRMED order in FULFIL_EVERY is shipped, delivered and partly returned; one of those
+# returns in REJECT_EVERY is rejected, the others approved and received.
+FULFIL_EVERY = 5
+REJECT_EVERY = 3
+# A return whose parcel reached the warehouse: refunded (or refused by payment) and restocked.
+RECEIVED = {"RECEIVED", "REFUNDED", "REFUND_FAILED"}
 CARDS = {
     "ok": ("pm_card_ok",),
     "declined": ("pm_card_declined", "pm_card_ok"),
@@ -212,6 +222,9 @@ class Driver:
         self.in_flight_max = 0
         self._in_flight = 0
         self._customer_of: dict[str, Customer] = {}
+        self.confirmed = 0
+        self.fulfilled: dict[str, list[str]] = {}  # order id → what the fulfilment did
+        self._fulfilments: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
         shop = self.shop
@@ -348,16 +361,87 @@ class Driver:
                 placed.actions.append(f"follow failed: {exc!r}")
             finally:
                 self._in_flight -= 1
+            if placed.status == "CONFIRMED":
+                self.confirmed += 1
+                if self.confirmed % FULFIL_EVERY == 1:
+                    index = self.confirmed // FULFIL_EVERY
+                    task = asyncio.create_task(self._fulfil(placed, index))
+                    self._fulfilments.append(task)
+
+    async def _fulfil(self, placed: Placed, index: int) -> None:
+        steps = self.fulfilled[placed.order_id] = []
+        try:
+            await self.fulfil(placed, steps, reject=index % REJECT_EVERY == REJECT_EVERY - 1)
+        except Exception as exc:  # noqa: BLE001 - a driver error is reported, not raised
+            steps.append(f"failed: {exc!r}")
+
+    async def fulfil(
+        self, placed: Placed, steps: list[str], *, reject: bool, timeout: float = 90.0
+    ) -> None:
+        """Ship, deliver, ask one unit back, decide, receive: each step once its turn came."""
+        shop, order_id = self.shop, placed.order_id
+        deadline = time.monotonic() + timeout
+
+        async def until(what: str, reached: Callable[[dict[str, Any]], bool], path: str) -> Any:
+            while time.monotonic() < deadline:
+                response = await shop.call("GET", path, headers=shop.admin)
+                if response.status_code == 200 and reached(response.json()):
+                    return response.json()
+                await asyncio.sleep(1.0)
+            raise TimeoutError(f"{what} of {order_id}")
+
+        listed = await until(
+            "a shipment", lambda b: bool(b["items"]), f"/api/v1/shipments?orderId={order_id}"
+        )
+        shipment_id = listed["items"][0]["shipmentId"]
+        for action in ("ship", "deliver"):
+            response = await shop.call(
+                "POST", f"/api/v1/shipments/{shipment_id}/{action}", json={}, headers=shop.admin
+            )
+            steps.append(f"{action}:{response.status_code}")
+        order = await until(
+            "DELIVERED",
+            lambda o: (o.get("fulfilment") or {}).get("status") == "DELIVERED",
+            f"/api/v1/orders/{order_id}",
+        )
+        line = next(i for i in order["items"] if i.get("fulfilledQuantity"))
+        body = {"items": [{"productId": line["productId"], "quantity": 1}], "reason": "chaos"}
+        customer = self._customer_of[order_id]
+        response = await shop.call(
+            "POST", f"/api/v1/orders/{order_id}/returns", json=body, headers=customer.headers
+        )
+        steps.append(f"return:{response.status_code}")
+        if response.status_code != 201:
+            return
+        return_id = response.json()["returnId"]
+        decision = "reject" if reject else "approve"
+        response = await shop.call(
+            "POST",
+            f"/api/v1/returns/{return_id}/{decision}",
+            json={"reason": "chaos"},
+            headers=shop.manager,
+        )
+        steps.append(f"{decision}:{response.status_code}")
+        if not reject:
+            response = await shop.call(
+                "POST", f"/api/v1/returns/{return_id}/receive", json={}, headers=shop.admin
+            )
+            steps.append(f"receive:{response.status_code}")
 
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
 
     async def stop(self, timeout: float = 60.0) -> None:
-        """Stop placing; let the followers see their orders through (or give up)."""
+        """Stop placing; let the followers see their orders through (or give up), then the
+        fulfilments they started."""
         self._stop.set()
         _, pending = await asyncio.wait(self._tasks, timeout=timeout)
         for task in pending:
             task.cancel()
+        if self._fulfilments:
+            _, pending = await asyncio.wait(self._fulfilments, timeout=timeout)
+            for task in pending:
+                task.cancel()
 
     @property
     def in_flight(self) -> int:
@@ -495,7 +579,16 @@ def scenarios(faults: Faults, long: bool) -> list[tuple[str, str, Callable[[], A
         ]
     kills = [
         (f"kill-{name}", f"SIGKILL {name}, restart after 4 s", _bind(faults.kill, name, 4.0))
-        for name in ("order", "inventory", "payment", "notify", "analytics", "user", "gateway")
+        for name in (
+            "order",
+            "inventory",
+            "payment",
+            "shipping",
+            "notify",
+            "analytics",
+            "user",
+            "gateway",
+        )
     ]
     return [
         *kills,
@@ -583,10 +676,19 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
             sold[line["product_id"] if "product_id" in line else line["productId"]] += (
                 line.get("fulfilled_quantity", line.get("fulfilledQuantity")) or 0
             )
+    # A received return moves its units from committed back to available (inventory): the
+    # equation stays, and committed = units confirmed less units received back.
     conservation: list[str] = []
+    returns: list[dict[str, Any]] = []
     settle_deadline = time.monotonic() + 30
     while True:
         conservation = []
+        returns = await listed(shop, "/api/v1/returns")
+        returned: Counter[str] = Counter()
+        for item in returns:
+            if item["status"] in RECEIVED:
+                for line in item["items"]:
+                    returned[line["productId"]] += line["quantity"]
         for product_id in driver.all_products:
             response = await shop.call("GET", f"/api/v1/products/{product_id}", headers=shop.admin)
             stock = response.json()["stock"]
@@ -594,9 +696,10 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
                 conservation.append(f"{product_id}: not conserved {stock}")
             if stock["reserved"]:
                 conservation.append(f"{product_id}: {stock['reserved']} still reserved")
-            if stock["committed"] != sold[product_id]:
+            if stock["committed"] != sold[product_id] - returned[product_id]:
                 conservation.append(
                     f"{product_id}: committed {stock} but confirmed {sold[product_id]}"
+                    f" and returned {returned[product_id]}"
                 )
         if not conservation or time.monotonic() > settle_deadline:
             break
@@ -629,6 +732,25 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         and (p.get("captured_cents") or 0) > orders[p["order_id"]].get("total_cents", 10**12)
     )
     confirmed_not_captured = sorted(o for o in confirmed if not capture_ids.get(o))
+
+    # Fulfilment and returns: one shipment per CONFIRMED order and none for the others; the
+    # refunds of an order never above its capture; each received return refunded (or refused by
+    # payment) once and restocked once, the others neither.
+    fulfilment_deadline = time.monotonic() + 60
+    while True:
+        returns = await listed(shop, "/api/v1/returns")
+        shipments = Counter(s["orderId"] for s in await listed(shop, "/api/v1/shipments"))
+        shipment_violations = [
+            f"{o}: {orders[o]['status'] if o in orders else 'unknown'}, {shipments[o]} shipments"
+            for o in sorted(confirmed | set(shipments))
+            if shipments[o] != (o in confirmed)
+        ]
+        audit = audit_returns(shop.events(), returns)
+        if not shipment_violations and not any(audit.values()):
+            break
+        if time.monotonic() > fulfilment_deadline:
+            break
+        await asyncio.sleep(2)
 
     # Notifications: one per (event, channel, recipient).
     notify = shop.mongo[system.database("notify")].notifications
@@ -668,6 +790,14 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         "unexpected_dead_letters": len(unexpected),
         "expected_dead_letters": expected,
         "confirmed_not_captured": len(confirmed_not_captured),
+        "shipment_violations": len(shipment_violations),
+        "refunds_above_capture": len(audit["refunds_above_capture"]),
+        "returns_not_refunded_once": len(audit["returns_not_refunded_once"]),
+        "returns_not_restocked_once": len(audit["returns_not_restocked_once"]),
+        "fulfilled": len(driver.fulfilled),
+        "returns_received": sum(1 for r in returns if r["status"] in RECEIVED),
+        "returns_by_status": dict(Counter(r["status"] for r in returns)),
+        "shipments": sum(shipments.values()),
         "by_status": dict(Counter(statuses.values())),
         "by_outcome": dict(sorted(outcomes.items())),
         "orders_not_placed_by_driver": len(unknown),
@@ -685,6 +815,9 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
             "captured_without_confirmed": captured_without_confirmed[:20],
             "double_captures": double_captures[:20],
             "confirmed_not_captured": confirmed_not_captured[:20],
+            "shipment_violations": shipment_violations[:20],
+            **{name: problems[:20] for name, problems in audit.items()},
+            "fulfilments": dict(list(driver.fulfilled.items())[:20]),
             "unexpected_dead_letters": unexpected[:20],
             "place_failures": driver.place_failures[:20],
             "server_errors": driver.server_errors[:20],
@@ -692,6 +825,66 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
                 o: driver.placed[o].__dict__ for o in stuck[:10] if o in driver.placed
             },
         },
+    }
+
+
+async def listed(shop: Shop, path: str) -> list[dict[str, Any]]:
+    """Every item of a staff list (`{items, nextCursor}`), page by page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 100} | ({"cursor": cursor} if cursor else {})
+        response = await shop.call("GET", path, params=params, headers=shop.admin)
+        assert response.status_code == 200, response.text
+        items += response.json()["items"]
+        cursor = response.json().get("nextCursor")
+        if not cursor:
+            return items
+
+
+def audit_returns(events: list[dict[str, Any]], returns: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the bus says of each return, against its status (events counted once per id: a
+    re-published copy keeps its original's id, a second refund would have its own)."""
+    distinct = {e["id"]: e for e in events if "id" in e and "data" in e}.values()
+    captured: Counter[str] = Counter()
+    refunded: Counter[str] = Counter()
+    paid: dict[str, list[int]] = defaultdict(list)
+    failed: Counter[str] = Counter()
+    restocked: Counter[str] = Counter()
+    for event in distinct:
+        data = event["data"]
+        if event["type"] == "PaymentCaptured":
+            captured[data["orderId"]] += data["amountCents"]
+        elif event["type"] == "PaymentRefunded":
+            refunded[data["orderId"]] += data["amountCents"]
+            paid[data.get("returnId") or ""].append(data["amountCents"])
+        elif event["type"] == "PaymentRefundFailed":
+            failed[data.get("returnId") or ""] += 1
+        elif event["type"] == "StockReturned":
+            restocked[data["returnId"]] += 1
+    known = {r["returnId"] for r in returns}
+    not_refunded_once = [f"refunds for unknown returns {r}" for r in set(paid) - known]
+    not_restocked_once = [f"restocks for unknown returns {r}" for r in set(restocked) - known]
+    for item in returns:
+        return_id, status = item["returnId"], item["status"]
+        wanted = [item["refundCents"]] if status == "REFUNDED" else []
+        if status == "RECEIVED":  # payment has not answered (yet)
+            not_refunded_once.append(f"{return_id}: RECEIVED, never answered")
+        elif paid.get(return_id, []) != wanted or failed[return_id] > (status == "REFUND_FAILED"):
+            not_refunded_once.append(
+                f"{return_id}: {status} {item['refundCents']}, refunded {paid.get(return_id)},"
+                f" {failed[return_id]} refusals"
+            )
+        if restocked[return_id] != (status in RECEIVED):
+            not_restocked_once.append(f"{return_id}: {status}, {restocked[return_id]} restocks")
+    return {
+        "refunds_above_capture": [
+            f"{o}: refunded {refunded[o]} of {captured[o]}"
+            for o in sorted(refunded)
+            if refunded[o] > captured[o]
+        ],
+        "returns_not_refunded_once": not_refunded_once,
+        "returns_not_restocked_once": not_restocked_once,
     }
 
 
@@ -707,6 +900,12 @@ FIGURES = (
     "unexpected_dead_letters",
     "expected_dead_letters",
     "confirmed_not_captured",
+    "shipment_violations",
+    "refunds_above_capture",
+    "returns_not_refunded_once",
+    "returns_not_restocked_once",
+    "fulfilled",
+    "returns_received",
 )
 MUST_BE_ZERO = (
     "stuck",
@@ -717,6 +916,10 @@ MUST_BE_ZERO = (
     "duplicate_notifications",
     "unexpected_dead_letters",
     "confirmed_not_captured",
+    "shipment_violations",
+    "refunds_above_capture",
+    "returns_not_refunded_once",
+    "returns_not_restocked_once",
 )
 
 
@@ -737,6 +940,7 @@ def table(report: dict[str, Any]) -> str:
             expected = "poison only"
         lines.append(f"{name:<30} {report['figures'][name]:>8}  {expected}")
     lines.append(f"by status: {report['figures']['by_status']}")
+    lines.append(f"returns by status: {report['figures']['returns_by_status']}")
     lines.append(f"outcomes: {report['figures']['by_outcome']}")
     lines.append(f"max orders in flight: {report['figures']['max_in_flight']}")
     lines.append(
