@@ -33,7 +33,7 @@ from .shop import Shop, running_shop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
 
-SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+SERVICES = ("user", "inventory", "order", "payment", "shipping", "notify", "analytics")
 EXPORTER = InMemorySpanExporter()
 
 
