@@ -76,8 +76,8 @@ class Group(ResponseModel):
     key: str
     orders: int
     revenue_cents: int
-    refunds_cents: int = 0
-    net_revenue_cents: int = 0
+    refunds_cents: int
+    net_revenue_cents: int
 
 
 class DurationStats(ResponseModel):
