@@ -66,11 +66,13 @@ from payment_service.domain import (
     METHOD_NOT_FOUND,
     NOT_CAPTURED,
     ORDER_CLOSED,
+    CaptureAwaited,
     Charge,
     FlaggedCharge,
     FraudInput,
     PaymentStatus,
     after_refund,
+    awaits_capture,
     calls_left,
     capture_amount,
     decide_fraud,
@@ -576,7 +578,9 @@ async def _void(deps: Deps, held: Doc, reason: str) -> PaymentVoided:
 async def refund(deps: Deps, step: Step[ReturnReceived]) -> bool:
     """Refund a received return once: `PaymentRefunded`, or `PaymentRefundFailed` with why.
 
-    Refused without a call when the payment was never captured (`NOT_CAPTURED`) or the amount
+    An authorized payment of an open order waits for its capture (`CaptureAwaited`: the
+    delivery is retried). Refused without a call when the payment was never captured
+    (`NOT_CAPTURED`: voided, failed, pending, or unknown to payment) or the amount
     exceeds what was captured less earlier refunds (`REFUND_EXCEEDS_CAPTURE`); 0 is refunded
     without a call; else the processor is asked (retried within `max_attempts`) and may decline
     (`DECLINED`) or stay unavailable (`PROVIDER_UNAVAILABLE`). A return decided already (this
@@ -594,6 +598,8 @@ async def refund(deps: Deps, step: Step[ReturnReceived]) -> bool:
         log.info("payment.refund_decided_already", return_id=returned.return_id)
         return True
     status = PaymentStatus(payment["status"])
+    if awaits_capture(status, closed=bool(payment.get("closed"))):
+        raise CaptureAwaited(f"payment of {returned.order_id} is not captured yet: retry")
     captured = int(payment.get("captured_cents") or 0)
     refunded = int(payment.get("refunded_cents") or 0)
     reason = refund_refusal(status, captured, refunded, returned.refund_cents)

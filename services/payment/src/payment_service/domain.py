@@ -100,6 +100,17 @@ REFUND_DECLINED = DECLINED
 REFUNDABLE = frozenset({PaymentStatus.CAPTURED, PaymentStatus.REFUNDED})
 
 
+class CaptureAwaited(Exception):  # noqa: N818 (a wait, not an error)
+    """A refund reached an authorized payment of an open order before its capture did (the
+    confirmation's delivery is still on its way, e.g. retried): the refund's delivery is
+    retried (bus retry delays, then the dead-letter queue) rather than refused for good."""
+
+
+def awaits_capture(status: PaymentStatus, *, closed: bool) -> bool:
+    """Whether a refund must wait: authorized, the order not ended, the capture still to come."""
+    return status == PaymentStatus.AUTHORIZED and not closed
+
+
 def refund_refusal(
     status: PaymentStatus, captured_cents: int, refunded_cents: int, amount_cents: int
 ) -> str | None:

@@ -9,11 +9,12 @@ import secrets
 import pytest
 from payment_service import commands
 from payment_service.commands import Step
+from payment_service.domain import CaptureAwaited
 from payment_service.schemas import PaymentOut
 
 from contracts.payment import PaymentRefunded, PaymentRefundFailed
 
-from .conftest import AMOUNT, T0, Payments, confirmed, received, requested
+from .conftest import AMOUNT, T0, Payments, cancelled, confirmed, received, requested
 
 pytestmark = pytest.mark.integration
 
@@ -106,13 +107,28 @@ async def test_a_refund_beyond_what_was_captured_is_refused_without_a_call(
     assert refunds(payments, order) == [2000]
 
 
+async def test_a_return_ahead_of_the_capture_waits_for_it(payments: Payments) -> None:
+    """The confirmation's delivery is late (retried): the refund's delivery fails and is
+    retried, and once the capture is in, the return is refunded."""
+    order = order_id()
+    await payments.send(requested(order, "pm_card_ok"))  # authorized, not captured yet
+    early = received(order, "r-1", 500)
+    with pytest.raises(CaptureAwaited):
+        await payments.bus.dispatch(early)
+    assert outcomes(payments, order) == [] and refunds(payments, order) == []
+    await payments.send(confirmed(order))
+    await payments.bus.dispatch(early)  # redelivered
+    assert outcomes(payments, order) == [("PaymentRefunded", "r-1", 500, None)]
+    assert refunds(payments, order) == [500]
+
+
 async def test_a_payment_never_captured_refunds_nothing(payments: Payments) -> None:
     order = order_id()
-    await payments.send(requested(order, "pm_card_ok"))  # authorized, not captured
+    await payments.send(requested(order, "pm_card_ok"), cancelled(order))  # voided
     await payments.send(received(order, "r-1", 500))
     assert outcomes(payments, order) == [("PaymentRefundFailed", "r-1", 500, "NOT_CAPTURED")]
     assert refunds(payments, order) == []
-    assert (await payments.payment(order))["status"] == "authorized"
+    assert (await payments.payment(order))["status"] == "voided"
     # An order payment never saw at all: refused once, on a stub that remembers it.
     unknown = order_id()
     envelope = received(unknown, "r-9", 700, payment_id="pay-9")
