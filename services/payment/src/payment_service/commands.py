@@ -21,10 +21,12 @@ provider.
 
 A refund is decided once per return id: the decision (refunded or failed, with its calls) is
 stored under `refunds.<returnId>` with the payment's `refunded_cents`, in one write conditional
-on the `refunded_cents` it read (two returns of one order refunded at once: the second write
-finds the total moved and reruns against it). Its provider call carries one key per return
-(`provider_calls.refund_key`), retried and rerun under that same key, so a return is refunded
-at most once whatever is redelivered; a second ReturnReceived for a decided return emits nothing.
+on the `refunded_cents` it read and on no decision for that return (two returns of one order
+refunded at once: the second write finds the total moved and reruns against it; two deliveries
+for one return at once: the second finds the first's decision and emits nothing). Its provider
+call carries one key per return (`provider_calls.refund_key`), retried and rerun under that same
+key, so a return is refunded at most once whatever is redelivered; a second ReturnReceived for a
+decided return emits nothing.
 
 Each saga command answers whether it handled its delivery (False: the payment had handled this
 very delivery already, a duplicate).
@@ -631,7 +633,10 @@ async def refund(deps: Deps, step: Step[ReturnReceived]) -> bool:
         targets,
         {},
         events=[event],
-        expect={"refunded_cents": payment.get("refunded_cents")},
+        expect={
+            "refunded_cents": payment.get("refunded_cents"),
+            f"refunds.{returned.return_id}": {"$exists": False},
+        },
         refunded_cents=refunded + paid,
         **{f"refunds.{returned.return_id}": _refund_entry(deps, step, reason, outcome)},
     )

@@ -214,6 +214,26 @@ async def test_a_refund_that_raced_another_is_decided_against_the_new_total(
     assert (await payments.payment(order))["refunded_cents"] == 1000
 
 
+async def test_two_deliveries_for_one_return_at_once_decide_it_once(payments: Payments) -> None:
+    """The order service's second ReturnReceived for r-1 is handled while the first is asking
+    the processor; both are declined, and the first's write finds r-1 decided: one event."""
+    order = await captured(payments, "pm_card_refund_declined")
+    await payments.send(received(order, "r-0", 100))  # the payment has a refunded total now
+    first, second = received(order, "r-1", 500), received(order, "r-1", 500)
+
+    async def handle_the_other_meanwhile() -> None:
+        await payments.bus.dispatch(second)
+
+    payments.provider.before_refund = handle_the_other_meanwhile
+    with pytest.raises(Exception, match="moved"):
+        await payments.bus.dispatch(first)
+    await payments.bus.dispatch(first)  # redelivered: decided already, nothing new
+    assert outcomes(payments, order) == [
+        ("PaymentRefundFailed", "r-0", 100, "DECLINED"),
+        ("PaymentRefundFailed", "r-1", 500, "DECLINED"),
+    ]
+
+
 async def test_the_lookup_shows_refunds_and_the_refunded_total(payments: Payments) -> None:
     order = await captured(payments)
     await payments.send(received(order, "r-1", 1000))
