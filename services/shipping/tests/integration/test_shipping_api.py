@@ -3,6 +3,7 @@ the in-memory bus carrying OrderConfirmed in and the Shipment* events out."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,6 +21,10 @@ MANAGER = token("Manager", "manager-1")
 OWNER = token("Customer", "u1")
 STRANGER = token("Customer", "u2")
 BASE = "/api/v1/shipments"
+
+
+def at(value: str) -> datetime:
+    return datetime.fromisoformat(value)
 
 
 async def test_the_warehouse_journey_pending_shipped_delivered(start_shipping: Start) -> None:
@@ -119,8 +124,14 @@ async def test_the_warehouse_queue_filters_and_pages_oldest_first(start_shipping
             await shop.confirm(confirmed(f"o{n}", ("lamp", 1)))
         await shop.http.post(f"{BASE}/{shipment_id_for('o1')}/ship", headers=ADMIN)
 
+        everything = (await shop.http.get(BASE, headers=ADMIN)).json()["items"]
+        # Oldest first (by creation time, then id: two created in one millisecond keep an order).
+        assert everything == sorted(everything, key=lambda s: (at(s["createdAt"]), s["shipmentId"]))
+        assert sorted(s["orderId"] for s in everything) == ["o0", "o1", "o2", "o3", "o4"]
         pending = (await shop.http.get(BASE, params={"status": "PENDING"}, headers=MANAGER)).json()
-        assert [s["orderId"] for s in pending["items"]] == ["o0", "o2", "o3", "o4"]
+        assert [s["orderId"] for s in pending["items"]] == [
+            s["orderId"] for s in everything if s["orderId"] != "o1"
+        ]
         assert pending["nextCursor"] is None
         shipped = (await shop.http.get(BASE, params={"status": "SHIPPED"}, headers=ADMIN)).json()
         assert [s["orderId"] for s in shipped["items"]] == ["o1"]
@@ -135,7 +146,7 @@ async def test_the_warehouse_queue_filters_and_pages_oldest_first(start_shipping
             if page["nextCursor"] is None:
                 break
             params["cursor"] = page["nextCursor"]
-        assert seen == ["o0", "o1", "o2", "o3", "o4"]
+        assert seen == [s["orderId"] for s in everything]
 
         assert (await shop.http.get(BASE, params={"limit": 101}, headers=ADMIN)).status_code == 422
         bad = await shop.http.get(BASE, params={"status": "LOST"}, headers=ADMIN)
