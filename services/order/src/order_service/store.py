@@ -215,7 +215,9 @@ class OrderStore:
     ) -> list[str]:
         """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
         (but the `exclude`d ones: the sweeper's quarantined rows)."""
-        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}
+        # `$ne: None`: a CONFIRMED order waits only while a return does (its deadline is null
+        # otherwise), and the embedded server, unlike MongoDB, counts null as before any date.
+        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$ne": None, "$lte": now}}
         if exclude:
             query["_id"] = {"$nin": list(exclude)}
         found = self.db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
