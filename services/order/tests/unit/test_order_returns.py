@@ -503,3 +503,15 @@ def test_an_order_with_returns_round_trips_through_its_document() -> None:
     order = delivered()
     received(order, ("book", 1))
     assert Order.model_validate(order.model_dump()).model_dump() == order.model_dump()
+
+
+def test_a_return_with_nothing_to_refund_is_refunded_on_receipt() -> None:
+    free = Promotion("FREE", "u1", 100, T0 + timedelta(days=1))
+    order = delivered(confirmed([("pen", 1)], promotion=free))
+    assert order.total_cents == 0
+    return_id = received(order, ("pen", 1))
+    ret = order.find_return(return_id)
+    assert (ret.status, ret.refund_cents, ret.due, order.deadline) == ("REFUNDED", 0, None, None)
+    # Payment's answer to the receipt, whatever it is, changes nothing.
+    assert not order.return_refunded(return_id, 0, "pay1", ev("PaymentRefunded", "payment", 6))
+    assert not order.return_refund_failed(return_id, "zero", ev("PaymentRefundFailed", "p", 6))

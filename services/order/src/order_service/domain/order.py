@@ -663,6 +663,9 @@ class Order(BaseModel):
                 payment_id=self.payment.payment_id or "",
             ),
         )
+        if ret.refund_cents == 0:  # nothing to pay back (a free unit): no refund to wait for
+            ret.status, ret.refunded_at, ret.due = "REFUNDED", cause.at, None
+            self._return_moved(ret, "refundReturn", cause)
         return ret
 
     def return_refunded(
