@@ -12,6 +12,12 @@ Two kinds of input, two answers to a wrong state:
   or later state are late or duplicate deliveries: they change nothing and return False. Only an
   event that could not have happened yet (e.g. `PaymentAuthorized` while `PENDING`) raises.
 
+After CONFIRMED the status stays CONFIRMED: shipping's events fill in `fulfilment` (each only
+what is not known yet, so any order of arrival and any repeat is fine), and each return has its
+own small state machine with the same two answers to a wrong state (a person's step raises
+`ReturnInvalidState`; a late or repeated answer of payment or inventory returns False). Its
+rules and money are in `returns`.
+
 Money: integer cents. `subtotal = Σ price × quantity` (the fulfilled quantity once inventory
 answered and the partial was accepted); `discount = subtotal × percentOff // 100` (rounded down:
 the discount never exceeds the advertised percentage); `total = subtotal − discount`.
