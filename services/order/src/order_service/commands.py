@@ -140,7 +140,9 @@ def problem_of(exc: OrderError) -> Problem:
     if isinstance(exc, NotDelivered):
         return conflict(exc.code, str(exc), title="Not delivered yet")
     if isinstance(exc, ReturnWindowClosed):
-        return conflict(exc.code, str(exc), title="Return window closed", closed_at=exc.closed_at)
+        return conflict(
+            exc.code, str(exc), title="Return window closed", closed_at=exc.closed_at.isoformat()
+        )
     if isinstance(exc, ReturnNotFound):
         return return_not_found(exc.return_id)
     keys = ("product_id", "quantity", "returnable", "promo_code", "address_id", "payment_method_id")

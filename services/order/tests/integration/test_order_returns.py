@@ -287,7 +287,8 @@ async def test_the_return_window_closes_on_the_service_clock(wired: Wired) -> No
     wired.clock.advance(days=30)
     await ask(wired, order_id)
     wired.clock.advance(seconds=1)
-    await refused(ask(wired, order_id), 409, "RETURN_WINDOW_CLOSED")
+    problem = await refused(ask(wired, order_id), 409, "RETURN_WINDOW_CLOSED")
+    assert problem.body()["closedAt"] == (wired.clock.now - timedelta(seconds=1)).isoformat()
 
 
 # --- answers from payment and the deadlines ---------------------------------------------------
