@@ -318,7 +318,8 @@ class Shop:
     ) -> None:
         """Every order terminal; stock conserved and nothing left reserved; captures only for
         CONFIRMED orders, once each, for the confirmed total; committed stock = confirmed units
-        less the units of received returns (a return moves them back to available); with the
+        less the units of received returns (a return moves them back to available, and counts
+        them as returned); with the
         shipping service: one shipment per CONFIRMED order (none for the others), refunds of an
         order never above its capture, each received return refunded (or refused) once and
         restocked once."""
@@ -341,13 +342,14 @@ class Shop:
     ) -> list[str]:
         problems: list[str] = []
         sold: Counter[str] = Counter()
+        returned: Counter[str] = Counter()
         for order_id in confirmed:
             for line in orders[order_id]["items"]:
                 sold[line["productId"]] += line["fulfilledQuantity"] or 0
             for item in orders[order_id].get("returns") or []:
                 if item["status"] in RECEIVED:
                     for line in item["items"]:
-                        sold[line["productId"]] -= line["quantity"]
+                        returned[line["productId"]] += line["quantity"]
         for product_id in product_ids:
             stock = await self.stock(product_id)
             total = stock["available"] + stock["reserved"] + stock["committed"]
@@ -355,8 +357,14 @@ class Shop:
                 problems.append(f"{product_id}: not conserved {stock}")
             if stock["reserved"]:
                 problems.append(f"{product_id}: {stock['reserved']} still reserved")
-            if stock["committed"] != sold[product_id]:
-                problems.append(f"{product_id}: committed {stock} but sold {sold[product_id]}")
+            # A received return moves its units from committed back to available.
+            if stock["committed"] != sold[product_id] - returned[product_id]:
+                problems.append(
+                    f"{product_id}: committed {stock} but sold {sold[product_id]}"
+                    f" and {returned[product_id]} returned"
+                )
+            if stock["returned"] != returned[product_id]:
+                problems.append(f"{product_id}: {stock} but {returned[product_id]} returned")
         captures = Counter(e["data"]["orderId"] for e in self.events("PaymentCaptured"))
         for order_id in orders:
             count = captures[order_id]

@@ -16,8 +16,9 @@ are made; each test asserts one part of it:
   refunds exactly the mug's price, inventory puts it back on sale, the return is REFUNDED,
   `refundedCents` grows, REFUND_ISSUED. Two more mugs are one too many (422); the plate's return
   is rejected and refunds nothing.
-- Bob pays with a 15 % code: his returns are refunded the lines' price less the discount in the
-  same proportion, rounded down, and all of them together never exceed what was captured.
+- Bob pays with a 15 % code: his first return is refunded the line's price less the discount in
+  the same proportion, rounded down; the one that sends back the last units refunds what is left
+  of the capture, so that together they pay back exactly what was captured, never more.
 - Every new event published a second time changes nothing.
 
 The 15 % code is granted by publishing the PromotionGranted that analytics would (analytics
@@ -378,7 +379,8 @@ async def test_a_received_return_refunds_the_lines_price_and_restocks_it(story: 
     (refund,) = [e for e in shop.events("PaymentRefunded") if e["data"]["returnId"] == return_id]
     assert (refund["data"]["orderId"], refund["data"]["amountCents"]) == (plain, 1_000)
 
-    # Back on sale: from committed to available, what was received unchanged.
+    # Back on sale: from committed to available (counted as returned), what was received
+    # unchanged: available + reserved + committed = received still holds.
     (restock,) = [e for e in shop.events("StockReturned") if e["data"]["returnId"] == return_id]
     assert restock["data"]["lines"] == [{"productId": products["mug"], "quantity": 1}]
     before = story.stock["mug before"]
@@ -388,6 +390,7 @@ async def test_a_received_return_refunds_the_lines_price_and_restocks_it(story: 
         "stockAvailable": before["stockAvailable"] + 1,
         "available": before["available"] + 1,
         "committed": before["committed"] - 1,
+        "returned": before["returned"] + 1,
     }
 
     # Every step on the order's timeline, each with its event.
@@ -424,17 +427,21 @@ async def test_a_promotion_is_shared_by_the_refunds_in_proportion(story: Story) 
         2_550,
     )
     lamp, rest = story.returns["lamp"], story.returns["rest"]
-    # 999 × 2 550 / 2 999 = 849.43…, and (999 + 1 001) × 2 550 / 2 999 = 1 700.56…
+    # 999 × 2 550 / 2 999 = 849.43…: rounded down.
     assert lamp["refundCents"] == refund_of(order, (LAMP, 1)) == 849
-    assert rest["refundCents"] == refund_of(order, (LAMP, 1), (SHADE, 1)) == 1_700
-    assert order["refundedCents"] == 849 + 1_700 <= order["totalCents"]
+    # The last delivered units back refund what is left of the capture (the order service's
+    # rule, so that a full return pays everything back): 2 550 − 849 = 1 701, one cent more
+    # than the proportion rounded down ((999 + 1 001) × 2 550 / 2 999 = 1 700.56…).
+    assert refund_of(order, (LAMP, 1), (SHADE, 1)) == 1_700
+    assert rest["refundCents"] == order["totalCents"] - lamp["refundCents"] == 1_701
+    assert order["refundedCents"] == 849 + 1_701 == order["totalCents"]
     refunds = {
         e["data"]["returnId"]: e["data"]["amountCents"]
         for e in shop.events("PaymentRefunded", promo)
     }
-    assert refunds == {lamp["returnId"]: 849, rest["returnId"]: 1_700}
+    assert refunds == {lamp["returnId"]: 849, rest["returnId"]: 1_701}
     (capture,) = shop.events("PaymentCaptured", promo)
-    assert sum(refunds.values()) <= capture["data"]["amountCents"] == 2_550
+    assert sum(refunds.values()) == capture["data"]["amountCents"] == 2_550  # never more
     notes = await in_app(shop, story.bob.headers, "REFUND_ISSUED", count=2)
     assert len(notes) == 2, notes
 
