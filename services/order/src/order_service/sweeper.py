@@ -50,12 +50,9 @@ class DeadlineSweeper(LeasedTask):
             lease_seconds=lease_seconds,
             holder=holder,
             max_failures=max_failures,
+            clock=deps.clock,
         )
         self._deps = deps
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service's clock when not given)."""
-        return await super().run_once(now or self._deps.clock())
 
     async def close_due(self, now: datetime) -> int:
         """Cancel every order whose wait ended by `now`; how many were cancelled. An order that
