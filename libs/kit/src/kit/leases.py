@@ -20,7 +20,7 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -126,3 +126,45 @@ class LeasedTask:
         self._held_until = None
         with contextlib.suppress(Exception):
             await release_lease(self._db, self.name, self.holder)
+
+
+class SweeperDeps(Protocol):
+    """What a service sweeper needs of the service's wiring: its database and its clock."""
+
+    @property
+    def db(self) -> Db: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+class Sweeper[D: SweeperDeps](LeasedTask):
+    """A service's sweeper: a `LeasedTask` named `lease_name`, on the service's database and
+    clock, whose pass is `sweep(now)` with the service's wiring as `self.deps`."""
+
+    lease_name: ClassVar[str]
+
+    def __init__(
+        self,
+        deps: D,
+        *,
+        interval: float,
+        lease_seconds: float,
+        holder: str | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+    ) -> None:
+        super().__init__(
+            deps.db,
+            self.lease_name,
+            self.sweep,
+            interval=interval,
+            lease_seconds=lease_seconds,
+            holder=holder,
+            max_failures=max_failures,
+            clock=deps.clock,
+        )
+        self.deps = deps
+
+    async def sweep(self, now: datetime) -> int:
+        """One pass at `now` (no lease: `run_once` takes it); how many things it changed."""
+        raise NotImplementedError
