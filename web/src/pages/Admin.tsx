@@ -403,10 +403,10 @@ export function Warehouse() {
               };
               return (
                 <tr key={s.shipmentId} data-shipment-id={s.shipmentId} data-order-id={s.orderId}>
-                  <th scope="row">
+                  <td>
                     <a href={`/orders/${s.orderId}`}>{order}</a>
                     <div class="muted">{when(s.createdAt)}</div>
-                  </th>
+                  </td>
                   <td>{linesText(s.lines, names)}</td>
                   <td>{s.address ? [s.address.line1, s.address.city, s.address.country].filter(Boolean).join(", ") : ""}</td>
                   <td>

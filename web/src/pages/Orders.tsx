@@ -542,7 +542,7 @@ function ReturnForm({ order, onDone }: { order: Order; onDone: (notice: string) 
   };
 
   return (
-    <form class="stack" onSubmit={(e) => void submit(e)} aria-labelledby="return-items-h">
+    <form class="stack" noValidate onSubmit={(e) => void submit(e)} aria-labelledby="return-items-h">
       <h3 id="return-items-h">Return items</h3>
       <table>
         <thead>
