@@ -426,7 +426,7 @@ export function Warehouse() {
                           </label>
                           <input
                             id={`carrier-${s.shipmentId}`}
-                            placeholder="carrier (optional)"
+                            placeholder="carrier (empty: the sandbox carrier)"
                             maxLength={100}
                             value={f.carrier}
                             onInput={(e) => setForms({ ...forms, [s.shipmentId]: { ...f, carrier: e.currentTarget.value } })}
@@ -436,7 +436,7 @@ export function Warehouse() {
                           </label>
                           <input
                             id={`tracking-${s.shipmentId}`}
-                            placeholder="tracking number (optional)"
+                            placeholder="tracking number (the sandbox issues one)"
                             maxLength={100}
                             value={f.trackingNumber}
                             onInput={(e) => setForms({ ...forms, [s.shipmentId]: { ...f, trackingNumber: e.currentTarget.value } })}
