@@ -31,7 +31,7 @@ from runner.config import free_port_block  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MONGO_MODULE = "bench.counting_mongo"  # devkit.embedded_mongo, counting commands
-BUS_SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+BUS_SERVICES = ("user", "inventory", "order", "payment", "shipping", "notify", "analytics")
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-1"
 # Preparation only: argon2 at OWASP's minimum cost (the measured path hashes no password). The

@@ -19,7 +19,7 @@ listens on base+N, default 8000), `SHOP_MONGO_PORT` (default 27017), `SHOP_RUN_D
 `.run`: generated keys, optional Mongo file), `SHOP_RESTART` (`0` disables restarts),
 `SHOP_REPLICAS` (`order=2`: a second instance of a service, 10 ports above the first, consuming
 from the same queue), `SHOP_MONGO_PER_SERVICE` (default `1`: one embedded Mongo per service, user
-on SHOP_MONGO_PORT and the next ones above it, 27017-27022 by default; `0`: one shared server on
+on SHOP_MONGO_PORT and the next ones above it, 27017-27023 by default; `0`: one shared server on
 SHOP_MONGO_PORT), `SHOP_MONGO_MODULE` (the embedded server's module, default
 `devkit.embedded_mongo`; the bench runs `bench.counting_mongo`, which also counts commands),
 `SHOP_SEED_CATALOG` (`0`: no demo catalogue). With embedded Mongo

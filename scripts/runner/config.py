@@ -23,6 +23,7 @@ SERVICES: tuple[tuple[str, int], ...] = (
     ("payment", 4),
     ("notify", 5),
     ("analytics", 6),
+    ("shipping", 7),
     ("gateway", 0),
 )
 SERVICE_NAMES = tuple(name for name, _ in SERVICES)
@@ -78,14 +79,14 @@ class Config:
 
     def mongo_port_of(self, service: str) -> int:
         """The embedded server of `service` (one per service): SHOP_MONGO_PORT for user, then
-        one up per service in port order (27017-27022 by default); 0 (any free port) when
+        one up per service in port order (27017-27023 by default); 0 (any free port) when
         SHOP_MONGO_PORT is 0."""
         if self.mongo_port == 0:
             return 0
         return self.mongo_port + dict(SERVICES)[service] - 1
 
 
-# A run's ports: the services at base+0…6, second instances at base+10+offset, the SMTP sink at
+# A run's ports: the services at base+0…7, second instances at base+10+offset, the SMTP sink at
 # base+25 (SMTP_SINK_OFFSET).
 PORT_BLOCK = 30
 

@@ -221,9 +221,11 @@ class System:
         for name in ("notify", "analytics"):
             self.start(name)
         await self.wait_ready(["notify", "analytics"], path="/healthz")
-        for name in ("user", "inventory", "order", "payment"):
+        for name in ("user", "inventory", "order", "payment", "shipping"):
             self.start(name)
-        await self.wait_ready(["user", "inventory", "order", "payment", "notify", "analytics"])
+        await self.wait_ready(
+            ["user", "inventory", "order", "payment", "shipping", "notify", "analytics"]
+        )
         self.start("gateway")
         await self.wait_ready(["gateway"])
 

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 from runner.config import free_port_block  # noqa: E402
 
-SERVICES = {"gateway", "user", "inventory", "order", "payment", "notify", "analytics"}
+SERVICES = {"gateway", "user", "inventory", "order", "payment", "notify", "analytics", "shipping"}
 BUS_SERVICES = SERVICES - {"gateway"}
 READY_TIMEOUT = 120.0
 

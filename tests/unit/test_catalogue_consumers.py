@@ -18,7 +18,7 @@ from contracts.registry import all_events
 
 pytestmark = pytest.mark.unit
 
-SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics", "shipping")
 
 
 @pytest.mark.parametrize("service", SERVICES)

@@ -554,7 +554,7 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
     docs = kustomize(copy / "overlays" / "dev")
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("Deployment") == kinds.count("HorizontalPodAutoscaler") == 7
+    assert kinds.count("Deployment") == kinds.count("HorizontalPodAutoscaler") == len(PORTS)
     assert all(
         d["metadata"].get("namespace") == "shop-dev" for d in docs if d["kind"] != "Namespace"
     )

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.unit
 
-SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics", "gateway")
+SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics", "shipping", "gateway")
 
 
 def _app(service: str) -> Any:

@@ -44,6 +44,6 @@ def test_one_mongo_per_service_is_the_default() -> None:
 
 def test_each_service_has_its_embedded_mongo_on_a_port_of_its_own() -> None:
     config = parse_args([], env={})
-    ports = [config.mongo_port_of(name) for name in ("user", "inventory", "analytics")]
-    assert ports == [27017, 27018, 27022]
+    ports = [config.mongo_port_of(name) for name in ("user", "inventory", "analytics", "shipping")]
+    assert ports == [27017, 27018, 27022, 27023]
     assert parse_args([], env={"SHOP_MONGO_PORT": "0"}).mongo_port_of("order") == 0

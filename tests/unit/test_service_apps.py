@@ -18,7 +18,7 @@ from kit.auth.signing import SigningKey
 pytestmark = pytest.mark.unit
 
 SERVICES = {"user": 8001, "inventory": 8002, "order": 8003, "payment": 8004, "notify": 8005,
-            "analytics": 8006}  # fmt: skip
+            "analytics": 8006, "shipping": 8007}  # fmt: skip
 
 
 def _module(service: str, name: str) -> Any:

@@ -14,7 +14,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics", "shipping")
 # The modules of the skeleton; `domain` may be a package when it holds several concepts.
 REQUIRED = ("__main__", "main", "settings", "deps", "bootstrap", "api", "schemas", "commands",
             "handlers", "domain", "store")  # fmt: skip

@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kit.background import PeriodicTask
+from kit.clock import Clock, utcnow
 from kit.mongo import as_utc
 from kit.quarantine import DEFAULT_MAX_FAILURES, RowQuarantine
 
@@ -77,8 +78,10 @@ class LeasedTask:
         lease_seconds: float,
         holder: str | None = None,
         max_failures: int = DEFAULT_MAX_FAILURES,
+        clock: Clock = utcnow,
     ) -> None:
         self._db = db
+        self._clock = clock  # the service's clock: a test moves it instead of waiting
         self.name = name
         self.quarantine = RowQuarantine(db, name, max_failures=max_failures)
         self._sweep = sweep
@@ -90,7 +93,7 @@ class LeasedTask:
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Take the lease and sweep; how many things the sweep changed (0 without the lease)."""
-        now = now or datetime.now(UTC)
+        now = now or self._clock()
         if not await self.hold(now):
             return 0
         return await self._sweep(now)

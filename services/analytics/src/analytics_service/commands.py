@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -30,9 +31,13 @@ from analytics_service.domain import (
     Grant,
     Recommendation,
     Window,
+    fulfilment_times,
     rate,
     recommend,
+    refunds_in,
+    return_rates,
     winback_grant,
+    with_refunds,
 )
 from analytics_service.projection import (
     Snapshot,
@@ -91,6 +96,13 @@ async def sales_report(
     window's orders in `currency`, and which currencies the window's orders use.
 
     One currency per report: cents of two currencies do not add up to anything.
+
+    After the confirmation (`domain`'s report maths): `refunds_cents` = the refunds whose event
+    time is in the window (whenever their orders were placed), `net_revenue_cents` = revenue −
+    refunds, both per group too (a day: that day's refunds; a product: its share of each refund
+    by the return's lines); `fulfilment`: seconds from confirmation to shipment and to delivery
+    over the orders shipped / delivered in the window; `return_rates`: per product of the
+    window's confirmed orders, units received back / units sold.
     """
     facets = await deps.store.sales_facets(window, currency)
     totals = (facets["totals"] or [{}])[0]
@@ -99,22 +111,33 @@ async def sales_report(
     confirmed_count = int(totals.get("confirmed", 0))
     products = facets["by_product"]
     names = await deps.store.product_names([p["_id"] for p in products])
+    late = await deps.store.after_confirmation(window)
+    refunds = refunds_in(late, window, currency)
+    to_shipment, to_delivery = fulfilment_times(late, window, currency)
     if group_by == "product":
         groups = [
             {"key": p["_id"], "orders": len(p["orders"]), "revenue_cents": p["revenue_cents"]}
             for p in products
         ]
+        groups = with_refunds(groups, refunds.by_product, sort=False)
     else:
         groups = [
             {"key": d["_id"], "orders": d["orders"], "revenue_cents": d["revenue_cents"]}
             for d in facets["by_day"]
         ]
+        groups = with_refunds(groups, refunds.by_day, sort=True)
+    rates = return_rates(
+        {p["_id"]: p["quantity"] for p in products},
+        {r["_id"]: r["returned"] for r in facets["returned"]},
+    )
     return {
         "from": window.start,
         "to": window.end,
         "currency": currency,
         "currencies": [c["_id"] for c in facets["currencies"]],
         "revenue_cents": revenue,
+        "refunds_cents": refunds.total_cents,
+        "net_revenue_cents": revenue - refunds.total_cents,
         "orders_by_status": {s["_id"]: s["n"] for s in facets["by_status"]},
         "average_order_value_cents": revenue // confirmed_count if confirmed_count else 0,
         "payment_failure_rate": rate(int(totals.get("payment_failed", 0)), orders),
@@ -129,6 +152,8 @@ async def sales_report(
             for p in products[:TOP_PRODUCTS]
         ],
         "groups": groups,
+        "fulfilment": {"to_shipment": asdict(to_shipment), "to_delivery": asdict(to_delivery)},
+        "return_rates": [{**r, "name": names.get(r["product_id"])} for r in rates],
     }
 
 

@@ -69,9 +69,43 @@ class TopProduct(ResponseModel):
 
 
 class Group(ResponseModel):
+    """A day's or a product's sales; its refunds (that day's, or the product's share of each
+    refund by the return's lines) and the net of the two. A key with refunds and no sales in
+    the window has `orders` 0."""
+
     key: str
     orders: int
     revenue_cents: int
+    refunds_cents: int
+    net_revenue_cents: int
+
+
+class DurationStats(ResponseModel):
+    """Seconds from confirmation to a fulfilment step (nearest-rank percentiles); null when no
+    order took that step in the window."""
+
+    count: int
+    average_seconds: float | None = None
+    p50_seconds: float | None = None
+    p90_seconds: float | None = None
+
+
+class Fulfilment(ResponseModel):
+    """Confirmation → shipment over the orders shipped in the window, confirmation → delivery
+    over those delivered in it."""
+
+    to_shipment: DurationStats
+    to_delivery: DurationStats
+
+
+class ReturnRate(ResponseModel):
+    """Of the window's confirmed orders: units of the product sold, units received back."""
+
+    product_id: str
+    name: str | None = None
+    sold: int
+    returned: int
+    rate: float
 
 
 class SalesReport(ResponseModel):
@@ -84,21 +118,40 @@ class SalesReport(ResponseModel):
     # this says which others to ask for.
     currencies: list[str]
     revenue_cents: int
+    # Refunds issued in the window (their event time), whenever the orders were placed.
+    refunds_cents: int
+    net_revenue_cents: int
     orders_by_status: dict[str, int]
     average_order_value_cents: int
     payment_failure_rate: float
     partial_fulfillment_rate: float
     top_products: list[TopProduct]
     groups: list[Group]
+    # Beyond api.md's fields (extra fields are allowed): what follows the confirmation.
+    fulfilment: Fulfilment
+    return_rates: list[ReturnRate]
 
     def as_csv(self) -> str:
-        """The groups as CSV (`key,orders,revenueCents`), every key safe to open in a sheet."""
+        """The groups as CSV, every key safe to open in a sheet. The columns: api.md's
+        `key,orders,revenueCents` first, then `refundsCents,netRevenueCents` appended (a reader
+        of the first three is unaffected)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["key", "orders", "revenueCents"])
+        writer.writerow(CSV_COLUMNS)
         for group in self.groups:
-            writer.writerow([spreadsheet_safe(group.key), group.orders, group.revenue_cents])
+            writer.writerow(
+                [
+                    spreadsheet_safe(group.key),
+                    group.orders,
+                    group.revenue_cents,
+                    group.refunds_cents,
+                    group.net_revenue_cents,
+                ]
+            )
         return out.getvalue()
+
+
+CSV_COLUMNS = ("key", "orders", "revenueCents", "refundsCents", "netRevenueCents")
 
 
 class FunnelReport(ResponseModel):

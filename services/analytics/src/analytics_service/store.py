@@ -3,7 +3,8 @@
 - `events`: every event as received with its audit entry (who/what/when/where) under `audit`,
   `_id` = event id, append-only (the audit trail reads this collection); the record of which
   events were applied: a batch inserts the rows of its new events with one `insert_many`;
-- `order_facts`: one row per order, folded from its events (what sales reports aggregate);
+- `order_facts`: one row per order, folded from its events (what sales reports aggregate),
+  after the confirmation with its shipment times, its returns' lines and its refunds;
 - `user_facts`: per user: registration, profile completion, confirmed orders, last activity;
 - `products`: the catalogue replica with the last known stock state (recommendations);
 - `promotions`: granted codes, `_id` = code, with `redeemed_at` once used.
@@ -44,6 +45,11 @@ INDEXES: list[IndexSpec] = [
     IndexSpec("order_facts", "placed_at", name="placed"),
     IndexSpec("order_facts", [("user_id", ASCENDING), ("status", ASCENDING)], name="user_status"),
     IndexSpec("order_facts", "items.product_id", name="products"),
+    # The report's fulfilment figures and refunds, windowed by their own times (sparse: only
+    # the orders that got that far have an entry).
+    IndexSpec("order_facts", "shipped_at", sparse=True, name="shipped"),
+    IndexSpec("order_facts", "delivered_at", sparse=True, name="delivered"),
+    IndexSpec("order_facts", "refunds.at", sparse=True, name="refunds"),
     IndexSpec("user_facts", "registered_at", name="registered"),
     IndexSpec("products", "category", name="category"),
     IndexSpec("promotions", [("user_id", ASCENDING), ("expires_at", ASCENDING)], name="user"),
@@ -220,7 +226,8 @@ class AnalyticsStore:
 
     async def sales_facets(self, window: Window, currency: str) -> Doc:
         """One aggregation over the window's order facts: the currencies they use and, for those
-        in `currency`, totals, counts by status, confirmed sales by product and by day.
+        in `currency`, totals, counts by status, confirmed sales by product and by day, and the
+        units received back per product.
 
         An order's fact without a currency counts as the default currency.
         """
@@ -251,6 +258,19 @@ class AnalyticsStore:
                 }
             },
             {"$sort": {"revenue_cents": -1, "_id": 1}},
+        ]
+        # Units received back, per product, of the confirmed orders (the return rates' cohort).
+        returned: list[Doc] = [
+            confirmed,
+            {"$unwind": "$returns"},
+            {"$match": {"returns.received_at": {"$ne": None}}},
+            {"$unwind": "$returns.lines"},
+            {
+                "$group": {
+                    "_id": "$returns.lines.product_id",
+                    "returned": {"$sum": "$returns.lines.quantity"},
+                }
+            },
         ]
         by_day: list[Doc] = [
             confirmed,
@@ -289,11 +309,23 @@ class AnalyticsStore:
                     "by_status": [in_currency, {"$group": {"_id": "$status", "n": {"$sum": 1}}}],
                     "by_product": [in_currency, *by_product],
                     "by_day": [in_currency, *by_day],
+                    "returned": [in_currency, *returned],
                 }
             },
         ]
         [facets] = await self.aggregate("order_facts", pipeline)
         return dict(facets)
+
+    async def after_confirmation(self, window: Window) -> list[Doc]:
+        """The order facts with a refund, a shipment or a delivery in the window (one query,
+        each clause on its sparse index), with what the refunds and the fulfilment times
+        need."""
+        during = {"$gte": window.start, "$lt": window.end}
+        during_fields = ("refunds.at", "shipped_at", "delivered_at")
+        query = {"$or": [{name: during} for name in during_fields]}
+        fields = ("currency", "items", "returns", "refunds", "confirmed_at", *during_fields[1:])
+        projection = dict.fromkeys(fields, 1)  # (`refunds` whole: its `at` with it)
+        return await self.find("order_facts", query, projection=projection)
 
     async def product_names(self, product_ids: Collection[str]) -> dict[str, str | None]:
         """The catalogue names of these products (those the replica knows)."""

@@ -15,9 +15,19 @@ ROUTES: Mapping[str, str] = {
     "promotions": "analytics",
     "reports": "analytics",
     "audit": "analytics",
+    "shipments": "shipping",
+    "returns": "order",  # the returns queue; an order's own returns are under orders/
 }
 GATEWAY_AREAS = frozenset({"ops"})
-SERVICES: tuple[str, ...] = ("user", "inventory", "order", "payment", "notify", "analytics")
+SERVICES: tuple[str, ...] = (
+    "user",
+    "inventory",
+    "order",
+    "payment",
+    "notify",
+    "analytics",
+    "shipping",
+)
 API_PREFIX = "/api/v1/"
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus the old `keep-alive`/`proxy-connection`.

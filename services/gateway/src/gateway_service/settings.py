@@ -26,6 +26,7 @@ class GatewaySettings(ServiceSettings):
     payment_url: str = "http://127.0.0.1:8004"
     notify_url: str = "http://127.0.0.1:8005"
     analytics_url: str = "http://127.0.0.1:8006"
+    shipping_url: str = "http://127.0.0.1:8007"
 
     # Proxy (request bodies above the shared MAX_BODY_BYTES, 1 MiB, answer 413).
     connect_timeout: float = 2.0
@@ -68,4 +69,5 @@ class GatewaySettings(ServiceSettings):
             "payment": self.payment_url,
             "notify": self.notify_url,
             "analytics": self.analytics_url,
+            "shipping": self.shipping_url,
         }

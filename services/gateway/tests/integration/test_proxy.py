@@ -21,7 +21,7 @@ from kit.auth.signing import SigningKey, issue_access_token
 
 pytestmark = pytest.mark.integration
 
-SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics")
+SERVICES = ("user", "inventory", "order", "payment", "notify", "analytics", "shipping")
 TOKEN = os.environ["INTERNAL_TOKEN"]  # devkit.testing gives the test process one
 
 

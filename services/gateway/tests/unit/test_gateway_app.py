@@ -19,6 +19,7 @@ def test_settings_defaults_and_env_prefix(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.max_body_bytes == 1024 * 1024
     assert list(settings.service_urls()) == list(SERVICES)
     assert settings.service_urls()["analytics"] == "http://127.0.0.1:8006"
+    assert settings.service_urls()["shipping"] == "http://127.0.0.1:8007"
     monkeypatch.setenv("GATEWAY_USER_URL", "http://user:9001")
     monkeypatch.setenv("GATEWAY_PORT", "9000")
     assert GatewaySettings().service_urls()["user"] == "http://user:9001"

@@ -31,6 +31,8 @@ def test_area_of_path(path: str, area: str | None) -> None:
 def test_every_area_belongs_to_a_known_service() -> None:
     assert set(ROUTES.values()) <= set(SERVICES)
     assert service_for("recommendations") == service_for("audit") == "analytics"
+    assert service_for("shipments") == "shipping"
+    assert service_for("returns") == service_for("orders") == "order"
     assert service_for("nope") is None
 
 

@@ -1,12 +1,14 @@
 """What the inventory service does: the saga's stock steps, the catalogue's admin commands, and
 the sweeper's expiry.
 
-The stock steps (`reserve`, `release`, `commit`, `hold_until`) run in the caller's transaction
+The stock steps (`reserve`, `release`, `commit`, `hold_until`, and `restock` for a received
+return) run in the caller's transaction
 (`session`: a handler's, or the sweeper's `deps.write`) and return the events they raise; the
 handler emits them through `ctx.emit`. Each is idempotent by the reservation's status (one
 reservation record per order, moved by conditional updates), independently of the bus inbox: a
 duplicate or a late event finds the status already moved and changes nothing
-(`@deduplicated_by_state` in handlers.py relies on it).
+(`@deduplicated_by_state` in handlers.py relies on it). A restock is once per return by its
+record's `_id` (the return id): a second one raises `AlreadyHandled`.
 
 The catalogue's commands (`create_product`, `update_product`, `delete_product`, `adjust_stock`)
 and `expire_reservation` are whole writes: the state change and its events' outbox rows commit
@@ -37,6 +39,7 @@ from contracts.inventory import (
     StockPartiallyReserved,
     StockReleased,
     StockReserved,
+    StockReturned,
     StockUnavailable,
 )
 from contracts.types import Line, MissingLine
@@ -447,6 +450,56 @@ async def _set_reservation(
         await store.insert_reservation(doc, session)
     else:
         await _move(store, existing, status, ledger, now, session, lines=lines_doc(lines))
+
+
+async def restock(
+    deps: Deps,
+    session: Session,
+    *,
+    return_id: str,
+    order_id: str,
+    lines: Sequence[tuple[str, int]],
+    now: datetime | None = None,
+) -> list[Event]:
+    """Put a received return's units back on sale, once per return: each line's units go from
+    committed back to available (a ledger row `returned` with the return id), the product's
+    `returned` count grows, and a low-stock flag it lifts is cleared (no alert for a restock).
+
+    A deleted product takes its units back into its counts too (conservation), but it stays
+    out of the catalogue and of new reservations: they are not on sale.
+    """
+    store, now = deps.store, now or deps.clock()
+    requests = merge_lines(lines)
+    ledger = Ledger()
+    for line in requests:
+        ledger.record(
+            line.product_id,
+            reason="returned",
+            at=now,
+            order_id=order_id,
+            return_id=return_id,
+            available=line.quantity,
+            committed=-line.quantity,
+        )
+    record = {
+        "_id": return_id,
+        "order_id": order_id,
+        "lines": lines_doc(requests),
+        "moves": ledger.rows,
+        "created_at": now,
+    }
+    await store.insert_return(record, session)  # AlreadyHandled when restocked already
+    for line in requests:
+        after = await store.take_back(line.product_id, line.quantity, session)
+        if after is None:
+            # The order bounds a return by what was delivered, which was sold here: fewer
+            # committed units means a bad event; the delivery is retried, then dead-lettered.
+            raise RuntimeError(f"committed stock of {line.product_id} is below {return_id}'s")
+        threshold = int(after.get("low_stock_threshold", 0))
+        flagged = bool(after.get("low_stock"))
+        if low_stock_change(after["available"], threshold, flagged) == "recovered":
+            await store.set_low_stock_flag(line.product_id, False, session)
+    return [StockReturned(return_id=return_id, order_id=order_id, lines=_lines(requests))]
 
 
 # --- the sweeper's expiry ----------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Pure rules of the inventory service (no I/O, no framework imports).
 
-The stock arithmetic that keeps `available + reserved + committed == received`, the outcome of a
+The stock arithmetic that keeps `available + reserved + committed == received` (a received
+return moves its units from committed back to available: `committed` is what was sold less what
+came back, `returned` counts what came back), the outcome of a
 reservation for an order (all, some or none of its lines, with quantities), the ranking of
 alternatives for what is out of stock, low-stock crossings, reservation status transitions, and
 what a new product is (`NewProduct`, its opening-stock ledger row).
@@ -63,6 +65,15 @@ class Stock:
         if self.available + delta < 0:
             raise InsufficientStock(product_id, self.available, delta)
         return Stock(self.received + delta, self.available + delta, self.reserved, self.committed)
+
+    def take_back(self, product_id: str, quantity: int) -> Stock:
+        """A received return: `quantity` sold units go from committed back to available (the
+        equation unchanged); never more than is committed."""
+        if not 0 <= quantity <= self.committed:
+            raise InsufficientStock(product_id, self.committed, -quantity)
+        return Stock(
+            self.received, self.available + quantity, self.reserved, self.committed - quantity
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,23 +224,25 @@ class Ledger:
         received: int = 0,
         order_id: str | None = None,
         actor_id: str | None = None,
+        return_id: str | None = None,
     ) -> None:
-        """Add one row: the counter deltas, why, for which order or by whom."""
-        self.rows.append(
-            {
-                "product_id": product_id,
-                "delta": {
-                    "received": received,
-                    "available": available,
-                    "reserved": reserved,
-                    "committed": committed,
-                },
-                "reason": reason,
-                "order_id": order_id,
-                "actor_id": actor_id,
-                "at": at,
-            }
-        )
+        """Add one row: the counter deltas, why, for which order (and return) or by whom."""
+        row: dict[str, object] = {
+            "product_id": product_id,
+            "delta": {
+                "received": received,
+                "available": available,
+                "reserved": reserved,
+                "committed": committed,
+            },
+            "reason": reason,
+            "order_id": order_id,
+            "actor_id": actor_id,
+            "at": at,
+        }
+        if return_id is not None:
+            row["return_id"] = return_id
+        self.rows.append(row)
 
 
 def opening_stock(

@@ -2,8 +2,9 @@
 
 Each handler turns its event into one stock step of `commands` in the consumer's transaction
 and emits what the step answers. They are `@deduplicated_by_state`: the step moves the order's
-reservation only from the status it expects, so a duplicate or a late event changes nothing and
-emits nothing, without an inbox row.
+reservation only from the status it expects (a restock inserts its return's record, keyed by the
+return id), so a duplicate or a late event changes nothing and emits nothing, without an inbox
+row.
 
 `HANDLERS` at the bottom is the only place the service's subscriptions appear: the consumer binds
 the service's queue to the routing keys of its keys.
@@ -21,6 +22,7 @@ from contracts.order import (
     OrderPaid,
     OrderPlaced,
     OrderRejected,
+    ReturnReceived,
 )
 from inventory_service import commands
 from inventory_service.deps import Context
@@ -82,10 +84,22 @@ async def commit_stock_for_order(envelope: Envelope[OrderPaid], ctx: Context) ->
     await _emit(ctx, events)
 
 
+@deduplicated_by_state
+async def restock_returned_units(envelope: Envelope[ReturnReceived], ctx: Context) -> None:
+    """Put a received return's units back on sale, once per return: StockReturned."""
+    data = envelope.data
+    lines = [(line.product_id, line.quantity) for line in data.lines]
+    events = await commands.restock(
+        ctx.deps, ctx.session, return_id=data.return_id, order_id=data.order_id, lines=lines
+    )
+    await _emit(ctx, events)
+
+
 HANDLERS: HandlerTable = {
     OrderPlaced: [reserve_stock_for_order],
     OrderCancelled: [release_stock_for_cancelled_order],
     OrderRejected: [release_stock_for_rejected_order],
     OrderPaid: [commit_stock_for_order],
     OrderApprovalRequired: [hold_stock_during_approval],
+    ReturnReceived: [restock_returned_units],
 }

@@ -80,10 +80,14 @@ class ProductOut(ResponseModel):
 
 
 class StockOut(ResponseModel):
+    """available + reserved + committed == received; `returned`: units taken back from received
+    returns (already moved from committed to available: sold = committed + returned)."""
+
     received: int
     available: int
     reserved: int
     committed: int
+    returned: int = 0
 
 
 class AuditEntry(ResponseModel):
@@ -135,7 +139,10 @@ def admin_view(doc: dict[str, Any]) -> AdminProductOut:
     return AdminProductOut(
         **public_view(doc).model_dump(by_alias=False),
         low_stock_threshold=doc.get("low_stock_threshold", 0),
-        stock=StockOut(**{k: doc[k] for k in ("received", "available", "reserved", "committed")}),
+        stock=StockOut(
+            **{k: doc[k] for k in ("received", "available", "reserved", "committed")},
+            returned=doc.get("returned", 0),
+        ),
         created_by=doc.get("created_by"),
         updated_by=doc.get("updated_by"),
         created_at=doc["created_at"],

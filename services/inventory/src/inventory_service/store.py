@@ -1,4 +1,5 @@
-"""Mongo storage of the inventory service: products, reservations, the stock ledger.
+"""Mongo storage of the inventory service: products, reservations, restocked returns, the stock
+ledger.
 
 Stock counters change only through conditional atomic updates (`available >= n` in the filter,
 `$inc` of two counters at once), so concurrent writers can never oversell or lose a unit.
@@ -7,7 +8,9 @@ Documents use snake_case; the API maps them to camelCase.
 The ledger: one row per counter change of a product (`domain.Ledger`). An order's moves are kept
 in its reservation (`moves`), written by the same command as the reservation's status, so that a
 reservation step costs its product updates and one reservation write; the catalogue's moves
-(opening stock, adjustments) are rows of `stock_ledger`. `InventoryStore.ledger` reads both.
+(opening stock, adjustments) are rows of `stock_ledger`; a received return's moves are kept in
+its `returns` record (`_id` = return id: inserted once, which is what makes a restock happen once).
+`InventoryStore.ledger` reads all three.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
+from bus import AlreadyHandled
 from inventory_service.domain import Candidate, Ledger, LineRequest, NewProduct, ReservationStatus
 from kit.mongo import Db, Doc, IndexSpec, Session
 
 PRODUCTS = "products"
 RESERVATIONS = "reservations"
+RETURNS = "returns"
 LEDGER = "stock_ledger"
 AUDIT_LOG_CAP = 20
 CANDIDATE_SCAN = 200
@@ -65,6 +71,7 @@ def product_doc(product_id: str, new: NewProduct, actor_id: str | None, now: dat
         "available": new.stock_count,
         "reserved": 0,
         "committed": 0,
+        "returned": 0,
         "low_stock": False,
         "deleted": False,
         "created_at": now,
@@ -96,6 +103,7 @@ class InventoryStore:
         self.products = db[PRODUCTS]
         self.reservations = db[RESERVATIONS]
         self.stock_ledger = db[LEDGER]
+        self.returns = db[RETURNS]
 
     # --- products -----------------------------------------------------------------------------
 
@@ -247,6 +255,19 @@ class InventoryStore:
             {"_id": product_id}, {"$inc": {"available": quantity, into: -quantity}}, session=session
         )
 
+    async def take_back(
+        self, product_id: str, quantity: int, session: Session = None
+    ) -> Doc | None:
+        """A received return: move `quantity` from committed back to available and count it in
+        `returned` (deleted products too: their units are counted, not on sale); the new
+        document, or None when fewer are committed."""
+        return await self.products.find_one_and_update(
+            {"_id": product_id, "committed": {"$gte": quantity}},
+            {"$inc": {"committed": -quantity, "available": quantity, "returned": quantity}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+
     async def record_ledger(self, ledger: Ledger, session: Session = None) -> None:
         """Write a catalogue operation's ledger rows in one batch (an order's go in its
         reservation)."""
@@ -260,11 +281,27 @@ class InventoryStore:
         rows: list[Doc] = await self.stock_ledger.find(
             {"product_id": product_id}, {"_id": 0}, session=session
         ).to_list()
-        async for reservation in self.reservations.find(
-            {"moves.product_id": product_id}, {"moves": 1}, session=session
-        ):
-            rows += [m for m in reservation["moves"] if m["product_id"] == product_id]
+        for records in (self.reservations, self.returns):
+            async for record in records.find(
+                {"moves.product_id": product_id}, {"moves": 1}, session=session
+            ):
+                rows += [m for m in record["moves"] if m["product_id"] == product_id]
         return sorted(rows, key=lambda row: row["at"])
+
+    # --- returns ------------------------------------------------------------------------------
+
+    async def insert_return(self, doc: Doc, session: Session) -> None:
+        """Record a restocked return (`_id` = return id) with its ledger rows: the handler's record
+        of it. A second one for the same return raises `AlreadyHandled` (the consumer aborts the
+        transaction and skips the delivery: nothing is restocked twice)."""
+        try:
+            await self.returns.insert_one(doc, session=session)
+        except DuplicateKeyError as exc:
+            raise AlreadyHandled(f"return {doc['_id']} restocked already") from exc
+
+    async def get_return(self, return_id: str, session: Session = None) -> Doc | None:
+        """A restocked return's record, or None."""
+        return await self.returns.find_one({"_id": return_id}, session=session)
 
     # --- reservations -------------------------------------------------------------------------
 

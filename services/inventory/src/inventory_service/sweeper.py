@@ -38,12 +38,9 @@ class ReservationSweeper(LeasedTask):
             lease_seconds=lease_seconds,
             holder=holder,
             max_failures=max_failures,
+            clock=deps.clock,
         )
         self.deps = deps
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service clock's now)."""
-        return await super().run_once(now or self.deps.clock())
 
     async def release_expired(self, now: datetime) -> int:
         """Release every reservation expired at `now` (no lease: callers decide). One that

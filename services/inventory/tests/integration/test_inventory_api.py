@@ -49,7 +49,13 @@ async def test_admin_creates_patches_adjusts_and_deletes_a_product(start_invento
         assert adjusted.status_code == 200
         body = adjusted.json()
         assert body["stockAvailable"] == 2 and body["lowStock"] is True
-        assert body["stock"] == {"received": 2, "available": 2, "reserved": 0, "committed": 0}
+        assert body["stock"] == {
+            "received": 2,
+            "available": 2,
+            "reserved": 0,
+            "committed": 0,
+            "returned": 0,
+        }
         too_many = await inv.http.post(
             f"/api/v1/products/{pid}/stock", json={"delta": -3, "reason": "lost"}, headers=ADMIN
         )

@@ -1,9 +1,11 @@
 """Stock operations called directly in transactions against the real Mongo (no broker).
 
 The conservation walk: seeded random interleavings of reserve (full or partial), release, commit,
-expire and adjust, several at once, keep `available + reserved + committed == received`, never
-a negative counter, the held and sold counters equal to what the reservations say, and every
-counter equal to the sum of the product's ledger rows (nothing moved unrecorded).
+expire, adjust and returns of sold units (some sent twice), several at once, keep
+`available + reserved + committed == received`, never a negative counter, the held counter equal
+to what the reservations hold and the sold one to what they sold less what came back (and
+`returned` to what came back), and every counter equal to the sum of the product's ledger rows
+(nothing moved unrecorded).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from inventory_service.sweeper import ReservationSweeper
 from prometheus_client import REGISTRY
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from bus import AlreadyHandled
 from contracts import Actor, Event
 from contracts.inventory import StockReleased
 from kit.errors import Problem
@@ -53,16 +56,21 @@ async def check_invariants(deps: Deps, products: list[str]) -> None:
     db = deps.db
     held: dict[str, int] = dict.fromkeys(products, 0)
     sold: dict[str, int] = dict.fromkeys(products, 0)
+    back: dict[str, int] = dict.fromkeys(products, 0)
     async for res in db["reservations"].find({"status": {"$in": ["reserved", "committed"]}}):
         target = held if res["status"] == "reserved" else sold
         for line in res["lines"]:
             target[line["product_id"]] += line["quantity"]
+    async for record in db["returns"].find({}):
+        for line in record["lines"]:
+            back[line["product_id"]] += line["quantity"]
     for pid in products:
         doc = await db["products"].find_one({"_id": pid})
         assert doc is not None
         counters = Stock(doc["received"], doc["available"], doc["reserved"], doc["committed"])
         assert counters.conserved, counters
-        assert (counters.reserved, counters.committed) == (held[pid], sold[pid]), pid
+        assert (counters.reserved, counters.committed) == (held[pid], sold[pid] - back[pid]), pid
+        assert doc.get("returned", 0) == back[pid], pid
         rows = await deps.store.ledger(pid)
         recorded = Stock(*(sum(row["delta"][c] for row in rows) for c in COUNTERS))
         assert recorded == counters, (pid, rows)
@@ -75,10 +83,52 @@ async def test_random_interleavings_conserve_stock(
     rng = random.Random(seed)
     products = [await new_product(deps, rng.randint(0, 8)) for _ in range(3)]
     orders: list[str] = []
+    # Sold orders (as of the last batch) and what of their lines is still returnable; an order
+    # with a return is delivered: nothing releases or commits it any more (`delivered`), nor
+    # does anything else in the batch that returns from it (`touched`).
+    sold: dict[str, Counter[str]] = {}
+    delivered: set[str] = set()
+    touched: set[str] = set()
+    returns: list[tuple[str, str, list[tuple[str, int]]]] = []
+
+    def give_back() -> Op | None:
+        """A return of some sold units (or a return sent again), if there is one to make."""
+        if returns and rng.random() < 0.25:
+            return_id, oid, lines = rng.choice(returns)  # the same return again: nothing moves
+        else:
+            candidates = [o for o, left in sold.items() if o not in touched and +left]
+            if not candidates:
+                return None
+            oid = rng.choice(candidates)
+            pid = rng.choice(list((+sold[oid]).keys()))
+            lines = [(pid, rng.randint(1, sold[oid][pid]))]
+            sold[oid][pid] -= lines[0][1]
+            return_id = f"r{len(returns)}"
+            returns.append((return_id, oid, lines))
+        delivered.add(oid)
+        touched.add(oid)
+
+        async def restock() -> list[Event]:
+            try:
+                return await tx(
+                    deps,
+                    lambda s: commands.restock(
+                        deps, s, return_id=return_id, order_id=oid, lines=lines
+                    ),
+                )
+            except AlreadyHandled:
+                return []
+
+        return restock
 
     def op() -> Op:
-        kind = rng.choice(["reserve", "reserve", "release", "commit", "expire", "adjust"])
-        if kind == "reserve" or not orders:
+        kind = rng.choice(["reserve", "reserve", "release", "commit", "expire", "adjust", "return"])
+        if kind == "return":
+            made = give_back()
+            if made is not None:
+                return made
+            kind = "reserve"
+        if kind == "reserve" or not orders or not set(orders) - delivered:
             oid = f"o{len(orders)}"
             orders.append(oid)
             lines = [(rng.choice(products), rng.randint(1, 6)) for _ in range(rng.randint(1, 2))]
@@ -89,7 +139,8 @@ async def test_random_interleavings_conserve_stock(
                     deps, s, order_id=oid, user_id="u", items=lines, ttl_seconds=ttl
                 ),
             )
-        oid = rng.choice(orders)
+        oid = rng.choice([o for o in orders if o not in delivered])
+        touched.add(oid)
         if kind == "release":
             return lambda: tx(
                 deps, lambda s: commands.release(deps, s, order_id=oid, reason="cancelled")
@@ -118,14 +169,30 @@ async def test_random_interleavings_conserve_stock(
     seen: Counter[str] = Counter()
     for _ in range(STEPS):
         # A few operations at once: their transactions overlap and conflict, and are retried.
+        touched.clear()
         batch = await asyncio.gather(*(op()() for _ in range(rng.randint(1, 4))))
         seen.update(type(e).__name__ for events in batch for e in events)
         if rng.random() < 0.3:
             seen["expired"] += await sweeper.release_expired(clock.advance(2))
         await check_invariants(deps, products)
+        await _note_sales(deps, sold)
     print(f"seed {seed}: {sum(seen.values())} events {dict(seen)}")
     # The walk went through the interesting paths, not only the easy one.
-    assert {"StockReserved", "StockReleased"} <= set(seen)
+    assert {"StockReserved", "StockReleased", "StockReturned"} <= set(seen)
+
+
+async def _note_sales(deps: Deps, sold: dict[str, Counter[str]]) -> None:
+    """Keep `sold` to the orders sold now: those sold since the last batch join with their
+    whole lines, those released since (an Admin's cancel of a paid order) leave."""
+    committed: set[str] = set()
+    async for res in deps.db["reservations"].find({"status": "committed"}):
+        committed.add(res["_id"])
+        if res["_id"] not in sold:
+            sold[res["_id"]] = Counter(
+                {line["product_id"]: line["quantity"] for line in res["lines"]}
+            )
+    for oid in set(sold) - committed:
+        del sold[oid]
 
 
 async def test_expired_reservation_is_released_once_with_two_sweepers(

@@ -97,6 +97,15 @@ def test_stock_adjust_keeps_conservation_and_refuses_negative_available() -> Non
     assert not Stock(0, -1, 1, 0).conserved
 
 
+def test_a_return_takes_sold_units_back_without_changing_the_equation() -> None:
+    stock = Stock(received=10, available=4, reserved=3, committed=3)
+    back = stock.take_back("p", 2)
+    assert back == Stock(10, 6, 3, 1) and back.conserved
+    assert stock.take_back("p", 3).committed == 0
+    with pytest.raises(InsufficientStock):
+        stock.take_back("p", 4)  # more than was sold
+
+
 def test_expiry() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     assert expiry(now, 900) == now + timedelta(minutes=15)

@@ -20,8 +20,12 @@ from contracts.order import (
     OrderConfirmed,
     OrderPlaced,
     OrderRejected,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnRequested,
 )
-from contracts.payment import PaymentFailed
+from contracts.payment import PaymentFailed, PaymentRefunded
+from contracts.shipping import ShipmentDelivered, ShipmentDispatched
 from contracts.types import Channel, NotificationType, UserRole
 from contracts.user import UserRegistered
 
@@ -146,8 +150,13 @@ def _short(entity_id: str) -> str:
     return entity_id[-8:]
 
 
-def _about_order(type_: NotificationType, title: str, body: str, data: Any) -> list[Draft]:
-    """A message to the customer of an order, about that order."""
+def _about_order(
+    type_: NotificationType, title: str, body: str, data: Any, *, fact: str | None = None
+) -> list[Draft]:
+    """A message to the customer of an order, about that order.
+
+    `fact`: the shipment or return the message is about: the message is then sent once per
+    (type, fact), whatever event ids carry it (a producer re-emitting it sends nothing more)."""
     order = data.order_id
     return [
         Draft(
@@ -157,8 +166,90 @@ def _about_order(type_: NotificationType, title: str, body: str, data: Any) -> l
             user_id=data.user_id,
             entity_type="order",
             entity_id=order,
+            dedupe_scope=fact_scope(type_, fact) if fact else None,
         )
     ]
+
+
+def fact_scope(type_: NotificationType, fact: str) -> str:
+    """The dedupe scope of a message about a shipment or a return: one per (type, fact)."""
+    return f"{type_}:{fact}"
+
+
+def _units(lines: Any) -> int:
+    return sum(line.quantity for line in lines)
+
+
+def _after_confirmation(data: Event, *, base_url: str) -> list[Draft] | None:
+    """Fulfilment and returns (api.md): shipped, delivered, a return's steps, its refund.
+
+    Each is about the order (`entityType: order`, the web links it), sent once per shipment or
+    return (`fact_scope`). None: not such an event."""
+    match data:
+        case ShipmentDispatched():
+            return _about_order(
+                "ORDER_SHIPPED",
+                "Order {order} shipped",
+                f"Your parcel is on its way with {data.carrier}, tracking number "
+                f"{data.tracking_number}.",
+                data,
+                fact=data.shipment_id,
+            )
+        case ShipmentDelivered():
+            return _about_order(
+                "ORDER_DELIVERED",
+                "Order {order} delivered",
+                f"Your parcel was delivered on {data.delivered_at.date().isoformat()}. "
+                f"Something not right? Ask for a return from the order: "
+                f"{base_url}/api/v1/orders/{data.order_id}/returns",
+                data,
+                fact=data.shipment_id,
+            )
+        case ReturnRequested():
+            return [
+                Draft(
+                    "RETURN_REQUESTED",
+                    f"Return requested for order {_short(data.order_id)}",
+                    f"The customer asks to return {_units(data.lines)} unit(s) of order "
+                    f"{data.order_id} ({data.reason}), refund "
+                    f"{_money(data.refund_cents, data.currency)}. Approve or reject it: "
+                    f"{base_url}/api/v1/orders/{data.order_id}/returns",
+                    role="Manager",
+                    entity_type="order",
+                    entity_id=data.order_id,
+                    dedupe_scope=fact_scope("RETURN_REQUESTED", data.return_id),
+                )
+            ]
+        case ReturnApproved():
+            why = f" ({data.reason})" if data.reason else ""
+            return _about_order(
+                "RETURN_APPROVED",
+                "Return for order {order} approved",
+                f"Your return was approved{why}. Send the items back: the refund follows "
+                "once we receive them.",
+                data,
+                fact=data.return_id,
+            )
+        case ReturnRejected():
+            why = data.reason or "no reason given"
+            return _about_order(
+                "RETURN_REJECTED",
+                "Return for order {order} rejected",
+                f"Your return request was rejected: {why}.",
+                data,
+                fact=data.return_id,
+            )
+        case PaymentRefunded():
+            if data.return_id is None:
+                return []  # not a return's refund: api.md has no notification for it
+            return _about_order(
+                "REFUND_ISSUED",
+                "Refund for order {order} issued",
+                f"We refunded {_money(data.amount_cents, data.currency)} for your return.",
+                data,
+                fact=data.return_id,
+            )
+    return None
 
 
 def drafts_for(
@@ -166,6 +257,9 @@ def drafts_for(
 ) -> list[Draft]:
     """The notifications an event asks for (`customer`: the replica of the user it concerns)."""
     data = envelope.data
+    later = _after_confirmation(data, base_url=base_url)
+    if later is not None:
+        return later
     match data:
         case UserRegistered():
             body = (

@@ -20,8 +20,12 @@ from contracts.order import (
     OrderConfirmed,
     OrderPlaced,
     OrderRejected,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnRequested,
 )
-from contracts.payment import PaymentFailed
+from contracts.payment import PaymentFailed, PaymentRefunded
+from contracts.shipping import ShipmentDelivered, ShipmentDispatched
 from contracts.user import (
     UserDeleted,
     UserLoggedIn,
@@ -69,6 +73,13 @@ HANDLERS: HandlerTable = {
     PromotionGranted: [notify_about_event],
     OrderApprovalRequired: [notify_about_event],
     StockLow: [notify_about_event],
+    # After CONFIRMED: the parcel, the returns and their refunds.
+    ShipmentDispatched: [notify_about_event],
+    ShipmentDelivered: [notify_about_event],
+    ReturnRequested: [notify_about_event],
+    ReturnApproved: [notify_about_event],
+    ReturnRejected: [notify_about_event],
+    PaymentRefunded: [notify_about_event],
 }
 # The events that notify someone (`domain.drafts_for` has a template for each).
 NOTIFYING_EVENTS: tuple[type[Event], ...] = tuple(

@@ -3,7 +3,7 @@ worker driven by the test: what people receive per event, on which channels, exa
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -12,7 +12,16 @@ from notify_service import commands
 from contracts import Actor, Envelope, Event
 from contracts.inventory import StockLow, StockPartiallyReserved
 from contracts.notify import NotificationFailed, NotificationSent
-from contracts.order import OrderApprovalRequired, OrderConfirmed, OrderPlaced
+from contracts.order import (
+    OrderApprovalRequired,
+    OrderConfirmed,
+    OrderPlaced,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnRequested,
+)
+from contracts.payment import PaymentRefunded
+from contracts.shipping import ShipmentDelivered, ShipmentDispatched
 from contracts.types import Line, MissingLine, Preferences, PricedLine, UserRole
 from contracts.user import UserDeleted, UserLoggedIn, UserProfileUpdated, UserRegistered
 from kit.auth import Principal
@@ -354,3 +363,81 @@ async def test_the_inbox_is_own_only_and_a_read_receipt_is_set_once(
     n.clock.advance(60)
     again = await commands.mark_read(n.deps, customer, in_app["_id"])
     assert again["read_at"] == read["read_at"]
+
+
+def after_confirmation(order_id: str, user_id: str, at: datetime) -> list[Envelope[Any]]:
+    """A parcel shipped and delivered, a return approved, received and refunded, another one
+    rejected, and a refund that is no return's."""
+    lines = (Line(product_id="p1", quantity=1),)
+    ids = {"order_id": order_id, "user_id": user_id}
+    events: list[Event] = [
+        ShipmentDispatched(
+            shipment_id="s1",
+            carrier="SandboxPost",
+            tracking_number="SBX-42",
+            shipped_at=at,
+            **ids,
+        ),
+        ShipmentDelivered(shipment_id="s1", delivered_at=at, **ids),
+        ReturnRequested(return_id="r1", lines=lines, reason="too big", refund_cents=500, **ids),
+        ReturnApproved(return_id="r1", decided_by="m1", **ids),
+        PaymentRefunded(payment_id="pay1", amount_cents=500, return_id="r1", **ids),
+        ReturnRequested(
+            return_id="r2", lines=lines, reason="changed mind", refund_cents=500, **ids
+        ),
+        ReturnRejected(return_id="r2", decided_by="m1", reason="opened", **ids),
+        PaymentRefunded(payment_id="pay1", amount_cents=100, reason="goodwill", **ids),
+    ]
+    return [wrap(event, order_id) for event in events]
+
+
+async def test_fulfilment_and_returns_reach_people_on_their_channels_once(
+    in_memory: InMemoryNotify,
+) -> None:
+    n = in_memory
+    sms = {"notification_channels": ("email", "sms")}
+    await n.handle(
+        registered("c1"),
+        profile("c1", complete=True, phone="+15550001", preferences=sms),
+        registered("m1", "Manager"),
+        registered("m2", "Manager"),
+        registered("a1", "Admin"),
+    )
+    await n.send()
+    before = len(n.email.sent)
+    envelopes = after_confirmation("o1", "c1", n.clock())
+    await n.handle(*envelopes)
+    await n.send()
+
+    def rows_of(rows: list[Any]) -> list[tuple[str, str, str]]:
+        return sorted((r["type"], r["user_id"], r["channel"]) for r in rows)
+
+    customer = ("ORDER_SHIPPED", "ORDER_DELIVERED", "RETURN_APPROVED", "RETURN_REJECTED")
+    expected = sorted(
+        [(t, "c1", ch) for t in (*customer, "REFUND_ISSUED") for ch in ("inApp", "email", "sms")]
+        + [("RETURN_REQUESTED", m, ch) for m in ("m1", "m2") for ch in ("inApp", "email")] * 2
+    )
+    fulfilment = {"$in": [*customer, "REFUND_ISSUED", "RETURN_REQUESTED"]}
+    first = await n.rows(type=fulfilment)
+    assert rows_of(first) == expected  # two returns requested; the goodwill refund: nothing
+    assert {(r["entity_type"], r["entity_id"]) for r in first} == {("order", "o1")}
+    assert {r["status"] for r in first} == {"sent"}
+    [shipped] = [r for r in first if r["type"] == "ORDER_SHIPPED" and r["channel"] == "sms"]
+    assert "SandboxPost" in shipped["body"] and "SBX-42" in shipped["body"]
+    [refund] = [r.body for r in n.email.sent if r.title == "Refund for order o1 issued"]
+    assert "5.00 USD" in refund
+    [rejected] = [r.body for r in n.sms.sent if r.title == "Return for order o1 rejected"]
+    assert "opened" in rejected
+    requested = [r for r in n.email.sent if r.title == "Return requested for order o1"]
+    assert sorted(r.to for r in requested) == ["m1@example.com"] * 2 + ["m2@example.com"] * 2
+    sent_by_provider = (len(n.email.sent), len(n.sms.sent))
+    assert sent_by_provider == (before + 5 + 4, 5)
+    outcomes = len(n.emitted(NotificationSent))
+
+    # Delivered again, and re-emitted by their producers under new event ids: nothing new.
+    again = [wrap(e.data, e.correlation_id) for e in envelopes]
+    await n.handle(*envelopes, *again)
+    await n.send()
+    assert rows_of(await n.rows(type=fulfilment)) == expected
+    assert (len(n.email.sent), len(n.sms.sent)) == sent_by_provider
+    assert len(n.emitted(NotificationSent)) == outcomes

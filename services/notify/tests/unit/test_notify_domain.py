@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 from notify_service.domain import (
     Contact,
+    Draft,
     channels_for,
     deliveries,
     drafts_for,
+    fact_scope,
     profile_nudge,
     retry_delay,
 )
 from notify_service.handlers import HANDLERS, NOTIFYING_EVENTS
 
-from contracts import Envelope
+from contracts import Envelope, Event
 from contracts.analytics import PromotionGranted
 from contracts.inventory import StockLow, StockPartiallyReserved
 from contracts.order import (
@@ -22,9 +24,14 @@ from contracts.order import (
     OrderConfirmed,
     OrderPlaced,
     OrderRejected,
+    ReturnApproved,
+    ReturnRejected,
+    ReturnRequested,
 )
-from contracts.payment import PaymentFailed
+from contracts.payment import PaymentFailed, PaymentRefunded
+from contracts.shipping import ShipmentDelivered, ShipmentDispatched
 from contracts.testing import sample
+from contracts.types import Line
 from contracts.user import UserRegistered
 
 pytestmark = pytest.mark.unit
@@ -40,6 +47,12 @@ EXPECTED = {
     PromotionGranted: ("PROMOTION_GRANTED", None),
     OrderApprovalRequired: ("APPROVAL_REQUIRED", "Manager"),
     StockLow: ("LOW_STOCK", "Admin"),
+    ShipmentDispatched: ("ORDER_SHIPPED", None),
+    ShipmentDelivered: ("ORDER_DELIVERED", None),
+    ReturnRequested: ("RETURN_REQUESTED", "Manager"),
+    ReturnApproved: ("RETURN_APPROVED", None),
+    ReturnRejected: ("RETURN_REJECTED", None),
+    PaymentRefunded: ("REFUND_ISSUED", None),
 }
 
 
@@ -66,6 +79,73 @@ def test_rejection_lists_alternatives_and_payment_failure_links_retry() -> None:
     failed = Envelope.wrap(sample(PaymentFailed, order_id="o1"), correlation_id="c")
     [draft] = drafts_for(failed, base_url="https://shop", customer=None)
     assert "https://shop/api/v1/orders/o1/payment/retry" in draft.body
+
+
+def _draft(event: Event) -> Draft:
+    envelope = Envelope.wrap(event, correlation_id="c")
+    [draft] = drafts_for(envelope, base_url="https://shop", customer=None)
+    return draft
+
+
+def test_fulfilment_messages_carry_their_facts_and_are_about_the_order() -> None:
+    shipped = _draft(
+        sample(
+            ShipmentDispatched,
+            shipment_id="s1",
+            order_id="o1",
+            user_id="u1",
+            carrier="SandboxPost",
+            tracking_number="SBX-123",
+        )
+    )
+    assert "SandboxPost" in shipped.body and "SBX-123" in shipped.body
+    requested = _draft(
+        sample(
+            ReturnRequested,
+            return_id="r1",
+            order_id="o1",
+            lines=(Line(product_id="p1", quantity=1), Line(product_id="p2", quantity=2)),
+            reason="too small",
+            refund_cents=1250,
+            currency="USD",
+        )
+    )
+    assert "3 unit(s)" in requested.body and "too small" in requested.body
+    assert "12.50 USD" in requested.body
+    assert "https://shop/api/v1/orders/o1/returns" in requested.body
+    rejected = _draft(sample(ReturnRejected, return_id="r1", order_id="o1", reason="worn"))
+    assert "worn" in rejected.body
+    approved = _draft(sample(ReturnApproved, return_id="r1", order_id="o1", reason="ok"))
+    assert "ok" in approved.body
+    refunded = _draft(
+        sample(PaymentRefunded, order_id="o1", return_id="r1", amount_cents=999, currency="EUR")
+    )
+    assert "9.99 EUR" in refunded.body
+    drafts = [shipped, requested, rejected, approved, refunded]
+    assert {(d.entity_type, d.entity_id) for d in drafts} == {("order", "o1")}
+
+
+def test_fulfilment_messages_are_scoped_by_their_shipment_or_return() -> None:
+    """Once per (type, shipment or return), whatever event carries it: a re-emitted event with a
+    new id makes the same keys."""
+    shipped = sample(ShipmentDispatched, shipment_id="s1")
+    keys = set()
+    for _ in range(2):
+        envelope = Envelope.wrap(shipped, correlation_id="c")
+        [draft] = drafts_for(envelope, base_url="", customer=None)
+        keys |= {d.dedupe_key for d in deliveries(draft, envelope.id, Contact("u", email="u@x"))}
+    assert keys == {"ORDER_SHIPPED:s1|inApp|u", "ORDER_SHIPPED:s1|email|u"}
+    delivered = Envelope.wrap(sample(ShipmentDelivered, shipment_id="s1"), correlation_id="c")
+    [draft] = drafts_for(delivered, base_url="", customer=None)
+    assert draft.dedupe_scope == fact_scope("ORDER_DELIVERED", "s1") != "ORDER_SHIPPED:s1"
+    refund = Envelope.wrap(sample(PaymentRefunded, return_id="r1"), correlation_id="c")
+    [draft] = drafts_for(refund, base_url="", customer=None)
+    assert draft.dedupe_scope == "REFUND_ISSUED:r1"
+
+
+def test_a_refund_that_is_not_a_returns_notifies_nobody() -> None:
+    envelope = Envelope.wrap(sample(PaymentRefunded, return_id=None), correlation_id="c")
+    assert drafts_for(envelope, base_url="", customer=None) == []
 
 
 def test_decision_only_when_the_customer_asked_to_decide() -> None:

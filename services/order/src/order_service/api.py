@@ -1,9 +1,14 @@
-"""HTTP routes of the order service, under `/api/v1/orders` (reached through the gateway).
+"""HTTP routes of the order service, under `/api/v1/orders` and `/api/v1/returns` (reached
+through the gateway).
 
 Each route parses, runs one command (`commands.py`) and answers. Reads answer from the order's
 document; every change is one transaction of its command (see there). Roles are checked here as
 well as at the gateway: a Customer sees and changes only their own orders (another customer's
 order is a 404, never a 403), Managers and Admins see all.
+
+Returns (api.md "Fulfilment and returns") live in their order: a customer asks for one on their
+own order (a Manager or Admin is not the customer and is answered 403: they act on returns in
+the queue, `/api/v1/returns`); Managers and Admins approve or reject; only an Admin receives.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from kit.request_context import actor_from_request
 from order_service import commands
 from order_service.commands import Caller, NewOrder
 from order_service.deps import DepsDep
-from order_service.domain import STAFF, TERMINAL, Status
+from order_service.domain import STAFF, TERMINAL, ReturnStatus, Status
 from order_service.schemas import (
     CancelBody,
     DecisionBody,
@@ -32,10 +37,15 @@ from order_service.schemas import (
     PrecheckOut,
     ReasonBody,
     RetryBody,
+    ReturnBody,
+    ReturnOut,
+    ReturnsOut,
     Timeline,
     TimelineItem,
     lines_of,
     precheck_view,
+    return_view,
+    returns_of,
     summary_of,
     view,
 )
@@ -46,6 +56,7 @@ IDEMPOTENCY_KEY_MAX = 128
 
 CustomerUser = Annotated[Principal, require_roles("Customer")]
 StaffUser = Annotated[Principal, require_roles(*STAFF)]
+AdminUser = Annotated[Principal, require_roles("Admin")]
 
 
 def caller(request: Request, user: Principal) -> Caller:
@@ -215,4 +226,84 @@ async def reject(
     return view(await commands.reject(deps, caller(request, user), order_id, body.reason))
 
 
-ROUTERS = [router]
+# --- returns of an order -----------------------------------------------------------------------
+
+
+@router.post(
+    "/{order_id}/returns", status_code=201, response_model=ReturnOut, responses=CHANGE_RESPONSES
+)
+async def request_return(
+    order_id: str,
+    body: ReturnBody,
+    request: Request,
+    deps: DepsDep,
+    user: CustomerUser,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
+) -> ReturnOut:
+    """Send delivered units back (own order, within the return window): REQUESTED, with the
+    refund fixed now. Optional `Idempotency-Key`: sent again, it answers the same return."""
+    order, ret = await commands.request_return(
+        deps, caller(request, user), order_id, lines_of(body.items), body.reason, idempotency_key
+    )
+    return return_view(order.order_id, order.user_id, order.currency, ret)
+
+
+@router.get("/{order_id}/returns", response_model=ReturnsOut, responses=READ_RESPONSES)
+async def list_order_returns(
+    order_id: str, request: Request, deps: DepsDep, user: CurrentUser
+) -> ReturnsOut:
+    """The order's returns, oldest first (its customer; Managers and Admins)."""
+    order = await commands.order_returns(deps, caller(request, user), order_id)
+    return ReturnsOut(items=returns_of(order))
+
+
+# --- the returns queue (Managers, Admins) -----------------------------------------------------
+
+returns_router = APIRouter(prefix="/api/v1/returns", tags=["returns"])
+
+
+@returns_router.get("", response_model=Page[ReturnOut], responses=READ_RESPONSES)
+async def list_returns(
+    deps: DepsDep,
+    user: StaffUser,
+    status: Annotated[ReturnStatus | None, Query()] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[ReturnOut]:
+    """Every order's returns, newest first; filter by status (REFUND_FAILED: for a person)."""
+    rows, next_cursor = await commands.list_returns(deps, status=status, limit=limit, cursor=cursor)
+    items = [return_view(r.order_id, r.user_id, r.currency, r.ret) for r in rows]
+    return Page[ReturnOut](items=items, next_cursor=next_cursor)
+
+
+@returns_router.post("/{return_id}/approve", response_model=ReturnOut, responses=CHANGE_RESPONSES)
+async def approve_return(
+    return_id: str, body: ReasonBody, request: Request, deps: DepsDep, user: StaffUser
+) -> ReturnOut:
+    """A Manager or Admin accepts a REQUESTED return: APPROVED, the parcel awaited."""
+    order, ret = await commands.approve_return(deps, caller(request, user), return_id, body.reason)
+    return return_view(order.order_id, order.user_id, order.currency, ret)
+
+
+@returns_router.post("/{return_id}/reject", response_model=ReturnOut, responses=CHANGE_RESPONSES)
+async def reject_return(
+    return_id: str, body: ReasonBody, request: Request, deps: DepsDep, user: StaffUser
+) -> ReturnOut:
+    """A Manager or Admin refuses a REQUESTED return: REJECTED, nothing refunded."""
+    order, ret = await commands.reject_return(deps, caller(request, user), return_id, body.reason)
+    return return_view(order.order_id, order.user_id, order.currency, ret)
+
+
+@returns_router.post("/{return_id}/receive", response_model=ReturnOut, responses=CHANGE_RESPONSES)
+async def receive_return(
+    return_id: str, request: Request, deps: DepsDep, user: AdminUser
+) -> ReturnOut:
+    """An Admin took an APPROVED return's parcel in: RECEIVED; payment refunds, inventory
+    restocks, and the return becomes REFUNDED."""
+    order, ret = await commands.receive_return(deps, caller(request, user), return_id)
+    return return_view(order.order_id, order.user_id, order.currency, ret)
+
+
+ROUTERS = [router, returns_router]

@@ -32,6 +32,7 @@ from contracts.inventory import (
     StockPartiallyReserved,
     StockReleased,
     StockReserved,
+    StockReturned,
     StockUnavailable,
 )
 from contracts.payment import (
@@ -39,9 +40,11 @@ from contracts.payment import (
     PaymentCaptured,
     PaymentFailed,
     PaymentRefunded,
+    PaymentRefundFailed,
     PaymentReviewRequired,
     PaymentVoided,
 )
+from contracts.shipping import ShipmentCreated, ShipmentDelivered, ShipmentDispatched
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from kit.auth.principal import Principal
 from kit.errors import (
@@ -68,13 +71,18 @@ from order_service.domain import (
     InvalidQuantity,
     InvalidState,
     NotAllowed,
+    NotDelivered,
     Order,
     OrderError,
+    OrderReturn,
     Precheck,
     ProductFacts,
     ProfileIncomplete,
     Promotion,
     RetryLimitReached,
+    ReturnNotFound,
+    ReturnStatus,
+    ReturnWindowClosed,
     Status,
     TimelineEntry,
 )
@@ -83,6 +91,7 @@ from order_service.store import (
     ORDERS,
     ConcurrentUpdate,
     IdempotentRequest,
+    ReturnRow,
     request_hash,
 )
 
@@ -128,16 +137,25 @@ def problem_of(exc: OrderError) -> Problem:
         return forbidden(str(exc))
     if isinstance(exc, RetryLimitReached):
         return conflict(exc.code, str(exc), title="Payment retry limit reached", limit=exc.limit)
-    extra = {
-        key: value
-        for key in ("product_id", "quantity", "promo_code", "address_id", "payment_method_id")
-        if (value := getattr(exc, key, None)) is not None
-    }
+    if isinstance(exc, NotDelivered):
+        return conflict(exc.code, str(exc), title="Not delivered yet")
+    if isinstance(exc, ReturnWindowClosed):
+        return conflict(
+            exc.code, str(exc), title="Return window closed", closed_at=exc.closed_at.isoformat()
+        )
+    if isinstance(exc, ReturnNotFound):
+        return return_not_found(exc.return_id)
+    keys = ("product_id", "quantity", "returnable", "promo_code", "address_id", "payment_method_id")
+    extra = {key: value for key in keys if (value := getattr(exc, key, None)) is not None}
     return unprocessable(exc.code, str(exc), **extra)
 
 
 def order_not_found(order_id: str) -> Problem:
     return not_found("ORDER_NOT_FOUND", f"No order {order_id}.")
+
+
+def return_not_found(return_id: str) -> Problem:
+    return not_found("RETURN_NOT_FOUND", f"No return {return_id}.")
 
 
 def dependency_down(name: str) -> Problem:
@@ -382,7 +400,10 @@ async def change(
         if owner_only and order.user_id != caller.user_id and caller.role != "Admin":
             raise forbidden("Only the customer who placed the order (or an Admin) can do this.")
         before[order_id] = order.status
+        steps = len(order.timeline)
         step(order, Cause(at=deps.clock(), actor=actor))
+        if len(order.timeline) == steps:
+            return order  # a replay (a return's Idempotency-Key): nothing to write
         await deps.store.save(
             order,
             session,
@@ -467,12 +488,104 @@ async def reject(deps: Deps, caller: Caller, order_id: str, reason: str) -> Orde
     return await change(deps, caller, order_id, lambda o, c: o.reject(caller.user_id, reason, c))
 
 
+# --- returns (api.md "Fulfilment and returns") ------------------------------------------------
+
+
+async def request_return(
+    deps: Deps,
+    caller: Caller,
+    order_id: str,
+    items: Sequence[tuple[str, int]],
+    reason: str,
+    key: str | None = None,
+) -> tuple[Order, OrderReturn]:
+    """The customer sends delivered units back (their own order only; staff cannot ask for
+    a customer). Two requests racing are serialised by the order's version: the second is
+    bounded by what the first claimed. An `Idempotency-Key` sent again answers its return."""
+    return_id, policy, made = new_id(), deps.policy, []
+
+    def step(order: Order, cause: Cause) -> None:
+        made.append(order.request_return(return_id, items, reason, cause, policy, key=key))
+
+    order = await change(deps, caller, order_id, step, owner_only=True)
+    return order, made[-1]
+
+
+type ReturnStep = Callable[[Order, Cause], OrderReturn]
+
+
+async def change_return(
+    deps: Deps, caller: Caller, return_id: str, step: ReturnStep
+) -> tuple[Order, OrderReturn]:
+    """A staff member's step on a return, found by its id: a `change` of its order."""
+    order_id = await deps.store.order_of_return(return_id)
+    if order_id is None:
+        raise return_not_found(return_id)
+    made: list[OrderReturn] = []
+    order = await change(deps, caller, order_id, lambda o, c: made.append(step(o, c)))
+    return order, made[-1]
+
+
+async def approve_return(
+    deps: Deps, caller: Caller, return_id: str, reason: str
+) -> tuple[Order, OrderReturn]:
+    """A Manager or Admin accepts a REQUESTED return (ReturnApproved)."""
+    policy, by = deps.policy, caller.user_id
+    return await change_return(
+        deps, caller, return_id, lambda o, c: o.approve_return(return_id, by, reason, c, policy)
+    )
+
+
+async def reject_return(
+    deps: Deps, caller: Caller, return_id: str, reason: str
+) -> tuple[Order, OrderReturn]:
+    """A Manager or Admin refuses a REQUESTED return (ReturnRejected): nothing is refunded."""
+    by = caller.user_id
+    return await change_return(
+        deps, caller, return_id, lambda o, c: o.reject_return(return_id, by, reason, c)
+    )
+
+
+async def receive_return(deps: Deps, caller: Caller, return_id: str) -> tuple[Order, OrderReturn]:
+    """An Admin took an APPROVED return's parcel in (ReturnReceived: refund and restock)."""
+    policy, by = deps.policy, caller.user_id
+    return await change_return(
+        deps, caller, return_id, lambda o, c: o.receive_return(return_id, by, c, policy)
+    )
+
+
+async def order_returns(deps: Deps, caller: Caller, order_id: str) -> Order:
+    """An order whose returns the caller may see (its customer's, any for staff)."""
+    return await get_order(deps, caller, order_id)
+
+
+async def list_returns(
+    deps: Deps, *, status: ReturnStatus | None, limit: int, cursor: str | None
+) -> tuple[list[ReturnRow], str | None]:
+    """The returns queue (staff), newest first; one page and the cursor of the next."""
+    position = decode_cursor(cursor)
+    after: tuple[datetime, str] | None = None
+    if position is not None:
+        created_at, last_id = position.get("c"), position.get("id")
+        if not isinstance(created_at, datetime) or not isinstance(last_id, str):
+            raise validation_problem([{"field": "cursor", "message": "Invalid cursor"}])
+        after = (created_at, last_id)
+    rows = await deps.store.returns_page(status=status, after=after, limit=limit + 1)
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1].ret
+    return rows, encode_cursor({"c": last.created_at, "id": last.return_id})
+
+
 # --- the deadline sweeper's step --------------------------------------------------------------
 
 
 async def close_overdue(deps: Deps, order_id: str, now: datetime) -> bool:
     """Cancel the order if the wait it is in ended by `now` (its reason: that wait's timeout),
-    its OrderCancelled in its outbox; False when it moved on or is not due. One transaction."""
+    its OrderCancelled in its outbox; for a CONFIRMED order, close its returns' waits that ended
+    (ReturnRejected NOT_RECEIVED, or REFUND_FAILED REFUND_TIMEOUT). False when it moved on or
+    is not due. One transaction."""
 
     async def body(session: AsyncClientSession) -> bool:
         order = await deps.store.load(order_id, session)
@@ -611,17 +724,65 @@ async def review_required(ctx: Context, data: PaymentReviewRequired) -> None:
 SETTLEMENT_STEPS: dict[type[Any], str] = {
     PaymentCaptured: "paymentCaptured",
     PaymentVoided: "paymentVoided",
-    PaymentRefunded: "paymentRefunded",
 }
 
 
-async def payment_settled(
-    ctx: Context, data: PaymentCaptured | PaymentVoided | PaymentRefunded
-) -> None:
-    """Captured, voided or refunded: a timeline step (the order's status does not change)."""
+async def payment_settled(ctx: Context, data: PaymentCaptured | PaymentVoided) -> None:
+    """Captured or voided: a timeline step (the order's status does not change)."""
     step = SETTLEMENT_STEPS[type(data)]
     detail = {"paymentId": data.payment_id, "amountCents": data.amount_cents}
     await advance(ctx, data.order_id, lambda o, c: o.payment_settled(step, detail, c))
+
+
+# --- after CONFIRMED: the shipment and the returns' answers -----------------------------------
+
+
+async def shipment_created(ctx: Context, data: ShipmentCreated) -> None:
+    """The parcel waits in the warehouse: fulfilment PENDING."""
+    await advance(ctx, data.order_id, lambda o, c: o.shipment_created(data.shipment_id, c))
+
+
+async def shipment_dispatched(ctx: Context, data: ShipmentDispatched) -> None:
+    """The parcel left: fulfilment SHIPPED with carrier and tracking number."""
+    await advance(
+        ctx,
+        data.order_id,
+        lambda o, c: o.shipment_dispatched(
+            data.shipment_id, data.carrier, data.tracking_number, data.shipped_at, c
+        ),
+    )
+
+
+async def shipment_delivered(ctx: Context, data: ShipmentDelivered) -> None:
+    """The parcel arrived: fulfilment DELIVERED; returns open."""
+    await advance(
+        ctx,
+        data.order_id,
+        lambda o, c: o.shipment_delivered(data.shipment_id, data.delivered_at, c),
+    )
+
+
+async def refund_settled(ctx: Context, data: PaymentRefunded | PaymentRefundFailed) -> None:
+    """A return's refund: REFUNDED (`refundedCents` grows) or REFUND_FAILED with the reason. A
+    refund that is no return's is a timeline step, as captures and voids are."""
+    return_id = data.return_id
+    if return_id is None:
+        step = "paymentRefunded" if isinstance(data, PaymentRefunded) else "paymentRefundFailed"
+        detail = {"paymentId": data.payment_id, "amountCents": data.amount_cents}
+        await advance(ctx, data.order_id, lambda o, c: o.payment_settled(step, detail, c))
+    elif isinstance(data, PaymentRefunded):
+        amount, payment_id = data.amount_cents, data.payment_id
+        await advance(
+            ctx, data.order_id, lambda o, c: o.return_refunded(return_id, amount, payment_id, c)
+        )
+    else:
+        reason = data.reason
+        await advance(ctx, data.order_id, lambda o, c: o.return_refund_failed(return_id, reason, c))
+
+
+async def stock_returned(ctx: Context, data: StockReturned) -> None:
+    """The return's units are back on sale: noted on the return (`restockedAt`)."""
+    await advance(ctx, data.order_id, lambda o, c: o.stock_returned(data.return_id, c))
 
 
 # --- replicas ---------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from contracts.inventory import (
     StockPartiallyReserved,
     StockReleased,
     StockReserved,
+    StockReturned,
     StockUnavailable,
 )
 from contracts.payment import (
@@ -32,9 +33,11 @@ from contracts.payment import (
     PaymentCaptured,
     PaymentFailed,
     PaymentRefunded,
+    PaymentRefundFailed,
     PaymentReviewRequired,
     PaymentVoided,
 )
+from contracts.shipping import ShipmentCreated, ShipmentDelivered, ShipmentDispatched
 from contracts.user import UserDeleted, UserProfileUpdated, UserRegistered, UserRoleChanged
 from order_service import commands
 from order_service.deps import Context
@@ -137,10 +140,45 @@ async def note_or_cancel_on_release(envelope: Envelope[StockReleased], ctx: Cont
 
 @document_step
 async def note_payment_settlement(
-    envelope: Envelope[PaymentCaptured | PaymentVoided | PaymentRefunded], ctx: Context
+    envelope: Envelope[PaymentCaptured | PaymentVoided], ctx: Context
 ) -> None:
-    """Captured, voided or refunded: a timeline step (the order's status does not change)."""
+    """Captured or voided: a timeline step (the order's status does not change)."""
     await commands.payment_settled(ctx, envelope.data)
+
+
+# --- after CONFIRMED: the shipment and the returns ------------------------------------------
+
+
+@document_step
+async def track_created_shipment(envelope: Envelope[ShipmentCreated], ctx: Context) -> None:
+    """The parcel waits in the warehouse: fulfilment PENDING (the order stays CONFIRMED)."""
+    await commands.shipment_created(ctx, envelope.data)
+
+
+@document_step
+async def track_dispatched_shipment(envelope: Envelope[ShipmentDispatched], ctx: Context) -> None:
+    """The parcel left: fulfilment SHIPPED with carrier and tracking number."""
+    await commands.shipment_dispatched(ctx, envelope.data)
+
+
+@document_step
+async def track_delivered_shipment(envelope: Envelope[ShipmentDelivered], ctx: Context) -> None:
+    """The parcel arrived: fulfilment DELIVERED, returns open."""
+    await commands.shipment_delivered(ctx, envelope.data)
+
+
+@document_step
+async def settle_return_refund(
+    envelope: Envelope[PaymentRefunded | PaymentRefundFailed], ctx: Context
+) -> None:
+    """A return refunded (REFUNDED, `refundedCents` grows once) or not (REFUND_FAILED)."""
+    await commands.refund_settled(ctx, envelope.data)
+
+
+@document_step
+async def note_restocked_return(envelope: Envelope[StockReturned], ctx: Context) -> None:
+    """The return's units are back on sale: `restockedAt` on the return, a timeline step."""
+    await commands.stock_returned(ctx, envelope.data)
 
 
 HANDLERS: HandlerTable = {
@@ -163,5 +201,10 @@ HANDLERS: HandlerTable = {
     StockReleased: [note_or_cancel_on_release],
     PaymentCaptured: [note_payment_settlement],
     PaymentVoided: [note_payment_settlement],
-    PaymentRefunded: [note_payment_settlement],
+    PaymentRefunded: [settle_return_refund],
+    PaymentRefundFailed: [settle_return_refund],
+    StockReturned: [note_restocked_return],
+    ShipmentCreated: [track_created_shipment],
+    ShipmentDispatched: [track_dispatched_shipment],
+    ShipmentDelivered: [track_delivered_shipment],
 }

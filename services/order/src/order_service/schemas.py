@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from kit.models import ResponseModel, StrictModel
-from order_service.domain import Order, Precheck, Status
+from order_service.domain import (
+    FulfilmentStatus,
+    Order,
+    OrderReturn,
+    Precheck,
+    ReturnStatus,
+    Status,
+)
 
 # --- bodies -----------------------------------------------------------------------------------
 
@@ -47,6 +54,12 @@ class ReasonBody(StrictModel):
 
 class CancelBody(StrictModel):
     reason: str | None = Field(None, max_length=500)
+
+
+class ReturnBody(StrictModel):
+    # The quantity bounds are the domain's (what was delivered less earlier returns).
+    items: list[LineIn] = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=1, max_length=500)
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -106,6 +119,52 @@ class AuditOut(ResponseModel):
     ip: str | None
     device: str | None
     region: str | None
+    return_id: str | None = None
+    return_status: ReturnStatus | None = None
+
+
+class FulfilmentOut(ResponseModel):
+    status: FulfilmentStatus
+    shipment_id: str
+    carrier: str | None
+    tracking_number: str | None
+    shipped_at: datetime | None
+    delivered_at: datetime | None
+
+
+class ReturnLineOut(ResponseModel):
+    product_id: str
+    quantity: int
+
+
+class ReturnOut(ResponseModel):
+    return_id: str
+    order_id: str
+    user_id: str
+    status: ReturnStatus
+    items: list[ReturnLineOut]
+    refund_cents: int
+    currency: str
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    decided_by: str | None
+    decision_reason: str | None
+    approved_at: datetime | None
+    rejected_at: datetime | None
+    rejection_reason: str | None
+    received_at: datetime | None
+    received_by: str | None
+    refunded_at: datetime | None
+    refunded_cents: int
+    failure_reason: str | None
+    restocked_at: datetime | None
+    # The end of the return's current wait (APPROVED: the parcel; RECEIVED: the refund).
+    due_at: datetime | None
+
+
+class ReturnsOut(ResponseModel):
+    items: list[ReturnOut]
 
 
 class OrderSummary(ResponseModel):
@@ -134,6 +193,9 @@ class OrderOut(OrderSummary):
     missing: list[dict[str, Any]]
     reservation_expires_at: datetime | None
     deadline: datetime | None
+    fulfilment: FulfilmentOut | None
+    returns: list[ReturnOut]
+    refunded_cents: int
     audit_logs: list[AuditOut]
 
 
@@ -195,8 +257,28 @@ def view(order: Order) -> OrderOut:
         missing=order.missing,
         reservation_expires_at=order.reservation_expires_at,
         deadline=order.deadline,
+        fulfilment=FulfilmentOut.model_validate(order.fulfilment) if order.fulfilment else None,
+        returns=returns_of(order),
+        refunded_cents=order.refunded_cents,
         audit_logs=[AuditOut.model_validate(entry) for entry in order.audit_logs],
     )
+
+
+def return_view(order_id: str, user_id: str, currency: str, ret: OrderReturn) -> ReturnOut:
+    """A return as its order, the order's returns and the returns queue show it."""
+    return ReturnOut(
+        **ret.model_dump(exclude={"items", "due", "requested_by", "request_key", "refund_id"}),
+        items=[ReturnLineOut(product_id=i.product_id, quantity=i.quantity) for i in ret.items],
+        order_id=order_id,
+        user_id=user_id,
+        currency=currency,
+        due_at=ret.due,
+    )
+
+
+def returns_of(order: Order) -> list[ReturnOut]:
+    """An order's returns, oldest first."""
+    return [return_view(order.order_id, order.user_id, order.currency, r) for r in order.returns]
 
 
 def precheck_view(outcome: Precheck) -> PrecheckOut:

@@ -37,6 +37,30 @@ class OrderSettings(ServiceSettings):
     commit_window_seconds: float = Field(120, gt=0)
     # api.md: customer payment retries per order, then 409 RETRY_LIMIT_REACHED.
     max_payment_retries: int = Field(5, ge=0)
+    # After delivery (api.md "Fulfilment and returns"); the unprefixed names work too.
+    return_window_days: float = Field(
+        30,
+        gt=0,
+        validation_alias=AliasChoices(
+            "RETURN_WINDOW_DAYS", "ORDER_RETURN_WINDOW_DAYS", "return_window_days"
+        ),
+    )
+    # An approved return whose parcel never arrives is REJECTED NOT_RECEIVED after this.
+    return_receive_days: float = Field(
+        30,
+        gt=0,
+        validation_alias=AliasChoices(
+            "RETURN_RECEIVE_DAYS", "ORDER_RETURN_RECEIVE_DAYS", "return_receive_days"
+        ),
+    )
+    # A received return payment never answers about is REFUND_FAILED REFUND_TIMEOUT after this.
+    refund_timeout_seconds: float = Field(
+        900,
+        gt=0,
+        validation_alias=AliasChoices(
+            "REFUND_TIMEOUT_SECONDS", "ORDER_REFUND_TIMEOUT_SECONDS", "refund_timeout_seconds"
+        ),
+    )
     user_url: str = "http://127.0.0.1:8001"
     inventory_url: str = "http://127.0.0.1:8002"
     http_timeout_seconds: float = Field(2.0, gt=0)
@@ -56,4 +80,7 @@ class OrderSettings(ServiceSettings):
             payment_window=timedelta(seconds=self.payment_window_seconds),
             commit_window=timedelta(seconds=self.commit_window_seconds),
             max_payment_retries=self.max_payment_retries,
+            return_window=timedelta(days=self.return_window_days),
+            return_receive_window=timedelta(days=self.return_receive_days),
+            refund_window=timedelta(seconds=self.refund_timeout_seconds),
         )

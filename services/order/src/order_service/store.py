@@ -32,7 +32,7 @@ from bus.documents import (
 from contracts import Envelope
 from kit.mongo import Db, Doc, IndexSpec, Session
 from kit.transactions import Conflict
-from order_service.domain import Order, Status
+from order_service.domain import Order, OrderReturn, ReturnStatus, Status
 
 ORDERS = "orders"
 IDEMPOTENCY = "idempotency_keys"
@@ -45,6 +45,16 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(ORDERS, [("status", ASCENDING), ("deadline", ASCENDING)], name="status_deadline"),
     # The relay's recovery pass looks for orders whose events outlived their process.
     IndexSpec(ORDERS, f"{OUTBOX}.created_at", name="outbox_pending"),
+    # Returns live in their order: found by id (approve, reject, receive) and listed by status
+    # for the Managers' queue. Sparse: an order without returns has no `returns` field
+    # (`to_doc`), so checkout's orders are not in these indexes at all.
+    IndexSpec(ORDERS, "returns.return_id", sparse=True, name="return_id"),
+    IndexSpec(
+        ORDERS,
+        [("returns.status", ASCENDING), ("returns.created_at", DESCENDING)],
+        sparse=True,
+        name="returns_status_recent",
+    ),
     IndexSpec(IDEMPOTENCY, "created_at", ttl_seconds=IDEMPOTENCY_TTL_SECONDS, name="expiry_ttl"),
 ]
 
@@ -67,8 +77,20 @@ class ConcurrentUpdate(Conflict):
 
 
 def to_doc(order: Order) -> Doc:
-    """The stored document of an order (its raised events are not part of it)."""
-    return {"_id": order.order_id, **order.model_dump()}
+    """The stored document of an order (its raised events are not part of it). What comes after
+    CONFIRMED (fulfilment, returns, refunds) is left out until there is some: checkout's documents
+    stay as they were, and out of the returns' sparse indexes. Those fields only ever grow, so a
+    `$set` of the document never needs to unset them."""
+    empty = {
+        name
+        for name, value in (
+            ("fulfilment", order.fulfilment),
+            ("returns", order.returns),
+            ("refunded_cents", order.refunded_cents),
+        )
+        if not value
+    }
+    return {"_id": order.order_id, **order.model_dump(exclude=empty)}
 
 
 def from_doc(doc: Doc) -> Order:
@@ -87,6 +109,16 @@ def idempotency_id(user_id: str, key: str) -> str:
     server enforces cheaply (the embedded one scans the collection for a compound unique index,
     bench/README.md)."""
     return f"{user_id}:{key}"
+
+
+@dataclass(frozen=True)
+class ReturnRow:
+    """A return as the returns queue lists it, with the order it belongs to."""
+
+    order_id: str
+    user_id: str
+    currency: str
+    ret: OrderReturn
 
 
 @dataclass(frozen=True)
@@ -183,7 +215,9 @@ class OrderStore:
     ) -> list[str]:
         """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
         (but the `exclude`d ones: the sweeper's quarantined rows)."""
-        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$lte": now}}
+        # `$ne: None`: a CONFIRMED order waits only while a return does (its deadline is null
+        # otherwise), and the embedded server, unlike MongoDB, counts null as before any date.
+        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$ne": None, "$lte": now}}
         if exclude:
             query["_id"] = {"$nin": list(exclude)}
         found = self.db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
@@ -216,6 +250,47 @@ class OrderStore:
             .limit(limit)
         )
         return [from_doc(doc) async for doc in found]
+
+    # --- returns --------------------------------------------------------------------------------
+
+    async def order_of_return(self, return_id: str) -> str | None:
+        """The id of the order a return belongs to, or None."""
+        doc = await self.db[ORDERS].find_one({"returns.return_id": return_id}, {"_id": 1})
+        return None if doc is None else str(doc["_id"])
+
+    async def returns_page(
+        self, *, status: ReturnStatus | None, after: tuple[datetime, str] | None, limit: int
+    ) -> list[ReturnRow]:
+        """Returns of every order newest first, optionally in one status, after a cursor."""
+        orders: Doc = {"returns.return_id": {"$exists": True}}
+        each: Doc = {}
+        if status is not None:
+            orders = {"returns.status": status}
+            each["returns.status"] = status
+        if after is not None:
+            created_at, last_id = after
+            each["$or"] = [
+                {"returns.created_at": {"$lt": created_at}},
+                {"returns.created_at": created_at, "returns.return_id": {"$lt": last_id}},
+            ]
+        pipeline: list[Doc] = [
+            {"$match": orders},
+            {"$project": {"user_id": 1, "currency": 1, "returns": 1}},
+            {"$unwind": "$returns"},
+            {"$match": each},
+            {"$sort": {"returns.created_at": DESCENDING, "returns.return_id": DESCENDING}},
+            {"$limit": limit},
+        ]
+        found = await self.db[ORDERS].aggregate(pipeline)
+        return [
+            ReturnRow(
+                doc["_id"],
+                doc["user_id"],
+                doc["currency"],
+                OrderReturn.model_validate(doc["returns"]),
+            )
+            async for doc in found
+        ]
 
     # --- idempotency keys ---------------------------------------------------------------------
 

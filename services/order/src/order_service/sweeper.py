@@ -1,5 +1,5 @@
 """The deadline sweeper: closes the order's own waits (stock answer, decision, approval, payment,
-stock commit).
+stock commit) and its returns' waits (an approved parcel to receive, a refund to hear of).
 
 Each order waiting in PENDING, AWAITING_CUSTOMER_DECISION, AWAITING_APPROVAL, AWAITING_PAYMENT,
 PAYMENT_FAILED or PAID carries the due date of that wait in `deadline` (indexed with its status).
@@ -7,6 +7,12 @@ Every `interval` seconds, in whichever instance holds the lease, the due ones ar
 `commands.close_overdue` (the domain's `deadline_passed`), one transaction each, their
 OrderCancelled in the order's own outbox. The time is the service's clock (`deps.clock`).
 Reservation expiry is inventory's sweeper; it reaches the order as StockReleased (see handlers).
+
+A CONFIRMED order waits only while one of its returns does: its `deadline` is then the earliest
+return's due date, so the same indexed query (status, deadline) finds it, and a pass costs one
+query whatever the number of orders. Its due returns are closed the same way: an APPROVED one
+never received is REJECTED NOT_RECEIVED (ReturnRejected, actor system), a RECEIVED one payment
+never answered is REFUND_FAILED REFUND_TIMEOUT (a person sees it in the returns queue).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ BATCH = 100
 
 
 class DeadlineSweeper(LeasedTask):
-    """Cancels orders whose wait is over, while holding the sweeper lease."""
+    """Closes the waits that are over (orders and their returns), while holding the lease."""
 
     def __init__(
         self,
@@ -44,12 +50,9 @@ class DeadlineSweeper(LeasedTask):
             lease_seconds=lease_seconds,
             holder=holder,
             max_failures=max_failures,
+            clock=deps.clock,
         )
         self._deps = deps
-
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service's clock when not given)."""
-        return await super().run_once(now or self._deps.clock())
 
     async def close_due(self, now: datetime) -> int:
         """Cancel every order whose wait ended by `now`; how many were cancelled. An order that

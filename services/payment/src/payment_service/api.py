@@ -1,7 +1,8 @@
 """HTTP routes of the payment service, under `/api/v1/payments` (reached through the gateway).
 
 `GET /api/v1/payments/{orderId}`: the payment lookup for Admins (architecture.md): status,
-amounts, fraud verdict and every provider attempt with its time, outcome and error.
+amounts, fraud verdict, every provider attempt with its time, outcome and error, and the
+refunds of its returns (`refunds`, `refundedCents`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The payment service's use cases: authorize, capture and void (saga steps), and the lookup.
+"""The payment service's use cases: authorize, capture and void (saga steps), refund (a received
+return), and the lookup.
 
 Write boundary. Each saga command is a single-document step (`bus.documents`): no transaction
 and no inbox row; one write of the payment per step carries its status, the decision with the
@@ -18,6 +19,15 @@ whose write did not land, and such a rerun voids that hold. A *different* event 
 attempt already decided (the order service re-sending it) emits nothing new and never calls the
 provider.
 
+A refund is decided once per return id: the decision (refunded or failed, with its calls) is
+stored under `refunds.<returnId>` with the payment's `refunded_cents`, in one write conditional
+on the `refunded_cents` it read and on no decision for that return (two returns of one order
+refunded at once: the second write finds the total moved and reruns against it; two deliveries
+for one return at once: the second finds the first's decision and emits nothing). Its provider
+call carries one key per return (`provider_calls.refund_key`), retried and rerun under that same
+key, so a return is refunded at most once whatever is redelivered; a second ReturnReceived for a
+decided return emits nothing.
+
 Each saga command answers whether it handled its delivery (False: the payment had handled this
 very delivery already, a duplicate).
 """
@@ -32,11 +42,19 @@ import structlog
 
 from bus.documents import already_processed, pending_rows
 from contracts import Envelope, Event, new_id
-from contracts.order import OrderCancelled, OrderConfirmed, OrderRejected, PaymentRequested
+from contracts.order import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderRejected,
+    PaymentRequested,
+    ReturnReceived,
+)
 from contracts.payment import (
     PaymentAuthorized,
     PaymentCaptured,
     PaymentFailed,
+    PaymentRefunded,
+    PaymentRefundFailed,
     PaymentReviewRequired,
     PaymentVoided,
 )
@@ -48,17 +66,22 @@ from payment_service.deps import Deps
 from payment_service.domain import (
     HISTORY_WINDOW,
     METHOD_NOT_FOUND,
+    NOT_CAPTURED,
     ORDER_CLOSED,
+    CaptureAwaited,
     Charge,
     FlaggedCharge,
     FraudInput,
     PaymentStatus,
+    after_refund,
+    awaits_capture,
     calls_left,
     capture_amount,
     decide_fraud,
     failure,
     is_scored,
     moves,
+    refund_refusal,
     reopening,
     takes_request,
 )
@@ -66,7 +89,10 @@ from payment_service.inflight import Run
 from payment_service.provider_calls import (
     AuthorizationRequest,
     ProviderCall,
+    RefundOutcome,
+    RefundRequest,
     authorize_with_retries,
+    refund_with_retries,
 )
 from payment_service.store import PAYMENTS, new_payment, numbered
 from payment_service.users import MethodInfo
@@ -145,12 +171,13 @@ async def _save(
     decisions: dict[str, Doc],
     *,
     events: Sequence[Event] = (),
+    expect: Doc | None = None,
     **fields: Any,
 ) -> None:
     """The step's one write: the payment moved through `targets`, with the step's decisions,
     `fields`, its `events` and the handled event's id (a single-document step); on first sight
     (`payment` None) inserted as `new` (its id, and the request). The events go to the relay
-    once written.
+    once written. `expect`: fields the update also requires to be as read.
 
     A payment that moved since it was read (another step, or a concurrent copy of this very
     delivery) raises `Conflict`: the step runs again from a fresh read.
@@ -171,7 +198,10 @@ async def _save(
         changes.update({f"outcomes.{key}": value for key, value in decisions.items()})
         if status.value != payment["status"]:
             changes["status"] = status.value
-        if not await deps.store.update(payment, rows, step.processed, **changes, updated_at=now):
+        written = await deps.store.update(
+            payment, rows, step.processed, expect=expect, **changes, updated_at=now
+        )
+        if not written:
             raise Conflict(f"payment {payment_id} moved while {step.processed} decided")
     deps.documents(PAYMENTS).written(payment_id, rows, None)
 
@@ -542,3 +572,131 @@ async def _void(deps: Deps, held: Doc, reason: str) -> PaymentVoided:
         currency=held["currency"],
         reason=reason,
     )
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+
+async def refund(deps: Deps, step: Step[ReturnReceived]) -> bool:
+    """Refund a received return once: `PaymentRefunded`, or `PaymentRefundFailed` with why.
+
+    An authorized payment of an open order waits for its capture (`CaptureAwaited`: the
+    delivery is retried). Refused without a call when the payment was never captured
+    (`NOT_CAPTURED`: voided, failed, pending, or unknown to payment) or the amount
+    exceeds what was captured less earlier refunds (`REFUND_EXCEEDS_CAPTURE`); 0 is refunded
+    without a call; else the processor is asked (retried within `max_attempts`) and may decline
+    (`DECLINED`) or stay unavailable (`PROVIDER_UNAVAILABLE`). A return decided already (this
+    delivery again, or another ReturnReceived for it) changes nothing and emits nothing.
+    """
+    returned = step.envelope.data
+    payment = await deps.store.payment_for(returned.order_id)
+    if _duplicate(step, payment):
+        return False
+    if payment is None:
+        log.warning("payment.refund_without_payment", order_id=returned.order_id)
+        await _refund_stub(deps, step)
+        return True
+    if returned.return_id in payment.get("refunds", {}):
+        log.info("payment.refund_decided_already", return_id=returned.return_id)
+        return True
+    status = PaymentStatus(payment["status"])
+    if awaits_capture(status, closed=bool(payment.get("closed"))):
+        raise CaptureAwaited(f"payment of {returned.order_id} is not captured yet: retry")
+    captured = int(payment.get("captured_cents") or 0)
+    refunded = int(payment.get("refunded_cents") or 0)
+    reason = refund_refusal(status, captured, refunded, returned.refund_cents)
+    outcome = RefundOutcome(())
+    if reason is None and returned.refund_cents > 0:
+        request = RefundRequest(
+            returned.order_id,
+            returned.return_id,
+            payment["authorization_id"],
+            returned.refund_cents,
+        )
+        outcome = await refund_with_retries(
+            deps.provider,
+            request,
+            budget=deps.settings.max_attempts,
+            retry=deps.retry,
+            clock=deps.clock,
+        )
+        if outcome.result != "refunded":
+            reason = failure([call.outcome for call in outcome.calls])[0]
+    paid = returned.refund_cents if reason is None else 0
+    event = _refund_event(returned, payment, reason)
+    targets = after_refund(status, captured, refunded + paid) if reason is None else []
+    await _save(
+        deps,
+        step,
+        payment,
+        None,
+        targets,
+        {},
+        events=[event],
+        expect={
+            "refunded_cents": payment.get("refunded_cents"),
+            f"refunds.{returned.return_id}": {"$exists": False},
+        },
+        refunded_cents=refunded + paid,
+        **{f"refunds.{returned.return_id}": _refund_entry(deps, step, reason, outcome)},
+    )
+    return True
+
+
+def _refund_event(
+    returned: ReturnReceived, payment: Doc, reason: str | None
+) -> PaymentRefunded | PaymentRefundFailed:
+    facts: Doc = {
+        "order_id": returned.order_id,
+        "user_id": payment.get("user_id") or returned.user_id,
+        "payment_id": payment["_id"],
+        "amount_cents": returned.refund_cents,
+        "currency": payment.get("currency") or returned.currency,
+        "return_id": returned.return_id,
+    }
+    if reason is None:
+        return PaymentRefunded(**facts)
+    return PaymentRefundFailed(**facts, reason=reason)
+
+
+def _refund_entry(
+    deps: Deps, step: Step[ReturnReceived], reason: str | None, outcome: RefundOutcome
+) -> Doc:
+    """What the payment keeps of a return's refund (`store.py`)."""
+    returned = step.envelope.data
+    return {
+        "return_id": returned.return_id,
+        "amount_cents": returned.refund_cents,
+        "status": "refunded" if reason is None else "failed",
+        "reason": reason,
+        "error": outcome.error if reason is not None else None,
+        "at": deps.clock(),
+        "idempotency_key": outcome.calls[0].key if outcome.calls else None,
+        "calls": [
+            {"number": c.number, "at": c.at, "outcome": c.outcome, "error": c.error}
+            for c in outcome.calls
+        ],
+        "cause": step.cause,
+    }
+
+
+async def _refund_stub(deps: Deps, step: Step[ReturnReceived]) -> None:
+    """A return of an order payment never saw: nothing to refund (`NOT_CAPTURED`), decided
+    once on a stub payment that holds the decision and its event."""
+    returned = step.envelope.data
+    stub = {"_id": returned.payment_id, "currency": returned.currency}
+    event = _refund_event(returned, stub, NOT_CAPTURED)
+    now = deps.clock()
+    entry = _refund_entry(deps, step, NOT_CAPTURED, RefundOutcome(()))
+    doc = new_payment(
+        returned.payment_id,
+        returned.order_id,
+        returned.user_id,
+        now,
+        currency=returned.currency,
+        refunded_cents=0,
+        refunds={returned.return_id: entry},
+    )
+    rows = pending_rows([step.envelope.caused(event)], now)
+    await deps.store.insert(doc, rows, step.processed)
+    deps.documents(PAYMENTS).written(returned.payment_id, rows, None)

@@ -4,7 +4,7 @@ The payment state machine (one payment per order; illegal transitions raise), th
 (a score in 0..1 with reasons; ordinary traffic, such as a customer's first dozen orders within an
 hour, stays well below the threshold), when a Manager's review spares a charge those rules, the
 fraud decision of one request (`decide_fraud`: its verdict, and what a review may then clear),
-and the retry schedule's maths.
+the retry schedule's maths, and what a refund may take (`refund_refusal`, `after_refund`).
 """
 
 from __future__ import annotations
@@ -87,6 +87,50 @@ def failure(outcomes: Collection[str]) -> tuple[str, bool]:
 def capture_amount(confirmed_cents: int, authorized_cents: int) -> int:
     """What a confirmation captures: the confirmed total, at most what the card holds."""
     return min(confirmed_cents, authorized_cents)
+
+
+# --- refunds ----------------------------------------------------------------------------------
+
+# PaymentRefundFailed.reason (README): refused before any call, or the processor's answer.
+NOT_CAPTURED = "NOT_CAPTURED"
+REFUND_EXCEEDS_CAPTURE = "REFUND_EXCEEDS_CAPTURE"
+REFUND_DECLINED = DECLINED
+
+# A partly refunded payment stays captured; a fully refunded one still answers a refund of 0.
+REFUNDABLE = frozenset({PaymentStatus.CAPTURED, PaymentStatus.REFUNDED})
+
+
+class CaptureAwaited(Exception):  # noqa: N818 (a wait, not an error)
+    """A refund reached an authorized payment of an open order before its capture did (the
+    confirmation's delivery is still on its way, e.g. retried): the refund's delivery is
+    retried (bus retry delays, then the dead-letter queue) rather than refused for good."""
+
+
+def awaits_capture(status: PaymentStatus, *, closed: bool) -> bool:
+    """Whether a refund must wait: authorized, the order not ended, the capture still to come."""
+    return status == PaymentStatus.AUTHORIZED and not closed
+
+
+def refund_refusal(
+    status: PaymentStatus, captured_cents: int, refunded_cents: int, amount_cents: int
+) -> str | None:
+    """Why a refund of `amount_cents` is refused without asking the processor (None: ask it,
+    or nothing to ask for 0): never captured, or more than captured less earlier refunds."""
+    if status not in REFUNDABLE:
+        return NOT_CAPTURED
+    if amount_cents > captured_cents - refunded_cents:
+        return REFUND_EXCEEDS_CAPTURE
+    return None
+
+
+def after_refund(
+    status: PaymentStatus, captured_cents: int, refunded_cents: int
+) -> list[PaymentStatus]:
+    """The move a granted refund makes (`refunded_cents` counts it): to refunded once the whole
+    capture is paid back, else none (a partly refunded payment stays captured)."""
+    if status == PaymentStatus.CAPTURED and 0 < captured_cents <= refunded_cents:
+        return [PaymentStatus.REFUNDED]
+    return []
 
 
 # --- retry schedule ---------------------------------------------------------------------------

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from bus import HandlerTable, document_step
 from contracts import Envelope
-from contracts.order import OrderCancelled, OrderConfirmed, OrderRejected, PaymentRequested
+from contracts.order import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderRejected,
+    PaymentRequested,
+    ReturnReceived,
+)
 from payment_service import commands
 from payment_service.commands import Step
 from payment_service.deps import Context
@@ -37,9 +43,16 @@ async def void_payment(envelope: Envelope[OrderCancelled | OrderRejected], ctx: 
     ctx.duplicate = not await commands.void(ctx.deps, Step(envelope, ctx.processed))
 
 
+@document_step
+async def refund_return(envelope: Envelope[ReturnReceived], ctx: Context) -> None:
+    """Refund a received return once (`commands.refund`)."""
+    ctx.duplicate = not await commands.refund(ctx.deps, Step(envelope, ctx.processed))
+
+
 HANDLERS: HandlerTable = {
     PaymentRequested: [authorize_payment],
     OrderConfirmed: [capture_payment],
     OrderCancelled: [void_payment],
     OrderRejected: [void_payment],
+    ReturnReceived: [refund_return],
 }

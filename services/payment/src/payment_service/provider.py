@@ -5,7 +5,11 @@ memory, answers after a small latency, and behaves like a processor with idempot
 same key answers the same result again and never charges twice. Test tokens (api.md):
 `pm_card_ok` authorizes, `pm_card_declined` is declined, `pm_card_flaky` fails transiently on the
 first two calls of each payment, `pm_card_unavailable` always fails transiently; any other
-`pm_…` token authorizes.
+`pm_…` token authorizes. Refunds follow the card that was charged: `pm_card_refund_declined`
+authorizes and captures but its refunds are declined, `pm_card_refund_flaky` fails each refund
+transiently on its first two calls (per idempotency key), `pm_card_refund_unavailable` always
+fails refunds transiently. Like a real processor, a refund takes at most what was captured less
+what was refunded already (on its own ledger), and a key it carried out answers as done again.
 
 A real processor outlives the service that calls it. With `state_path` the sandbox keeps a journal
 of its answers and ledger entries in that file (one JSON line appended per change, replayed at
@@ -70,6 +74,15 @@ class LedgerEntry:
     payment_ref: str
     amount_cents: int
     authorization_id: str
+    # The card an authorization charged (how its refunds behave); empty for other operations.
+    token: str = ""
+
+
+# Test tokens whose charges refund badly (module docstring).
+REFUND_DECLINED = "pm_card_refund_declined"
+REFUND_FLAKY = "pm_card_refund_flaky"
+REFUND_UNAVAILABLE = "pm_card_refund_unavailable"
+REFUND_FLAKY_CALLS = 2
 
 
 @dataclass
@@ -82,6 +95,7 @@ class SandboxProvider:
     _answers: dict[str, Authorization | ProviderError] = field(default_factory=dict)
     _keys_per_payment: dict[str, int] = field(default_factory=dict)
     _authorizations: dict[str, LedgerEntry] = field(default_factory=dict)
+    _refund_calls: dict[str, int] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     state_path: Path | None = None
 
@@ -165,7 +179,7 @@ class SandboxProvider:
             return TransientProviderError("processor unavailable")
         authorization = Authorization(f"auth_{secrets.token_hex(8)}", amount_cents, currency)
         entry = LedgerEntry(
-            "authorize", key, payment_ref, amount_cents, authorization.authorization_id
+            "authorize", key, payment_ref, amount_cents, authorization.authorization_id, token
         )
         self.ledger.append(entry)
         self._authorizations[authorization.authorization_id] = entry
@@ -178,10 +192,42 @@ class SandboxProvider:
         await self._settle("void", key, authorization_id)
 
     async def refund(self, *, key: str, authorization_id: str, amount_cents: int) -> None:
-        await self._settle("refund", key, authorization_id, amount_cents)
+        """Pay back part of what was captured: at most captured less refunded (the processor's
+        own rule, on its ledger); the test tokens' refund behaviour first."""
+        await self._latency()
+        async with self._lock:
+            if any(e.key == key for e in self.ledger):
+                return  # the same key again: already done, never twice
+            auth = self._authorizations.get(authorization_id)
+            if auth is None:
+                raise PaymentDeclined(f"unknown authorization {authorization_id}")
+            calls = self._refund_calls.get(key, 0) + 1
+            self._refund_calls[key] = calls
+            if auth.token == REFUND_UNAVAILABLE or (
+                auth.token == REFUND_FLAKY and calls <= REFUND_FLAKY_CALLS
+            ):
+                raise TransientProviderError("processor unavailable")
+            if auth.token == REFUND_DECLINED:
+                raise PaymentDeclined("refund declined")
+            done = [e for e in self.ledger if e.authorization_id == authorization_id]
+            captured = sum(e.amount_cents for e in done if e.operation == "capture")
+            refunded = sum(e.amount_cents for e in done if e.operation == "refund")
+            if not captured:
+                raise PaymentDeclined("nothing captured to refund")
+            if not 0 < amount_cents <= captured - refunded:
+                raise PaymentDeclined(
+                    f"cannot refund {amount_cents}: {captured} captured, {refunded} refunded"
+                )
+            entry = LedgerEntry("refund", key, auth.payment_ref, amount_cents, authorization_id)
+            self.ledger.append(entry)
+            self._record({"entry": asdict(entry)})
 
     async def _settle(
-        self, operation: Operation, key: str, authorization_id: str, amount: int | None = None
+        self,
+        operation: Literal["capture", "void"],
+        key: str,
+        authorization_id: str,
+        amount: int | None = None,
     ) -> None:
         await self._latency()
         async with self._lock:
@@ -198,8 +244,6 @@ class SandboxProvider:
                 and "capture" in done
             ):
                 raise PaymentDeclined(f"cannot {operation} after {done}")
-            if operation == "refund" and "capture" not in done:
-                raise PaymentDeclined("nothing captured to refund")
             if operation == "capture" and not 0 <= (amount or 0) <= auth.amount_cents:
                 # Like a real processor: a capture takes at most what the card holds.
                 raise PaymentDeclined(f"cannot capture {amount} of {auth.amount_cents} authorized")

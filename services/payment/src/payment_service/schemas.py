@@ -23,6 +23,14 @@ class FraudOut(ResponseModel):
     flagged: bool
 
 
+class RefundOut(ResponseModel):
+    return_id: str
+    amount_cents: int
+    status: str
+    reason: str | None = None
+    at: datetime
+
+
 class PaymentOut(ResponseModel):
     payment_id: str
     order_id: str
@@ -30,6 +38,8 @@ class PaymentOut(ResponseModel):
     status: str
     amount_cents: int
     captured_cents: int
+    refunded_cents: int
+    refunds: list[RefundOut]
     currency: str
     payment_method_id: str | None = None
     fraud: FraudOut | None = None
@@ -47,6 +57,19 @@ class PaymentOut(ResponseModel):
             status=payment["status"],
             amount_cents=payment["amount_cents"],
             captured_cents=payment.get("captured_cents", 0),
+            refunded_cents=payment.get("refunded_cents") or 0,
+            refunds=[
+                RefundOut(
+                    return_id=r["return_id"],
+                    amount_cents=r["amount_cents"],
+                    status=r["status"],
+                    reason=r.get("reason"),
+                    at=r["at"],
+                )
+                for r in sorted(
+                    payment.get("refunds", {}).values(), key=lambda r: (r["at"], r["return_id"])
+                )
+            ],
             currency=payment["currency"],
             payment_method_id=payment.get("payment_method_id"),
             fraud=FraudOut(**payment["fraud"]) if payment.get("fraud") else None,

@@ -2,7 +2,10 @@
 
 A payment (snake_case): `_id` (payment id), `order_id` (unique), `user_id`, `amount_cents`,
 `currency`, `payment_method_id`, `status` (domain.PaymentStatus), `authorization_id`,
-`captured_cents`, `fraud` {score, reasons, flagged} (the last verdict), `flagged_charges`
+`captured_cents`, `refunded_cents` (what refunds paid back so far), `refunds` {return id:
+{return_id, amount_cents, status (refunded | failed), reason, at, idempotency_key, calls
+[{number, at, outcome, error}], cause}} (one per received return, decided once), `fraud`
+{score, reasons, flagged} (the last verdict), `flagged_charges`
 [{payment_method_id, amount_cents, cause}] (every card and amount the rules flagged, and the
 PaymentRequested they flagged it for: what a review can clear), `closed` (the order ended: a
 later authorization is voided at once), `outcomes` {request key: {cause, events}} (what each
@@ -102,11 +105,19 @@ class PaymentStore:
         except DuplicateKeyError as exc:
             raise Conflict(f"payment of order {doc['order_id']} created concurrently") from exc
 
-    async def update(self, payment: Doc, rows: list[Doc], processed: str, **fields: Any) -> bool:
+    async def update(
+        self,
+        payment: Doc,
+        rows: list[Doc],
+        processed: str,
+        *,
+        expect: Doc | None = None,
+        **fields: Any,
+    ) -> bool:
         """Set `fields` on the payment as it was read, append the step's events and the handled
         event's id (a single-document step, `bus.documents`): only while its status and `closed`
-        are still what the step decided on and the event was not handled; False otherwise (the
-        step runs again from a fresh read).
+        (and the fields of `expect`) are still what the step decided on and the event was not
+        handled; False otherwise (the step runs again from a fresh read).
         """
         result = await self.payments.update_one(
             {
@@ -114,6 +125,7 @@ class PaymentStore:
                 "status": payment["status"],
                 "closed": True if payment.get("closed") else {"$ne": True},
                 PROCESSED: {"$ne": processed},
+                **(expect or {}),
             },
             step_update(fields, rows, processed),
         )

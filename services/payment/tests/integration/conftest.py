@@ -35,8 +35,8 @@ from bus import AmqpPublisher, BusConnection, delete_topology
 from bus.fake import InMemoryBus
 from bus.runtime import bus_config
 from contracts import Envelope, Event
-from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
-from contracts.types import PricedLine
+from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested, ReturnReceived
+from contracts.types import Line, PricedLine
 from devkit.bus_testing import Probe
 from devkit.user_testing import RunningUser, running_user_service, service_settings
 from kit.auth import use_static_keys
@@ -44,6 +44,8 @@ from kit.mongo import ensure_indexes
 
 PASSWORD = "long-enough-pw"
 TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_flaky", "pm_card_unavailable", "pm_card_fraud")
+# Cards that charge normally and refund badly (the sandbox's refund behaviour).
+REFUND_TOKENS = ("pm_card_refund_declined", "pm_card_refund_flaky", "pm_card_refund_unavailable")
 
 
 class Running:
@@ -249,7 +251,7 @@ def method_id(token: str) -> str:
 def user_directory(user_id: str) -> httpx.MockTransport:
     """The user service's internal lookup for one customer, an old account holding every
     sandbox token; any other user or method is 404."""
-    tokens = {method_id(t): t for t in TOKENS}
+    tokens = {method_id(t): t for t in (*TOKENS, *REFUND_TOKENS)}
 
     def answer(request: httpx.Request) -> httpx.Response:
         # /internal/users/{userId}/payment-methods/{paymentMethodId}
@@ -274,10 +276,18 @@ class Clock:
 
 class Interrupting(SandboxProvider):
     """The sandbox, awaiting `during()` once right after an authorization it granted (what
-    commits while payment is calling), or failing the answer's way back once (`lose_answer`)."""
+    commits while payment is calling), or failing the answer's way back once (`lose_answer`);
+    awaiting `before_refund()` once before it carries out a refund."""
 
     during: Callable[[], Awaitable[object]] | None = None
+    before_refund: Callable[[], Awaitable[object]] | None = None
     lose_answer = False
+
+    async def refund(self, *, key: str, authorization_id: str, amount_cents: int) -> None:
+        if self.before_refund is not None:
+            before, self.before_refund = self.before_refund, None
+            await before()
+        await super().refund(key=key, authorization_id=authorization_id, amount_cents=amount_cents)
 
     async def authorize(
         self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
@@ -319,7 +329,13 @@ class Payments:
 
     def types(self, order: str) -> list[str]:
         """The type of every event published for `order` other than those sent in."""
-        sent = ("PaymentRequested", "OrderConfirmed", "OrderCancelled", "OrderRejected")
+        sent = (
+            "PaymentRequested",
+            "OrderConfirmed",
+            "OrderCancelled",
+            "OrderRejected",
+            "ReturnReceived",
+        )
         return [
             e.type for e in self.bus.published if e.data.order_id == order and e.type not in sent
         ]
@@ -357,6 +373,21 @@ def confirmed(order: str, total: int = AMOUNT) -> Envelope[OrderConfirmed]:
         items=(PricedLine(product_id="p1", quantity=1, price_cents=total),),
         total_cents=total,
         payment_method_id=method_id("pm_card_ok"),
+    )
+    return Envelope.wrap(event, correlation_id=order)
+
+
+def received(
+    order: str, return_id: str, refund_cents: int, payment_id: str = "pay-unknown"
+) -> Envelope[ReturnReceived]:
+    """The order service's ReturnReceived for `return_id` (one unit of p1)."""
+    event = ReturnReceived(
+        return_id=return_id,
+        order_id=order,
+        user_id=CUSTOMER,
+        lines=(Line(product_id="p1", quantity=1),),
+        refund_cents=refund_cents,
+        payment_id=payment_id,
     )
     return Envelope.wrap(event, correlation_id=order)
 

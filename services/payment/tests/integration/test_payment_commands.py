@@ -284,5 +284,6 @@ def test_the_table_subscribes_the_saga_events_it_handles() -> None:
         "OrderConfirmed",
         "OrderCancelled",
         "OrderRejected",
+        "ReturnReceived",
     }
     assert HANDLERS[PaymentRequested][0].__name__ == "authorize_payment"

@@ -13,8 +13,8 @@ import pytest
 from payment_service.store import PaymentStore, new_payment
 
 from contracts import Envelope
-from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested
-from contracts.types import PricedLine
+from contracts.order import OrderCancelled, OrderConfirmed, PaymentRequested, ReturnReceived
+from contracts.types import Line, PricedLine
 from devkit.bus_testing import eventually
 
 from .conftest import Running, Start, Writes
@@ -427,3 +427,41 @@ async def test_authorization_that_completes_after_the_cancel_is_voided(
         await pay.publish(confirmed(pay, order))
         await quiet(pay)
         assert pay.provider.operations(order, "capture") == []
+
+
+async def test_a_received_return_is_refunded_once_and_shows_in_the_lookup(
+    start_payment: Start,
+) -> None:
+    async with start_payment() as pay:
+        order, authorized = await pay_with(pay, "pm_card_ok")
+        await pay.publish(confirmed(pay, order))
+        await outcome(pay, order, "PaymentCaptured")
+        event = ReturnReceived(
+            return_id="r-1",
+            order_id=order,
+            user_id=pay.user_id,
+            lines=(Line(product_id="p1", quantity=1),),
+            refund_cents=1000,
+            payment_id=authorized["paymentId"],
+        )
+        envelope = Envelope.wrap(event, correlation_id=order)
+        await pay.publish(envelope)
+        await pay.publish(envelope)
+        await pay.publish(Envelope.wrap(event, correlation_id=order))  # sent again: a new id
+        refunded = await outcome(pay, order, "PaymentRefunded")
+        assert (refunded["returnId"], refunded["amountCents"]) == ("r-1", 1000)
+        await quiet(pay)
+        assert len(pay.emitted("PaymentRefunded", order)) == 1
+        assert len(pay.provider.operations(order, "refund")) == 1
+        body = (
+            await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
+        ).json()
+        assert (body["status"], body["capturedCents"], body["refundedCents"]) == (
+            "captured",
+            AMOUNT,
+            1000,
+        )
+        assert [(r["returnId"], r["amountCents"], r["status"]) for r in body["refunds"]] == [
+            ("r-1", 1000, "refunded")
+        ]
+        assert body["refunds"][0]["at"]

@@ -1,4 +1,5 @@
-"""Pure rules: fraud scoring, the payment state machine, the retry schedule; the sandbox."""
+"""Pure rules: fraud scoring, the payment state machine, the retry schedule, what a refund may
+take; the sandbox."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from payment_service.domain import (
     FraudInput,
     IllegalTransition,
     PaymentStatus,
+    after_refund,
+    awaits_capture,
     backoff_delay,
     fraud_rules_apply,
     fraud_score,
     moves,
+    refund_refusal,
     transition,
     worst_case_retry_seconds,
 )
@@ -202,3 +206,30 @@ async def test_sandbox_refuses_to_capture_more_than_authorized() -> None:
         key="o1:capture", authorization_id=auth.authorization_id, amount_cents=600
     )
     assert [e.amount_cents for e in sandbox.operations("o1", "capture")] == [600]
+
+
+def test_a_refund_takes_at_most_what_was_captured_less_earlier_refunds() -> None:
+    captured, refunded = PaymentStatus.CAPTURED, PaymentStatus.REFUNDED
+    assert refund_refusal(captured, 2500, 1000, 1500) is None
+    assert refund_refusal(captured, 2500, 1000, 1501) == "REFUND_EXCEEDS_CAPTURE"
+    assert refund_refusal(refunded, 2500, 2500, 0) is None  # nothing left, nothing asked
+    assert refund_refusal(refunded, 2500, 2500, 1) == "REFUND_EXCEEDS_CAPTURE"
+    for never in (PaymentStatus.VOIDED, PaymentStatus.FAILED, PaymentStatus.PENDING):
+        assert refund_refusal(never, 0, 0, 0) == "NOT_CAPTURED"
+
+
+def test_a_payment_is_refunded_once_the_whole_capture_is_paid_back() -> None:
+    assert after_refund(PaymentStatus.CAPTURED, 2500, 1000) == []
+    assert after_refund(PaymentStatus.CAPTURED, 2500, 2500) == [PaymentStatus.REFUNDED]
+    assert after_refund(PaymentStatus.REFUNDED, 2500, 2500) == []
+    assert after_refund(PaymentStatus.CAPTURED, 0, 0) == []  # nothing was captured to pay back
+    assert moves(PaymentStatus.CAPTURED, *after_refund(PaymentStatus.CAPTURED, 10, 10)) == (
+        PaymentStatus.REFUNDED
+    )
+
+
+def test_only_an_open_authorized_payment_waits_for_its_capture() -> None:
+    assert awaits_capture(PaymentStatus.AUTHORIZED, closed=False)
+    assert not awaits_capture(PaymentStatus.AUTHORIZED, closed=True)
+    assert not awaits_capture(PaymentStatus.CAPTURED, closed=False)
+    assert not awaits_capture(PaymentStatus.VOIDED, closed=True)

@@ -1,4 +1,5 @@
-"""provider_calls.authorize_with_retries against the sandbox processor: keys, retries, backoff."""
+"""provider_calls.authorize_with_retries and refund_with_retries against the sandbox processor:
+keys, retries, backoff."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from payment_service.provider_calls import (
     AuthorizationRequest,
     AuthorizeOutcome,
     ProviderCall,
+    RefundOutcome,
+    RefundRequest,
     RetryPolicy,
     authorize_with_retries,
+    refund_with_retries,
 )
 
 RETRY = RetryPolicy(max_attempts=4, backoff_base=0.25, backoff_cap=1.5)
@@ -125,3 +129,54 @@ async def test_an_unexpected_provider_failure_propagates_unrecorded() -> None:
             on_call=seen.append,
         )
     assert seen == []
+
+
+async def refund(
+    provider: SandboxProvider, token: str, amount: int = 1000, *, budget: int = 4
+) -> tuple[RefundOutcome, list[float]]:
+    """Authorize and capture 2500 on `token`, then refund `amount` for return r-1."""
+    auth, _, _ = await authorize(provider, token)
+    assert auth.authorization_id is not None
+    await provider.capture(
+        key="o-1:capture", authorization_id=auth.authorization_id, amount_cents=2500
+    )
+    sleeps = Sleeps()
+    outcome = await refund_with_retries(
+        provider,
+        RefundRequest("o-1", "r-1", auth.authorization_id, amount),
+        budget=budget,
+        retry=RETRY,
+        clock=lambda: AT,
+        sleep=sleeps,
+        jitter=lambda: 0.0,
+    )
+    return outcome, sleeps.waits
+
+
+async def test_a_refund_is_retried_under_its_one_key() -> None:
+    provider = SandboxProvider()
+    outcome, waits = await refund(provider, "pm_card_refund_flaky")
+    assert outcome.result == "refunded" and outcome.error is None
+    assert [(c.number, c.key, c.outcome) for c in outcome.calls] == [
+        (1, "o-1:refund:r-1", "transient"),
+        (2, "o-1:refund:r-1", "transient"),
+        (3, "o-1:refund:r-1", "refunded"),
+    ]
+    assert waits == [0.125, 0.25]
+    assert [e.amount_cents for e in provider.operations("o-1", "refund")] == [1000]
+
+
+async def test_a_refund_declined_or_never_answered_is_not_refunded() -> None:
+    declined, waits = await refund(SandboxProvider(), "pm_card_refund_declined")
+    assert (declined.result, declined.error, len(declined.calls), waits) == (
+        "declined",
+        "refund declined",
+        1,
+        [],
+    )
+    too_much, _ = await refund(SandboxProvider(), "pm_card_ok", amount=2501)
+    assert too_much.result == "declined"
+    provider = SandboxProvider()
+    unavailable, waits = await refund(provider, "pm_card_refund_unavailable", budget=3)
+    assert unavailable.result == "unavailable" and len(waits) == 2
+    assert provider.operations("o-1", "refund") == []

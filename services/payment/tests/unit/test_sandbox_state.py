@@ -81,3 +81,68 @@ async def test_each_change_appends_one_line_and_a_torn_last_line_is_ignored(
     # The change after the torn line survives the next restart.
     again = SandboxProvider(state_path=path)
     assert [e.operation for e in again.ledger] == ["authorize", "capture", "refund"]
+
+
+async def _captured(provider: SandboxProvider, token: str, amount: int = 1_000) -> str:
+    auth = await provider.authorize(
+        key="o1:1", payment_ref="o1", token=token, amount_cents=amount, currency="USD"
+    )
+    await provider.capture(
+        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=amount
+    )
+    return auth.authorization_id
+
+
+async def test_a_refund_takes_at_most_what_was_captured_less_earlier_refunds() -> None:
+    provider = SandboxProvider()
+    auth = await _captured(provider, "pm_card_ok")
+    await provider.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=600)
+    with pytest.raises(PaymentDeclined, match="cannot refund 401"):
+        await provider.refund(key="o1:refund:r2", authorization_id=auth, amount_cents=401)
+    # The same key again answers as done, without a second refund.
+    await provider.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=600)
+    await provider.refund(key="o1:refund:r3", authorization_id=auth, amount_cents=400)
+    assert [e.amount_cents for e in provider.operations("o1", "refund")] == [600, 400]
+    with pytest.raises(PaymentDeclined):
+        await provider.refund(key="o1:refund:r4", authorization_id=auth, amount_cents=1)
+
+
+async def test_nothing_captured_nothing_refunded() -> None:
+    provider = SandboxProvider()
+    auth = await provider.authorize(
+        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=500, currency="USD"
+    )
+    with pytest.raises(PaymentDeclined, match="nothing captured"):
+        await provider.refund(key="k", authorization_id=auth.authorization_id, amount_cents=1)
+
+
+async def test_the_refund_test_cards_decline_or_fail_transiently() -> None:
+    declined = SandboxProvider()
+    auth = await _captured(declined, "pm_card_refund_declined")
+    with pytest.raises(PaymentDeclined, match="refund declined"):
+        await declined.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=10)
+    flaky = SandboxProvider()
+    auth = await _captured(flaky, "pm_card_refund_flaky")
+    for _ in range(2):
+        with pytest.raises(TransientProviderError):
+            await flaky.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=10)
+    await flaky.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=10)
+    assert len(flaky.operations("o1", "refund")) == 1
+
+
+async def test_a_restarted_sandbox_remembers_the_card_and_what_it_refunded(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "sandbox.json"
+    before = SandboxProvider(state_path=path)
+    auth = await _captured(before, "pm_card_ok")
+    await before.refund(key="o1:refund:r1", authorization_id=auth, amount_cents=900)
+    after = SandboxProvider(state_path=path)
+    with pytest.raises(PaymentDeclined):
+        await after.refund(key="o1:refund:r2", authorization_id=auth, amount_cents=101)
+    refusing = SandboxProvider(state_path=tmp_path / "other.json")
+    other = await _captured(refusing, "pm_card_refund_declined")
+    with pytest.raises(PaymentDeclined, match="refund declined"):
+        await SandboxProvider(state_path=tmp_path / "other.json").refund(
+            key="o1:refund:r1", authorization_id=other, amount_cents=1
+        )

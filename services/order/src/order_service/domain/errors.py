@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 
 class OrderError(Exception):
@@ -123,3 +124,84 @@ class UnknownPaymentMethod(OrderError):
     def __init__(self, payment_method_id: str) -> None:
         super().__init__(f"no payment method {payment_method_id} in the profile")
         self.payment_method_id = payment_method_id
+
+
+# --- after CONFIRMED: fulfilment and returns ----------------------------------------------------
+
+
+class NotDelivered(OrderError):
+    """A return asked for before the parcel was delivered (the API answers 409)."""
+
+    code = "NOT_DELIVERED"
+
+    def __init__(self, order_id: str, fulfilment: str | None) -> None:
+        super().__init__(f"order {order_id} is not delivered ({fulfilment or 'no shipment'})")
+        self.order_id = order_id
+        self.fulfilment_status = fulfilment
+
+
+class ReturnWindowClosed(OrderError):
+    """A return asked for after the window that opened at delivery closed (409)."""
+
+    code = "RETURN_WINDOW_CLOSED"
+
+    def __init__(self, order_id: str, closed_at: datetime) -> None:
+        super().__init__(f"returns of order {order_id} closed at {closed_at.isoformat()}")
+        self.order_id = order_id
+        self.closed_at = closed_at
+
+
+class ReturnQuantityExceeded(OrderError):
+    """A return line asks for more units than were delivered less earlier returns' (422)."""
+
+    code = "RETURN_QUANTITY_EXCEEDED"
+
+    def __init__(self, product_id: str, quantity: int, returnable: int) -> None:
+        super().__init__(
+            f"{quantity} of {product_id} asked back, {returnable} can still be returned"
+        )
+        self.product_id = product_id
+        self.quantity = quantity
+        self.returnable = returnable
+
+
+class EmptyReturn(OrderError):
+    """A return without lines (the API's body validation refuses it first)."""
+
+    code = "EMPTY_RETURN"
+
+    def __init__(self) -> None:
+        super().__init__("a return needs at least one line")
+
+
+class ReturnNotFound(OrderError):
+    """No return with this id on the order (the API answers 404 RETURN_NOT_FOUND)."""
+
+    code = "RETURN_NOT_FOUND"
+
+    def __init__(self, return_id: str) -> None:
+        super().__init__(f"no return {return_id}")
+        self.return_id = return_id
+
+
+class ReturnInvalidState(InvalidState):
+    """The step is not allowed in the return's current status (409 INVALID_STATE)."""
+
+    def __init__(self, return_id: str, current_status: str, step: str = "") -> None:
+        OrderError.__init__(
+            self, f"{step or 'step'} not allowed for return {return_id} in {current_status}"
+        )
+        self.order_id = ""
+        self.return_id = return_id
+        self.current_status = current_status
+        self.step = step
+
+
+class IdempotencyKeyReused(OrderError):
+    """The same Idempotency-Key was sent with another request body (422)."""
+
+    code = "IDEMPOTENCY_KEY_REUSED"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key} was used for another request")
+        self.key = key

@@ -23,6 +23,11 @@ class Policy:
     commit_window: timedelta = timedelta(minutes=2)
     # Customer retries of a failed payment per order (api.md), so a card cannot be tried forever.
     max_payment_retries: int = 5
+    # After delivery (api.md "Fulfilment and returns"): how long a return may be asked for, how
+    # long an approved return's parcel may take to arrive, how long payment may take to refund.
+    return_window: timedelta = timedelta(days=30)
+    return_receive_window: timedelta = timedelta(days=30)
+    refund_window: timedelta = timedelta(seconds=900)
 
 
 @dataclass(frozen=True)

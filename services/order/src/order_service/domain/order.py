@@ -12,6 +12,12 @@ Two kinds of input, two answers to a wrong state:
   or later state are late or duplicate deliveries: they change nothing and return False. Only an
   event that could not have happened yet (e.g. `PaymentAuthorized` while `PENDING`) raises.
 
+After CONFIRMED the status stays CONFIRMED: shipping's events fill in `fulfilment` (each only
+what is not known yet, so any order of arrival and any repeat is fine), and each return has its
+own small state machine with the same two answers to a wrong state (a person's step raises
+`ReturnInvalidState`; a late or repeated answer of payment or inventory returns False). Its
+rules and money are in `returns`.
+
 Money: integer cents. `subtotal = Σ price × quantity` (the fulfilled quantity once inventory
 answered and the partial was accepted); `discount = subtotal × percentOff // 100` (rounded down:
 the discount never exceeds the advertised percentage); `total = subtotal − discount`.
@@ -37,30 +43,44 @@ from contracts.order import (
     OrderRejected,
     PaymentRequested,
     PromotionRedeemed,
+    ReturnApproved,
+    ReturnReceived,
+    ReturnRejected,
+    ReturnRequested,
 )
 from contracts.types import Address, Line, MissingLine, PartialFulfillment, PricedLine
+from order_service.domain import returns as return_rules
 from order_service.domain.catalogue import ProductFacts, Promotion
 from order_service.domain.errors import (
     EmptyOrder,
+    IdempotencyKeyReused,
     InvalidPromoCode,
     InvalidQuantity,
     InvalidState,
     MixedCurrency,
     NotAllowed,
+    NotDelivered,
     RetryLimitReached,
+    ReturnInvalidState,
+    ReturnNotFound,
+    ReturnWindowClosed,
     UnknownProduct,
 )
 from order_service.domain.inputs import Cause, Policy, Raised
 from order_service.domain.records import (
     AuditEntry,
     ClearedPayment,
+    Fulfilment,
     OrderLine,
+    OrderReturn,
     PaymentState,
+    ReturnLine,
     TimelineEntry,
 )
 from order_service.domain.status import (
     AFTER_STOCK,
     CUSTOMER_CANCELLABLE,
+    FULFILMENT_STEPS,
     MAX_QUANTITY,
     MIN_QUANTITY,
     STAFF,
@@ -69,6 +89,8 @@ from order_service.domain.status import (
     ApprovalReason,
     CancelReason,
     DeadlineKind,
+    FulfilmentStatus,
+    ReturnStatus,
     Status,
 )
 
@@ -113,12 +135,18 @@ class Order(BaseModel):
     payment_due: datetime | None = None
     commit_due: datetime | None = None  # PAID: inventory must have committed the stock by then
     retry_due: datetime | None = None  # end of the payment-failed window, fixed at 1st failure
-    deadline: datetime | None = None  # the due date of the current wait (for the sweeper index)
+    # The due date of the current wait (for the sweeper index); CONFIRMED: the earliest due date
+    # of its returns' waits, if any.
+    deadline: datetime | None = None
     created_at: datetime
     updated_at: datetime
     version: int = 0
     audit_logs: list[AuditEntry] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
+    # After CONFIRMED: the shipment as shipping reports it, the returns, what was refunded.
+    fulfilment: Fulfilment | None = None
+    returns: list[OrderReturn] = Field(default_factory=list)
+    refunded_cents: int = 0
     events: list[Raised] = Field(default_factory=list, exclude=True)
 
     # --- placing ------------------------------------------------------------------------------
@@ -297,6 +325,7 @@ class Order(BaseModel):
                 payment_method_id=self.payment.method_id,
                 payment_id=self.payment.payment_id,
                 partial_fulfillment=self.partial_fulfillment,
+                address=Address.model_validate(self.address) if self.address else None,
             ),
         )
         return True
@@ -473,6 +502,8 @@ class Order(BaseModel):
             due, reason = self.payment_due, "PAYMENT_TIMEOUT"
         elif kind == "payment" and self.status == "PAYMENT_FAILED":
             due, reason = self.payment_due, "PAYMENT_FAILED"
+        elif kind == "returns" and self.status == "CONFIRMED":
+            return self._returns_overdue(cause)
         elif kind == "commit" and self.status == "PAID":
             # Inventory never answered OrderPaid: the cancel voids the money, releases the stock.
             due, reason = self.commit_due, "COMMIT_FAILED"
@@ -483,6 +514,219 @@ class Order(BaseModel):
         self._note(cause, f"{kind}Deadline", {"due": due.isoformat()})
         self._cancel(reason, cause, "deadline")  # type: ignore[arg-type]
         return True
+
+    # --- after CONFIRMED: the shipment ----------------------------------------------------------
+    #
+    # Shipping's events may arrive in any order and more than once: each fills in what it
+    # reports when that is not known yet (a timeline step), and the status only moves forward.
+    # The order's own status stays CONFIRMED.
+
+    def shipment_created(self, shipment_id: str, cause: Cause) -> bool:
+        """The parcel waits in the warehouse: fulfilment PENDING."""
+        fulfilment = self._shipment(shipment_id, "shipmentCreated", cause)
+        if fulfilment is None or fulfilment.created_at is not None:
+            return False
+        fulfilment.created_at = cause.at
+        self._ship_step(fulfilment, "PENDING", cause, "shipmentCreated", {})
+        return True
+
+    def shipment_dispatched(
+        self, shipment_id: str, carrier: str, tracking_number: str, at: datetime, cause: Cause
+    ) -> bool:
+        """The parcel left with a carrier: fulfilment SHIPPED with the tracking number."""
+        fulfilment = self._shipment(shipment_id, "shipmentDispatched", cause)
+        if fulfilment is None or fulfilment.shipped_at is not None:
+            return False
+        fulfilment.carrier, fulfilment.tracking_number = carrier, tracking_number
+        fulfilment.shipped_at = at
+        detail = {"carrier": carrier, "trackingNumber": tracking_number}
+        self._ship_step(fulfilment, "SHIPPED", cause, "shipmentDispatched", detail)
+        return True
+
+    def shipment_delivered(self, shipment_id: str, at: datetime, cause: Cause) -> bool:
+        """The parcel reached the customer: fulfilment DELIVERED; returns open from `at`."""
+        fulfilment = self._shipment(shipment_id, "shipmentDelivered", cause)
+        if fulfilment is None or fulfilment.delivered_at is not None:
+            return False
+        fulfilment.delivered_at = at
+        self._ship_step(fulfilment, "DELIVERED", cause, "shipmentDelivered", {})
+        return True
+
+    # --- after CONFIRMED: returns ---------------------------------------------------------------
+
+    def request_return(
+        self,
+        return_id: str,
+        items: Sequence[tuple[str, int]],
+        reason: str,
+        cause: Cause,
+        policy: Policy,
+        *,
+        key: str | None = None,
+    ) -> OrderReturn:
+        """The customer sends delivered units back: a REQUESTED return and its refund, fixed
+        now (`returns.refund_for`). A replay of the same `key` answers the return it made."""
+        if cause.actor.user_id != self.user_id:
+            raise NotAllowed(self.order_id, cause.actor.role, "requestReturn")
+        asked = return_rules.merge_lines(items)
+        replay = self._replayed_return(key, asked, reason)
+        if replay is not None:
+            return replay
+        fulfilment = self.fulfilment
+        if fulfilment is None or fulfilment.delivered_at is None:
+            raise NotDelivered(self.order_id, fulfilment.status if fulfilment else None)
+        closes = return_rules.window_closes(fulfilment.delivered_at, policy.return_window)
+        if cause.at > closes:
+            raise ReturnWindowClosed(self.order_id, closes)
+        left = return_rules.returnable(self.delivered(), self.returns)
+        return_rules.check_quantities(asked, left)
+        prices = {line.product_id: line.price_cents for line in self.items}
+        refund = return_rules.refund_for(
+            sum(prices[p] * q for p, q in asked.items()),
+            subtotal_cents=self.subtotal_cents,
+            total_cents=self.total_cents,
+            claimed_cents=return_rules.claimed_cents(self.returns),
+            completes=all(left[p] == asked.get(p, 0) for p in left),
+        )
+        lines = [ReturnLine(product_id=p, quantity=q) for p, q in asked.items()]
+        ret = OrderReturn(
+            return_id=return_id,
+            items=lines,
+            refund_cents=refund,
+            reason=reason,
+            requested_by=cause.actor.user_id,
+            request_key=key,
+            created_at=cause.at,
+            updated_at=cause.at,
+        )
+        self.returns.append(ret)
+        self._return_moved(ret, "requestReturn", cause)
+        self._raise_for(
+            ret,
+            cause,
+            "returnRequested",
+            ReturnRequested(
+                return_id=return_id,
+                order_id=self.order_id,
+                user_id=self.user_id,
+                lines=tuple(Line(product_id=p, quantity=q) for p, q in asked.items()),
+                reason=reason,
+                refund_cents=refund,
+                currency=self.currency,
+            ),
+        )
+        return ret
+
+    def approve_return(
+        self, return_id: str, by: str, reason: str, cause: Cause, policy: Policy
+    ) -> OrderReturn:
+        """A Manager or Admin accepts the return: APPROVED, the parcel awaited until the receive
+        window closes."""
+        self._staff_only("approveReturn", cause)
+        ret = self._return_in(return_id, "approveReturn", {"REQUESTED"})
+        ret.status, ret.approved_at = "APPROVED", cause.at
+        ret.decided_by, ret.decision_reason = by, reason
+        ret.due = cause.at + policy.return_receive_window
+        self._return_moved(ret, "approveReturn", cause)
+        event = ReturnApproved(
+            return_id=return_id,
+            order_id=self.order_id,
+            user_id=self.user_id,
+            decided_by=by,
+            reason=reason,
+        )
+        self._raise_for(ret, cause, "returnApproved", event)
+        return ret
+
+    def reject_return(self, return_id: str, by: str, reason: str, cause: Cause) -> OrderReturn:
+        """A Manager or Admin refuses the return: REJECTED, its units returnable again."""
+        self._staff_only("rejectReturn", cause)
+        ret = self._return_in(return_id, "rejectReturn", {"REQUESTED"})
+        ret.decided_by, ret.decision_reason = by, reason
+        self._reject_return(ret, by, reason, cause, "rejectReturn")
+        return ret
+
+    def receive_return(self, return_id: str, by: str, cause: Cause, policy: Policy) -> OrderReturn:
+        """An Admin took the parcel in: RECEIVED, ReturnReceived (payment refunds, inventory
+        restocks); payment's answer awaited until the refund window closes."""
+        if cause.actor.role != "Admin":
+            raise NotAllowed(self.order_id, cause.actor.role, "receiveReturn")
+        ret = self._return_in(return_id, "receiveReturn", {"APPROVED"})
+        ret.status, ret.received_at, ret.received_by = "RECEIVED", cause.at, by
+        ret.due = cause.at + policy.refund_window
+        self._return_moved(ret, "receiveReturn", cause)
+        self._raise_for(
+            ret,
+            cause,
+            "returnReceived",
+            ReturnReceived(
+                return_id=return_id,
+                order_id=self.order_id,
+                user_id=self.user_id,
+                lines=tuple(Line(product_id=i.product_id, quantity=i.quantity) for i in ret.items),
+                refund_cents=ret.refund_cents,
+                currency=self.currency,
+                payment_id=self.payment.payment_id or "",
+            ),
+        )
+        if ret.refund_cents == 0:  # nothing to pay back (a free unit): no refund to wait for
+            ret.status, ret.refunded_at, ret.due = "REFUNDED", cause.at, None
+            self._return_moved(ret, "refundReturn", cause)
+        return ret
+
+    def return_refunded(
+        self, return_id: str, amount_cents: int, payment_id: str, cause: Cause
+    ) -> bool:
+        """Payment paid the return back: REFUNDED, `refunded_cents` grows by the amount, once.
+        Also after a refund timeout marked it REFUND_FAILED: the money did move."""
+        ret = self._return_event(
+            return_id, "returnRefunded", {"RECEIVED", "REFUND_FAILED"}, {"REFUNDED"}
+        )
+        if ret is None:
+            return False
+        self._note(cause, "returnRefunded", {"returnId": return_id, "amountCents": amount_cents})
+        ret.status, ret.refunded_at, ret.due = "REFUNDED", cause.at, None
+        ret.refunded_cents, ret.refund_id = amount_cents, payment_id
+        ret.failure_reason = None
+        self.refunded_cents += amount_cents
+        self._return_moved(ret, "refundReturn", cause)
+        return True
+
+    def return_refund_failed(self, return_id: str, reason: str, cause: Cause) -> bool:
+        """Payment could not refund: REFUND_FAILED with its reason, for a person to act on. The
+        provider's reason replaces a REFUND_TIMEOUT the sweeper gave meanwhile."""
+        ret = self._return_event(
+            return_id, "returnRefundFailed", {"RECEIVED", "REFUND_FAILED"}, {"REFUNDED"}
+        )
+        if ret is None:
+            return False
+        if ret.status == "REFUND_FAILED" and ret.failure_reason != "REFUND_TIMEOUT":
+            return False  # failed already, for a reason of payment's own
+        self._note(cause, "returnRefundFailed", {"returnId": return_id, "reason": reason})
+        ret.status, ret.failure_reason, ret.due = "REFUND_FAILED", reason, None
+        self._return_moved(ret, "refundFailed", cause)
+        return True
+
+    def stock_returned(self, return_id: str, cause: Cause) -> bool:
+        """Inventory put the return's units back on sale: noted on the return and the timeline."""
+        legal: set[ReturnStatus] = {"RECEIVED", "REFUNDED", "REFUND_FAILED"}
+        ret = self._return_event(return_id, "stockReturned", legal, set())
+        if ret is None or ret.restocked_at is not None:
+            return False
+        ret.restocked_at = ret.updated_at = cause.at
+        self._note(cause, "stockReturned", {"returnId": return_id})
+        return True
+
+    def delivered(self) -> dict[str, int]:
+        """Units per product the customer received (the fulfilled quantities, when shipped)."""
+        return {line.product_id: line.billable for line in self.items if line.billable > 0}
+
+    def find_return(self, return_id: str) -> OrderReturn:
+        """One of the order's returns; `ReturnNotFound` when it has none of that id."""
+        found = next((r for r in self.returns if r.return_id == return_id), None)
+        if found is None:
+            raise ReturnNotFound(return_id)
+        return found
 
     # --- queries --------------------------------------------------------------------------------
 
@@ -522,6 +766,125 @@ class Order(BaseModel):
     def _command(self, step: str, legal: Iterable[str]) -> None:
         if self.status not in set(legal):
             raise InvalidState(self.order_id, self.status, step)
+
+    def _shipment(self, shipment_id: str, step: str, cause: Cause) -> Fulfilment | None:
+        """The order's fulfilment for this shipment (made by whichever step came first); None
+        for another shipment than the order's one (shipping makes one per order)."""
+        self._event_applies(step, {"CONFIRMED"}, ())
+        if self.fulfilment is None:
+            self.fulfilment = Fulfilment(shipment_id=shipment_id)
+        if self.fulfilment.shipment_id != shipment_id:
+            return None
+        return self.fulfilment
+
+    def _ship_step(
+        self,
+        fulfilment: Fulfilment,
+        status: FulfilmentStatus,
+        cause: Cause,
+        step: str,
+        detail: dict[str, Any],
+    ) -> None:
+        if FULFILMENT_STEPS.index(status) > FULFILMENT_STEPS.index(fulfilment.status):
+            fulfilment.status = status
+        self.updated_at = cause.at
+        self._note(cause, step, {"shipmentId": fulfilment.shipment_id, **detail})
+
+    def _replayed_return(
+        self, key: str | None, asked: dict[str, int], reason: str
+    ) -> OrderReturn | None:
+        """The return an earlier request with this Idempotency-Key made, if any; the same key
+        with another body is refused."""
+        earlier = next((r for r in self.returns if key and r.request_key == key), None)
+        if earlier is None:
+            return None
+        same = {line.product_id: line.quantity for line in earlier.items} == asked
+        if not same or earlier.reason != reason:
+            raise IdempotencyKeyReused(key or "")
+        return earlier
+
+    def _return_in(self, return_id: str, step: str, legal: set[ReturnStatus]) -> OrderReturn:
+        """A person's step on a return: the return, if it is in a status the step starts from."""
+        ret = self.find_return(return_id)
+        if ret.status not in legal:
+            raise ReturnInvalidState(return_id, ret.status, step)
+        return ret
+
+    def _return_event(
+        self, return_id: str, step: str, legal: set[ReturnStatus], later: set[ReturnStatus]
+    ) -> OrderReturn | None:
+        """Another service's answer about a return: the return when the answer applies; None
+        for a late or duplicate answer, or a return this order does not have; an answer that
+        could not have come yet raises."""
+        ret = next((r for r in self.returns if r.return_id == return_id), None)
+        if ret is None or ret.status in later:
+            return None
+        if ret.status not in legal:
+            raise ReturnInvalidState(return_id, ret.status, step)
+        return ret
+
+    def _reject_return(
+        self, ret: OrderReturn, by: str, reason: str, cause: Cause, action: str
+    ) -> None:
+        ret.status, ret.rejected_at, ret.due = "REJECTED", cause.at, None
+        ret.rejection_reason = reason
+        self._return_moved(ret, action, cause)
+        event = ReturnRejected(
+            return_id=ret.return_id,
+            order_id=self.order_id,
+            user_id=self.user_id,
+            decided_by=by,
+            reason=reason,
+        )
+        self._raise_for(ret, cause, "returnRejected", event)
+
+    def _returns_overdue(self, cause: Cause) -> bool:
+        """Close the returns' waits that ended by `cause.at`: an approved return never received
+        is REJECTED NOT_RECEIVED; a received one payment never answered is REFUND_FAILED
+        REFUND_TIMEOUT (for a person to act on: it shows in the returns queue)."""
+        closed = False
+        for ret in self.returns:
+            if ret.due is None or cause.at < ret.due:
+                continue
+            closed = True
+            due = ret.due.isoformat()
+            self._note(cause, "returnDeadline", {"returnId": ret.return_id, "due": due})
+            if ret.status == "APPROVED":
+                self._reject_return(ret, "system", "NOT_RECEIVED", cause, "returnDeadline")
+            else:  # RECEIVED: the only other status with a due date
+                ret.status, ret.failure_reason, ret.due = "REFUND_FAILED", "REFUND_TIMEOUT", None
+                self._return_moved(ret, "returnDeadline", cause)
+        return closed
+
+    def _return_moved(self, ret: OrderReturn, action: str, cause: Cause) -> None:
+        """A return changed status: its time, the order's deadline, and the audit log."""
+        ret.updated_at = self.updated_at = cause.at
+        self._refresh_deadline()
+        actor = cause.actor
+        self.audit_logs.append(
+            AuditEntry(
+                at=cause.at,
+                action=action,
+                from_status=self.status,
+                to_status=self.status,
+                user_id=actor.user_id,
+                role=actor.role,
+                ip=actor.ip,
+                device=actor.device,
+                region=actor.region,
+                return_id=ret.return_id,
+                return_status=ret.status,
+            )
+        )
+
+    def _refresh_deadline(self) -> None:
+        """CONFIRMED waits while a return does: until the earliest return's due date."""
+        if self.status == "CONFIRMED":
+            dues = [r.due for r in self.returns if r.due is not None]
+            self.deadline = min(dues) if dues else None
+
+    def _raise_for(self, ret: OrderReturn, cause: Cause, step: str, event: Event) -> None:
+        self._raise(cause, step, event, {"returnId": ret.return_id, "returnStatus": ret.status})
 
     def _fraud_review_covers_payment(self) -> bool:
         """A Manager cleared a fraud flag for exactly the card and amount now being charged."""
@@ -663,7 +1026,9 @@ class Order(BaseModel):
             )
         )
 
-    def _raise(self, cause: Cause, step: str, event: Event) -> None:
+    def _raise(
+        self, cause: Cause, step: str, event: Event, detail: dict[str, Any] | None = None
+    ) -> None:
         raised = Raised(event, new_id())
         self.events.append(raised)
         self.timeline.append(
@@ -673,7 +1038,7 @@ class Order(BaseModel):
                 service="order",
                 event_type=type(event).TYPE,
                 event_id=raised.event_id,
-                detail={"status": self.status},
+                detail={"status": self.status, **(detail or {})},
             )
         )
 

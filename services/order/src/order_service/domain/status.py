@@ -45,7 +45,8 @@ MIN_QUANTITY = 1
 MAX_QUANTITY = 100
 STAFF = ("Manager", "Admin")
 
-DeadlineKind = Literal["stock", "decision", "approval", "payment", "commit"]
+# "returns": a CONFIRMED order's returns wait to be received or refunded (see `Order.returns`).
+DeadlineKind = Literal["stock", "decision", "approval", "payment", "commit", "returns"]
 ApprovalReason = Literal["highValue", "fraud"]
 CancelReason = Literal[
     "CUSTOMER",
@@ -66,4 +67,16 @@ WAITS: dict[Status, DeadlineKind] = {
     "AWAITING_PAYMENT": "payment",
     "PAYMENT_FAILED": "payment",
     "PAID": "commit",
+    # A CONFIRMED order waits only while one of its returns does (its `deadline` is then the
+    # earliest return's due date, None otherwise): the same indexed query finds it.
+    "CONFIRMED": "returns",
 }
+
+# After CONFIRMED (api.md "Fulfilment and returns"): the parcel's steps, only ever forward.
+FulfilmentStatus = Literal["PENDING", "SHIPPED", "DELIVERED"]
+FULFILMENT_STEPS: tuple[FulfilmentStatus, ...] = get_args(FulfilmentStatus)
+
+ReturnStatus = Literal["REQUESTED", "APPROVED", "REJECTED", "RECEIVED", "REFUNDED", "REFUND_FAILED"]
+RETURN_STATUSES: tuple[ReturnStatus, ...] = get_args(ReturnStatus)
+# A return in one of these claims its units (a REJECTED one gives them back to the order).
+RETURN_CLAIMS: frozenset[ReturnStatus] = frozenset(RETURN_STATUSES) - {"REJECTED"}
