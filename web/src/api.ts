@@ -173,8 +173,13 @@ export interface Return {
   currency?: string;
   reason?: string | null;
   decisionReason?: string | null;
+  rejectionReason?: string | null;
+  failureReason?: string | null;
+  refundedCents?: number;
   createdAt?: string;
   updatedAt?: string;
+  /** The end of the return's current wait (APPROVED: the parcel; RECEIVED: the refund). */
+  dueAt?: string | null;
 }
 
 export interface Shipment {

@@ -116,7 +116,10 @@ export function Returns() {
               {r.userId && <> · customer {r.userId.slice(-8)}</>} · {linesText(r.items, names)}
             </p>
             {r.reason && <p>Customer's reason: {r.reason}</p>}
-            {r.decisionReason && <p>Decision: {r.decisionReason}</p>}
+            {r.decisionReason && r.status !== "REJECTED" && <p>Decision: {r.decisionReason}</p>}
+            {r.status === "REJECTED" && <p>Rejected: {r.rejectionReason ?? r.decisionReason}</p>}
+            {r.status === "REFUND_FAILED" && <p class="error">Refund failed: {r.failureReason}</p>}
+            {r.dueAt && <p class="muted">Awaited until {when(r.dueAt)}</p>}
             <ReturnActions entry={r} admin={admin} onDone={(next) => setChanged({ ...changed, [next.returnId]: next })} />
           </li>
         ))}

@@ -126,17 +126,16 @@ const STEP_TEXT: Record<string, string> = {
   paymentRefunded: "Payment refunded",
   paymentRefundFailed: "Refund failed",
   shipmentCreated: "Shipment prepared",
-  shipped: "Shipped",
   shipmentDispatched: "Shipped",
-  delivered: "Delivered",
   shipmentDelivered: "Delivered",
   returnRequested: "Return requested",
   returnApproved: "Return approved",
   returnRejected: "Return rejected",
   returnReceived: "Return received",
   stockReturned: "Returned items back in stock",
-  refunded: "Refunded",
-  returnRefunded: "Refunded",
+  returnRefunded: "Return refunded",
+  returnRefundFailed: "Return refund failed",
+  returnDeadline: "A return's deadline passed",
 };
 
 // After CONFIRMED the order still moves: the parcel, then any return until it is refunded.
@@ -456,6 +455,16 @@ function Delivery({ order }: { order: Order }) {
   );
 }
 
+/** What a person should know about a return's state: why it was refused or failed, until when
+ * the next step is awaited. */
+export function returnNote(r: Return): string {
+  if (r.status === "REJECTED") return r.rejectionReason === "NOT_RECEIVED" ? "The items never arrived in time." : `Refused: ${r.rejectionReason ?? r.decisionReason ?? ""}`;
+  if (r.status === "REFUND_FAILED") return `The refund did not go through (${r.failureReason ?? "unknown reason"}); our staff can see it.`;
+  if (r.status === "APPROVED") return r.dueAt ? `Send the items back by ${when(r.dueAt)}.` : "Send the items back.";
+  if (r.status === "RECEIVED") return "Received: the refund is on its way.";
+  return "";
+}
+
 function ReturnList({ order }: { order: Order }) {
   const returns = order.returns ?? [];
   const names = Object.fromEntries(order.items.map((i) => [i.productId, i.name]));
@@ -478,6 +487,7 @@ function ReturnList({ order }: { order: Order }) {
             <td>{money(r.refundCents, order.currency)}</td>
             <td>
               <ReturnBadge status={r.status} />
+              {returnNote(r) && <div class="muted">{returnNote(r)}</div>}
             </td>
           </tr>
         ))}
