@@ -1,6 +1,6 @@
 // Orders: the list (own, or everyone's for staff), and one order live with its saga timeline.
 import { useState } from "preact/hooks";
-import { api, money, session, TERMINAL, when, type Order, type OrderStatus, type Page, type Return, type TimelineEntry } from "../api";
+import { api, ApiError, money, session, TERMINAL, when, type Order, type OrderStatus, type Page, type Return, type TimelineEntry } from "../api";
 import { Alternatives } from "./Cart";
 import { cardName } from "../checkout";
 import { useProfile } from "../profile";
@@ -401,6 +401,7 @@ export function OrderDetail({ orderId }: { orderId: string }) {
                     order.reload();
                     timeline.reload();
                   }}
+                  onStale={order.reload}
                 />
               )}
             </Section>
@@ -514,7 +515,7 @@ const RETURN_ERRORS: Record<string, string> = {
   RETURN_QUANTITY_EXCEEDED: "That is more than is left to return on a line (delivered, less earlier returns).",
 };
 
-function ReturnForm({ order, onDone }: { order: Order; onDone: (notice: string) => void }) {
+function ReturnForm({ order, onDone, onStale }: { order: Order; onDone: (notice: string) => void; onStale: () => void }) {
   const [quantities, setQuantities] = useState<Record<string, string>>({});
   const [reason, setReason] = useState("");
   const [busy, setBusy] = useState(false);
@@ -546,6 +547,8 @@ function ReturnForm({ order, onDone }: { order: Order; onDone: (notice: string) 
       onDone(`Return requested: ${money(created.refundCents, order.currency)} will be refunded once we receive the items.`);
     } catch (e) {
       setError(e);
+      // A refusal about the order's state or what is left: what this page shows is behind.
+      if (e instanceof ApiError && (e.status === 409 || e.code === "RETURN_QUANTITY_EXCEEDED")) onStale();
     } finally {
       setBusy(false);
     }
