@@ -289,14 +289,12 @@ class Shop:
 
     async def sweep_order_deadlines(self, ahead: timedelta = LATER) -> int:
         """The order sweeper's pass as if `ahead` had gone by (decision/approval/payment)."""
-        closed: int = await self.apps["order"].state.sweeper.close_due(datetime.now(UTC) + ahead)
+        closed: int = await self.apps["order"].state.sweeper.sweep(datetime.now(UTC) + ahead)
         return closed
 
     async def expire_reservations(self, ahead: timedelta = LATER) -> int:
         """Inventory's reservation sweep as if `ahead` had gone by."""
-        released: int = await self.apps["inventory"].state.sweeper.release_expired(
-            datetime.now(UTC) + ahead
-        )
+        released: int = await self.apps["inventory"].state.sweeper.sweep(datetime.now(UTC) + ahead)
         return released
 
     # --- the bus --------------------------------------------------------------------------------

@@ -17,7 +17,16 @@ from .shopweb import ADMIN, MANAGER, PASSWORD, System, shot
 
 pytestmark = [pytest.mark.web, pytest.mark.timeout(180)]
 
-STAFF_LINKS = ("Approvals", "Reports", "Users", "Products", "Audit log", "Dead letters")
+STAFF_LINKS = (
+    "Approvals",
+    "Returns",
+    "Reports",
+    "Users",
+    "Products",
+    "Warehouse",
+    "Audit log",
+    "Dead letters",
+)
 
 
 def sign_in(page: Page, system: System, identifier: str, password: str = PASSWORD) -> None:

@@ -141,6 +141,61 @@ export interface OrderLine {
   fulfilledQuantity: number | null;
 }
 
+export type FulfilmentStatus = "PENDING" | "SHIPPED" | "DELIVERED";
+
+export interface Fulfilment {
+  status: FulfilmentStatus;
+  shipmentId: string;
+  carrier?: string | null;
+  trackingNumber?: string | null;
+  shippedAt?: string | null;
+  deliveredAt?: string | null;
+}
+
+export type ReturnStatus = "REQUESTED" | "APPROVED" | "REJECTED" | "RECEIVED" | "REFUNDED" | "REFUND_FAILED";
+
+export const RETURN_STATUSES: ReturnStatus[] = ["REQUESTED", "APPROVED", "REJECTED", "RECEIVED", "REFUNDED", "REFUND_FAILED"];
+
+export interface ReturnLine {
+  productId: string;
+  quantity: number;
+  name?: string | null;
+}
+
+/** A return as the order view lists it (`returns`) and as the returns routes answer it. */
+export interface Return {
+  returnId: string;
+  orderId?: string;
+  userId?: string;
+  status: ReturnStatus;
+  items: ReturnLine[];
+  refundCents: number;
+  currency?: string;
+  reason?: string | null;
+  decisionReason?: string | null;
+  rejectionReason?: string | null;
+  failureReason?: string | null;
+  refundedCents?: number;
+  createdAt?: string;
+  updatedAt?: string;
+  /** The end of the return's current wait (APPROVED: the parcel; RECEIVED: the refund). */
+  dueAt?: string | null;
+}
+
+export interface Shipment {
+  shipmentId: string;
+  orderId: string;
+  userId: string;
+  status: FulfilmentStatus;
+  lines: ReturnLine[];
+  address?: Record<string, string> | null;
+  carrier?: string | null;
+  trackingNumber?: string | null;
+  createdAt: string;
+  shippedAt?: string | null;
+  deliveredAt?: string | null;
+}
+
 export interface Order {
   orderId: string;
   userId: string;
@@ -168,6 +223,9 @@ export interface Order {
   alternatives?: string[];
   deadline?: string | null;
   auditLogs?: { at: string; action: string; fromStatus: string | null; toStatus: string; role: string }[];
+  fulfilment?: Fulfilment | null;
+  returns?: Return[];
+  refundedCents?: number;
 }
 
 export interface TimelineEntry {
@@ -197,6 +255,8 @@ export interface SalesReport {
   to: string;
   currency: string;
   revenueCents: number;
+  refundsCents?: number;
+  netRevenueCents?: number;
   ordersByStatus: Record<string, number>;
   averageOrderValueCents: number;
   paymentFailureRate: number;

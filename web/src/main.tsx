@@ -6,9 +6,9 @@ import { cart, useCart } from "./cart";
 import { setProfile } from "./profile";
 import { interceptLinks, match, navigate, useLocation } from "./router";
 import { useAsync, useInterval } from "./ui";
-import { Audit, DeadLetterQueues, Products, Users } from "./pages/Admin";
+import { Audit, DeadLetterQueues, Products, Users, Warehouse } from "./pages/Admin";
 import { Cart } from "./pages/Cart";
-import { Approvals, Reports } from "./pages/Manager";
+import { Approvals, Reports, Returns } from "./pages/Manager";
 import { Notifications } from "./pages/Notifications";
 import { OrderDetail, OrderList } from "./pages/Orders";
 import { Profile } from "./pages/Profile";
@@ -33,10 +33,12 @@ const ROUTES: Route[] = [
   { pattern: "/orders/:orderId", roles: ALL, view: (p) => <OrderDetail orderId={p.orderId} /> },
   { pattern: "/notifications", roles: ALL, view: (_, ctx) => <Notifications onRead={ctx.refreshInbox} /> },
   { pattern: "/manager/approvals", roles: STAFF, view: () => <Approvals /> },
+  { pattern: "/manager/returns", roles: STAFF, view: () => <Returns /> },
   { pattern: "/manager/reports", roles: STAFF, view: () => <Reports /> },
   { pattern: "/admin/orders", roles: ["Admin"], view: () => <OrderList title="All orders" /> },
   { pattern: "/admin/users", roles: ["Admin"], view: () => <Users /> },
   { pattern: "/admin/products", roles: ["Admin"], view: () => <Products /> },
+  { pattern: "/admin/shipments", roles: STAFF, view: () => <Warehouse /> },
   { pattern: "/admin/audit", roles: STAFF, view: () => <Audit /> },
   { pattern: "/admin/dlq", roles: ["Admin"], view: () => <DeadLetterQueues /> },
 ];
@@ -47,11 +49,13 @@ const NAV: { href: string; label: string; roles: Role[] }[] = [
   { href: "/orders", label: "My orders", roles: ["Customer"] },
   { href: "/profile", label: "Profile", roles: ["Customer"] },
   { href: "/manager/approvals", label: "Approvals", roles: STAFF },
+  { href: "/manager/returns", label: "Returns", roles: STAFF },
   { href: "/manager/reports", label: "Reports", roles: STAFF },
   { href: "/admin/orders", label: "Orders", roles: ["Admin"] },
   { href: "/orders", label: "Orders", roles: ["Manager"] },
   { href: "/admin/users", label: "Users", roles: ["Admin"] },
   { href: "/admin/products", label: "Products", roles: ["Admin"] },
+  { href: "/admin/shipments", label: "Warehouse", roles: STAFF },
   { href: "/admin/audit", label: "Audit log", roles: STAFF },
   { href: "/admin/dlq", label: "Dead letters", roles: ["Admin"] },
   { href: "/notifications", label: "Notifications", roles: ALL },

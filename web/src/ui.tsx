@@ -1,7 +1,7 @@
 // Small shared pieces: loading data, errors, badges, a bar chart.
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, type OrderStatus, type Product } from "./api";
+import { api, ApiError, type FulfilmentStatus, type OrderStatus, type Product, type ReturnStatus } from "./api";
 
 export interface Async<T> {
   data: T | undefined;
@@ -54,11 +54,22 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export function ErrorBox({ error }: { error: unknown }) {
+/** An error, read out. `explain` maps a problem's stable `code` to what it means for the person
+ * (the server's `detail` follows it when it says more). */
+export function ErrorBox({ error, explain }: { error: unknown; explain?: Record<string, string> }) {
   if (!error) return null;
+  const problem = error instanceof ApiError ? error.problem : null;
+  const known = problem && explain ? explain[problem.code] : undefined;
   return (
-    <p class="error" role="alert">
-      {messageOf(error)}
+    <p class="error" role="alert" data-code={problem?.code}>
+      {known ? (
+        <>
+          {known}
+          {problem?.detail && problem.detail !== known && <span class="muted"> ({problem.detail})</span>}
+        </>
+      ) : (
+        messageOf(error)
+      )}
     </p>
   );
 }
@@ -97,6 +108,77 @@ export function StatusBadge({ status }: { status: OrderStatus }) {
       {STATUS_TEXT[status] ?? status}
     </span>
   );
+}
+
+const FULFILMENT_TEXT: Record<FulfilmentStatus, [string, string]> = {
+  PENDING: ["Preparing shipment", "info"],
+  SHIPPED: ["Shipped", "warn"],
+  DELIVERED: ["Delivered", "ok"],
+};
+
+export function FulfilmentBadge({ status }: { status: FulfilmentStatus }) {
+  const [text, tone] = FULFILMENT_TEXT[status] ?? [status, "info"];
+  return (
+    <span class={`badge ${tone}`} data-fulfilment={status}>
+      {text}
+    </span>
+  );
+}
+
+const RETURN_TEXT: Record<ReturnStatus, [string, string]> = {
+  REQUESTED: ["Return requested", "info"],
+  APPROVED: ["Return approved", "warn"],
+  REJECTED: ["Return rejected", "bad"],
+  RECEIVED: ["Received, refunding", "warn"],
+  REFUNDED: ["Refunded", "ok"],
+  REFUND_FAILED: ["Refund failed", "bad"],
+};
+
+export function ReturnBadge({ status }: { status: ReturnStatus }) {
+  const [text, tone] = RETURN_TEXT[status] ?? [status, "info"];
+  return (
+    <span class={`badge ${tone}`} data-return-status={status}>
+      {text}
+    </span>
+  );
+}
+
+// Product names for lists that carry only ids (shipments, returns): one request per product,
+// shared by every screen; a product that is gone keeps its short id.
+const names = new Map<string, Promise<string>>();
+
+function nameOf(productId: string): Promise<string> {
+  let found = names.get(productId);
+  if (!found) {
+    found = api<Product>(`/products/${encodeURIComponent(productId)}`).then(
+      (p) => p.name,
+      () => `product ${productId.slice(-8)}`,
+    );
+    names.set(productId, found);
+  }
+  return found;
+}
+
+/** "2× Tea Set, 1× Lamp": each line's own name, else the product's, else its short id. */
+export function linesText(lines: { productId: string; quantity: number; name?: string | null }[], known: Record<string, string>): string {
+  return lines.map((l) => `${l.quantity}× ${l.name ?? known[l.productId] ?? l.productId.slice(-8)}`).join(", ");
+}
+
+/** `{productId: name}` for `ids`, filled in as the names arrive. */
+export function useProductNames(ids: string[]): Record<string, string> {
+  const [known, setKnown] = useState<Record<string, string>>({});
+  const key = [...new Set(ids)].sort().join(",");
+  useEffect(() => {
+    let live = true;
+    const wanted = key ? key.split(",") : [];
+    void Promise.all(wanted.map(async (id) => [id, await nameOf(id)] as const)).then(
+      (pairs) => live && setKnown(Object.fromEntries(pairs)),
+    );
+    return () => {
+      live = false;
+    };
+  }, [key]);
+  return known;
 }
 
 export function StockBadge({ product }: { product: Product }) {

@@ -1,8 +1,22 @@
-// Admin: users and roles, products and stock, the audit log, dead letters with redrive.
+// Admin: users and roles, products and stock, the warehouse queue, the audit log, dead letters
+// with redrive.
 // (`type={… as "text"}`: Preact 11 types each input type separately; a computed one needs the cast.)
 import { useState } from "preact/hooks";
-import { api, money, when, type AuditEntry, type DeadLetters, type Page, type Product, type Profile, type Role } from "../api";
-import { ErrorBox, Loading, Section, StockBadge, useAsync } from "../ui";
+import {
+  api,
+  money,
+  session,
+  when,
+  type AuditEntry,
+  type DeadLetters,
+  type FulfilmentStatus,
+  type Page,
+  type Product,
+  type Profile,
+  type Role,
+  type Shipment,
+} from "../api";
+import { ErrorBox, FulfilmentBadge, LoadMore, Loading, Section, StockBadge, linesText, useAsync, useProductNames } from "../ui";
 
 const ROLES: Role[] = ["Customer", "Manager", "Admin"];
 
@@ -306,6 +320,146 @@ export function Products() {
           <button type="submit">Add product</button>
         </form>
       </Section>
+    </>
+  );
+}
+
+const SHIPMENT_STATUSES: FulfilmentStatus[] = ["PENDING", "SHIPPED", "DELIVERED"];
+
+/** The warehouse queue: one shipment per confirmed order. An Admin ships it (with the carrier and
+ * tracking number, or the sandbox carrier's) and marks it delivered; a Manager can look. */
+export function Warehouse() {
+  const admin = session()?.role === "Admin";
+  const [status, setStatus] = useState<FulfilmentStatus | "">("PENDING");
+  const [extra, setExtra] = useState<Shipment[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  // Shipments this screen changed: the call's answer, shown in place until the next refresh.
+  const [changed, setChanged] = useState<Record<string, Shipment>>({});
+  const [forms, setForms] = useState<Record<string, { carrier: string; trackingNumber: string }>>({});
+  const [error, notice, run] = useAction();
+  const queue = useAsync(async () => {
+    const page = await api<Page<Shipment>>("/shipments", { query: { status, limit: 50 } });
+    setExtra([]);
+    setChanged({});
+    setCursor(page.nextCursor ?? null);
+    return page;
+  }, [status]);
+  const items = [...(queue.data?.items ?? []), ...extra].map((s) => changed[s.shipmentId] ?? s);
+  const names = useProductNames(items.flatMap((s) => s.lines.map((l) => l.productId)));
+  const more = async (next: string) => {
+    const page = await api<Page<Shipment>>("/shipments", { query: { status, limit: 50, cursor: next } });
+    setExtra([...extra, ...page.items]);
+    setCursor(page.nextCursor ?? null);
+  };
+  const act = (shipment: Shipment, action: "ship" | "deliver", body: Record<string, string>, done: string) =>
+    run(async () => {
+      const next = await api<Shipment>(`/shipments/${encodeURIComponent(shipment.shipmentId)}/${action}`, { method: "POST", body });
+      setChanged({ ...changed, [next.shipmentId]: next });
+    }, done);
+
+  return (
+    <>
+      <h1 tabIndex={-1}>Warehouse</h1>
+      <div class="row">
+        <label for="shipment-status">Status</label>
+        <select id="shipment-status" value={status} onChange={(e) => setStatus(e.currentTarget.value as FulfilmentStatus | "")}>
+          <option value="">All</option>
+          {SHIPMENT_STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <button type="button" class="secondary" onClick={queue.reload}>
+          Refresh
+        </button>
+      </div>
+      <Notice text={notice} />
+      <ErrorBox error={error || queue.error} />
+      {queue.loading && !items.length && <Loading />}
+      {!queue.loading && !items.length && <p>No shipments {status ? `with status ${status}` : "yet"}.</p>}
+      {items.length > 0 && (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Order</th>
+              <th scope="col">Items</th>
+              <th scope="col">Ship to</th>
+              <th scope="col">Status</th>
+              <th scope="col">Tracking</th>
+              {admin && <th scope="col">Action</th>}
+            </tr>
+          </thead>
+          <tbody>
+            {items.map((s) => {
+              const f = forms[s.shipmentId] ?? { carrier: "", trackingNumber: "" };
+              const order = `#${s.orderId.slice(-8)}`;
+              const ship = (e: Event) => {
+                e.preventDefault();
+                const body: Record<string, string> = {};
+                if (f.carrier.trim()) body.carrier = f.carrier.trim();
+                if (f.trackingNumber.trim()) body.trackingNumber = f.trackingNumber.trim();
+                void act(s, "ship", body, `Order ${order} shipped.`);
+              };
+              return (
+                <tr key={s.shipmentId} data-shipment-id={s.shipmentId} data-order-id={s.orderId}>
+                  <td>
+                    <a href={`/orders/${s.orderId}`}>{order}</a>
+                    <div class="muted">{when(s.createdAt)}</div>
+                  </td>
+                  <td>{linesText(s.lines, names)}</td>
+                  <td>{s.address ? [s.address.line1, s.address.city, s.address.country].filter(Boolean).join(", ") : ""}</td>
+                  <td>
+                    <FulfilmentBadge status={s.status} />
+                    {s.shippedAt && <div class="muted">shipped {when(s.shippedAt)}</div>}
+                    {s.deliveredAt && <div class="muted">delivered {when(s.deliveredAt)}</div>}
+                  </td>
+                  <td>
+                    {s.carrier} <span class="mono">{s.trackingNumber}</span>
+                  </td>
+                  {admin && (
+                    <td>
+                      {s.status === "PENDING" && (
+                        <form class="row" onSubmit={ship}>
+                          <label for={`carrier-${s.shipmentId}`} class="sr-only">
+                            Carrier for order {order}
+                          </label>
+                          <input
+                            id={`carrier-${s.shipmentId}`}
+                            placeholder="carrier (empty: the sandbox carrier)"
+                            maxLength={100}
+                            value={f.carrier}
+                            onInput={(e) => setForms({ ...forms, [s.shipmentId]: { ...f, carrier: e.currentTarget.value } })}
+                          />
+                          <label for={`tracking-${s.shipmentId}`} class="sr-only">
+                            Tracking number for order {order}
+                          </label>
+                          <input
+                            id={`tracking-${s.shipmentId}`}
+                            placeholder="tracking number (the sandbox issues one)"
+                            maxLength={100}
+                            value={f.trackingNumber}
+                            onInput={(e) => setForms({ ...forms, [s.shipmentId]: { ...f, trackingNumber: e.currentTarget.value } })}
+                          />
+                          <button type="submit" class="small">
+                            Ship
+                          </button>
+                        </form>
+                      )}
+                      {s.status === "SHIPPED" && (
+                        <button type="button" class="small" onClick={() => void act(s, "deliver", {}, `Order ${order} delivered.`)}>
+                          Deliver
+                        </button>
+                      )}
+                    </td>
+                  )}
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      )}
+      <LoadMore cursor={cursor} onMore={(next) => void more(next)} />
     </>
   );
 }

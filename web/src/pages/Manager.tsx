@@ -1,8 +1,20 @@
-// Manager: the approval queue, and the sales and funnel reports with charts.
+// Manager: the approval queue, the returns queue, and the sales and funnel reports with charts.
 import { useState } from "preact/hooks";
-import { api, money, when, type Funnel, type Order, type Page, type SalesReport } from "../api";
+import {
+  api,
+  money,
+  RETURN_STATUSES,
+  session,
+  when,
+  type Funnel,
+  type Order,
+  type Page,
+  type Return,
+  type ReturnStatus,
+  type SalesReport,
+} from "../api";
 import { ApprovalForm } from "./Orders";
-import { BarChart, ErrorBox, Loading, Section, useAsync } from "../ui";
+import { BarChart, ErrorBox, LoadMore, Loading, ReturnBadge, Section, linesText, useAsync, useProductNames } from "../ui";
 
 export function Approvals() {
   const queue = useAsync(() => api<Page<Order>>("/orders", { query: { status: "AWAITING_APPROVAL", limit: 100 } }), []);
@@ -38,6 +50,137 @@ export function Approvals() {
       </ul>
     </>
   );
+}
+
+/** The returns queue (Manager and Admin): approve or reject what customers asked to send back;
+ * an Admin also receives approved returns at the warehouse, which starts the refund. */
+export function Returns() {
+  const admin = session()?.role === "Admin";
+  const [status, setStatus] = useState<ReturnStatus | "">("REQUESTED");
+  const [extra, setExtra] = useState<Return[]>([]);
+  const [cursor, setCursor] = useState<string | null>(null);
+  // What this screen changed, by return id: the answer of the call, shown until the next refresh.
+  const [changed, setChanged] = useState<Record<string, Return>>({});
+  const queue = useAsync(async () => {
+    const page = await api<Page<Return>>("/returns", { query: { status, limit: 50 } });
+    setExtra([]);
+    setChanged({});
+    setCursor(page.nextCursor ?? null);
+    return page;
+  }, [status]);
+  const items = [...(queue.data?.items ?? []), ...extra].map((r) => changed[r.returnId] ?? r);
+  const names = useProductNames(items.flatMap((r) => r.items.map((l) => l.productId)));
+  const more = async (next: string) => {
+    const page = await api<Page<Return>>("/returns", { query: { status, limit: 50, cursor: next } });
+    setExtra([...extra, ...page.items]);
+    setCursor(page.nextCursor ?? null);
+  };
+
+  return (
+    <>
+      <h1 tabIndex={-1}>Returns</h1>
+      <p>
+        Customers ask to send delivered items back. Approve or reject each request{admin ? "; receive approved returns when the parcel arrives (the refund follows)" : ""}.
+      </p>
+      <div class="row">
+        <label for="return-status">Status</label>
+        <select id="return-status" value={status} onChange={(e) => setStatus(e.currentTarget.value as ReturnStatus | "")}>
+          <option value="">All</option>
+          {RETURN_STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s}
+            </option>
+          ))}
+        </select>
+        <button type="button" class="secondary" onClick={queue.reload}>
+          Refresh
+        </button>
+      </div>
+      <ErrorBox error={queue.error} />
+      {queue.loading && !items.length && <Loading />}
+      {!queue.loading && !items.length && <p>No returns {status ? `with status ${status}` : "yet"}.</p>}
+      <ul class="queue">
+        {items.map((r) => (
+          <li key={r.returnId} class="card" data-return-id={r.returnId}>
+            <h2 class="h3">
+              Return #{r.returnId.slice(-8)} · {money(r.refundCents, r.currency)} <ReturnBadge status={r.status} />
+            </h2>
+            <p class="muted">
+              {when(r.createdAt)}
+              {r.orderId && (
+                <>
+                  {" "}
+                  · <a href={`/orders/${r.orderId}`}>order #{r.orderId.slice(-8)}</a>
+                </>
+              )}
+              {r.userId && <> · customer {r.userId.slice(-8)}</>} · {linesText(r.items, names)}
+            </p>
+            {r.reason && <p>Customer's reason: {r.reason}</p>}
+            {r.decisionReason && r.status !== "REJECTED" && <p>Decision: {r.decisionReason}</p>}
+            {r.status === "REJECTED" && <p>Rejected: {r.rejectionReason ?? r.decisionReason}</p>}
+            {r.status === "REFUND_FAILED" && <p class="error">Refund failed: {r.failureReason}</p>}
+            {r.dueAt && <p class="muted">Awaited until {when(r.dueAt)}</p>}
+            <ReturnActions entry={r} admin={admin} onDone={(next) => setChanged({ ...changed, [next.returnId]: next })} />
+          </li>
+        ))}
+      </ul>
+      <LoadMore cursor={cursor} onMore={(next) => void more(next)} />
+    </>
+  );
+}
+
+function ReturnActions({ entry, admin, onDone }: { entry: Return; admin: boolean; onDone: (r: Return) => void }) {
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const call = async (action: "approve" | "reject" | "receive") => {
+    setError(null);
+    if (action !== "receive" && !reason.trim()) {
+      setError(new Error("Give a reason: the customer is told, and it goes into the audit log."));
+      return;
+    }
+    setBusy(true);
+    try {
+      const body = action === "receive" ? undefined : { reason: reason.trim() };
+      onDone(await api<Return>(`/returns/${encodeURIComponent(entry.returnId)}/${action}`, { method: "POST", body }));
+    } catch (e) {
+      setError(e);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const id = `return-reason-${entry.returnId}`;
+  if (entry.status === "REQUESTED") {
+    return (
+      <div class="stack">
+        <label for={id}>Reason</label>
+        <input id={id} value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
+        <div class="row">
+          <button type="button" disabled={busy} onClick={() => void call("approve")}>
+            Approve
+          </button>
+          <button type="button" class="danger" disabled={busy} onClick={() => void call("reject")}>
+            Reject
+          </button>
+        </div>
+        <ErrorBox error={error} />
+      </div>
+    );
+  }
+  if (entry.status === "APPROVED" && admin) {
+    return (
+      <div class="stack">
+        <div class="row">
+          <button type="button" disabled={busy} onClick={() => void call("receive")}>
+            Receive
+          </button>
+          <span class="muted">when the parcel is at the warehouse: the items go back on sale and the refund is issued</span>
+        </div>
+        <ErrorBox error={error} />
+      </div>
+    );
+  }
+  return null;
 }
 
 function isoDay(offsetDays: number): string {
@@ -98,6 +241,18 @@ export function Reports() {
               <dt>Revenue (confirmed)</dt>
               <dd data-testid="revenue">{money(report.revenueCents, currency)}</dd>
             </div>
+            {report.refundsCents !== undefined && (
+              <div>
+                <dt>Refunds</dt>
+                <dd data-testid="refunds">{money(report.refundsCents, currency)}</dd>
+              </div>
+            )}
+            {report.netRevenueCents !== undefined && (
+              <div>
+                <dt>Net revenue</dt>
+                <dd data-testid="net-revenue">{money(report.netRevenueCents, currency)}</dd>
+              </div>
+            )}
             <div>
               <dt>Average order</dt>
               <dd>{money(report.averageOrderValueCents, currency)}</dd>

@@ -1,10 +1,10 @@
 // Orders: the list (own, or everyone's for staff), and one order live with its saga timeline.
 import { useState } from "preact/hooks";
-import { api, money, session, TERMINAL, when, type Order, type OrderStatus, type Page, type TimelineEntry } from "../api";
+import { api, ApiError, money, session, TERMINAL, when, type Order, type OrderStatus, type Page, type Return, type TimelineEntry } from "../api";
 import { Alternatives } from "./Cart";
 import { cardName } from "../checkout";
 import { useProfile } from "../profile";
-import { ErrorBox, Loading, Section, StatusBadge, useAsync, useInterval } from "../ui";
+import { ErrorBox, FulfilmentBadge, Loading, ReturnBadge, Section, StatusBadge, linesText, useAsync, useInterval } from "../ui";
 
 const STATUSES: OrderStatus[] = [
   "PENDING",
@@ -82,6 +82,7 @@ export function OrderList({ title = "Your orders" }: { title?: string }) {
                 <td>{money(o.totalCents, o.currency)}</td>
                 <td>
                   <StatusBadge status={o.status} />
+                  {o.fulfilment && <FulfilmentBadge status={o.fulfilment.status} />}
                   {o.flags.fraudFlag && <span class="badge bad">fraud check</span>}
                 </td>
               </tr>
@@ -123,7 +124,30 @@ const STEP_TEXT: Record<string, string> = {
   stockCommitFailed: "Stock could not be committed",
   paymentVoided: "Payment voided",
   paymentRefunded: "Payment refunded",
+  paymentRefundFailed: "Refund failed",
+  shipmentCreated: "Shipment prepared",
+  shipmentDispatched: "Shipped",
+  shipmentDelivered: "Delivered",
+  returnRequested: "Return requested",
+  returnApproved: "Return approved",
+  returnRejected: "Return rejected",
+  returnReceived: "Return received",
+  stockReturned: "Returned items back in stock",
+  returnRefunded: "Return refunded",
+  returnRefundFailed: "Return refund failed",
+  returnDeadline: "A return's deadline passed",
 };
+
+// After CONFIRMED the order still moves: the parcel, then any return until it is refunded.
+const RETURN_OPEN: Return["status"][] = ["REQUESTED", "APPROVED", "RECEIVED"];
+
+function afterConfirmed(order: Order): "fast" | "slow" | null {
+  if (order.status !== "CONFIRMED") return null;
+  const returns = order.returns ?? [];
+  if (returns.some((r) => r.status === "RECEIVED")) return "fast"; // the refund is an event away
+  if (order.fulfilment?.status !== "DELIVERED" || returns.some((r) => RETURN_OPEN.includes(r.status))) return "slow";
+  return null;
+}
 
 export function OrderDetail({ orderId }: { orderId: string }) {
   const role = session()?.role;
@@ -139,10 +163,12 @@ export function OrderDetail({ orderId }: { orderId: string }) {
   const [notice, setNotice] = useState("");
 
   const current = order.data;
-  const live = !current || !TERMINAL.includes(current.status);
+  const following = current ? afterConfirmed(current) : null;
+  const live = !current || !TERMINAL.includes(current.status) || following !== null;
   // Live status: poll while the saga runs (each step is an event away), stop when it is over;
-  // slower while it waits for a person (a decision, an approval, a payment retry).
-  const waiting = current !== undefined && WAITING.includes(current.status);
+  // slower while it waits for a person (a decision, an approval, a payment retry, the warehouse,
+  // a return's review).
+  const waiting = current !== undefined && (WAITING.includes(current.status) || following === "slow");
   useInterval(
     () => {
       order.reload();
@@ -306,6 +332,12 @@ export function OrderDetail({ orderId }: { orderId: string }) {
                 </dd>
               </>
             )}
+            {(current.refundedCents ?? 0) > 0 && (
+              <>
+                <dt>Refunded</dt>
+                <dd data-testid="refunded">{money(current.refundedCents ?? 0, current.currency)}</dd>
+              </>
+            )}
             {current.payment && (
               <>
                 <dt>Payment</dt>
@@ -355,7 +387,218 @@ export function OrderDetail({ orderId }: { orderId: string }) {
           {live && <p class="muted">Updating live…</p>}
         </Section>
       </div>
+      {current.status === "CONFIRMED" && (
+        <div class="columns">
+          <Delivery order={current} />
+          {((current.returns ?? []).length > 0 || current.fulfilment?.status === "DELIVERED") && (
+            <Section title="Returns">
+              <ReturnList order={current} />
+              {customer && current.fulfilment?.status === "DELIVERED" && (
+                <ReturnForm
+                  order={current}
+                  onDone={(text) => {
+                    setNotice(text);
+                    order.reload();
+                    timeline.reload();
+                  }}
+                  onStale={order.reload}
+                />
+              )}
+            </Section>
+          )}
+        </div>
+      )}
     </>
+  );
+}
+
+function Delivery({ order }: { order: Order }) {
+  const f = order.fulfilment;
+  return (
+    <Section title="Delivery">
+      {!f ? (
+        <p class="muted">We are preparing your shipment.</p>
+      ) : (
+        <dl class="summary" data-testid="fulfilment">
+          <dt>Status</dt>
+          <dd>
+            <FulfilmentBadge status={f.status} />
+          </dd>
+          {f.carrier && (
+            <>
+              <dt>Carrier</dt>
+              <dd>{f.carrier}</dd>
+            </>
+          )}
+          {f.trackingNumber && (
+            <>
+              <dt>Tracking number</dt>
+              <dd class="mono" data-testid="tracking-number">
+                {f.trackingNumber}
+              </dd>
+            </>
+          )}
+          {f.shippedAt && (
+            <>
+              <dt>Shipped</dt>
+              <dd>{when(f.shippedAt)}</dd>
+            </>
+          )}
+          {f.deliveredAt && (
+            <>
+              <dt>Delivered</dt>
+              <dd>{when(f.deliveredAt)}</dd>
+            </>
+          )}
+        </dl>
+      )}
+    </Section>
+  );
+}
+
+/** What a person should know about a return's state: why it was refused or failed, until when
+ * the next step is awaited. */
+export function returnNote(r: Return): string {
+  if (r.status === "REJECTED") return r.rejectionReason === "NOT_RECEIVED" ? "The items never arrived in time." : `Refused: ${r.rejectionReason ?? r.decisionReason ?? ""}`;
+  if (r.status === "REFUND_FAILED") return `The refund did not go through (${r.failureReason ?? "unknown reason"}); our staff can see it.`;
+  if (r.status === "APPROVED") return r.dueAt ? `Send the items back by ${when(r.dueAt)}.` : "Send the items back.";
+  if (r.status === "RECEIVED") return "Received: the refund is on its way.";
+  return "";
+}
+
+function ReturnList({ order }: { order: Order }) {
+  const returns = order.returns ?? [];
+  const names = Object.fromEntries(order.items.map((i) => [i.productId, i.name]));
+  if (!returns.length) return <p class="muted">No returns for this order.</p>;
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th scope="col">Return</th>
+          <th scope="col">Items</th>
+          <th scope="col">Refund</th>
+          <th scope="col">Status</th>
+        </tr>
+      </thead>
+      <tbody>
+        {returns.map((r) => (
+          <tr key={r.returnId} data-return-id={r.returnId}>
+            <td class="mono">#{r.returnId.slice(-8)}</td>
+            <td>{linesText(r.items, names)}</td>
+            <td>{money(r.refundCents, order.currency)}</td>
+            <td>
+              <ReturnBadge status={r.status} />
+              {returnNote(r) && <div class="muted">{returnNote(r)}</div>}
+            </td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+/** What each line can still go back: delivered, less what earlier returns claimed (a rejected
+ * return claims nothing). The service checks it again (422 RETURN_QUANTITY_EXCEEDED). */
+export function returnable(order: Order): Record<string, number> {
+  const left: Record<string, number> = {};
+  for (const i of order.items) left[i.productId] = (left[i.productId] ?? 0) + (i.fulfilledQuantity ?? i.quantity);
+  for (const r of order.returns ?? []) {
+    if (r.status === "REJECTED") continue;
+    for (const l of r.items) left[l.productId] = (left[l.productId] ?? 0) - l.quantity;
+  }
+  return left;
+}
+
+const RETURN_ERRORS: Record<string, string> = {
+  NOT_DELIVERED: "This order has not been delivered yet: you can return items once they have arrived.",
+  RETURN_WINDOW_CLOSED: "The time to return items from this order is over.",
+  RETURN_QUANTITY_EXCEEDED: "That is more than is left to return on a line (delivered, less earlier returns).",
+};
+
+function ReturnForm({ order, onDone, onStale }: { order: Order; onDone: (notice: string) => void; onStale: () => void }) {
+  const [quantities, setQuantities] = useState<Record<string, string>>({});
+  const [reason, setReason] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const left = returnable(order);
+  const lines = order.items.filter((i) => (left[i.productId] ?? 0) > 0);
+  if (!lines.length) return <p class="muted">Everything from this order has been returned.</p>;
+
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setError(null);
+    const items = lines
+      .map((i) => ({ productId: i.productId, quantity: Number(quantities[i.productId] || 0) }))
+      .filter((l) => l.quantity !== 0);
+    const wrong = items.find((l) => !Number.isInteger(l.quantity) || l.quantity < 0 || l.quantity > (left[l.productId] ?? 0));
+    if (!items.length) return setError(new Error("Choose how many of which items to return."));
+    if (wrong) {
+      const name = order.items.find((i) => i.productId === wrong.productId)?.name ?? "a line";
+      return setError(new Error(`You can return between 0 and ${left[wrong.productId] ?? 0} of ${name}.`));
+    }
+    if (!reason.trim()) return setError(new Error("Tell us why you are returning them."));
+    setBusy(true);
+    try {
+      const created = await api<Return>(`/orders/${encodeURIComponent(order.orderId)}/returns`, {
+        body: { items, reason: reason.trim() },
+      });
+      setQuantities({});
+      setReason("");
+      onDone(`Return requested: ${money(created.refundCents, order.currency)} will be refunded once we receive the items.`);
+    } catch (e) {
+      setError(e);
+      // A refusal about the order's state or what is left: what this page shows is behind.
+      if (e instanceof ApiError && (e.status === 409 || e.code === "RETURN_QUANTITY_EXCEEDED")) onStale();
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form class="stack" noValidate onSubmit={(e) => void submit(e)} aria-labelledby="return-items-h">
+      <h3 id="return-items-h">Return items</h3>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Item</th>
+            <th scope="col">Can return</th>
+            <th scope="col">Return</th>
+          </tr>
+        </thead>
+        <tbody>
+          {lines.map((i) => (
+            <tr key={i.productId}>
+              <th scope="row">{i.name}</th>
+              <td>{left[i.productId]}</td>
+              <td>
+                <label for={`return-${i.productId}`} class="sr-only">
+                  Quantity of {i.name} to return
+                </label>
+                <input
+                  id={`return-${i.productId}`}
+                  type="number"
+                  class="qty"
+                  min={0}
+                  max={left[i.productId]}
+                  step={1}
+                  placeholder="0"
+                  value={quantities[i.productId] ?? ""}
+                  onInput={(e) => setQuantities({ ...quantities, [i.productId]: e.currentTarget.value })}
+                />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <label for="return-reason">Reason for the return</label>
+      <input id="return-reason" value={reason} maxLength={500} onInput={(e) => setReason(e.currentTarget.value)} />
+      <ErrorBox error={error} explain={RETURN_ERRORS} />
+      <div class="row">
+        <button type="submit" disabled={busy}>
+          Request return
+        </button>
+      </div>
+    </form>
   );
 }
 

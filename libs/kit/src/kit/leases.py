@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar, Protocol
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from kit.background import PeriodicTask
+from kit.clock import Clock, utcnow
 from kit.mongo import as_utc
 from kit.quarantine import DEFAULT_MAX_FAILURES, RowQuarantine
 
@@ -77,8 +78,10 @@ class LeasedTask:
         lease_seconds: float,
         holder: str | None = None,
         max_failures: int = DEFAULT_MAX_FAILURES,
+        clock: Clock = utcnow,
     ) -> None:
         self._db = db
+        self._clock = clock  # the service's clock: a test moves it instead of waiting
         self.name = name
         self.quarantine = RowQuarantine(db, name, max_failures=max_failures)
         self._sweep = sweep
@@ -90,7 +93,7 @@ class LeasedTask:
 
     async def run_once(self, now: datetime | None = None) -> int:
         """Take the lease and sweep; how many things the sweep changed (0 without the lease)."""
-        now = now or datetime.now(UTC)
+        now = now or self._clock()
         if not await self.hold(now):
             return 0
         return await self._sweep(now)
@@ -123,3 +126,45 @@ class LeasedTask:
         self._held_until = None
         with contextlib.suppress(Exception):
             await release_lease(self._db, self.name, self.holder)
+
+
+class SweeperDeps(Protocol):
+    """What a service sweeper needs of the service's wiring: its database and its clock."""
+
+    @property
+    def db(self) -> Db: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+class Sweeper[D: SweeperDeps](LeasedTask):
+    """A service's sweeper: a `LeasedTask` named `lease_name`, on the service's database and
+    clock, whose pass is `sweep(now)` with the service's wiring as `self.deps`."""
+
+    lease_name: ClassVar[str]
+
+    def __init__(
+        self,
+        deps: D,
+        *,
+        interval: float,
+        lease_seconds: float,
+        holder: str | None = None,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+    ) -> None:
+        super().__init__(
+            deps.db,
+            self.lease_name,
+            self.sweep,
+            interval=interval,
+            lease_seconds=lease_seconds,
+            holder=holder,
+            max_failures=max_failures,
+            clock=deps.clock,
+        )
+        self.deps = deps
+
+    async def sweep(self, now: datetime) -> int:
+        """One pass at `now` (no lease: `run_once` takes it); how many things it changed."""
+        raise NotImplementedError

@@ -147,3 +147,19 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
         return {str(k): _from_wire(v) for k, v in payload.items()}
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise invalid_cursor() from exc
+
+
+def time_cursor(at: datetime, row_id: str) -> str:
+    """The cursor of a list in time order, after the row (`at`, `row_id`)."""
+    return encode_cursor({"at": at, "id": row_id})
+
+
+def time_position(cursor: str | None) -> tuple[datetime, str] | None:
+    """The (time, id) a `time_cursor` holds (None for no cursor); any other cursor is a 422."""
+    position = decode_cursor(cursor)
+    if position is None:
+        return None
+    at, row_id = position.get("at"), position.get("id")
+    if not isinstance(at, datetime) or not isinstance(row_id, str):
+        raise invalid_cursor()
+    return at, row_id

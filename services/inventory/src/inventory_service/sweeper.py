@@ -12,40 +12,17 @@ from datetime import datetime
 
 from inventory_service import commands
 from inventory_service.deps import Deps
-from kit.leases import LeasedTask
-from kit.quarantine import DEFAULT_MAX_FAILURES
+from kit.leases import Sweeper
 
 LEASE_NAME = "inventory.reservation-sweeper"
 
 
-class ReservationSweeper(LeasedTask):
+class ReservationSweeper(Sweeper[Deps]):
     """Periodically releases expired reservations while holding the sweeper lease."""
 
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        interval: float,
-        lease_seconds: float,
-        holder: str | None = None,
-        max_failures: int = DEFAULT_MAX_FAILURES,
-    ) -> None:
-        super().__init__(
-            deps.db,
-            LEASE_NAME,
-            self.release_expired,
-            interval=interval,
-            lease_seconds=lease_seconds,
-            holder=holder,
-            max_failures=max_failures,
-        )
-        self.deps = deps
+    lease_name = LEASE_NAME
 
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service clock's now)."""
-        return await super().run_once(now or self.deps.clock())
-
-    async def release_expired(self, now: datetime) -> int:
+    async def sweep(self, now: datetime) -> int:
         """Release every reservation expired at `now` (no lease: callers decide). One that
         cannot be released is counted against it (and quarantined) while the pass goes on."""
         return await commands.expire_reservations(self.deps, now, quarantine=self.quarantine)

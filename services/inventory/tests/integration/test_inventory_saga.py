@@ -316,7 +316,7 @@ async def test_an_order_awaiting_approval_keeps_its_stock_until_the_approval_dea
         # A sweep an hour later (long past the usual expiry) leaves it held; after the deadline
         # it is released.
         sweeper = inv.app.state.sweeper
-        assert await sweeper.release_expired(datetime.now(UTC) + timedelta(hours=1)) == 0
+        assert await sweeper.sweep(datetime.now(UTC) + timedelta(hours=1)) == 0
         assert (await stock(inv, product))["reserved"] == 2
-        assert await sweeper.release_expired(hold_until + timedelta(seconds=1)) == 1
+        assert await sweeper.sweep(hold_until + timedelta(seconds=1)) == 1
         assert (await stock(inv, product))["reserved"] == 0

@@ -173,7 +173,7 @@ async def test_random_interleavings_conserve_stock(
         batch = await asyncio.gather(*(op()() for _ in range(rng.randint(1, 4))))
         seen.update(type(e).__name__ for events in batch for e in events)
         if rng.random() < 0.3:
-            seen["expired"] += await sweeper.release_expired(clock.advance(2))
+            seen["expired"] += await sweeper.sweep(clock.advance(2))
         await check_invariants(deps, products)
         await _note_sales(deps, sold)
     print(f"seed {seed}: {sum(seen.values())} events {dict(seen)}")
@@ -209,10 +209,10 @@ async def test_expired_reservation_is_released_once_with_two_sweepers(
     later = start + timedelta(seconds=61)
     first = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="a")
     second = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="b")
-    assert await first.release_expired(start) == 0  # not yet expired
+    assert await first.sweep(start) == 0  # not yet expired
 
     # Without the lease (both sweep at once): the status change lets only one release it.
-    counts = await asyncio.gather(first.release_expired(later), second.release_expired(later))
+    counts = await asyncio.gather(first.sweep(later), second.sweep(later))
     assert sorted(counts) == [0, 1]
     # With the lease: only one of them sweeps at all.
     assert await first.run_once(later) == 0
@@ -285,10 +285,10 @@ async def test_a_reservation_that_never_releases_is_quarantined_and_blocks_nothi
     sweeper = ReservationSweeper(deps, interval=1, lease_seconds=30, holder="a", max_failures=2)
     before = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
 
-    assert await sweeper.release_expired(later) == 1  # o1 behind the broken row is released
+    assert await sweeper.sweep(later) == 1  # o1 behind the broken row is released
     doc = await deps.db["products"].find_one({"_id": product})
     assert doc is not None and (doc["available"], doc["reserved"]) == (5, 0)
-    assert await sweeper.release_expired(later) == 0
+    assert await sweeper.sweep(later) == 0
     after = REGISTRY.get_sample_value("sweeper_quarantined_total", {"sweeper": sweeper.name})
     assert (after or 0) - (before or 0) == 1
     assert await sweeper.quarantine.rows() == ["o-broken"]

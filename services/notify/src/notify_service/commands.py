@@ -13,7 +13,7 @@ reads a user's rows (`inbox`) and sets a read receipt (`mark_read`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from contracts import Envelope, Event
@@ -26,7 +26,7 @@ from contracts.user import (
 )
 from kit.auth import Principal, ensure_owner
 from kit.errors import Problem, forbidden, not_found
-from kit.models import decode_cursor, encode_cursor, invalid_cursor
+from kit.models import time_cursor, time_position
 from kit.mongo import Doc, Session
 from notify_service.deps import Deps
 from notify_service.domain import Contact, Delivery, Draft, deliveries, drafts_for, profile_nudge
@@ -190,16 +190,6 @@ def notification_not_found() -> Problem:
     return not_found("NOTIFICATION_NOT_FOUND", "No such notification.")
 
 
-def _position(cursor: str | None) -> tuple[datetime, str] | None:
-    position = decode_cursor(cursor)
-    if position is None:
-        return None
-    at, last = position.get("at"), position.get("id")
-    if not isinstance(at, datetime) or not isinstance(last, str):
-        raise invalid_cursor()
-    return at, last
-
-
 async def inbox(
     deps: Deps, caller: Principal, *, user_id: str | None, limit: int, cursor: str | None
 ) -> InboxPage:
@@ -208,11 +198,11 @@ async def inbox(
     owner = user_id or caller.user_id
     if owner != caller.user_id and caller.role != "Admin":
         raise forbidden()
-    rows = await deps.store.inbox(owner, limit=limit, after=_position(cursor))
+    rows = await deps.store.inbox(owner, limit=limit, after=time_position(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if more else None
-    next_cursor = encode_cursor({"at": last["created_at"], "id": last["_id"]}) if last else None
+    next_cursor = time_cursor(last["created_at"], last["_id"]) if last else None
     return InboxPage(rows, next_cursor)
 
 

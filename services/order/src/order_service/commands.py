@@ -54,9 +54,8 @@ from kit.errors import (
     invalid_state,
     not_found,
     unprocessable,
-    validation_problem,
 )
-from kit.models import decode_cursor, encode_cursor
+from kit.models import time_cursor, time_position
 from kit.mongo import Db, Doc, Session
 from order_service import precheck as checks
 from order_service import replicas
@@ -200,18 +199,12 @@ async def list_orders(
     """A Customer's own orders, all orders for staff (`user_id` filters), newest first; one
     page and the cursor of the next (None on the last page)."""
     owner = user_id if caller.role in STAFF else caller.user_id
-    position = decode_cursor(cursor)
-    after: tuple[datetime, str] | None = None
-    if position is not None:
-        created_at, last_id = position.get("c"), position.get("id")
-        if not isinstance(created_at, datetime) or not isinstance(last_id, str):
-            raise validation_problem([{"field": "cursor", "message": "Invalid cursor"}])
-        after = (created_at, last_id)
+    after = time_position(cursor)
     orders = await deps.store.page(user_id=owner, status=status, after=after, limit=limit + 1)
     if len(orders) <= limit:
         return orders, None
     orders = orders[:limit]
-    return orders, encode_cursor({"c": orders[-1].created_at, "id": orders[-1].order_id})
+    return orders, time_cursor(orders[-1].created_at, orders[-1].order_id)
 
 
 async def precheck(deps: Deps, caller: Caller, items: Sequence[tuple[str, int]]) -> Precheck:
@@ -563,19 +556,13 @@ async def list_returns(
     deps: Deps, *, status: ReturnStatus | None, limit: int, cursor: str | None
 ) -> tuple[list[ReturnRow], str | None]:
     """The returns queue (staff), newest first; one page and the cursor of the next."""
-    position = decode_cursor(cursor)
-    after: tuple[datetime, str] | None = None
-    if position is not None:
-        created_at, last_id = position.get("c"), position.get("id")
-        if not isinstance(created_at, datetime) or not isinstance(last_id, str):
-            raise validation_problem([{"field": "cursor", "message": "Invalid cursor"}])
-        after = (created_at, last_id)
+    after = time_position(cursor)
     rows = await deps.store.returns_page(status=status, after=after, limit=limit + 1)
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     last = rows[-1].ret
-    return rows, encode_cursor({"c": last.created_at, "id": last.return_id})
+    return rows, time_cursor(last.created_at, last.return_id)
 
 
 # --- the deadline sweeper's step --------------------------------------------------------------

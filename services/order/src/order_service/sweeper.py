@@ -20,8 +20,7 @@ from __future__ import annotations
 from datetime import datetime
 from functools import partial
 
-from kit.leases import LeasedTask
-from kit.quarantine import DEFAULT_MAX_FAILURES
+from kit.leases import Sweeper
 from order_service import commands
 from order_service.deps import Deps
 from order_service.domain import WAITS
@@ -30,37 +29,15 @@ LEASE_NAME = "order.deadline-sweeper"
 BATCH = 100
 
 
-class DeadlineSweeper(LeasedTask):
+class DeadlineSweeper(Sweeper[Deps]):
     """Closes the waits that are over (orders and their returns), while holding the lease."""
 
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        interval: float,
-        lease_seconds: float,
-        holder: str | None = None,
-        max_failures: int = DEFAULT_MAX_FAILURES,
-    ) -> None:
-        super().__init__(
-            deps.db,
-            LEASE_NAME,
-            self.close_due,
-            interval=interval,
-            lease_seconds=lease_seconds,
-            holder=holder,
-            max_failures=max_failures,
-        )
-        self._deps = deps
+    lease_name = LEASE_NAME
 
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service's clock when not given)."""
-        return await super().run_once(now or self._deps.clock())
-
-    async def close_due(self, now: datetime) -> int:
+    async def sweep(self, now: datetime) -> int:
         """Cancel every order whose wait ended by `now`; how many were cancelled. An order that
         cannot be closed is counted against it (and quarantined) while the pass goes on."""
-        deps = self._deps
+        deps = self.deps
         closed = 0
         quarantined = await self.quarantine.rows()
         for order_id in await deps.store.due(list(WAITS), now, BATCH, exclude=quarantined):

@@ -408,7 +408,7 @@ async def test_confirming_and_sweeping_cost_what_they_did(mongo_url: str, db_nam
         assert listener.sent == [("find", "orders"), ("update", "orders")]
         listener.sent.clear()
         # A pass is one query for every wait; a CONFIRMED order without returns is not due.
-        assert await sweeper(wired).close_due(wired.clock.now + timedelta(days=365)) == 0
+        assert await sweeper(wired).sweep(wired.clock.now + timedelta(days=365)) == 0
         assert [c for c in listener.sent if c[1] == "orders"] == [("find", "orders")]
     finally:
         await deps.close()

@@ -42,18 +42,18 @@ async def test_due_orders_are_cancelled_once_with_their_event(wired: Wired) -> N
     now = wired.clock.now
     order_ids = [await awaiting_payment(wired, now) for _ in range(3)]
     first, second = sweeper(wired, "a"), sweeper(wired, "b")
-    assert await first.close_due(now) == 0  # not due yet
+    assert await first.sweep(now) == 0  # not due yet
 
     later = now + timedelta(minutes=2)
     # Without the lease, two sweepers racing on the same orders cancel each one once.
-    counts = await asyncio.gather(first.close_due(later), second.close_due(later))
+    counts = await asyncio.gather(first.sweep(later), second.sweep(later))
     assert sum(counts) == 3
     for order_id in order_ids:
         order = await wired.order(order_id)
         assert (order.status, order.cancel_reason) == ("CANCELLED", "PAYMENT_TIMEOUT")
     # Each cancellation rode in its order's own outbox and was handed over after its commit.
     assert cancelled(wired) == sorted(order_ids)
-    assert await first.close_due(later) == 0
+    assert await first.sweep(later) == 0
     assert cancelled(wired) == sorted(order_ids)
 
 
@@ -87,8 +87,8 @@ async def test_an_order_inventory_never_answered_is_cancelled(wired: Wired) -> N
     order = new_order(now)
     await wired.deps.store.save(order, None)
     sweep = sweeper(wired, "a")
-    assert await sweep.close_due(now + timedelta(minutes=14)) == 0
-    assert await sweep.close_due(now + timedelta(minutes=16)) == 1
+    assert await sweep.sweep(now + timedelta(minutes=14)) == 0
+    assert await sweep.sweep(now + timedelta(minutes=16)) == 1
     stored = await wired.order(order.order_id)
     assert (stored.status, stored.cancel_reason) == ("CANCELLED", "STOCK_TIMEOUT")
 
@@ -116,16 +116,16 @@ async def test_an_order_that_never_closes_is_quarantined_and_blocks_nothing(wire
     sweep = sweeper(wired, "a", max_failures=3)
     before = quarantined_total(sweep.name)
 
-    assert await sweep.close_due(later) == 1  # the broken row fails, the next one closes
+    assert await sweep.sweep(later) == 1  # the broken row fails, the next one closes
     assert (await wired.order(good)).status == "CANCELLED"
     assert quarantined_total(sweep.name) == before
     for _ in range(2):
-        assert await sweep.close_due(later) == 0
+        assert await sweep.sweep(later) == 0
     # Third failure: set aside, counted once, and later passes no longer try it.
     assert quarantined_total(sweep.name) == before + 1
     assert await sweep.quarantine.rows() == ["o-broken"]
     fresh = await awaiting_payment(wired, now)
-    assert await sweep.close_due(later) == 1
+    assert await sweep.sweep(later) == 1
     assert (await wired.order(fresh)).status == "CANCELLED"
     assert quarantined_total(sweep.name) == before + 1
     record = await db["sweep_failures"].find_one({"row": "o-broken"})

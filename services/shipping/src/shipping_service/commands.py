@@ -25,8 +25,8 @@ from contracts import SYSTEM, Actor, Envelope, Event
 from contracts.shipping import ShipmentCreated, ShipmentDelivered, ShipmentDispatched
 from contracts.types import Address, Line
 from kit.auth import Principal
-from kit.errors import Problem, invalid_state, not_found, validation_problem
-from kit.models import decode_cursor, encode_cursor
+from kit.errors import Problem, invalid_state, not_found
+from kit.models import time_cursor, time_position
 from kit.mongo import Doc, Session, as_utc
 from kit.quarantine import RowQuarantine
 from shipping_service.carrier import Booking
@@ -118,18 +118,12 @@ async def list_shipments(
     cursor: str | None,
 ) -> tuple[list[Doc], str | None]:
     """A page of the warehouse queue, oldest first, and the next page's cursor."""
-    position = decode_cursor(cursor)
-    after: tuple[datetime, str] | None = None
-    if position is not None:
-        created_at, last_id = position.get("c"), position.get("id")
-        if not isinstance(created_at, datetime) or not isinstance(last_id, str):
-            raise validation_problem([{"field": "cursor", "message": "Invalid cursor"}])
-        after = (created_at, last_id)
+    after = time_position(cursor)
     docs = await deps.store.page(status=status, order_id=order_id, after=after, limit=limit + 1)
     if len(docs) <= limit:
         return docs, None
     docs = docs[:limit]
-    return docs, encode_cursor({"c": as_utc(docs[-1]["created_at"]), "id": docs[-1]["_id"]})
+    return docs, time_cursor(as_utc(docs[-1]["created_at"]), docs[-1]["_id"])
 
 
 # --- ship and deliver (Admin, or the auto-advance as the system) -------------------------------

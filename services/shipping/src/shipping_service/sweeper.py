@@ -11,41 +11,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from kit.leases import LeasedTask
-from kit.quarantine import DEFAULT_MAX_FAILURES
+from kit.leases import Sweeper
 from shipping_service import commands
 from shipping_service.deps import Deps
 
 LEASE_NAME = "shipping.auto-advance"
 
 
-class AutoAdvance(LeasedTask):
+class AutoAdvance(Sweeper[Deps]):
     """Periodically moves due shipments on while holding the sweeper lease."""
 
-    def __init__(
-        self,
-        deps: Deps,
-        *,
-        interval: float,
-        lease_seconds: float,
-        holder: str | None = None,
-        max_failures: int = DEFAULT_MAX_FAILURES,
-    ) -> None:
-        super().__init__(
-            deps.db,
-            LEASE_NAME,
-            self.advance_due,
-            interval=interval,
-            lease_seconds=lease_seconds,
-            holder=holder,
-            max_failures=max_failures,
-        )
-        self.deps = deps
+    lease_name = LEASE_NAME
 
-    async def run_once(self, now: datetime | None = None) -> int:
-        """Take the lease and sweep at `now` (the service clock's now)."""
-        return await super().run_once(now or self.deps.clock())
-
-    async def advance_due(self, now: datetime) -> int:
+    async def sweep(self, now: datetime) -> int:
         """Ship and deliver every shipment due at `now` (no lease: callers decide)."""
         return await commands.auto_advance(self.deps, now, quarantine=self.quarantine)
