@@ -11,7 +11,13 @@ counts `python -m bench` reports). With `--mongo-url` (a server that does not co
 writes. Run it with MONGO_SERIAL_TRANSACTIONS=1 (what the numbers in the services' READMEs were
 measured with):
 
-    MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python -m bench.count_writes [--orders 5]
+    MONGO_SERIAL_TRANSACTIONS=1 .venv/bin/python -m bench.count_writes [--orders 5] [--fulfilment]
+
+The checkout's figures leave fulfilment out: the shop runs without the shipping service, so no
+shipment is made (OrderConfirmed waits in shipping's queue). `--fulfilment` measures fulfilment
+apart instead: the shop with shipping, `--orders` orders taken to CONFIRMED first (not counted),
+then each one's life after it, counted: the shipment made, shipped, delivered, one unit asked
+back, approved, received, refunded and restocked.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 from pymongo import AsyncMongoClient, monitoring
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-from shop import running_shop  # noqa: E402
+from shop import Customer, Shop, running_shop  # noqa: E402
 
 from bench import stats  # noqa: E402
 from bench.probes import MongoCounters, mongo_counters  # noqa: E402
@@ -74,29 +80,69 @@ async def settle(writes: Writes, quiet: float = 1.5, limit: float = 30.0) -> Non
             return
 
 
-async def measure(mongo_url: str, orders: int) -> None:
+async def measure(mongo_url: str, orders: int, fulfilment: bool = False) -> None:
     writes = Writes()
     monitoring.register(writes)
     prefix = f"cw{secrets.token_hex(3)}"
     # Unnamed, so that its serverStatus calls are not counted for any service.
     server: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
-    async with running_shop(mongo_url, AMQP, prefix, with_notify=True, with_analytics=True) as shop:
+    async with running_shop(
+        mongo_url, AMQP, prefix, with_notify=True, with_analytics=True, with_shipping=fulfilment
+    ) as shop:
         product = await shop.product(stock=1_000)
+        units = 2 if fulfilment else 1  # two: one is asked back
         customers = [await shop.customer("pm_card_ok") for _ in range(3)]
-        warm = await shop.order_of(customers[0], (product, 1))
+        warm = await shop.order_of(customers[0], (product, units))
         await shop.wait_for(warm, "CONFIRMED")
+        if fulfilment:
+            await fulfil(shop, customers[0], warm, product)
+        confirmed = []
+        if fulfilment:  # the checkouts first, not counted
+            for n in range(orders):
+                order_id = await shop.order_of(customers[n % len(customers)], (product, units))
+                await shop.wait_for(order_id, "CONFIRMED")
+                confirmed.append((customers[n % len(customers)], order_id))
         await settle(writes)
         writes.counts.clear()
         before = await mongo_counters({"": server})
         for n in range(orders):
-            order_id = await shop.order_of(customers[n % len(customers)], (product, 1))
-            await shop.wait_for(order_id, "CONFIRMED")
+            if fulfilment:
+                await fulfil(shop, *confirmed[n], product)
+            else:
+                order_id = await shop.order_of(customers[n % len(customers)], (product, units))
+                await shop.wait_for(order_id, "CONFIRMED")
         await settle(writes)
         after = await mongo_counters({"": server})
         counts = Counter(writes.counts)
     await server.close()
+    report(counts, before, after, orders, "fulfilled" if fulfilment else "confirmed")
+
+
+async def fulfil(shop: Shop, customer: Customer, order_id: str, product: str) -> None:
+    """An order's life after CONFIRMED: shipped, delivered, one unit returned and refunded."""
+    shipment = await shop.shipment_of(order_id)
+    for action in ("ship", "deliver"):
+        response = await shop.shipment(shipment["shipmentId"], action)
+        assert response.status_code == 200, response.text
+    await shop.wait_fulfilment(order_id, "DELIVERED")
+    asked = await shop.ask_return(customer, order_id, (product, 1))
+    assert asked.status_code == 201, asked.text
+    return_id = asked.json()["returnId"]
+    for action in ("approve", "receive"):
+        response = await shop.return_step(return_id, action)
+        assert response.status_code == 200, response.text
+    await shop.wait_return(order_id, return_id, "REFUNDED")
+
+
+def report(
+    counts: Counter[tuple[str, str, str]],
+    before: MongoCounters,
+    after: MongoCounters,
+    orders: int,
+    what: str,
+) -> None:
     per_service: Counter[str] = Counter()
-    print(f"writes per confirmed order ({orders} orders)")
+    print(f"writes per {what} order ({orders} orders)")
     print(f"{'database':<12} {'command':<18} {'collection':<18} {'per order':>9}")
     for (db, command, collection), n in sorted(counts.items()):
         service = db.rsplit("_", 1)[-1]  # <db prefix>_<service>; commits go to `admin`
@@ -107,15 +153,17 @@ async def measure(mongo_url: str, orders: int) -> None:
     for service, n in sorted(per_service.items()):
         print(f"  {service:<12} {n / orders:.1f}")
     print()
-    print(round_trips_report(before, after, orders))
+    print(round_trips_report(before, after, orders, what))
 
 
-def round_trips_report(before: MongoCounters, after: MongoCounters, orders: int) -> str:
+def round_trips_report(
+    before: MongoCounters, after: MongoCounters, orders: int, what: str = "confirmed"
+) -> str:
     """Round trips per order by service and command, then by service and class."""
     if not (before.counting and after.counting):
         return "round trips: not counted (the server is not bench.counting_mongo)"
     window = stats.Window({}, {}, {}, stats.counter_deltas(before.commands, after.commands))
-    lines = [f"Mongo round trips per confirmed order ({orders} orders), every command sent"]
+    lines = [f"Mongo round trips per {what} order ({orders} orders), every command sent"]
     lines.append(f"{'service':<12} {'command':<18} {'class':<8} {'per order':>9}")
     for service in window.services():
         for command, n in sorted(window.round_trips(service).items()):
@@ -142,9 +190,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--mongo-url", help="use this server instead of an embedded one")
+    parser.add_argument(
+        "--fulfilment", action="store_true", help="measure the life after CONFIRMED instead"
+    )
     args = parser.parse_args()
     if args.mongo_url:
-        asyncio.run(measure(args.mongo_url, args.orders))
+        asyncio.run(measure(args.mongo_url, args.orders, args.fulfilment))
         return
     server = subprocess.Popen(
         [sys.executable, "-m", MONGO_MODULE, "--port", "0"],
@@ -157,7 +208,7 @@ def main() -> None:
         line = server.stdout.readline()
         if not line.startswith("READY "):
             raise SystemExit(f"embedded Mongo did not start: {line!r}")
-        asyncio.run(measure(line.split()[1], args.orders))
+        asyncio.run(measure(line.split()[1], args.orders, args.fulfilment))
     finally:
         server.terminate()
         server.wait(timeout=10)

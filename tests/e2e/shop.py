@@ -43,8 +43,9 @@ from shipping_service.main import create_app as create_shipping
 from shipping_service.settings import ShippingSettings
 from user_service.main import create_app as create_user
 
-from bus import BusConnection, delete_topology
+from bus import BusConfig, BusConnection, delete_topology
 from bus.runtime import bus_config
+from contracts.catalogue import PRODUCERS
 from devkit.bus_testing import Probe, eventually
 from devkit.gateway_testing import free_port, serving
 from devkit.smtp_sink import MailSink
@@ -428,9 +429,12 @@ async def running_shop(
     *,
     with_notify: bool = False,
     with_analytics: bool = False,
+    with_shipping: bool = True,
     **order_overrides: Any,
 ) -> AsyncIterator[Shop]:
-    """Start the services, then the gateway; stop them and remove their queues and databases."""
+    """Start the services, then the gateway; stop them and remove their queues and databases.
+    Without shipping (`with_shipping=False`: the checkout's own cost, bench.count_writes) no
+    shipment is made and OrderConfirmed waits in shipping's queue."""
     # One internal credential for the whole shop (kit.internal), as the runner gives its
     # children: the one of the test process when pytest's kit plugin set it, else a new one
     # (bench.count_writes runs the shop outside pytest).
@@ -474,15 +478,16 @@ async def running_shop(
             **order_values,
         ),
         "payment": PaymentSettings(**shared, port=free_port(), user_url=user_url),
-        "shipping": ShippingSettings(**shared, port=free_port()),
     }
     factories: dict[str, Any] = {
         "user": create_user,
         "inventory": create_inventory,
         "order": create_order,
         "payment": create_payment,
-        "shipping": create_shipping,
     }
+    if with_shipping:
+        settings["shipping"] = ShippingSettings(**shared, port=free_port())
+        factories["shipping"] = create_shipping
     sink: MailSink | None = None
     urls: dict[str, str] = field(default_factory=dict)  # each service's own base URL
     if with_notify:
@@ -542,6 +547,14 @@ async def running_shop(
         channel = await connection.channel()
         for values in settings.values():
             await delete_topology(channel, bus_config(values), exchanges=True)
+        for name in set(PRODUCERS) - set(settings) - {"gateway"}:
+            # The peer queues of services not started (their publishers declared them).
+            unstarted = BusConfig(
+                service=name,
+                prefix=user_settings.bus_prefix,
+                retry_delays=shared["bus_retry_delays"],
+            )
+            await delete_topology(channel, unstarted, exchanges=False)
         await connection.close()
         if sink is not None:
             await sink.stop()
