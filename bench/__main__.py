@@ -52,6 +52,7 @@ class Plan:
     mongo_per_service: bool
     serial_transactions: bool
     compare_mongo: bool
+    fulfilment: bool = False  # run the shipping service too (its figures are reported apart)
 
 
 def parse(argv: list[str] | None = None) -> Plan:
@@ -94,6 +95,13 @@ def parse(argv: list[str] | None = None) -> Plan:
         default=None,
         help="also sweep with the other Mongo layout (default: in the full run)",
     )
+    parser.add_argument(
+        "--fulfilment",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also run shipping (default: the checkout alone; bench.count_writes --fulfilment "
+        "measures the life after CONFIRMED)",
+    )
     args = parser.parse_args(argv)
     quick = bool(args.quick)
     growth = args.growth if args.growth is not None else ("" if quick else "10,100")
@@ -115,6 +123,7 @@ def parse(argv: list[str] | None = None) -> Plan:
         mongo_per_service=args.mongo == "per-service",
         serial_transactions=args.serial_transactions,
         compare_mongo=args.compare_mongo if args.compare_mongo is not None else not quick,
+        fulfilment=args.fulfilment,
     )
 
 
@@ -373,6 +382,7 @@ async def run_system(
             replicas,
             mongo_per_service=plan.mongo_per_service,
             serial_transactions=plan.serial_transactions,
+            fulfilment=plan.fulfilment,
         )
     )
     levels: list[dict[str, Any]] = []

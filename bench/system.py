@@ -27,7 +27,9 @@ from bus import BusConfig, BusConnection, delete_topology
 from kit.settings import ServiceSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-from runner.config import free_port_block  # noqa: E402
+from runner.config import SERVICE_NAMES, free_port_block  # noqa: E402
+
+from bench.stats import FULFILMENT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MONGO_MODULE = "bench.counting_mongo"  # devkit.embedded_mongo, counting commands
@@ -68,6 +70,7 @@ class System:
     mongo_urls: dict[str, str] = field(default_factory=dict)  # "" → the shared server
     started_at: float = field(default_factory=time.monotonic)
     db_prefix: str = ""  # DB_PREFIX of the services (the bench clears it: database = service)
+    services: tuple[str, ...] = SERVICE_NAMES  # the services the runner started (`--only`)
     _mongo_pids: dict[str, int] = field(default_factory=dict)
 
     def mongo_url_of(self, service: str) -> str:
@@ -175,9 +178,12 @@ def start_system(
     *,
     mongo_per_service: bool = False,
     serial_transactions: bool = False,
+    fulfilment: bool = False,
     timeout: float = 180,
 ) -> System:
-    """Start the runner and wait until the gateway reports every service ready."""
+    """Start the runner and wait until every service it started is ready. Without `fulfilment`
+    the shipping service is not started: the checkout's figures leave fulfilment out (no
+    shipment is made; OrderConfirmed waits in shipping's queue, deleted with the run's)."""
     replicas = replicas or {}
     base = free_port_block()
     prefix = f"bench{secrets.token_hex(3)}."
@@ -210,8 +216,16 @@ def start_system(
         USER_ACCESS_TOKEN_MINUTES="240",  # the full sweep outlives 15 min tokens
     )
     log = (run_dir / "runner.log").open("wb")
+    services = [name for name in SERVICE_NAMES if fulfilment or name not in FULFILMENT]
     process = subprocess.Popen(
-        [sys.executable, "scripts/run_local.py", "--ready-timeout", str(timeout)],
+        [
+            sys.executable,
+            "scripts/run_local.py",
+            "--ready-timeout",
+            str(timeout),
+            "--only",
+            ",".join(services),
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -219,6 +233,7 @@ def start_system(
         start_new_session=True,
     )
     system = System(process, base, prefix, run_dir, amqp_url, replicas, mongo_per_service)
+    system.services = tuple(services)
     try:
         system.wait_for_line(r"ready in [0-9.]+s", timeout + 10)
         for found in re.finditer(r"embedded (Mongo|mongo-(\w+)) ready at (\S+)", system.text()):
