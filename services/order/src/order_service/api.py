@@ -70,6 +70,9 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {k: PROBLEM_RESPONSES[k] for k
 CHANGE_RESPONSES: dict[int | str, dict[str, Any]] = {
     k: PROBLEM_RESPONSES[k] for k in (401, 403, 404, 409, 422)
 }
+STAFF_LIST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    k: PROBLEM_RESPONSES[k] for k in (401, 403, 422)
+}
 
 
 @router.get("", response_model=Page[OrderSummary], responses=READ_RESPONSES)
@@ -264,7 +267,7 @@ async def list_order_returns(
 returns_router = APIRouter(prefix="/api/v1/returns", tags=["returns"])
 
 
-@returns_router.get("", response_model=Page[ReturnOut], responses=READ_RESPONSES)
+@returns_router.get("", response_model=Page[ReturnOut], responses=STAFF_LIST_RESPONSES)
 async def list_returns(
     deps: DepsDep,
     user: StaffUser,
