@@ -5,7 +5,7 @@ UV := $(shell scripts/ensure-uv.sh)
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: help sync web browser run test test-unit test-integration test-e2e test-web lint format contracts up down logs bench bench-quick chaos clean
+.PHONY: help sync web browser run test test-unit test-integration test-e2e test-web lint format contracts up down logs bench bench-quick chaos soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,10 @@ bench: sync ## Full benchmark: levels 1-64, 10x/100x growth, Mongo layouts, 2 in
 
 bench-quick: sync ## Quick benchmark (<= 3 min): levels 1,4,16 at base size (bench/results/latest.*)
 	$(PY) -m bench --quick
+
+MINUTES ?= 10
+soak: sync ## Soak: the shop at half bench's best rate for MINUTES (10): flat memory, bounded queues
+	$(PY) -m bench.soak --minutes $(MINUTES)
 
 chaos: sync ## Long fault suite: every fault under load, invariants (tests/reports/chaos.json)
 	$(PY) -m tests.chaos.suite --long
