@@ -14,6 +14,13 @@ storage key; numeric ids keep mongoeco's by-value handling):
 - `id_in_uses_keys`: a filter with `_id: {$in: [...]}` (the outbox relay's claim and mark-sent,
   batch reads by id) scanned the collection; its candidates are now looked up by key, and the
   whole filter still runs on them.
+
+And one setting: the change-stream history is `CHANGE_STREAM_HISTORY` events, not mongoeco's
+10 000. mongoeco keeps every committed write as a change event for `watch()` to resume from,
+whether anyone watches or not, and the shop never does: the soak (bench/SOAK.md) measured the
+busiest server's RSS growing ≈ 23 KB per stored document while its history filled to 10 000
+events, i.e. up to ≈ 100-200 MB per server (one server per service in local mode) that only
+levels off once the history is full.
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ import signal
 from typing import Any
 
 from bson import ObjectId
+from mongoeco import AsyncMongoClient as MongoEcoClient
 from mongoeco.core.query_plan import AndCondition, InCondition
 from mongoeco.engines import MemoryEngine, SQLiteEngine
 from mongoeco.engines._memory_collection import MemoryCollection
 from mongoeco.wire import AsyncMongoEcoProxyServer
 
 _PLAIN_IDS = (str, ObjectId)
+# Change events kept for a change stream to resume from (mongoeco's default: 10 000). Nothing in
+# the shop watches a change stream; a few dozen keep `watch()` usable in a test.
+CHANGE_STREAM_HISTORY = 64
 
 
 def plain_ids_skip_scan() -> None:
@@ -102,17 +113,19 @@ async def serve(host: str, port: int, path: str | None) -> None:
     plain_ids_skip_scan()
     id_in_uses_keys()
     engine = SQLiteEngine(path) if path else MemoryEngine()
-    server = AsyncMongoEcoProxyServer(engine=engine, host=host, port=port)
-    address = await server.start()
-    print(f"READY {mongo_url(address.host, address.port)}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await server.close()
+    client = MongoEcoClient(engine, change_stream_history_size=CHANGE_STREAM_HISTORY)
+    async with client:  # connects the engine; the server serves this client
+        server = AsyncMongoEcoProxyServer(client=client, host=host, port=port)
+        address = await server.start()
+        print(f"READY {mongo_url(address.host, address.port)}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
 
 
 def main() -> None:
