@@ -590,6 +590,8 @@ def chart(soak: Soak, path: Path, title: str) -> Path:
         axis.axvline(warm, color="grey", linestyle="--", linewidth=0.8)
         axis.grid(True, alpha=0.3)
         axis.set_xlabel("minutes (dashed: end of warm-up)")
+    for axis in (rate, p99, rss, queues):
+        axis.set_ylim(bottom=0)
     rate.legend(fontsize=8)
     p99.legend(fontsize=8)
     queues.legend(fontsize=8)

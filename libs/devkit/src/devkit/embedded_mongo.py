@@ -16,11 +16,11 @@ storage key; numeric ids keep mongoeco's by-value handling):
   whole filter still runs on them.
 
 And one setting: the change-stream history is `CHANGE_STREAM_HISTORY` events, not mongoeco's
-10 000. mongoeco keeps every committed write as a change event for `watch()` to resume from,
-whether anyone watches or not, and the shop never does: the soak (bench/SOAK.md) measured the
-busiest server's RSS growing ≈ 23 KB per stored document while its history filled to 10 000
-events, i.e. up to ≈ 100-200 MB per server (one server per service in local mode) that only
-levels off once the history is full.
+10 000. mongoeco keeps every write committed in a transaction as a change event (a deep copy)
+for `watch()` to resume from, whether anyone watches or not, and the shop never does. Found by
+the soak (bench/SOAK.md): every server's history filled towards 10 000 events (analytics' reached
+it in 10 minutes at 1 order/s). Bounded, but dead weight: 2 000 transactions of two ≈ 1 KB
+inserts grew a server's RSS by 10.3 MB with the default history against 3.8 MB with this one.
 """
 
 from __future__ import annotations
