@@ -91,7 +91,12 @@ class RabbitNode:
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
             # Not the machine's rabbitmq-env.conf: it names the shared node.
             "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            # Loopback only; and no busy-waiting schedulers (the VM would spin on the cores the
+            # system under test needs: RabbitMQ's advice for shared machines).
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": (
+                "-kernel inet_dist_use_interface {127,0,0,1}"
+                " +sbwt none +sbwtdcpu none +sbwtdio none"
+            ),
             "ERL_EPMD_ADDRESS": "127.0.0.1",
         }
 
