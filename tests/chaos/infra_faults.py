@@ -190,7 +190,7 @@ async def queue_depth(connection: BusConnection, queue: str) -> int:
 
 
 async def consumer_outage(
-    system: System, connection: BusConnection, service: str = "payment", seconds: float = 60.0
+    system: System, connection: BusConnection, service: str = "inventory", seconds: float = 60.0
 ) -> dict[str, Any]:
     """Stop `service` for `seconds` while orders flow, start it: its backlog drains."""
     queue = Names.of(system.bus_config(service)).queue
