@@ -37,6 +37,7 @@ from pymongo import AsyncMongoClient
 from bus import BusConnection, Names
 from devkit.bus_testing import Probe
 
+from . import infra_faults
 from .system import (
     ADMIN,
     APPROVAL_THRESHOLD_CENTS,
@@ -133,7 +134,9 @@ class Shop:
         self.admin = await self.login(*ADMIN)
         self.manager = await self.login(*MANAGER)
         channel = await self.connection.channel()
-        self.probe = await Probe.bind(channel, self.system.bus_config(), "#")
+        # Durable: the broker-restart fault must not cost the checker the events it reads.
+        probe_queue = f"{self.system.prefix}chaos-probe"
+        self.probe = await Probe.bind(channel, self.system.bus_config(), "#", durable=probe_queue)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -469,7 +472,9 @@ class Faults:
         return {"service": name, "down_seconds": down, "ready_after_seconds": round(ready_after, 1)}
 
     async def drop_connections(self) -> dict[str, Any]:
-        closed = await close_connections(self.system.prefix, keep=(".chaos-",))
+        closed = await close_connections(
+            self.system.prefix, keep=(".chaos-",), node=self.system.node
+        )
         await asyncio.sleep(3)
         await self.system.wait_ready(list(SERVICE_NAMES), timeout=60)
         return {"closed": sorted(closed)}
@@ -555,6 +560,24 @@ class Faults:
         await self.system.restart("payment")
         return {"latency_seconds": float(latency), "for_seconds": seconds}
 
+    async def broker_restart(self, down: float = 10.0) -> dict[str, Any]:
+        """The system's broker node: `stop_app`, `down` seconds, `start_app` (infra_faults)."""
+        return await infra_faults.broker_restart(self.system, down)
+
+    async def store_stall(
+        self, service: str = "inventory", seconds: float = 10.0
+    ) -> dict[str, Any]:
+        """SIGSTOP `service`'s embedded Mongo for `seconds`, then SIGCONT (infra_faults)."""
+        return await infra_faults.store_stall(self.system, service, seconds)
+
+    async def consumer_outage(
+        self, service: str = "inventory", seconds: float = 60.0
+    ) -> dict[str, Any]:
+        """`service` stopped for `seconds` while orders flow, then started (infra_faults)."""
+        return await infra_faults.consumer_outage(
+            self.system, self.shop.connection, service, seconds
+        )
+
     async def provider_bursts(self, seconds: float) -> dict[str, Any]:
         """Half the new orders pay with a card the provider keeps failing on (transiently)."""
         self.driver.burst = True
@@ -574,6 +597,8 @@ def scenarios(faults: Faults, long: bool) -> list[tuple[str, str, Callable[[], A
             ),
             ("kill-payment", "SIGKILL payment, restart after 3 s", lambda: faults.kill("payment")),
             ("drop-connections", "broker closes the system's connections", faults.drop_connections),
+            ("broker-restart", "rabbitmqctl stop_app, 10 s, start_app", faults.broker_restart),
+            ("store-stall", "inventory's Mongo SIGSTOPped for 10 s", faults.store_stall),
             ("duplicates", "every event type published again", faults.duplicates),
             ("poison", "unparseable / unknown / invalid messages", faults.poison),
         ]
@@ -593,6 +618,16 @@ def scenarios(faults: Faults, long: bool) -> list[tuple[str, str, Callable[[], A
     return [
         *kills,
         ("drop-connections", "broker closes the system's connections", faults.drop_connections),
+        ("broker-restart", "rabbitmqctl stop_app, 10 s, start_app", faults.broker_restart),
+        ("store-stall", "inventory's Mongo SIGSTOPped for 10 s", faults.store_stall),
+        (
+            # Inventory: orders wait for its answer within their stock window (15 min) and go on
+            # where their branch says; payment out 60 s runs past the suite's 15 s payment window
+            # (PAYMENT_TIMEOUT cancellations, voided late authorizations).
+            "consumer-outage-inventory",
+            "inventory stopped for 60 s while orders flow, then started",
+            _bind(faults.consumer_outage, "inventory", 60.0),
+        ),
         (
             "crash-consumer-after-commit",
             "payment dies between a handler's commit and its ack",

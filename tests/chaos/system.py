@@ -5,6 +5,13 @@ Each service is started with the command and environment `scripts/run_local.py` 
 embedded Mongo of its own, its own `BUS_PREFIX`, `DB_PREFIX` and run directory. Unlike the runner,
 nothing restarts a dead child on its own: the suite decides when (and with which environment) a
 service comes back. Output goes to `<run dir>/logs/<name>.log`.
+
+The broker is a RabbitMQ node of the system's own (`devkit.rabbit_node`, started by `up()` and
+stopped by `down()`), so that the suite may restart it without touching the machine's shared
+broker; `CHAOS_SHARED_BROKER=1` (or a machine without the server's scripts) keeps the URL given,
+and the broker-restart fault then refuses to run. The services in `OWN_MONGO` (inventory) get an
+embedded Mongo of their own (`mongo-<name>`), which the store-stall fault freezes; the others
+share `mongo`.
 """
 
 from __future__ import annotations
@@ -25,7 +32,9 @@ from typing import IO, Any
 import httpx
 
 from bus import BusConfig, BusConnection, delete_topology
+from devkit import rabbit_node
 from devkit.bus_testing import broker_connections, close_broker_connection
+from devkit.rabbit_node import RabbitNode
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +52,8 @@ BUS_SERVICES = tuple(n for n in SERVICE_NAMES if n != "gateway")
 ADMIN = ("chaos-admin@example.com", "chaos-admin-password-1")
 MANAGER = ("chaos-manager@example.com", "chaos-manager-password-1")
 APPROVAL_THRESHOLD_CENTS = 100_000
+# Services whose store is an embedded server of their own (the store-stall fault's target).
+OWN_MONGO = ("inventory",)
 
 # Short windows so that every order reaches CONFIRMED, REJECTED or CANCELLED within the run.
 DEADLINES = {
@@ -65,6 +76,10 @@ class System:
     db_prefix: str = field(default_factory=lambda: f"chaos{secrets.token_hex(3)}_")
     base: int = field(default_factory=free_port_block)
     mongo_url: str = ""
+    mongo_urls: dict[str, str] = field(default_factory=dict)  # OWN_MONGO's servers
+    node: RabbitNode | None = None  # the dedicated broker node, when there is one
+    broker_note: str = ""
+    dedicated_broker: bool = False
     env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: dict[str, int] = field(default_factory=dict)
@@ -85,22 +100,26 @@ class System:
             self._logs[name] = (self.run_dir / "logs" / f"{name}.log").open("ab")
         return self._logs[name]
 
-    def start_mongo(self) -> None:
+    def start_mongo(self, name: str = "mongo") -> str:
+        """Start an embedded Mongo as the process `name`; its URL."""
         argv = [sys.executable, "-m", "devkit.embedded_mongo", "--port", "0"]
         process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.processes["mongo"] = process
+        self.processes[name] = process
         assert process.stdout is not None
         deadline = time.monotonic() + 30
+        url = ""
         while time.monotonic() < deadline:
             line = process.stdout.readline().decode()
             if line.startswith("READY "):
-                self.mongo_url = line.removeprefix("READY ").strip()
+                url = line.removeprefix("READY ").strip()
                 break
             if not line and process.poll() is not None:
                 break
-        if not self.mongo_url:
-            raise RuntimeError("the embedded Mongo did not start")
-        log = self._log("mongo")
+        if not url:
+            raise RuntimeError(f"the embedded Mongo {name} did not start")
+        if name == "mongo":
+            self.mongo_url = url
+        log = self._log(name)
         out = process.stdout
 
         def drain() -> None:
@@ -108,6 +127,20 @@ class System:
                 log.write(chunk)
 
         threading.Thread(target=drain, daemon=True).start()
+        return url
+
+    async def start_broker(self) -> None:
+        """A broker node of the system's own, unless told to share the machine's."""
+        if os.environ.get("CHAOS_SHARED_BROKER") == "1":
+            self.broker_note = "shared broker (CHAOS_SHARED_BROKER=1): no broker restart"
+            return
+        if not rabbit_node.available():
+            self.broker_note = "no rabbitmq-server here: shared broker, no broker restart"
+            return
+        self.node = await RabbitNode.start(prefix="shopchaos")
+        self.amqp_url = self.node.amqp_url
+        self.dedicated_broker = True
+        self.broker_note = f"dedicated node {self.node.name} on port {self.node.port}"
 
     def prepare_env(self, extra: dict[str, str] | None = None) -> None:
         runner_env = {
@@ -158,6 +191,8 @@ class System:
             ]
         else:
             argv = [sys.executable, "-m", f"{name}_service"]
+        if name in self.mongo_urls:
+            extra = {"MONGO_URL": self.mongo_urls[name]} | (extra or {})
         log = self._log(name)
         log.write(f"--- start {name} {sorted((extra or {}).items())}\n".encode())
         log.flush()
@@ -211,7 +246,10 @@ class System:
                 await asyncio.sleep(0.3)
 
     async def up(self) -> None:
+        await self.start_broker()
         self.start_mongo()
+        for name in OWN_MONGO:
+            self.mongo_urls[name] = self.start_mongo(f"mongo-{name}")
         self.prepare_env()
         self.start("smtp-sink")
         # Notify and analytics first: their queues must exist before the user service announces
@@ -230,7 +268,19 @@ class System:
         await self.wait_ready(["gateway"])
 
     def down(self) -> None:
-        order = ["gateway", *BUS_SERVICES, "smtp-sink", "mongo"]
+        order = [
+            "gateway",
+            *BUS_SERVICES,
+            "smtp-sink",
+            "mongo",
+            *(f"mongo-{name}" for name in OWN_MONGO),
+        ]
+        for name in order:
+            process = self.processes.get(name)
+            if name.startswith("mongo") and process is not None and process.poll() is None:
+                # A store left frozen by a fault that failed half-way would never stop.
+                with contextlib.suppress(ProcessLookupError):
+                    process.send_signal(signal.SIGCONT)
         for name in order:
             process = self.processes.get(name)
             if process is not None and process.poll() is None:
@@ -246,8 +296,16 @@ class System:
                 process.wait()
         for log in self._logs.values():
             log.close()
+        if self.node is not None:
+            node, self.node = self.node, None
+            if _loop_running():
+                _stop_node_blocking(node)
+            else:
+                asyncio.run(node.stop())
 
     async def delete_broker_state(self) -> None:
+        if self.dedicated_broker:
+            return  # the dedicated node went with its state (`down`)
         connection = BusConnection(self.amqp_url, name=f"{self.prefix}chaos-cleanup")
         delays = ServiceSettings(BUS_RETRY_DELAYS=self.env["BUS_RETRY_DELAYS"]).bus_retry_delays  # type: ignore[call-arg]
         try:
@@ -265,13 +323,40 @@ class System:
         return f"{self.db_prefix}{service}"
 
 
-async def close_connections(prefix: str, keep: tuple[str, ...] = ()) -> list[str]:
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _stop_node_blocking(node: RabbitNode) -> None:
+    """Stop the node from synchronous code that an event loop is running (`down`)."""
+    result: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            asyncio.run(node.stop())
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            result.append(exc)
+
+    thread = threading.Thread(target=stop)
+    thread.start()
+    thread.join(90)
+    if result:
+        raise result[0]
+
+
+async def close_connections(
+    prefix: str, keep: tuple[str, ...] = (), *, node: RabbitNode | None = None
+) -> list[str]:
     """Make the broker close the system's own connections (never anyone else's)."""
     closed: list[str] = []
-    for pid, name in await broker_connections(prefix):
+    for pid, name in await broker_connections(prefix, node=node):
         if any(k in name for k in keep):
             continue
-        if await close_broker_connection(pid, "chaos: broker dropped the connection"):
+        if await close_broker_connection(pid, "chaos: broker dropped the connection", node=node):
             closed.append(name)
     return closed
 

@@ -15,6 +15,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.topology import Names, delete_topology
+from devkit.rabbit_node import RabbitNode
 
 
 async def eventually(
@@ -45,12 +46,25 @@ class Probe:
         self.messages: list[AbstractIncomingMessage] = []
 
     @classmethod
-    async def bind(cls, channel: AbstractChannel, config: BusConfig, *keys: str) -> Probe:
-        """Declare an exclusive queue bound to `keys` and start recording."""
+    async def bind(
+        cls, channel: AbstractChannel, config: BusConfig, *keys: str, durable: str | None = None
+    ) -> Probe:
+        """Declare an exclusive queue bound to `keys` and start recording.
+
+        `durable`: a durable queue of that name instead, which outlives a broker restart with
+        what it holds (an exclusive queue goes with the node's application, and whatever is
+        published before the probe's connection declares it again would be missed); it expires
+        ten minutes after its last consumer left.
+        """
         exchange = await channel.declare_exchange(
             Names.of(config).exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        if durable is None:
+            queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        else:
+            queue = await channel.declare_queue(
+                durable, durable=True, arguments={"x-expires": 600_000}
+            )
         for key in keys:
             await queue.bind(exchange, routing_key=key)
         probe = cls(queue)
@@ -73,22 +87,26 @@ def can_drop_connections() -> bool:
     return shutil.which("rabbitmqctl") is not None
 
 
-async def broker_connections(prefix: str) -> list[tuple[str, str]]:
-    """(pid, connection name) of every broker connection whose name starts with `prefix`."""
-    listing = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "list_connections",
-        "-q",
-        "--no-table-headers",
-        "pid",
-        "client_properties",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    out, _ = await listing.communicate()
+async def broker_connections(
+    prefix: str, *, node: RabbitNode | None = None
+) -> list[tuple[str, str]]:
+    """(pid, connection name) of every broker connection whose name starts with `prefix` (on
+    the machine's broker, or on `node`, a node of the test's own)."""
+    args = ("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
+    if node is not None:
+        _, text = await node.ctl(*args)
+    else:
+        listing = await asyncio.create_subprocess_exec(
+            "rabbitmqctl",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await listing.communicate()
+        text = out.decode()
     marker = '"connection_name","'
     found: list[tuple[str, str]] = []
-    for line in out.decode().splitlines():
+    for line in text.splitlines():
         if marker not in line:
             continue
         name = line.split(marker, 1)[1].split('"', 1)[0]
@@ -97,8 +115,11 @@ async def broker_connections(prefix: str) -> list[tuple[str, str]]:
     return found
 
 
-async def close_broker_connection(pid: str, reason: str) -> bool:
+async def close_broker_connection(pid: str, reason: str, *, node: RabbitNode | None = None) -> bool:
     """Make the broker close the connection `pid`, as a failover would; True when it did."""
+    if node is not None:
+        code, _ = await node.ctl("close_connection", pid, reason)
+        return code == 0
     closing = await asyncio.create_subprocess_exec(
         "rabbitmqctl",
         "close_connection",

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -140,3 +146,41 @@ async def test_no_command_spans_while_no_exporter_is_attached(
         exporter.clear()
         await client.drop_database(db_name)
         await client.close()
+
+
+async def test_a_stalled_server_is_not_ready_and_a_write_waits_for_it_not_forever() -> None:
+    """SIGSTOP the server (a stalled store): the readiness ping answers False within its
+    timeout; a write issued meanwhile completes once the server runs again."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "devkit.embedded_mongo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert server.stdout is not None
+    url = ""
+    for _ in range(200):
+        line = server.stdout.readline().decode()
+        if line.startswith("READY ") or not line:
+            url = line.removeprefix("READY ").strip()
+            break
+    assert url, "the embedded server did not start"
+    client = connect(StockSettings(MONGO_URL=url))  # type: ignore[call-arg]
+    try:
+        assert await ping(client)
+        os.kill(server.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            assert await ping(client, timeout=1.0) is False
+            assert time.monotonic() - started < 3
+            write = asyncio.create_task(client.stall.items.insert_one({"_id": 1}))
+            await asyncio.sleep(1.5)
+            assert not write.done()
+        finally:
+            os.kill(server.pid, signal.SIGCONT)
+        await asyncio.wait_for(write, 15)
+        assert await ping(client)
+        assert await client.stall.items.count_documents({}) == 1
+    finally:
+        await client.close()
+        server.terminate()
+        server.wait(10)
