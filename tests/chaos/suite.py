@@ -1,11 +1,16 @@
-"""The fault suite: a driver places orders on every branch while faults are injected one at a
-time; then an invariant checker reads the system through its APIs and databases.
+"""The fault suite: a driver keeps a number of orders in flight on every branch (`LOAD`: 30 in
+the short form, 200 in the long one) while faults are injected one at a time; then an invariant
+checker reads the system through its APIs, its databases and the payment processor's own ledger
+(the sandbox's journal in the run directory), and `verdict` says whether the run proved anything:
+it fails on any must-be-zero figure, on less load than asked for, on orders left non-terminal,
+on failed placements, on a scenario window with too few orders, on poison missing from the DLQs.
 
 After CONFIRMED, one order in `FULFIL_EVERY` goes on: the Admin ships and delivers it, its
 customer sends one unit back, a Manager approves it (one return in `REJECT_EVERY` is rejected)
 and the Admin receives it, so that refunds and restocks happen under the same faults.
 
-    python -m tests.chaos.suite [--long]      (what `make chaos` runs, with --long)
+    python -m tests.chaos.suite [--long] [--in-flight N]   (`make chaos`: --long; exit 1 on
+                                                           a failed verdict)
 
 The short form (kill order, inventory and payment once each, one broker connection drop,
 duplicates and poison) also runs inside `make test` (tests/chaos/test_chaos.py). The report is
@@ -140,6 +145,10 @@ class Shop:
         self.manager: dict[str, str] = {}
         self.connection = BusConnection(system.amqp_url, name=f"{system.prefix}chaos-probe")
         self.probe: Probe | None = None
+        # Every login's headers by bearer, to log in again when its access token expires (a
+        # long run outlives the 15 min tokens): what a client with a password does.
+        self._holders: dict[str, tuple[str, str, dict[str, str]]] = {}
+        self._renewing = asyncio.Lock()
 
     async def open(self) -> None:
         self.admin = await self.login(*ADMIN)
@@ -153,8 +162,10 @@ class Shop:
         await self.mongo.close()
 
     async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request, retried while the gateway (or the service behind it) is down."""
+        """One request, retried while the gateway (or the service behind it) is down, and once
+        logged in again when its access token expired."""
         deadline = time.monotonic() + 60
+        renewed = False
         while True:
             try:
                 response = await self.client.request(method, path, **kwargs)
@@ -166,13 +177,42 @@ class Shop:
             if response.status_code in (502, 503, 504) and time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
                 continue
+            headers = kwargs.get("headers") or {}
+            if response.status_code == 401 and not renewed and "authorization" in headers:
+                renewed = True
+                bearer = await self.renew(headers["authorization"])
+                if bearer is not None:
+                    kwargs["headers"] = {**headers, "authorization": bearer}
+                    continue
             return response
+
+    async def renew(self, bearer: str) -> str | None:
+        """Log the holder of `bearer` in again (once, however many requests found it expired);
+        its headers (shared by the driver) get the new token."""
+        holder = self._holders.get(bearer)
+        if holder is None:
+            return None
+        identifier, password, headers = holder
+        async with self._renewing:
+            if headers["authorization"] == bearer:
+                body = {"identifier": identifier, "password": password}
+                response = await self.call("POST", "/api/v1/users/login", json=body)
+                if response.status_code != 200:
+                    return None
+                headers["authorization"] = f"Bearer {response.json()['accessToken']}"
+                self._holders[headers["authorization"]] = holder
+        return headers["authorization"]
+
+    def remember(self, headers: dict[str, str], identifier: str, password: str) -> None:
+        self._holders[headers["authorization"]] = (identifier, password, headers)
 
     async def login(self, identifier: str, password: str) -> dict[str, str]:
         body = {"identifier": identifier, "password": password}
         response = await self.call("POST", "/api/v1/users/login", json=body)
         assert response.status_code == 200, response.text
-        return {"authorization": f"Bearer {response.json()['accessToken']}"}
+        headers = {"authorization": f"Bearer {response.json()['accessToken']}"}
+        self.remember(headers, identifier, password)
+        return headers
 
     async def customer(self, cards: tuple[str, ...], partial: str = "ask") -> Customer:
         name = f"c{secrets.token_hex(5)}"
@@ -180,6 +220,7 @@ class Shop:
         response = await self.call("POST", "/api/v1/users/register", json=body)
         assert response.status_code == 201, response.text
         headers = {"authorization": f"Bearer {response.json()['accessToken']}"}
+        self.remember(headers, body["email"], PASSWORD)
         details = {
             "addresses": [ADDRESS],
             "paymentMethods": [{"type": "card", "token": t} for t in cards],
