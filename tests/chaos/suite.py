@@ -1364,6 +1364,7 @@ async def run(amqp_url: str, *, long: bool, in_flight: int | None = None) -> dic
                 scenario.orders_during = driver.placed_between(scenario.started, end)
                 scenario.in_flight = driver.in_flight_between(scenario.started, end)
                 done.append(scenario)
+            report["scenarios"] = scenario_rows(done)  # kept should the checker fail
             say(f"faults done; {len(driver.placed)} orders placed; letting them finish")
             await driver.stop(timeout=max(240.0, 2.0 * driver.hold))
             say("checking invariants")
@@ -1381,9 +1382,7 @@ async def run(amqp_url: str, *, long: bool, in_flight: int | None = None) -> dic
                     and all(p.status in TERMINAL for p in window)
                     and not fault_missed(scenario.detail)
                 )
-            report["scenarios"] = [
-                {k: v for k, v in s.__dict__.items() if k != "started"} for s in done
-            ]
+            report["scenarios"] = scenario_rows(done)
             report["figures"] = figures
             report["restarts"] = system.restarts
         finally:
@@ -1406,6 +1405,10 @@ async def run(amqp_url: str, *, long: bool, in_flight: int | None = None) -> dic
         REPORT.parent.mkdir(parents=True, exist_ok=True)
         REPORT.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def scenario_rows(done: list[Scenario]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in s.__dict__.items() if k != "started"} for s in done]
 
 
 def fault_missed(detail: dict[str, Any]) -> bool:
