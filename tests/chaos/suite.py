@@ -994,6 +994,11 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         "shipments": sum(shipments.values()),
         "by_status": dict(Counter(statuses.values())),
         "by_outcome": dict(sorted(outcomes.items())),
+        # Where each branch's orders ended (a branch may end otherwise under load: deadlines).
+        "by_branch": {
+            branch: dict(Counter(outcome_of(orders, p.order_id) for p in placed))
+            for branch, placed in sorted(by_branch(driver).items())
+        },
         "orders_not_placed_by_driver": len(unknown),
         "place_failures": len(driver.place_failures),
         "server_errors_retried": len(driver.server_errors),
@@ -1025,6 +1030,20 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
             },
         },
     }
+
+
+def by_branch(driver: Driver) -> dict[str, list[Placed]]:
+    found: dict[str, list[Placed]] = defaultdict(list)
+    for placed in driver.placed.values():
+        found[placed.branch].append(placed)
+    return found
+
+
+def outcome_of(orders: dict[str, dict[str, Any]], order_id: str) -> str:
+    doc = orders.get(order_id)
+    if doc is None:
+        return "unknown"
+    return f"{doc['status']}:{doc.get('cancel_reason') or doc.get('rejection_reason') or ''}"
 
 
 async def listed(shop: Shop, path: str) -> list[dict[str, Any]]:
@@ -1298,6 +1317,7 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"by status: {figures['by_status']}")
         lines.append(f"returns by status: {figures['returns_by_status']}")
         lines.append(f"outcomes: {figures['by_outcome']}")
+        lines += [f"  {b}: {o}" for b, o in figures.get("by_branch", {}).items()]
         lines.append(f"max orders in flight: {figures['max_in_flight']} (>= {load['in_flight']})")
         lines.append(
             "place answered 5xx, retried with its key: "
