@@ -169,6 +169,9 @@ class System:
             # transactions (bus README, known limits), which a loaded 2-core machine makes common.
             BUS_RETRY_DELAYS="1,5,15",
             BUS_MAX_ATTEMPTS="6",
+            # As the runner does on the embedded server (runner.config.child_env): each service
+            # runs its write transactions one at a time (the server conflicts overlapping ones).
+            MONGO_SERIAL_TRANSACTIONS="1",
             # The gateway's rate limits are not what this suite measures.
             GATEWAY_IP_RATE_LIMIT="1000000",
             **DEADLINES,
