@@ -305,6 +305,11 @@ async def release(
     elif held["status"] == "committed" and reason == "cancelled":
         source = "committed"
     else:
+        lapsed = held["status"] == "released" and held.get("release_reason") == "expired"
+        if lapsed and reason in ("cancelled", "rejected"):
+            # The order ended after its hold lapsed: remember why, so that an OrderPaid it sent
+            # before it ended, arriving after this, sells nothing (commit re-takes expired holds).
+            await store.note_order_ended(order_id, reason, now, session)
         return []  # released, unavailable or failed already: a duplicate or a late event
     lines = doc_lines(held)
     ledger = Ledger()

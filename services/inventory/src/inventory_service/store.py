@@ -336,6 +336,16 @@ class InventoryStore:
         )
         return result.matched_count == 1
 
+    async def note_order_ended(
+        self, order_id: str, reason: str, now: datetime, session: Session = None
+    ) -> None:
+        """Record that the order of a hold that expired has ended (cancelled, rejected)."""
+        await self.reservations.update_one(
+            {"_id": order_id, "status": "released", "release_reason": "expired"},
+            {"$set": {"release_reason": reason, "updated_at": now}},
+            session=session,
+        )
+
     async def extend_reservation(
         self, order_id: str, until: datetime, now: datetime, session: Session = None
     ) -> bool:

@@ -323,6 +323,27 @@ async def test_the_sweeper_releases_a_hold_once_the_clock_passes_its_expiry(
     assert await moves(deps, "o1") == ["reserved", "released:expired", "committed:retaken"]
 
 
+async def test_an_order_cancelled_after_its_hold_lapsed_sells_nothing_on_a_late_payment(
+    deps: Deps, bus: InMemoryBus, clock: MovableClock
+) -> None:
+    # Under load (the fault suite at 30 in flight): the hold expires, the order is cancelled
+    # (its PAID deadline), and its OrderPaid reaches inventory after the OrderCancelled.
+    kettle = await product(deps, 5)
+    await handle(bus, placed("o1", (kettle, 2)))
+    clock.advance(TTL_SECONDS + 1)
+    assert await sweeper_of(deps).run_once() == 1
+    await handle(bus, cancelled("o1"))
+    await handle(bus, paid("o1", (kettle, 2)))
+
+    assert answers(bus, StockCommitted) == []
+    assert await counters(deps, kettle) == {
+        "received": 5,
+        "available": 5,
+        "reserved": 0,
+        "committed": 0,
+    }
+
+
 async def test_a_commit_fails_when_the_lapsed_hold_cannot_be_taken_again(
     deps: Deps, bus: InMemoryBus, clock: MovableClock
 ) -> None:
