@@ -249,3 +249,35 @@ export function LoadMore({ cursor, onMore }: { cursor?: string | null; onMore: (
     </button>
   );
 }
+
+/** A queue's status filter ("All" and each status) with its Refresh button. */
+export function StatusFilter<S extends string>({
+  id,
+  statuses,
+  value,
+  onChange,
+  onRefresh,
+}: {
+  id: string;
+  statuses: readonly S[];
+  value: S | "";
+  onChange: (status: S | "") => void;
+  onRefresh: () => void;
+}) {
+  return (
+    <div class="row">
+      <label for={id}>Status</label>
+      <select id={id} value={value} onChange={(e) => onChange(e.currentTarget.value as S | "")}>
+        <option value="">All</option>
+        {statuses.map((s) => (
+          <option key={s} value={s}>
+            {s}
+          </option>
+        ))}
+      </select>
+      <button type="button" class="secondary" onClick={onRefresh}>
+        Refresh
+      </button>
+    </div>
+  );
+}

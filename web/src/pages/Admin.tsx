@@ -16,7 +16,7 @@ import {
   type Role,
   type Shipment,
 } from "../api";
-import { ErrorBox, FulfilmentBadge, LoadMore, Loading, Section, StockBadge, linesText, useAsync, useProductNames } from "../ui";
+import { ErrorBox, FulfilmentBadge, LoadMore, Loading, StatusFilter, Section, StockBadge, linesText, useAsync, useProductNames } from "../ui";
 
 const ROLES: Role[] = ["Customer", "Manager", "Admin"];
 
@@ -360,20 +360,7 @@ export function Warehouse() {
   return (
     <>
       <h1 tabIndex={-1}>Warehouse</h1>
-      <div class="row">
-        <label for="shipment-status">Status</label>
-        <select id="shipment-status" value={status} onChange={(e) => setStatus(e.currentTarget.value as FulfilmentStatus | "")}>
-          <option value="">All</option>
-          {SHIPMENT_STATUSES.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
-        <button type="button" class="secondary" onClick={queue.reload}>
-          Refresh
-        </button>
-      </div>
+      <StatusFilter id="shipment-status" statuses={SHIPMENT_STATUSES} value={status} onChange={setStatus} onRefresh={queue.reload} />
       <Notice text={notice} />
       <ErrorBox error={error || queue.error} />
       {queue.loading && !items.length && <Loading />}

@@ -14,7 +14,7 @@ import {
   type SalesReport,
 } from "../api";
 import { ApprovalForm } from "./Orders";
-import { BarChart, ErrorBox, LoadMore, Loading, ReturnBadge, Section, linesText, useAsync, useProductNames } from "../ui";
+import { BarChart, ErrorBox, LoadMore, Loading, StatusFilter, ReturnBadge, Section, linesText, useAsync, useProductNames } from "../ui";
 
 export function Approvals() {
   const queue = useAsync(() => api<Page<Order>>("/orders", { query: { status: "AWAITING_APPROVAL", limit: 100 } }), []);
@@ -82,20 +82,7 @@ export function Returns() {
       <p>
         Customers ask to send delivered items back. Approve or reject each request{admin ? "; receive approved returns when the parcel arrives (the refund follows)" : ""}.
       </p>
-      <div class="row">
-        <label for="return-status">Status</label>
-        <select id="return-status" value={status} onChange={(e) => setStatus(e.currentTarget.value as ReturnStatus | "")}>
-          <option value="">All</option>
-          {RETURN_STATUSES.map((s) => (
-            <option key={s} value={s}>
-              {s}
-            </option>
-          ))}
-        </select>
-        <button type="button" class="secondary" onClick={queue.reload}>
-          Refresh
-        </button>
-      </div>
+      <StatusFilter id="return-status" statuses={RETURN_STATUSES} value={status} onChange={setStatus} onRefresh={queue.reload} />
       <ErrorBox error={queue.error} />
       {queue.loading && !items.length && <Loading />}
       {!queue.loading && !items.length && <p>No returns {status ? `with status ${status}` : "yet"}.</p>}
