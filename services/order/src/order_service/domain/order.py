@@ -244,10 +244,7 @@ class Order(BaseModel):
         """Every line is held: on to approval (high value) or payment."""
         if not self._event_applies("stockReserved", {"PENDING"}, AFTER_STOCK):
             return False
-        reserved = _quantities(lines)
-        for line in self.items:
-            line.fulfilled_quantity = min(line.quantity, reserved.get(line.product_id, 0))
-        self.reservation_expires_at = expires_at
+        self._hold(lines, expires_at)
         self._note(cause, "stockReserved", {"expiresAt": expires_at.isoformat()})
         self._go_on(cause, policy)
         return True
@@ -264,11 +261,8 @@ class Order(BaseModel):
         """Some lines are held: the preference (the one at placement unless given) decides."""
         if not self._event_applies("stockPartiallyReserved", {"PENDING"}, AFTER_STOCK):
             return False
-        held = _quantities(reserved)
-        for line in self.items:
-            line.fulfilled_quantity = min(line.quantity, held.get(line.product_id, 0))
+        self._hold(reserved, expires_at)
         self.missing = [m.model_dump(by_alias=True) for m in missing]
-        self.reservation_expires_at = expires_at
         choice = preference or self.partial_preference
         self._note(cause, "stockPartiallyReserved", {"preference": choice, "missing": self.missing})
         if choice == "accept":
@@ -280,6 +274,13 @@ class Order(BaseModel):
             self.decision_due = cause.at + policy.decision_window
             self._move("awaitDecision", "PENDING", "AWAITING_CUSTOMER_DECISION", cause)
         return True
+
+    def _hold(self, held: Sequence[Line], expires_at: datetime) -> None:
+        """Each line is fulfilled up to what inventory holds for it, until `expires_at`."""
+        quantities = _quantities(held)
+        for line in self.items:
+            line.fulfilled_quantity = min(line.quantity, quantities.get(line.product_id, 0))
+        self.reservation_expires_at = expires_at
 
     def stock_unavailable(
         self, alternatives: Sequence[str], cause: Cause, missing: Sequence[MissingLine] = ()
