@@ -22,6 +22,8 @@ from bus import AmqpPublisher, BusConnection
 from bus.fake import InMemoryBus, NullBus
 from bus.runtime import bus_config
 from contracts import Envelope
+from contracts.order import OrderCancelled, OrderPaid, OrderPlaced
+from contracts.types import Line, PricedLine
 from devkit.bus_testing import Probe, remove_topology
 from kit.auth import SigningKey, issue_access_token, use_static_keys
 from kit.clock import utcnow
@@ -169,3 +171,33 @@ def token(role: str, user_id: str | None = None) -> dict[str, str]:
         audience="shop",
     )
     return {"Authorization": f"Bearer {access}"}
+
+
+# The order saga's events as inventory receives them: every line priced 10.00, one customer.
+
+
+def placed(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPlaced]:
+    items = tuple(PricedLine(product_id=p, quantity=q, price_cents=1000) for p, q in lines)
+    event = OrderPlaced(
+        order_id=order_id,
+        user_id="u1",
+        items=items,
+        total_cents=sum(1000 * q for _, q in lines),
+        address_id="a1",
+        payment_method_id="pm1",
+    )
+    return Envelope.wrap(event, correlation_id=order_id)
+
+
+def cancelled(order_id: str, reason: Any = "CUSTOMER") -> Envelope[OrderCancelled]:
+    event = OrderCancelled(order_id=order_id, user_id="u1", reason=reason)
+    return Envelope.wrap(event, correlation_id=order_id)
+
+
+def paid(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPaid]:
+    event = OrderPaid(
+        order_id=order_id,
+        lines=tuple(Line(product_id=p, quantity=q) for p, q in lines),
+        payment_id="pay1",
+    )
+    return Envelope.wrap(event, correlation_id=order_id)

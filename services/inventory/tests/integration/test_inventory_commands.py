@@ -36,15 +36,12 @@ from contracts.inventory import (
 )
 from contracts.order import (
     OrderApprovalRequired,
-    OrderCancelled,
-    OrderPaid,
-    OrderPlaced,
     OrderRejected,
 )
-from contracts.types import Line, MissingLine, PricedLine
+from contracts.types import Line, MissingLine
 from kit.errors import Problem
 
-from .conftest import TTL_SECONDS, MovableClock
+from .conftest import TTL_SECONDS, MovableClock, cancelled, paid, placed
 
 pytestmark = pytest.mark.integration
 
@@ -80,33 +77,6 @@ async def moves(deps: Deps, order_id: str) -> list[str]:
     reservation = await deps.db["reservations"].find_one({"_id": order_id})
     assert reservation is not None
     return [move["reason"] for move in reservation["moves"]]
-
-
-def placed(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPlaced]:
-    items = tuple(PricedLine(product_id=p, quantity=q, price_cents=1000) for p, q in lines)
-    event = OrderPlaced(
-        order_id=order_id,
-        user_id="u1",
-        items=items,
-        total_cents=sum(1000 * q for _, q in lines),
-        address_id="a1",
-        payment_method_id="pm1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
-
-
-def cancelled(order_id: str, reason: Any = "CUSTOMER") -> Envelope[OrderCancelled]:
-    event = OrderCancelled(order_id=order_id, user_id="u1", reason=reason)
-    return Envelope.wrap(event, correlation_id=order_id)
-
-
-def paid(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPaid]:
-    event = OrderPaid(
-        order_id=order_id,
-        lines=tuple(Line(product_id=p, quantity=q) for p, q in lines),
-        payment_id="pay1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
 
 
 async def handle(bus: InMemoryBus, *envelopes: Envelope[Any]) -> None:

@@ -14,11 +14,11 @@ from inventory_service.domain import NewProduct, Stock
 from bus.fake import InMemoryBus
 from contracts import Actor, Envelope
 from contracts.inventory import StockLow, StockReturned
-from contracts.order import OrderPaid, OrderPlaced, ReturnReceived
-from contracts.types import Line, PricedLine
+from contracts.order import ReturnReceived
+from contracts.types import Line
 from kit.errors import Problem
 
-from .conftest import MovableClock
+from .conftest import MovableClock, paid, placed
 
 pytestmark = pytest.mark.integration
 
@@ -43,28 +43,6 @@ async def stock(deps: Deps, product_id: str) -> dict[str, int]:
     doc = await deps.db["products"].find_one({"_id": product_id})
     assert doc is not None
     return {k: doc.get(k, 0) for k in (*COUNTERS, "returned")}
-
-
-def placed(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPlaced]:
-    items = tuple(PricedLine(product_id=p, quantity=q, price_cents=1000) for p, q in lines)
-    event = OrderPlaced(
-        order_id=order_id,
-        user_id="u1",
-        items=items,
-        total_cents=sum(1000 * q for _, q in lines),
-        address_id="a1",
-        payment_method_id="pm1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
-
-
-def paid(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPaid]:
-    event = OrderPaid(
-        order_id=order_id,
-        lines=tuple(Line(product_id=p, quantity=q) for p, q in lines),
-        payment_id="pay1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
 
 
 def received(return_id: str, order_id: str, *lines: tuple[str, int]) -> Envelope[ReturnReceived]:

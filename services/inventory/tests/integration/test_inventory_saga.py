@@ -13,15 +13,11 @@ import pytest
 from contracts import Envelope
 from contracts.order import (
     OrderApprovalRequired,
-    OrderCancelled,
-    OrderPaid,
-    OrderPlaced,
     OrderRejected,
 )
-from contracts.types import Line, PricedLine
 from devkit.bus_testing import eventually
 
-from .conftest import Running, Start, token
+from .conftest import Running, Start, cancelled, paid, placed, token
 
 pytestmark = pytest.mark.integration
 
@@ -48,33 +44,6 @@ async def stock(inv: Running, product_id: str) -> dict[str, int]:
     doc = await inv.deps.db["products"].find_one({"_id": product_id})
     assert doc is not None
     return {k: doc[k] for k in ("received", "available", "reserved", "committed")}
-
-
-def placed(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPlaced]:
-    items = tuple(PricedLine(product_id=p, quantity=q, price_cents=1000) for p, q in lines)
-    event = OrderPlaced(
-        order_id=order_id,
-        user_id="u1",
-        items=items,
-        total_cents=sum(1000 * q for _, q in lines),
-        address_id="a1",
-        payment_method_id="pm1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
-
-
-def cancelled(order_id: str, reason: str = "CUSTOMER") -> Envelope[OrderCancelled]:
-    event = OrderCancelled(order_id=order_id, user_id="u1", reason=reason)  # type: ignore[arg-type]
-    return Envelope.wrap(event, correlation_id=order_id)
-
-
-def paid(order_id: str, *lines: tuple[str, int]) -> Envelope[OrderPaid]:
-    event = OrderPaid(
-        order_id=order_id,
-        lines=tuple(Line(product_id=p, quantity=q) for p, q in lines),
-        payment_id="pay1",
-    )
-    return Envelope.wrap(event, correlation_id=order_id)
 
 
 def order_id() -> str:
