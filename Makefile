@@ -5,7 +5,7 @@ UV := $(shell scripts/ensure-uv.sh)
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: help sync web browser run test test-unit test-integration test-e2e test-web lint format contracts up down logs bench bench-quick chaos soak clean
+.PHONY: help sync web browser run test test-unit test-integration test-e2e test-containers test-web lint format contracts up down logs bench bench-quick chaos soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -33,6 +33,11 @@ test-integration: sync ## Components against the real RabbitMQ and a MongoDB-pro
 
 test-e2e: sync ## The whole system as processes, through the gateway
 	$(PYTEST) -m e2e
+
+# The fault suite (tests/chaos) starts its own embedded servers and broker node: local mode only.
+test-containers: sync ## Integration and e2e suites on MongoDB and RabbitMQ containers (needs Docker)
+	@$(PY) -m devkit.containers --pull
+	SHOP_TEST_CONTAINERS=1 $(PYTEST) -m "integration or e2e" --ignore=tests/chaos
 
 test-web: sync web browser ## The web front end in Chromium against the running system
 	$(PYTEST) -m web

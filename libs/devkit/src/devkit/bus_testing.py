@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -15,6 +16,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from bus.config import BusConfig
 from bus.connection import BusConnection
 from bus.topology import Names, delete_topology
+from devkit.containers import VARIABLE
 from devkit.rabbit_node import RabbitNode
 
 
@@ -82,28 +84,51 @@ class Probe:
         return [m.message_id for m in self.messages]
 
 
+type BrokerCtl = Callable[..., Awaitable[tuple[int, str]]]
+
+# Where `rabbitmqctl` reaches the session's broker when it is not the machine's: inside its
+# container (devkit.testing registers `devkit.containers.Started.rabbitmqctl` for the session).
+_session_broker_ctl: BrokerCtl | None = None
+
+
+def use_broker_ctl(ctl: BrokerCtl | None) -> BrokerCtl | None:
+    """Run `rabbitmqctl` through `ctl` (None: the machine's); the previous one, to restore."""
+    global _session_broker_ctl
+    previous, _session_broker_ctl = _session_broker_ctl, ctl
+    return previous
+
+
 def can_drop_connections() -> bool:
-    """True when `rabbitmqctl` is available to close a connection from the broker side."""
-    return shutil.which("rabbitmqctl") is not None
+    """True when `rabbitmqctl` can close a connection from the broker side: the machine's, or
+    the broker container's when the session runs on containers (`SHOP_TEST_CONTAINERS=1`)."""
+    return shutil.which("rabbitmqctl") is not None or os.environ.get(VARIABLE) == "1"
+
+
+async def _machine_ctl(*args: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await process.communicate()
+    return await process.wait(), out.decode()
+
+
+def _ctl(node: RabbitNode | None) -> BrokerCtl:
+    if node is not None:
+        return node.ctl
+    return _session_broker_ctl or _machine_ctl
 
 
 async def broker_connections(
     prefix: str, *, node: RabbitNode | None = None
 ) -> list[tuple[str, str]]:
     """(pid, connection name) of every broker connection whose name starts with `prefix` (on
-    the machine's broker, or on `node`, a node of the test's own)."""
-    args = ("list_connections", "-q", "--no-table-headers", "pid", "client_properties")
-    if node is not None:
-        _, text = await node.ctl(*args)
-    else:
-        listing = await asyncio.create_subprocess_exec(
-            "rabbitmqctl",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await listing.communicate()
-        text = out.decode()
+    the session's broker, or on `node`, a node of the test's own)."""
+    _, text = await _ctl(node)(
+        "list_connections", "-q", "--no-table-headers", "pid", "client_properties"
+    )
     marker = '"connection_name","'
     found: list[tuple[str, str]] = []
     for line in text.splitlines():
@@ -117,18 +142,8 @@ async def broker_connections(
 
 async def close_broker_connection(pid: str, reason: str, *, node: RabbitNode | None = None) -> bool:
     """Make the broker close the connection `pid`, as a failover would; True when it did."""
-    if node is not None:
-        code, _ = await node.ctl("close_connection", pid, reason)
-        return code == 0
-    closing = await asyncio.create_subprocess_exec(
-        "rabbitmqctl",
-        "close_connection",
-        pid,
-        reason,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    return await closing.wait() == 0
+    code, _ = await _ctl(node)("close_connection", pid, reason)
+    return code == 0
 
 
 async def drop_connection(connection: BusConnection, reason: str = "test") -> None:
@@ -137,7 +152,7 @@ async def drop_connection(connection: BusConnection, reason: str = "test") -> No
         pid for pid, name in await broker_connections(connection.name) if name == connection.name
     ]
     if not pids:
-        # e.g. the broker runs in a container that this rabbitmqctl does not manage
+        # e.g. the broker runs in a container that no registered rabbitmqctl manages
         raise LookupError(f"no broker connection named {connection.name!r}")
     for pid in pids:
         if not await close_broker_connection(pid, reason):

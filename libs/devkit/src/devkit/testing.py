@@ -1,23 +1,25 @@
-# mypy: disable-error-code="unused-ignore"
 """The pytest plugin (the root conftest registers it): a real broker and a real MongoDB-protocol
 server for tests.
 
-Order of preference (architecture.md, "Where it runs"): testcontainers when a Docker engine
-answers; else `AMQP_URL` / the local RabbitMQ and `MONGO_URL`; else an embedded mongoeco server
-started as a subprocess for the session. Each test run gets its own name prefix for exchanges and
-queues, and each test its own database, so runs never see each other's messages or rows.
+Where they come from (architecture.md, "Where it runs"; `devkit.containers` says how
+`SHOP_TEST_CONTAINERS` chooses): MongoDB (a single-node replica set) and RabbitMQ containers,
+as compose runs them; else `AMQP_URL` / the local RabbitMQ and `MONGO_URL`, else an embedded
+mongoeco server started as a subprocess for the session. Each test run gets its own name prefix
+for exchanges and queues, and each test its own database, so runs never see each other's
+messages or rows.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -25,24 +27,13 @@ import uvicorn
 from pymongo import AsyncMongoClient
 from starlette.types import ASGIApp
 
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+from devkit import containers
+from devkit.bus_testing import use_broker_ctl
+from kit.settings import DEFAULT_AMQP_URL
 
 # Every service a test starts in this process reads the same internal credential (kit.internal),
 # as the runner gives every child the same one.
 os.environ.setdefault("INTERNAL_TOKEN", secrets.token_urlsafe(24))
-
-
-def docker_answers() -> bool:
-    """True when a Docker engine is reachable (the client alone is not enough)."""
-    if os.environ.get("SHOP_TESTS_NO_DOCKER"):
-        return False
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=2).ping()
-    except Exception:
-        return False
-    return True
 
 
 class EmbeddedMongo:
@@ -70,33 +61,45 @@ class EmbeddedMongo:
 
 
 @pytest.fixture(scope="session")
-def _containers() -> Iterator[dict[str, str]]:
-    urls: dict[str, str] = {}
-    with ExitStack() as stack:
-        if docker_answers() and not (os.environ.get("AMQP_URL") and os.environ.get("MONGO_URL")):
-            from testcontainers.mongodb import MongoDbContainer  # type: ignore[import-untyped]
-            from testcontainers.rabbitmq import RabbitMqContainer  # type: ignore[import-untyped]
+def _containers() -> Iterator[containers.Started | None]:
+    """The session's containers, or None when it runs on the local broker and MONGO_URL / the
+    embedded server."""
+    if not containers.wanted(os.environ):
+        yield None
+        return
+    with containers.started() as started:
+        # Tests that make the broker drop a connection reach it inside its container.
+        previous = use_broker_ctl(started.rabbitmqctl)
+        try:
+            yield started
+        finally:
+            use_broker_ctl(previous)
 
-            rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:3.13-management"))
-            urls["amqp"] = (
-                f"amqp://guest:guest@{rabbit.get_container_host_ip()}:"
-                f"{rabbit.get_exposed_port(5672)}/"
-            )
-            mongo = stack.enter_context(MongoDbContainer("mongo:7.0").with_command("--replSet rs0"))
-            urls["mongo"] = mongo.get_connection_url() + "/?directConnection=true"
-        yield urls
+
+def session_amqp_url(started: containers.Started | None, environ: Mapping[str, str]) -> str:
+    """The session's broker: the container's, else AMQP_URL, else the local one."""
+    if started is not None:
+        return started.amqp_url
+    return environ.get("AMQP_URL") or DEFAULT_AMQP_URL
+
+
+def session_mongo_url(started: containers.Started | None, environ: Mapping[str, str]) -> str | None:
+    """The session's MongoDB: the container's, else MONGO_URL; None: the embedded server."""
+    if started is not None:
+        return started.mongo_url
+    return environ.get("MONGO_URL") or None
 
 
 @pytest.fixture(scope="session")
-def amqp_url(_containers: dict[str, str]) -> str:
+def amqp_url(_containers: containers.Started | None) -> str:
     """The broker for this test session."""
-    return os.environ.get("AMQP_URL") or _containers.get("amqp") or DEFAULT_AMQP_URL
+    return session_amqp_url(_containers, os.environ)
 
 
 @pytest.fixture(scope="session")
-def mongo_url(_containers: dict[str, str]) -> Iterator[str]:
+def mongo_url(_containers: containers.Started | None) -> Iterator[str]:
     """The MongoDB-protocol server for this test session."""
-    url = os.environ.get("MONGO_URL") or _containers.get("mongo")
+    url = session_mongo_url(_containers, os.environ)
     if url:
         yield url
         return
@@ -108,11 +111,12 @@ def mongo_url(_containers: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def mongo_is_embedded(_containers: dict[str, str]) -> bool:
+def mongo_is_embedded(_containers: containers.Started | None) -> bool:
     """True when `mongo_url` is the embedded server (not MONGO_URL, not a container): it treats
     any two overlapping write transactions on the whole server as a conflict (kit.transactions),
-    unlike a real MongoDB's document-level conflicts."""
-    return not (os.environ.get("MONGO_URL") or _containers.get("mongo"))
+    unlike a real MongoDB's document-level conflicts. What works around the embedded server
+    follows it (devkit's README lists those workarounds)."""
+    return session_mongo_url(_containers, os.environ) is None
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +128,10 @@ def run_prefix() -> str:
 @pytest.fixture
 def db_name(request: pytest.FixtureRequest) -> str:
     """A database name unique to this test."""
-    return f"t_{request.node.name[:30]}_{secrets.token_hex(4)}".replace("[", "_").replace("]", "_")
+    # MongoDB refuses `/\. "$*<>:|?` in a database name (a parametrized test's id may hold
+    # them); the embedded server does not check.
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", request.node.name[:30])
+    return f"t_{name}_{secrets.token_hex(4)}"
 
 
 @pytest.fixture
@@ -136,10 +143,10 @@ async def mongo_client(mongo_url: str) -> AsyncIterator[AsyncMongoClient[Any]]:
         await client.close()
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (on `host`; "0.0.0.0": on every interface)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
