@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from kit import metrics
 from kit.clock import Clock
 from order_service.domain import STATUSES, WAITS, Order, Status
-from order_service.store import ORDERS, OrderStore
+from order_service.store import OrderStore
 
 # Placement → CONFIRMED spans a customer's decision and a Manager's approval (minutes, hours):
 # the request buckets stop at 15 s, where every slow order would land in +Inf.
@@ -45,17 +45,13 @@ def record_step(order: Order, before: Status) -> None:
 
 
 def order_sampler(store: OrderStore, clock: Clock) -> metrics.ScrapeHook:
-    """A scrape hook: orders per status (one aggregation over the status index) and the orders
-    the sweeper should have closed by the service's clock (the status_deadline index)."""
+    """A scrape hook: orders per status, and the orders the deadline sweeper should have
+    closed by the service's clock."""
 
     async def sample() -> None:
-        counts = dict.fromkeys(STATUSES, 0)
-        cursor = await store.db[ORDERS].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
-        async for row in cursor:
-            if row["_id"] in counts:
-                counts[row["_id"]] = int(row["n"])
-        for status, count in counts.items():
-            ORDERS_BY_STATUS.labels(service="order", status=status).set(count)
+        counts = await store.count_by_status()
+        for status in STATUSES:
+            ORDERS_BY_STATUS.labels(service="order", status=status).set(counts.get(status, 0))
         now = clock()
         overdue, oldest = await store.past_deadline(list(WAITS), now)
         PAST_DEADLINE.labels(service="order").set(overdue)

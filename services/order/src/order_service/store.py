@@ -229,6 +229,11 @@ class OrderStore:
         found = self.db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in found]
 
+    async def count_by_status(self) -> dict[str, int]:
+        """Orders per status (one aggregation over the status index)."""
+        cursor = await self.db[ORDERS].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+        return {str(row["_id"]): int(row["n"]) async for row in cursor}
+
     async def past_deadline(
         self, statuses: Sequence[Status], now: datetime
     ) -> tuple[int, datetime | None]:
