@@ -4,17 +4,15 @@ deadline" alert of deploy/observability reads)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from order_service.domain import Cause, Policy
+from order_service.domain import Policy
 from order_service.metrics import order_sampler
 from order_service.sweeper import DeadlineSweeper
 from prometheus_client import REGISTRY
 
-from contracts.types import Line
-
-from .conftest import Wired, new_order
+from .conftest import Wired, awaiting_payment, new_order
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +23,6 @@ def gauge(name: str, **labels: str) -> float:
     value = REGISTRY.get_sample_value(name, {"service": "order", **labels})
     assert value is not None, f"{name} {labels} not exported"
     return value
-
-
-async def awaiting_payment(wired: Wired, now: datetime) -> str:
-    order = new_order(now)
-    order.stock_reserved([Line(product_id="book", quantity=2)], now, Cause(at=now), POLICY)
-    await wired.deps.store.save(order, None)
-    return order.order_id
 
 
 async def test_orders_past_their_deadline_are_counted_until_the_sweeper_closes_them(
