@@ -344,9 +344,9 @@ def test_every_dashboard_query_names_exported_metrics(path: Path, exported: Expo
             queried += 1
     for variable in board["templating"]["list"]:
         assert variable["datasource"]["uid"] == uid, variable["name"]
-        metric, label = re.fullmatch(
-            r"label_values\((\w+),\s*(\w+)\)", variable["query"]["query"]
-        ).groups()  # type: ignore[union-attr]
+        found = re.fullmatch(r"label_values\((\w+),\s*(\w+)\)", variable["query"]["query"])
+        assert found, f"{path.name}: variable {variable['name']} is not a label_values query"
+        metric, label = found.groups()
         assert exported.knows(metric) and label in exported.labels[metric], variable["name"]
     assert queried >= 5, f"{path.name}: hardly a dashboard"
 
