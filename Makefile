@@ -66,6 +66,8 @@ up: sync ## Build the images and run the system in containers (deploy/compose.ya
 	@echo "  Mailpit (email)   http://127.0.0.1:8025"
 	@echo "  Jaeger (traces)   http://127.0.0.1:16686"
 	@echo "  RabbitMQ UI       http://127.0.0.1:15672  (RABBITMQ_USER / RABBITMQ_PASSWORD in deploy/.env)"
+	@echo "  Prometheus        http://127.0.0.1:9090  (targets, alert rules: /alerts)"
+	@echo "  Grafana           http://127.0.0.1:3000  (dashboards in folder Shop; admin: GRAFANA_ADMIN_PASSWORD in deploy/.env)"
 	@echo "  accounts          SHOP_ADMIN_* and SHOP_MANAGER_* in deploy/.env"
 
 down: ## Stop and remove the containers (data volumes are kept)

@@ -9,8 +9,9 @@ passwords across `make down` / `make up`. Both are git-ignored (deploy/.gitignor
 - `deploy/.env`: the RabbitMQ password, MongoDB's root user (`MONGO_ROOT_USER`,
   `MONGO_ROOT_PASSWORD`), the internal credential every service and the gateway share
   (`INTERNAL_TOKEN`, kit.internal), the bootstrap Admin and Manager accounts
-  (`SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_MANAGER_*`), `SHOP_ENV` (`prod`; `dev` seeds
-  the demo catalogue), random values where they are secret.
+  (`SHOP_ADMIN_EMAIL`, `SHOP_ADMIN_PASSWORD`, `SHOP_MANAGER_*`), Grafana's admin password
+  (`GRAFANA_ADMIN_PASSWORD`), `SHOP_ENV` (`prod`; `dev` seeds the demo catalogue), random values
+  where they are secret.
 - `deploy/secrets/jwt-private-key.pem`: the user service's RS256 key (3072 bits), mounted into
   its container as a compose secret. The directory is owner-only; the file is readable by the
   container's unprivileged user (a bind mount keeps the host's mode and owner).
@@ -62,6 +63,7 @@ VARIABLES: dict[str, Callable[[], str]] = {
     "SHOP_ADMIN_PASSWORD": _password,
     "SHOP_MANAGER_EMAIL": lambda: "manager@shop.local",
     "SHOP_MANAGER_PASSWORD": _password,
+    "GRAFANA_ADMIN_PASSWORD": _password,  # Grafana's `admin` (anyone may view the dashboards)
 }
 
 HEADER = """\

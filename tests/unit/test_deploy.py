@@ -38,9 +38,16 @@ pytestmark = pytest.mark.unit
 
 PORTS = dict(SERVICES)  # name → offset from 8000
 APP_SERVICES = tuple(PORTS)
-INFRA = {"mongo", "rabbitmq", "mailpit", "jaeger"}
+INFRA = {"mongo", "rabbitmq", "mailpit", "jaeger", "prometheus", "grafana"}
 # Host port → the container that publishes it: nothing else may reach the host.
-PUBLISHED = {8000: "gateway", 8025: "mailpit", 16686: "jaeger", 15672: "rabbitmq"}
+PUBLISHED = {
+    8000: "gateway",
+    8025: "mailpit",
+    16686: "jaeger",
+    15672: "rabbitmq",
+    9090: "prometheus",
+    3000: "grafana",
+}
 # Read by Python or the OpenTelemetry SDK, not by a settings class.
 NOT_SETTINGS = {"PYTHONUNBUFFERED", "OTEL_BSP_SCHEDULE_DELAY"}
 # The runner's dev-only key directory (containers get a real key file instead), and the serial
@@ -236,7 +243,7 @@ def test_only_the_gateway_names_trusted_proxies_and_compose_has_none(
     assert compose_env(compose, "gateway")["GATEWAY_TRUSTED_PROXIES"] == ""
 
 
-def test_only_the_gateway_and_the_three_uis_are_published(compose: dict[str, Any]) -> None:
+def test_only_the_gateway_and_the_uis_are_published(compose: dict[str, Any]) -> None:
     published: dict[int, str] = {}
     for name, spec in compose["services"].items():
         assert "expose" not in spec or name in INFRA

@@ -11,8 +11,10 @@ Counted where they happen (consumer and relay), labelled by the service that did
 - `shop_event_handler_duration_seconds{service,handler}`: one handler's committed transaction.
 
 Sampled when `/metrics` is scraped (`BusSampler`, registered by `bus.runtime.service_lifespan`),
-from reads only: `shop_dlq_depth{service}` (a passive queue declare), `shop_outbox_pending{service}`
-and `shop_outbox_lag_seconds{service}` (age of the oldest unpublished row; 0 when none).
+from reads only: `shop_queue_depth{service}` (deliveries waiting in `<service>.events`, the
+consumer's backlog) and `shop_dlq_depth{service}` (passive queue declares),
+`shop_outbox_pending{service}` and `shop_outbox_lag_seconds{service}` (age of the oldest
+unpublished row; 0 when none).
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ HANDLER_DURATION = metrics.histogram(
     "One handler's transaction (inbox row, handler, emitted events), committed.",
     ["service", "handler"],
 )
+QUEUE_DEPTH = metrics.gauge(
+    "shop_queue_depth",
+    "Deliveries ready in the service's queue, not yet taken by its consumer.",
+    ["service"],
+)
 DLQ_DEPTH = metrics.gauge(
     "shop_dlq_depth", "Messages waiting in the service's dead-letter queue.", ["service"]
 )
@@ -106,7 +113,8 @@ async def sample_outbox(
 
 
 class BusSampler:
-    """Reads the DLQ depth and the outbox's state when Prometheus scrapes (no writes)."""
+    """Reads the queue and DLQ depths and the outbox's state when Prometheus scrapes (no
+    writes)."""
 
     def __init__(
         self, config: BusConfig, connection: BusConnection, db: AsyncDatabase[Any]
@@ -120,14 +128,16 @@ class BusSampler:
         service = self._config.service
         await sample_outbox(service, self._db, self._config.document_outboxes)
         if self._connection.is_connected:
-            DLQ_DEPTH.labels(service=service).set(await self._dlq_depth())
+            names = Names.of(self._config)
+            QUEUE_DEPTH.labels(service=service).set(await self._depth(names.queue))
+            DLQ_DEPTH.labels(service=service).set(await self._depth(names.dlq))
 
-    async def _dlq_depth(self) -> int:
+    async def _depth(self, queue: str) -> int:
         # Own channel: a passive declare that fails closes its channel, never the consumer's.
         if self._channel is None or self._channel.is_closed:
             self._channel = await self._connection.channel()
         raw = await self._channel.get_underlay_channel()
-        declared = await raw.queue_declare(Names.of(self._config).dlq, passive=True)
+        declared = await raw.queue_declare(queue, passive=True)
         return int(declared.message_count or 0)
 
     async def close(self) -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pymongo import AsyncMongoClient
 
 from bus import BusConnection, HandlerContext, delete_topology
@@ -57,13 +58,17 @@ async def refuse_poison(envelope: Envelope[MetricsPoison], ctx: HandlerContext) 
 HANDLERS: Any = {MetricsPing: [answer_ping], MetricsPoison: [refuse_poison]}
 
 
-def value(text: str, name: str, **labels: str) -> float:
-    return sum(
-        sample.value
+def samples(text: str, name: str, **labels: str) -> list[Sample]:
+    return [
+        sample
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == name and labels.items() <= dict(sample.labels).items()
-    )
+    ]
+
+
+def value(text: str, name: str, **labels: str) -> float:
+    return sum(sample.value for sample in samples(text, name, **labels))
 
 
 async def test_a_consumed_event_and_a_dead_letter_show_up_in_metrics(
@@ -157,6 +162,8 @@ async def test_a_consumed_event_and_a_dead_letter_show_up_in_metrics(
         assert value(text, "shop_events_dead_lettered_total", service=service) == 1
         assert value(text, "shop_event_handler_duration_seconds_count", service=service) == 1
         assert value(text, "shop_outbox_pending", service=service) == 0
+        # the consumer's backlog is sampled too: one sample, drained by now
+        assert [s.value for s in samples(text, "shop_queue_depth", service=service)] == [0]
         assert value(text, "shop_outbox_lag_seconds", service=service) == 0
     finally:
         mongo: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)

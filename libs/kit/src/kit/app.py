@@ -4,7 +4,8 @@
 logging and tracing set up for `settings.service_name`; problem+json for every error; the
 request-context middleware (`X-Request-Id`, body limit, last-resort 500) inside a server span
 per request (FastAPI's native telemetry, else `kit.tracing_middleware`); `/healthz`, `/readyz`
-and `/metrics` (the HTTP latency histogram outside it all, see `kit.metrics`); the JWT verifier
+and `/metrics` (the HTTP latency histogram outside it all, see `kit.metrics`; readiness as the
+`shop_ready` gauge, see `kit.health`); the JWT verifier
 on `app.state.token_verifier`; the settings on `app.state.settings`; and the service's own
 lifespan wrapped so start and stop are logged (and the verifier's HTTP client closed).
 """
@@ -22,7 +23,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 
 from kit.errors import install_problem_handlers, install_problem_openapi
-from kit.health import add_readiness_check, install_health_routes
+from kit.health import add_readiness_check, install_health_routes, install_readiness_metric
 from kit.logging import configure_logging
 from kit.metrics import install_metrics
 from kit.request_context import RequestContextMiddleware
@@ -116,6 +117,7 @@ def create_app(
     install_metrics(app, settings.service_name)
 
     install_health_routes(app)
+    install_readiness_metric(app, settings.service_name)
     for router in routers:
         app.include_router(router)
     return app

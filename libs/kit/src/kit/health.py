@@ -4,6 +4,9 @@ Readiness checks are registered at start-up (usually in the lifespan, once Mongo
 connected) with `add_readiness_check(app, "mongo", check)`. `/readyz` runs them all at once, each
 with a short timeout: a check that raises, answers False or takes too long makes the service
 `unavailable` (503), so a load balancer stops sending it traffic.
+
+The same answer is the gauge `shop_ready{service}` (1 ready, 0 not), sampled when `/metrics` is
+scraped: Prometheus's `up` says the process answers, this says whether it could serve.
 """
 
 from __future__ import annotations
@@ -15,11 +18,19 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from kit import metrics
+
 log = structlog.get_logger("kit.health")
 
 type ReadinessCheck = Callable[[], Awaitable[bool]]
 
 DEFAULT_CHECK_TIMEOUT = 2.0
+
+READY = metrics.gauge(
+    "shop_ready",
+    "1 when every readiness check passes (what /readyz answers), sampled when scraped.",
+    ["service"],
+)
 
 
 def _checks(app: FastAPI) -> dict[str, tuple[ReadinessCheck, float]]:
@@ -94,3 +105,16 @@ def install_health_routes(app: FastAPI) -> None:
         tags=["health"],
         responses={503: {"description": "A dependency is not reachable"}},
     )
+
+
+def install_readiness_metric(app: FastAPI, service: str) -> None:
+    """Sample `shop_ready{service}` on each scrape from the checks `/readyz` runs."""
+    gauge = READY.labels(service=service)
+
+    async def sample() -> None:
+        # Not ready until shown otherwise: a sample cut short by the scrape's timeout says 0.
+        gauge.set(0)
+        ready, _ = await readiness(app)
+        gauge.set(1 if ready else 0)
+
+    metrics.add_scrape_hook(app, "readiness", sample)

@@ -60,6 +60,7 @@ __all__ = [
     "gauge",
     "histogram",
     "install_metrics",
+    "label_names",
     "remove_scrape_hook",
     "render",
 ]
@@ -74,13 +75,17 @@ SCRAPE_HOOK_TIMEOUT = 2.0
 type ScrapeHook = Callable[[], Awaitable[None]]
 
 _metrics: dict[str, Any] = {}
+_label_names: dict[str, tuple[str, ...]] = {}
 
 
-def _get_or_create[M](kind: type[M], name: str, factory: Callable[[], M]) -> M:
+def _get_or_create[M](
+    kind: type[M], name: str, labelnames: Sequence[str], factory: Callable[[], M]
+) -> M:
     existing = _metrics.get(name)
     if existing is None:
         existing = factory()
         _metrics[name] = existing
+        _label_names[name] = tuple(labelnames)
     if not isinstance(existing, kind):
         raise ValueError(f"metric {name} already exists as a {type(existing).__name__}")
     return existing
@@ -89,12 +94,14 @@ def _get_or_create[M](kind: type[M], name: str, factory: Callable[[], M]) -> M:
 def counter(name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
     """The counter `name` (created once, in the default registry). Name it `*_total`."""
     base = name.removesuffix("_total")  # prometheus-client appends `_total` itself
-    return _get_or_create(Counter, name, lambda: Counter(base, documentation, labelnames))
+    return _get_or_create(
+        Counter, name, labelnames, lambda: Counter(base, documentation, labelnames)
+    )
 
 
 def gauge(name: str, documentation: str, labelnames: Sequence[str] = ()) -> Gauge:
     """The gauge `name` (created once, in the default registry)."""
-    return _get_or_create(Gauge, name, lambda: Gauge(name, documentation, labelnames))
+    return _get_or_create(Gauge, name, labelnames, lambda: Gauge(name, documentation, labelnames))
 
 
 def histogram(
@@ -108,8 +115,15 @@ def histogram(
     return _get_or_create(
         Histogram,
         name,
+        labelnames,
         lambda: Histogram(name, documentation, labelnames, buckets=tuple(buckets)),
     )
+
+
+def label_names() -> dict[str, tuple[str, ...]]:
+    """Every metric made through these constructors (by the name it was given) and its label
+    names: what a dashboard's query may select on (tests/unit/test_observability.py)."""
+    return dict(_label_names)
 
 
 HTTP_REQUEST_DURATION = histogram(

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from kit.health import add_readiness_check
 
@@ -72,3 +73,31 @@ async def test_readyz_is_503_when_a_check_hangs(app: FastAPI, client: httpx.Asyn
     assert loop.time() - started < 5
     assert response.status_code == 503
     assert response.json()["checks"] == {"mongo": False}
+
+
+async def ready_gauge(client: httpx.AsyncClient) -> list[float]:
+    text = (await client.get("/metrics")).text
+    return [
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "shop_ready" and sample.labels == {"service": "demo"}
+    ]
+
+
+async def test_the_ready_gauge_follows_the_readiness_checks(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """An alive process whose dependency is down answers scrapes (`up` is 1): the gauge is what
+    tells Prometheus it could not serve."""
+    healthy = True
+
+    async def mongo() -> bool:
+        return healthy
+
+    add_readiness_check(app, "mongo", mongo)
+    assert await ready_gauge(client) == [1]
+    healthy = False
+    assert await ready_gauge(client) == [0]
+    healthy = True
+    assert await ready_gauge(client) == [1]

@@ -18,7 +18,7 @@ from kit.tracing_clients import TracingTransport
 from order_service import replicas, store
 from order_service.deps import Deps
 from order_service.handlers import HANDLERS
-from order_service.metrics import status_sampler
+from order_service.metrics import order_sampler
 from order_service.precheck import HttpInventory, HttpUserDirectory
 from order_service.settings import OrderSettings
 from order_service.sweeper import DeadlineSweeper
@@ -65,8 +65,8 @@ def background(deps: Deps) -> dict[str, Background]:
 
 
 def sample_statuses(app: FastAPI, deps: Deps) -> None:
-    """The orders-per-status gauge, read when `/metrics` is scraped."""
-    add_scrape_hook(app, "orders", status_sampler(deps.db))
+    """The orders-per-status and past-deadline gauges, read when `/metrics` is scraped."""
+    add_scrape_hook(app, "orders", order_sampler(deps.store, deps.clock))
 
 
 def lifespan(settings: OrderSettings) -> Lifespan:

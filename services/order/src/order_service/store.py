@@ -30,7 +30,7 @@ from bus.documents import (
     step_update,
 )
 from contracts import Envelope
-from kit.mongo import Db, Doc, IndexSpec, Session
+from kit.mongo import Db, Doc, IndexSpec, Session, as_utc
 from kit.transactions import Conflict
 from order_service.domain import Order, OrderReturn, ReturnStatus, Status
 
@@ -109,6 +109,14 @@ def idempotency_id(user_id: str, key: str) -> str:
     server enforces cheaply (the embedded one scans the collection for a compound unique index,
     bench/README.md)."""
     return f"{user_id}:{key}"
+
+
+def _past_deadline(statuses: Sequence[Status], now: datetime) -> Doc:
+    """Orders waiting in `statuses` whose deadline is `now` or earlier (the status_deadline
+    index)."""
+    # `$ne: None`: a CONFIRMED order waits only while a return does (its deadline is null
+    # otherwise), and the embedded server, unlike MongoDB, counts null as before any date.
+    return {"status": {"$in": list(statuses)}, "deadline": {"$ne": None, "$lte": now}}
 
 
 @dataclass(frozen=True)
@@ -215,13 +223,28 @@ class OrderStore:
     ) -> list[str]:
         """Ids of orders waiting in `statuses` whose deadline has passed, oldest deadline first
         (but the `exclude`d ones: the sweeper's quarantined rows)."""
-        # `$ne: None`: a CONFIRMED order waits only while a return does (its deadline is null
-        # otherwise), and the embedded server, unlike MongoDB, counts null as before any date.
-        query: Doc = {"status": {"$in": list(statuses)}, "deadline": {"$ne": None, "$lte": now}}
+        query = _past_deadline(statuses, now)
         if exclude:
             query["_id"] = {"$nin": list(exclude)}
         found = self.db[ORDERS].find(query, {"_id": 1}).sort("deadline", ASCENDING).limit(limit)
         return [doc["_id"] async for doc in found]
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Orders per status (one aggregation over the status index)."""
+        cursor = await self.db[ORDERS].aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])
+        return {str(row["_id"]): int(row["n"]) async for row in cursor}
+
+    async def past_deadline(
+        self, statuses: Sequence[Status], now: datetime
+    ) -> tuple[int, datetime | None]:
+        """How many orders waiting in `statuses` are past their deadline, and the earliest of
+        those deadlines (None when there is none): what the sweeper has yet to close."""
+        query = _past_deadline(statuses, now)
+        count = await self.db[ORDERS].count_documents(query)
+        oldest = await self.db[ORDERS].find_one(
+            query, {"deadline": 1}, sort=[("deadline", ASCENDING)]
+        )
+        return count, as_utc(oldest["deadline"]) if oldest else None
 
     async def page(
         self,

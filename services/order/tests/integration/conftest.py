@@ -14,7 +14,7 @@ import pytest
 from order_service.bootstrap import bootstrap
 from order_service.commands import Caller, NewOrder, place_order
 from order_service.deps import Deps
-from order_service.domain import Cause, Order, ProductFacts
+from order_service.domain import Cause, Order, Policy, ProductFacts
 from order_service.main import create_app
 from order_service.settings import OrderSettings
 from order_service.store import IdempotentRequest
@@ -26,7 +26,7 @@ from bus.runtime import bus_config
 from contracts import Envelope, Event
 from contracts.envelope import Actor
 from contracts.inventory import ProductCreated
-from contracts.types import Address, PaymentMethodSummary, Preferences
+from contracts.types import Address, Line, PaymentMethodSummary, Preferences
 from contracts.user import UserProfileUpdated
 from devkit.bus_testing import eventually, remove_topology
 from kit.auth.principal import Principal, UserRole
@@ -45,6 +45,15 @@ def new_order(at: datetime) -> Order:
         payment_method_id="pm1",
         cause=Cause(at=at, actor=CUSTOMER),
     )
+
+
+async def awaiting_payment(wired: Wired, now: datetime) -> str:
+    """A saved order of u1 whose stock is reserved at `now`: it waits for payment for a minute."""
+    order = new_order(now)
+    policy = Policy(payment_window=timedelta(minutes=1))
+    order.stock_reserved([Line(product_id="book", quantity=2)], now, Cause(at=now), policy)
+    await wired.deps.store.save(order, None)
+    return order.order_id
 
 
 @dataclass

@@ -4,17 +4,16 @@ OrderCancelled in the order's outbox; one instance sweeps at a time under the le
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from order_service.domain import Cause, Policy
+from order_service.domain import Policy
 from order_service.sweeper import DeadlineSweeper
 from prometheus_client import REGISTRY
 
 from contracts.order import OrderCancelled
-from contracts.types import Line
 
-from .conftest import Wired, new_order
+from .conftest import Wired, awaiting_payment, new_order
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +24,6 @@ def sweeper(wired: Wired, holder: str, max_failures: int = 5) -> DeadlineSweeper
     return DeadlineSweeper(
         wired.deps, interval=60, lease_seconds=30, holder=holder, max_failures=max_failures
     )
-
-
-async def awaiting_payment(wired: Wired, now: datetime) -> str:
-    order = new_order(now)
-    order.stock_reserved([Line(product_id="book", quantity=2)], now, Cause(at=now), POLICY)
-    await wired.deps.store.save(order, None)
-    return order.order_id
 
 
 def cancelled(wired: Wired) -> list[str]:
