@@ -5,7 +5,7 @@ UV := $(shell scripts/ensure-uv.sh)
 PY := .venv/bin/python
 PYTEST := $(PY) -m pytest
 
-.PHONY: help sync web browser run test test-unit test-integration test-e2e test-containers test-web lint format contracts up down logs bench bench-quick chaos soak clean
+.PHONY: help sync web browser promtool run test test-unit test-integration test-e2e test-containers test-web lint format contracts up down logs bench bench-quick chaos soak clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,10 +19,13 @@ web: ## Build the web front end into web/dist when it is out of date (npm ci + V
 browser: ## Install Debian's Chromium for the browser tests when /usr/bin/chromium is missing
 	@scripts/ensure-chromium.sh
 
+promtool: ## Fetch Prometheus's promtool into .tools/bin for the alert-rule tests
+	@scripts/ensure-promtool.sh
+
 run: sync web ## Start the whole system locally (web app and API on 127.0.0.1:8000)
 	$(PY) scripts/run_local.py
 
-test: sync lint web browser ## Lint, build the web app, then run every test (unit … e2e, web)
+test: sync lint web browser promtool ## Lint, build the web app, then run every test (unit … e2e, web)
 	$(PYTEST)
 
 test-unit: sync ## The fast loop: pure logic and in-memory fakes only
