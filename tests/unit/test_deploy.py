@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 sys.path.insert(0, str(ROOT / "scripts"))
 import deploy_env  # noqa: E402
+import image_sizes  # noqa: E402
 from runner.config import SERVICES, child_env, parse_args  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -413,6 +414,47 @@ def test_build_context_excludes_local_state() -> None:
     for allowed in ("!pyproject.toml", "!uv.lock", "!libs/", "!services/", "!web/"):
         assert allowed in ignore
     assert "web/node_modules" in ignore and "**/tests/" in ignore
+
+
+# --- what an image installs (issue 21: lean images) -------------------------------------------
+
+# Named here so that the derived set below cannot quietly come out empty.
+KNOWN_DEVELOPMENT = {"shop-devkit", "mongoeco", "aiosmtpd", "pytest", "ruff", "mypy", "playwright"}
+
+
+@pytest.fixture(scope="module")
+def development_only() -> set[str]:
+    """Every locked distribution that only the workspace's dependency groups (dev, bench)
+    bring in: the workspace root with its default groups minus the root without them."""
+    # The root project depends on every service; its groups hold the development side.
+    everything = image_sizes.install_set("", ["--frozen"])
+    runtime = image_sizes.install_set("", ["--frozen", "--no-dev", "--no-default-groups"])
+    only = set(everything) - set(runtime)
+    assert KNOWN_DEVELOPMENT <= only, sorted(KNOWN_DEVELOPMENT - only)
+    return only
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_each_image_installs_its_service_and_runtime_dependencies_only(
+    development_only: set[str], service: str
+) -> None:
+    """The install set is exported from uv.lock with the Dockerfile's own `uv sync` flags."""
+    installed = image_sizes.install_set(service)
+    assert not set(installed) & development_only, sorted(set(installed) & development_only)
+    workspace = {name for name, where in installed.items() if name.startswith("shop-")}
+    assert workspace == {f"shop-{service}", "shop-kit", "shop-bus", "shop-contracts"}
+    assert {"uvicorn", "fastapi", "pymongo", "aio-pika"} <= set(installed)
+
+
+def test_a_whole_workspace_sync_would_bring_the_development_packages(
+    tmp_path: Path, development_only: set[str]
+) -> None:
+    """The check above can fail: a Dockerfile that syncs the workspace as `make sync` does
+    would install devkit, the embedded Mongo, the SMTP sink and the tools."""
+    naive = tmp_path / "Dockerfile"
+    naive.write_text("FROM python:3.13-slim\nRUN uv sync --frozen --all-packages\n")
+    installed = image_sizes.install_set("order", image_sizes.dockerfile_sync_flags(naive))
+    assert KNOWN_DEVELOPMENT <= set(installed) & development_only
 
 
 # --- Kubernetes -----------------------------------------------------------------------------
