@@ -26,6 +26,8 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
+from bus.runtime import bus_config
+from bus.topology import Names
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -484,7 +486,7 @@ def container(manifests: dict[tuple[str, str], dict[str, Any]], service: str) ->
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_each_service_has_deployment_service_hpa_and_pdb(
+def test_each_service_has_deployment_service_autoscaler_and_pdb(
     manifests: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
     deployment = manifests[("Deployment", service)]
@@ -494,10 +496,26 @@ def test_each_service_has_deployment_service_hpa_and_pdb(
     svc = manifests[("Service", service)]["spec"]
     assert svc["selector"] == selector
     assert svc["ports"][0]["port"] == port(service)
-    hpa = manifests[("HorizontalPodAutoscaler", service)]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
-    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
-    assert 1 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    # One autoscaler per Deployment: KEDA's ScaledObject creates and owns an HPA itself, so a
+    # consumer with both would have two controllers fighting over its replica count.
+    hpa = manifests.get(("HorizontalPodAutoscaler", service))
+    scaled = manifests.get(("ScaledObject", service))
+    assert (hpa is None) != (scaled is None), "exactly one of HPA and ScaledObject"
+    if hpa is not None:
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": service,
+        }
+        assert spec["metrics"][0]["resource"]["name"] == "cpu"
+        assert 1 <= spec["minReplicas"] < spec["maxReplicas"]
+    else:
+        assert scaled is not None
+        spec = scaled["spec"]
+        assert spec["scaleTargetRef"] == {"name": service}
+        assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+        assert "cpu" in {trigger["type"] for trigger in spec["triggers"]}
     pdb = manifests[("PodDisruptionBudget", service)]["spec"]
     assert pdb["selector"]["matchLabels"] == selector
     assert "minAvailable" in pdb or "maxUnavailable" in pdb
@@ -508,7 +526,9 @@ def test_each_deployment_has_probes_resources_and_runs_unprivileged(
     manifests: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
     c = container(manifests, service)
-    assert c["image"] == f"shop-{service}"
+    # A fixed tag that `kind load` provides: no :latest, which kind and minikube try to pull.
+    assert c["image"] == f"shop/{service}:dev"
+    assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["ports"] == [{"name": "http", "containerPort": port(service)}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -536,11 +556,10 @@ def test_k8s_env_matches_compose(
     for name in ("MONGO_URL", "AMQP_URL", "INTERNAL_TOKEN"):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "shop-secrets", "key": name}
     assert "TRUSTED_PROXIES" not in available
-    # No Ingress in the base: nothing in front of the gateway is a proxy it may believe.
+    # The base believes no proxy (an overlay names its ingress controller's pod CIDR).
     assert ("GATEWAY_TRUSTED_PROXIES" in available) == (service == "gateway")
     if service == "gateway":
         assert env["GATEWAY_TRUSTED_PROXIES"]["value"] == ""
-        assert not any(kind == "Ingress" for kind, _ in manifests)
     for key, value in compose_env(compose, service).items():
         if re.fullmatch(r"http://[a-z]+:\d+(/.*)?", value) and key in env:
             assert env[key]["value"] == value, key
@@ -554,6 +573,203 @@ def test_mongo_and_rabbitmq_are_external_services(
     for name in ("mongodb", "rabbitmq", "smtp", "otel-collector"):
         assert manifests[("Service", name)]["spec"]["type"] == "ExternalName"
     assert not any(kind == "StatefulSet" for kind, _ in manifests)
+
+
+# --- Kubernetes: images, autoscaling on queue depth, NetworkPolicy, Ingress ------------------
+
+K8S = DEPLOY / "k8s"
+# kind's default podSubnet: the dev overlay's GATEWAY_TRUSTED_PROXIES.
+KIND_POD_SUBNET = "10.244.0.0/16"
+PEER_URL = re.compile(r"http://(?P<host>[a-z-]+):(?P<port>\d+)")
+
+
+def consumers() -> list[str]:
+    """The services with a handler table, i.e. a queue of their own (docs/internals.md)."""
+    found = []
+    for service in APP_SERVICES:
+        try:
+            handlers = importlib.import_module(f"{service}_service.handlers")
+        except ModuleNotFoundError:
+            continue
+        if handlers.HANDLERS:
+            found.append(service)
+    return found
+
+
+def queue_names(scaled: dict[str, Any]) -> list[str]:
+    return [
+        trigger["metadata"]["queueName"]
+        for trigger in scaled["spec"]["triggers"]
+        if trigger["type"] == "rabbitmq"
+    ]
+
+
+def all_containers(docs: Any) -> list[dict[str, Any]]:
+    return [
+        c
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_the_seven_data_services_are_the_consumers() -> None:
+    assert sorted(consumers()) == sorted(set(APP_SERVICES) - {"gateway"})
+
+
+@pytest.mark.parametrize("service", consumers())
+def test_each_consumer_scales_on_the_depth_of_the_queue_it_declares(
+    manifests: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    scaled = manifests[("ScaledObject", service)]
+    assert ("HorizontalPodAutoscaler", service) not in manifests
+    config = manifests[("ConfigMap", "shop-config")]["data"]
+    declared = Names.of(
+        bus_config(
+            settings_class(service).model_construct(
+                service_name=service, bus_prefix=config.get("BUS_PREFIX", "")
+            )
+        )
+    ).queue
+    assert queue_names(scaled) == [declared]
+    (trigger,) = (t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq")
+    assert trigger["metadata"]["mode"] == "QueueLength"
+    assert int(trigger["metadata"]["value"]) > 0
+    auth = manifests[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
+    # the broker URL the services use, from their Secret: never written into a manifest
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "host", "name": "shop-secrets", "key": "AMQP_URL"}
+    ]
+    assert "host" not in trigger["metadata"] and "hostFromEnv" not in trigger["metadata"]
+
+
+def test_no_image_floats(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for c in all_containers(manifests.values()):
+        name, _, tag = c["image"].rpartition(":")
+        assert name and tag and tag != "latest", c["image"]
+        assert c["imagePullPolicy"] == "IfNotPresent", c["name"]
+    assert "images" not in yaml.safe_load((BASE / "kustomization.yaml").read_text())
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector applied to `labels` (an empty selector selects all)."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def callers(manifests: dict[tuple[str, str], dict[str, Any]], service: str) -> set[str]:
+    """The services whose environment (their own or the shared ConfigMap) names `service`'s
+    URL: the peers that call it over HTTP."""
+    config = manifests[("ConfigMap", "shop-config")]["data"]
+    found = set()
+    for caller in APP_SERVICES:
+        values = [e.get("value", "") for e in container(manifests, caller)["env"]]
+        values += list(config.values())
+        for value in values:
+            for match in PEER_URL.finditer(str(value)):
+                if match["host"] == service and caller != service:
+                    assert int(match["port"]) == port(service), value
+                    found.add(caller)
+    return found
+
+
+def admitted(
+    manifests: dict[tuple[str, str], dict[str, Any]], service: str
+) -> tuple[set[str], set[str]]:
+    """(pods by app name, namespaces by name) the NetworkPolicies admit to `service`'s port."""
+    policies = [d for (kind, _), d in manifests.items() if kind == "NetworkPolicy"]
+    labels = manifests[("Deployment", service)]["spec"]["template"]["metadata"]["labels"]
+    pods: set[str] = set()
+    namespaces: set[str] = set()
+    for policy in policies:
+        spec = policy["spec"]
+        if not selects(spec["podSelector"], labels):
+            continue
+        assert "Ingress" in spec["policyTypes"]
+        for rule in spec.get("ingress", []):
+            ports = {p["port"] for p in rule.get("ports", [])}
+            if not ports & {port(service), "http"}:
+                continue
+            assert rule.get("from"), f"{policy['metadata']['name']} admits everyone"
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    assert "podSelector" not in peer
+                    names = peer["namespaceSelector"]["matchLabels"]
+                    namespaces.add(names["kubernetes.io/metadata.name"])
+                    continue
+                pods |= {
+                    other
+                    for other in APP_SERVICES
+                    if selects(
+                        peer["podSelector"],
+                        manifests[("Deployment", other)]["spec"]["template"]["metadata"]["labels"],
+                    )
+                }
+    return pods, namespaces
+
+
+def test_ingress_is_denied_by_default(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deny = manifests[("NetworkPolicy", "default-deny-ingress")]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_network_policy_admits_the_gateway_and_the_callers_only(
+    manifests: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    pods, namespaces = admitted(manifests, service)
+    if service == "gateway":
+        assert pods == set()  # nothing in the namespace calls the gateway
+        assert namespaces == {"ingress-nginx", "monitoring"}
+    else:
+        assert pods == {"gateway"} | callers(manifests, service)
+        assert namespaces == {"monitoring"}  # Prometheus scrapes /metrics on the same port
+    assert callers(manifests, "user") == set(APP_SERVICES) - {"user"}  # JWKS_URL: everyone
+
+
+def test_the_ingress_routes_to_the_gateway_service(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    ingresses = [d for (kind, _), d in manifests.items() if kind == "Ingress"]
+    assert [i["metadata"]["name"] for i in ingresses] == ["gateway"]
+    (gateway_port,) = manifests[("Service", "gateway")]["spec"]["ports"]
+    backends = [
+        path["backend"]["service"]
+        for rule in ingresses[0]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    assert backends and all(b["name"] == "gateway" for b in backends)
+    assert all(b["port"] in ({"name": gateway_port["name"]}, {"number": 8000}) for b in backends)
+    assert {p["path"] for r in ingresses[0]["spec"]["rules"] for p in r["http"]["paths"]} == {"/"}
+
+
+def test_kind_files_build_load_and_publish_what_the_manifests_expect(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    script = (K8S / "kind-load.sh").read_text()
+    listed = re.search(r"^SERVICES=\((?P<names>[a-z ]+)\)$", script, flags=re.MULTILINE)
+    assert listed and sorted(listed["names"].split()) == sorted(APP_SERVICES)
+    assert (
+        '-t "shop/$service:dev"' in script
+        and 'kind load docker-image "shop/$service:dev"' in script
+    )
+    cluster = yaml.safe_load((K8S / "kind-cluster.yaml").read_text())
+    (mapping,) = cluster["nodes"][0]["extraPortMappings"]
+    assert mapping["containerPort"] == 80 and mapping["listenAddress"] == "127.0.0.1"
+    dev = (K8S / "overlays" / "dev" / "kustomization.yaml").read_text()
+    assert f"PUBLIC_BASE_URL=http://localhost:{mapping['hostPort']}" in dev
+    assert cluster.get("networking", {}).get("podSubnet", KIND_POD_SUBNET) == KIND_POD_SUBNET
 
 
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
@@ -596,7 +812,8 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
     docs = kustomize(copy / "overlays" / "dev")
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("Deployment") == kinds.count("HorizontalPodAutoscaler") == len(PORTS)
+    autoscalers = kinds.count("HorizontalPodAutoscaler") + kinds.count("ScaledObject")
+    assert kinds.count("Deployment") == autoscalers == len(PORTS)
     assert all(
         d["metadata"].get("namespace") == "shop-dev" for d in docs if d["kind"] != "Namespace"
     )
@@ -611,9 +828,21 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     # Every service's settings start under SHOP_ENV=prod from what the cluster would give it
     # (the dev overlay itself says dev): credentials in both URLs, the internal credential.
     token = deploy_env.read_env(tmp_path / ".env")["INTERNAL_TOKEN"]
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
     for deployment in (d for d in docs if d["kind"] == "Deployment"):
         service = deployment["metadata"]["name"]
         env = pod_env(docs, deployment) | {"SHOP_ENV": "prod"}
         with mock.patch.dict(os.environ, env, clear=True):
             settings = settings_class(service)()
         assert settings.internal_token.get_secret_value() == token, service
+        # KEDA watches the queue this service declares, under the settings the pod gets.
+        scaled = by_name.get(("ScaledObject", service))
+        if scaled is not None:
+            (queue,) = queue_names(scaled)
+            assert queue == Names.of(bus_config(settings)).queue, service
+    # KEDA signs in with the generated Secret (its hashed name reaches the KEDA kinds too).
+    (auth,) = (d for d in docs if d["kind"] == "TriggerAuthentication")
+    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {secret["metadata"]["name"]}
+    gateway = pod_env(docs, by_name[("Deployment", "gateway")])
+    assert gateway["GATEWAY_TRUSTED_PROXIES"] == KIND_POD_SUBNET
+    assert "host" not in by_name[("Ingress", "gateway")]["spec"]["rules"][0]
