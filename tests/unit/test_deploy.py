@@ -351,6 +351,12 @@ def test_deploy_env_creates_secrets_once(tmp_path: Path) -> None:
     assert (mongo.username, mongo.password) == ("shop", first["MONGO_ROOT_PASSWORD"])
     assert overlay["INTERNAL_TOKEN"] == first["INTERNAL_TOKEN"]
     assert (tmp_path / "k8s/overlays/dev/jwt-private-key.pem").read_bytes() == key
+    # the dev overlay's own MongoDB and RabbitMQ: the same accounts, the same key file
+    infra = deploy_env.read_env(tmp_path / "k8s/overlays/dev/infra.env")
+    assert infra == {name: first[name] for name in deploy_env.INFRA_VARIABLES}
+    assert (tmp_path / "k8s/overlays/dev/mongo-keyfile").read_bytes().strip() == mongo_key
+    for name in ("secrets.env", "infra.env", "jwt-private-key.pem", "mongo-keyfile"):
+        assert (tmp_path / "k8s/overlays/dev" / name).stat().st_mode & 0o077 == 0, name
 
 
 def test_deploy_env_adds_what_an_older_env_file_lacks(tmp_path: Path) -> None:
@@ -684,22 +690,29 @@ def callers(manifests: dict[tuple[str, str], dict[str, Any]], service: str) -> s
     return found
 
 
-def admitted(
-    manifests: dict[tuple[str, str], dict[str, Any]], service: str
-) -> tuple[set[str], set[str]]:
-    """(pods by app name, namespaces by name) the NetworkPolicies admit to `service`'s port."""
-    policies = [d for (kind, _), d in manifests.items() if kind == "NetworkPolicy"]
-    labels = manifests[("Deployment", service)]["spec"]["template"]["metadata"]["labels"]
+def pod_labels(docs: Any) -> dict[str, dict[str, str]]:
+    """Workload name → the labels of its pods (Deployments and StatefulSets)."""
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def admitted(docs: Any, target: str, ports: set[int | str]) -> tuple[set[str], set[str]]:
+    """(workloads by name, namespaces by name) the NetworkPolicies among `docs` admit to any of
+    `ports` of `target`'s pods."""
+    workloads = pod_labels(docs)
     pods: set[str] = set()
     namespaces: set[str] = set()
-    for policy in policies:
+    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
         spec = policy["spec"]
-        if not selects(spec["podSelector"], labels):
+        if not selects(spec["podSelector"], workloads[target]):
             continue
         assert "Ingress" in spec["policyTypes"]
         for rule in spec.get("ingress", []):
-            ports = {p["port"] for p in rule.get("ports", [])}
-            if not ports & {port(service), "http"}:
+            rule_ports = {p["port"] for p in rule.get("ports", [])}
+            if rule_ports and not rule_ports & ports:  # a rule without ports admits to all
                 continue
             assert rule.get("from"), f"{policy['metadata']['name']} admits everyone"
             for peer in rule["from"]:
@@ -709,12 +722,7 @@ def admitted(
                     namespaces.add(names["kubernetes.io/metadata.name"])
                     continue
                 pods |= {
-                    other
-                    for other in APP_SERVICES
-                    if selects(
-                        peer["podSelector"],
-                        manifests[("Deployment", other)]["spec"]["template"]["metadata"]["labels"],
-                    )
+                    w for w, labels in workloads.items() if selects(peer["podSelector"], labels)
                 }
     return pods, namespaces
 
@@ -728,7 +736,7 @@ def test_ingress_is_denied_by_default(manifests: dict[tuple[str, str], dict[str,
 def test_network_policy_admits_the_gateway_and_the_callers_only(
     manifests: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
-    pods, namespaces = admitted(manifests, service)
+    pods, namespaces = admitted(manifests.values(), service, {port(service), "http"})
     if service == "gateway":
         assert pods == set()  # nothing in the namespace calls the gateway
         assert namespaces == {"ingress-nginx", "monitoring"}
@@ -805,19 +813,29 @@ def pod_env(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> dict[str,
     return env
 
 
-def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dev_overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+    """The dev overlay built by kustomize, from the Secret inputs exactly as
+    `python scripts/deploy_env.py` writes them; and the deploy directory they are in."""
+    tmp_path = tmp_path_factory.mktemp("deploy")
     copy = tmp_path / "k8s"
     shutil.copytree(DEPLOY / "k8s", copy)
-    # the Secret's inputs exactly as `python scripts/deploy_env.py` writes them
     assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
-    docs = kustomize(copy / "overlays" / "dev")
+    return kustomize(copy / "overlays" / "dev"), tmp_path
+
+
+def test_kustomize_builds_the_dev_overlay(
+    dev_overlay: tuple[list[dict[str, Any]], Path],
+) -> None:
+    docs, tmp_path = dev_overlay
     kinds = [d["kind"] for d in docs]
+    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in PORTS]
     autoscalers = kinds.count("HorizontalPodAutoscaler") + kinds.count("ScaledObject")
-    assert kinds.count("Deployment") == autoscalers == len(PORTS)
+    assert len(apps) == autoscalers == len(PORTS)
     assert all(
         d["metadata"].get("namespace") == "shop-dev" for d in docs if d["kind"] != "Namespace"
     )
-    secret = next(d for d in docs if d["kind"] == "Secret")
+    secret = next(d for d in docs if d["metadata"]["name"].startswith("shop-secrets-"))
     user = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "user")
     refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
@@ -829,7 +847,7 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     # (the dev overlay itself says dev): credentials in both URLs, the internal credential.
     token = deploy_env.read_env(tmp_path / ".env")["INTERNAL_TOKEN"]
     by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+    for deployment in apps:
         service = deployment["metadata"]["name"]
         env = pod_env(docs, deployment) | {"SHOP_ENV": "prod"}
         with mock.patch.dict(os.environ, env, clear=True):
@@ -846,3 +864,47 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     gateway = pod_env(docs, by_name[("Deployment", "gateway")])
     assert gateway["GATEWAY_TRUSTED_PROXIES"] == KIND_POD_SUBNET
     assert "host" not in by_name[("Ingress", "gateway")]["spec"]["rules"][0]
+
+
+# What each piece of the dev overlay's own infrastructure serves on, and the setting that names it.
+INFRA_PORTS = {"mongodb": 27017, "rabbitmq": 5672, "smtp": 1025, "otel-collector": 4318}
+
+
+def named_hosts(env: dict[str, str]) -> set[str]:
+    """The hosts a pod's environment names: in URLs, or as a bare host (NOTIFY_SMTP_HOST)."""
+    hosts = set()
+    for value in env.values():
+        host = urlsplit(value).hostname if "://" in value else value
+        if host in INFRA_PORTS:
+            hosts.add(host)
+    return hosts
+
+
+def test_dev_infrastructure_admits_its_clients_only(
+    dev_overlay: tuple[list[dict[str, Any]], Path],
+) -> None:
+    """MongoDB, RabbitMQ, the SMTP sink and the collector run in the dev namespace, behind the
+    base's deny-all: each admits exactly the pods whose settings name it (and RabbitMQ KEDA)."""
+    docs, _ = dev_overlay
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in PORTS]
+    clients: dict[str, set[str]] = {name: set() for name in INFRA_PORTS}
+    for deployment in apps:
+        for host in named_hosts(pod_env(docs, deployment)):
+            clients[host].add(deployment["metadata"]["name"])
+    assert clients["mongodb"] == clients["rabbitmq"] == set(PORTS)
+    assert clients["smtp"] == {"notify"}
+    for name, service_port in INFRA_PORTS.items():
+        service = by_name[("Service", name)]["spec"]
+        assert "externalName" not in service and service.get("type", "ClusterIP") == "ClusterIP"
+        assert service["ports"][0]["port"] == service_port
+        assert selects({"matchLabels": service["selector"]}, pod_labels(docs)[name])
+        pods, namespaces = admitted(docs, name, {service_port})
+        assert pods == clients[name], name
+        assert namespaces == ({"keda"} if name == "rabbitmq" else set()), name
+        # the UIs (RabbitMQ's, Mailpit's, Jaeger's) are for kubectl port-forward only
+        for other in service["ports"][1:]:
+            assert admitted(docs, name, {other["port"]}) == (set(), set()), other
+    # the Secret volumes and env of the infrastructure name the generated Secret
+    infra_secret = next(d for d in docs if d["metadata"]["name"].startswith("shop-infra-"))
+    assert set(infra_secret["data"]) == {*deploy_env.INFRA_VARIABLES, "mongo-keyfile"}
