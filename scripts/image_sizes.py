@@ -17,6 +17,7 @@ exports the locked install set of one service with the Dockerfile's flags (`uv e
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shlex
@@ -41,6 +42,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from runner.config import SERVICE_NAMES  # noqa: E402
 
 
+@functools.cache
 def uv() -> str:
     """The uv that `make` uses (scripts/ensure-uv.sh installs one when none answers)."""
     result = subprocess.run(
@@ -105,8 +107,21 @@ def venv_bytes(service: str, *, uv_path: str, python: str) -> int:
         return tree_bytes(Path(tmp) / "venv")
 
 
+def parse_image_ls(output: str) -> dict[str, str]:
+    """`docker image ls --format '{{.Repository}}:{{.Tag}}\\t{{.Size}}'` → "service (image)" →
+    size, for the shop's images only."""
+    sizes: dict[str, str] = {}
+    for line in output.splitlines():
+        image, _, size = line.partition("\t")
+        match = IMAGE_NAME.match(image.rsplit(":", 1)[0])
+        if match and match["service"] in SERVICE_NAMES:
+            sizes[f"{match['service']} ({image})"] = size
+    return sizes
+
+
 def engine_sizes() -> dict[str, str] | None:
-    """service → size as `docker image ls` prints it, or None without an engine."""
+    """The shop's images and their sizes as `docker image ls` prints them (parse_image_ls), or
+    None without an engine."""
     docker = shutil.which("docker")
     if docker is None:
         return None
@@ -118,13 +133,7 @@ def engine_sizes() -> dict[str, str] | None:
     )
     if result.returncode != 0:
         return None
-    sizes: dict[str, str] = {}
-    for line in result.stdout.splitlines():
-        image, _, size = line.partition("\t")
-        match = IMAGE_NAME.match(image.rsplit(":", 1)[0])
-        if match and match["service"] in SERVICE_NAMES:
-            sizes[f"{match['service']} ({image})"] = size
-    return sizes
+    return parse_image_ls(result.stdout)
 
 
 def estimate(services: Sequence[str], base_mb: float) -> list[tuple[str, float, float, float]]:

@@ -465,6 +465,17 @@ def test_a_whole_workspace_sync_would_bring_the_development_packages(
     assert KNOWN_DEVELOPMENT <= set(installed) & development_only
 
 
+def test_image_sizes_reads_the_shop_images_from_docker_image_ls() -> None:
+    listed = (
+        "shop-order:latest\t211MB\nshop/order:dev\t211MB\n"
+        "python:3.13-slim\t125MB\nshop-web:x\t1MB\n"  # not a shop service
+    )
+    assert image_sizes.parse_image_ls(listed) == {
+        "order (shop-order:latest)": "211MB",
+        "order (shop/order:dev)": "211MB",
+    }
+
+
 # --- Kubernetes -----------------------------------------------------------------------------
 
 BASE = DEPLOY / "k8s" / "base"
