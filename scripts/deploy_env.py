@@ -37,8 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY_FILE = "secrets/jwt-private-key.pem"
 MONGO_KEY_FILE = "secrets/mongo-keyfile"
 DEV_OVERLAY = "k8s/overlays/dev"
-# The dev overlay's MongoDB and RabbitMQ (external services `mongodb` and `rabbitmq`).
+# The dev overlay's MongoDB and RabbitMQ (services `mongodb` and `rabbitmq` in its namespace).
+DEV_NAMESPACE = "shop-dev"
 DEV_MONGO_HOSTS = "mongodb:27017/?replicaSet=rs0&authSource=admin"
+# Namespace-qualified: KEDA's operator reads queue depths with this URL from its own namespace.
+DEV_RABBITMQ_HOST = f"rabbitmq.{DEV_NAMESPACE}.svc"
 INFRA_VARIABLES = ("MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD")
 
 
@@ -148,7 +151,7 @@ def mongo_url(env: dict[str, str], hosts: str) -> str:
 def write_dev_overlay(deploy: Path, env: dict[str, str]) -> None:
     """The dev overlay's Secret inputs, from the same values as compose's."""
     overlay = deploy / DEV_OVERLAY
-    amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@{DEV_RABBITMQ_HOST}:5672/"
     values = {
         "MONGO_URL": mongo_url(env, DEV_MONGO_HOSTS),
         "AMQP_URL": amqp,

@@ -346,7 +346,8 @@ def test_deploy_env_creates_secrets_once(tmp_path: Path) -> None:
     assert (tmp_path / deploy_env.KEY_FILE).read_bytes() == key
     assert mongo_key_file.read_bytes().strip() == mongo_key
     overlay = deploy_env.read_env(tmp_path / "k8s/overlays/dev/secrets.env")
-    assert overlay["AMQP_URL"] == f"amqp://shop:{first['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    rabbitmq = f"rabbitmq.{deploy_env.DEV_NAMESPACE}.svc"
+    assert overlay["AMQP_URL"] == f"amqp://shop:{first['RABBITMQ_PASSWORD']}@{rabbitmq}:5672/"
     mongo = urlsplit(overlay["MONGO_URL"])
     assert (mongo.username, mongo.password) == ("shop", first["MONGO_ROOT_PASSWORD"])
     assert overlay["INTERNAL_TOKEN"] == first["INTERNAL_TOKEN"]
@@ -869,9 +870,15 @@ def test_kustomize_builds_the_dev_overlay(
         if scaled is not None:
             (queue,) = queue_names(scaled)
             assert queue == Names.of(bus_config(settings)).queue, service
-    # KEDA signs in with the generated Secret (its hashed name reaches the KEDA kinds too).
+    # KEDA signs in with the generated Secret (its hashed name reaches the KEDA kinds too), and
+    # from its own namespace: the broker's name must carry the namespace the overlay uses.
     (auth,) = (d for d in docs if d["kind"] == "TriggerAuthentication")
-    assert {ref["name"] for ref in auth["spec"]["secretTargetRef"]} == {secret["metadata"]["name"]}
+    ((ref,),) = [auth["spec"]["secretTargetRef"]]
+    assert ref["name"] == secret["metadata"]["name"]
+    host = urlsplit(base64.b64decode(secret["data"][ref["key"]]).decode()).hostname
+    namespace = auth["metadata"]["namespace"]
+    assert namespace == deploy_env.DEV_NAMESPACE
+    assert host == f"rabbitmq.{namespace}.svc" and ("Service", "rabbitmq") in by_name
     gateway = pod_env(docs, by_name[("Deployment", "gateway")])
     assert gateway["GATEWAY_TRUSTED_PROXIES"] == KIND_POD_SUBNET
     assert "host" not in by_name[("Ingress", "gateway")]["spec"]["rules"][0]
@@ -882,10 +889,13 @@ INFRA_PORTS = {"mongodb": 27017, "rabbitmq": 5672, "smtp": 1025, "otel-collector
 
 
 def named_hosts(env: dict[str, str]) -> set[str]:
-    """The hosts a pod's environment names: in URLs, or as a bare host (NOTIFY_SMTP_HOST)."""
+    """The dev infrastructure a pod's environment names: in URLs, or as a bare host
+    (NOTIFY_SMTP_HOST)."""
     hosts = set()
     for value in env.values():
         host = urlsplit(value).hostname if "://" in value else value
+        if host and host.endswith(f".{deploy_env.DEV_NAMESPACE}.svc"):
+            host = host.split(".")[0]  # the same Service, namespace-qualified (AMQP_URL)
         if host in INFRA_PORTS:
             hosts.add(host)
     return hosts
