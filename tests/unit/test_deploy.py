@@ -929,3 +929,22 @@ def test_dev_infrastructure_admits_its_clients_only(
     # the Secret volumes and env of the infrastructure name the generated Secret
     infra_secret = next(d for d in docs if d["metadata"]["name"].startswith("shop-infra-"))
     assert set(infra_secret["data"]) == {*deploy_env.INFRA_VARIABLES, "mongo-keyfile"}
+
+
+def test_dev_infrastructure_runs_the_images_compose_runs(
+    dev_overlay: tuple[list[dict[str, Any]], Path], compose: dict[str, Any]
+) -> None:
+    docs, _ = dev_overlay
+    same = {
+        "mongodb": "mongo",
+        "rabbitmq": "rabbitmq",
+        "smtp": "mailpit",
+        "otel-collector": "jaeger",
+    }
+    images = {
+        d["metadata"]["name"]: {c["image"] for c in d["spec"]["template"]["spec"]["containers"]}
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
+    for workload, service in same.items():
+        assert images[workload] == {compose["services"][service]["image"]}, workload
