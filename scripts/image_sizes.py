@@ -6,9 +6,9 @@ otherwise estimated by installing what deploy/Dockerfile installs.
 The estimate runs the Dockerfile's own `uv sync` (its flags read from the Dockerfile, bytecode
 compiled, files copied, not linked) into a temporary virtualenv per service, sums the sizes of
 its files, and adds the built web front end (web/dist, copied into every image) and the base
-image. The base cannot be measured without an engine: BASE_IMAGE_MB is the uncompressed size of
-python:3.13-slim (linux/amd64) as `docker image ls` reports it, about 125 MB; pass --base-mb to
-use another figure.
+image. The base cannot be measured without an engine: BASE_IMAGE_MB approximates the
+uncompressed size `docker image ls` shows for python:3.13-slim (linux/amd64), not measured here
+(no engine, no registry access); pass --base-mb to use a measured figure.
 
 The same helpers answer "what goes into an image" for tests/unit/test_deploy.py: `install_set`
 exports the locked install set of one service with the Dockerfile's flags (`uv export`).
