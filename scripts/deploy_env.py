@@ -18,7 +18,8 @@ passwords across `make down` / `make up`. Both are git-ignored (deploy/.gitignor
 - `deploy/secrets/mongo-keyfile`: the replica set's internal authentication key (a replica set
   with access control needs one), owner-only; the mongo container copies it for its own user.
 - `deploy/k8s/overlays/dev/secrets.env` and `jwt-private-key.pem`: the same values for the dev
-  overlay's `secretGenerator` (`kubectl apply -k deploy/k8s/overlays/dev`), rewritten each run.
+  overlay's `secretGenerator` (`kubectl apply -k deploy/k8s/overlays/dev`), rewritten each run;
+  `infra.env` and `mongo-keyfile` for the MongoDB and RabbitMQ that overlay runs itself.
 """
 
 from __future__ import annotations
@@ -37,8 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY_FILE = "secrets/jwt-private-key.pem"
 MONGO_KEY_FILE = "secrets/mongo-keyfile"
 DEV_OVERLAY = "k8s/overlays/dev"
-# The dev overlay's MongoDB and RabbitMQ (external services `mongodb` and `rabbitmq`).
+# The dev overlay's MongoDB and RabbitMQ (services `mongodb` and `rabbitmq` in its namespace).
+DEV_NAMESPACE = "shop-dev"
 DEV_MONGO_HOSTS = "mongodb:27017/?replicaSet=rs0&authSource=admin"
+# Namespace-qualified: KEDA's operator reads queue depths with this URL from its own namespace.
+DEV_RABBITMQ_HOST = f"rabbitmq.{DEV_NAMESPACE}.svc"
+INFRA_VARIABLES = ("MONGO_ROOT_USER", "MONGO_ROOT_PASSWORD", "RABBITMQ_USER", "RABBITMQ_PASSWORD")
 
 
 def _password() -> str:
@@ -148,21 +153,29 @@ def mongo_url(env: dict[str, str], hosts: str) -> str:
 def write_dev_overlay(deploy: Path, env: dict[str, str]) -> None:
     """The dev overlay's Secret inputs, from the same values as compose's."""
     overlay = deploy / DEV_OVERLAY
-    amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    amqp = f"amqp://{env['RABBITMQ_USER']}:{env['RABBITMQ_PASSWORD']}@{DEV_RABBITMQ_HOST}:5672/"
     values = {
         "MONGO_URL": mongo_url(env, DEV_MONGO_HOSTS),
         "AMQP_URL": amqp,
         "INTERNAL_TOKEN": env["INTERNAL_TOKEN"],
     }
     values |= {k: v for k, v in env.items() if k.startswith(("SHOP_ADMIN_", "SHOP_MANAGER_"))}
-    secrets_env = overlay / "secrets.env"
-    fd = os.open(secrets_env, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.writelines(f"{k}={v}\n" for k, v in values.items())
-    key = overlay / "jwt-private-key.pem"
-    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    _write_private(overlay / "secrets.env", _dotenv(values))
+    # The accounts the overlay's own MongoDB and RabbitMQ create (not given to the services).
+    _write_private(overlay / "infra.env", _dotenv({k: env[k] for k in INFRA_VARIABLES}))
+    _write_private(overlay / "jwt-private-key.pem", (deploy / KEY_FILE).read_bytes())
+    _write_private(overlay / "mongo-keyfile", (deploy / MONGO_KEY_FILE).read_bytes())
+
+
+def _dotenv(values: dict[str, str]) -> bytes:
+    return "".join(f"{k}={v}\n" for k, v in values.items()).encode()
+
+
+def _write_private(path: Path, content: bytes) -> None:
+    """Rewrite `path` owner-only (its mode set at creation, never readable by others)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
-        out.write((deploy / KEY_FILE).read_bytes())
+        out.write(content)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,12 +26,15 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
+from bus.runtime import bus_config
+from bus.topology import Names
 from kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 sys.path.insert(0, str(ROOT / "scripts"))
 import deploy_env  # noqa: E402
+import image_sizes  # noqa: E402
 from runner.config import SERVICES, child_env, parse_args  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -350,11 +353,18 @@ def test_deploy_env_creates_secrets_once(tmp_path: Path) -> None:
     assert (tmp_path / deploy_env.KEY_FILE).read_bytes() == key
     assert mongo_key_file.read_bytes().strip() == mongo_key
     overlay = deploy_env.read_env(tmp_path / "k8s/overlays/dev/secrets.env")
-    assert overlay["AMQP_URL"] == f"amqp://shop:{first['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
+    rabbitmq = f"rabbitmq.{deploy_env.DEV_NAMESPACE}.svc"
+    assert overlay["AMQP_URL"] == f"amqp://shop:{first['RABBITMQ_PASSWORD']}@{rabbitmq}:5672/"
     mongo = urlsplit(overlay["MONGO_URL"])
     assert (mongo.username, mongo.password) == ("shop", first["MONGO_ROOT_PASSWORD"])
     assert overlay["INTERNAL_TOKEN"] == first["INTERNAL_TOKEN"]
     assert (tmp_path / "k8s/overlays/dev/jwt-private-key.pem").read_bytes() == key
+    # the dev overlay's own MongoDB and RabbitMQ: the same accounts, the same key file
+    infra = deploy_env.read_env(tmp_path / "k8s/overlays/dev/infra.env")
+    assert infra == {name: first[name] for name in deploy_env.INFRA_VARIABLES}
+    assert (tmp_path / "k8s/overlays/dev/mongo-keyfile").read_bytes().strip() == mongo_key
+    for name in ("secrets.env", "infra.env", "jwt-private-key.pem", "mongo-keyfile"):
+        assert (tmp_path / "k8s/overlays/dev" / name).stat().st_mode & 0o077 == 0, name
 
 
 def test_deploy_env_adds_what_an_older_env_file_lacks(tmp_path: Path) -> None:
@@ -422,6 +432,58 @@ def test_build_context_excludes_local_state() -> None:
     assert "web/node_modules" in ignore and "**/tests/" in ignore
 
 
+# --- what an image installs (issue 21: lean images) -------------------------------------------
+
+# Named here so that the derived set below cannot quietly come out empty.
+KNOWN_DEVELOPMENT = {"shop-devkit", "mongoeco", "aiosmtpd", "pytest", "ruff", "mypy", "playwright"}
+
+
+@pytest.fixture(scope="module")
+def development_only() -> set[str]:
+    """Every locked distribution that only the workspace's dependency groups (dev, bench)
+    bring in: the workspace root with its default groups minus the root without them."""
+    # The root project depends on every service; its groups hold the development side.
+    everything = image_sizes.install_set("", ["--frozen"])
+    runtime = image_sizes.install_set("", ["--frozen", "--no-dev", "--no-default-groups"])
+    only = set(everything) - set(runtime)
+    assert KNOWN_DEVELOPMENT <= only, sorted(KNOWN_DEVELOPMENT - only)
+    return only
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_each_image_installs_its_service_and_runtime_dependencies_only(
+    development_only: set[str], service: str
+) -> None:
+    """The install set is exported from uv.lock with the Dockerfile's own `uv sync` flags."""
+    installed = image_sizes.install_set(service)
+    assert not set(installed) & development_only, sorted(set(installed) & development_only)
+    workspace = {name for name, where in installed.items() if name.startswith("shop-")}
+    assert workspace == {f"shop-{service}", "shop-kit", "shop-bus", "shop-contracts"}
+    assert {"uvicorn", "fastapi", "pymongo", "aio-pika"} <= set(installed)
+
+
+def test_a_whole_workspace_sync_would_bring_the_development_packages(
+    tmp_path: Path, development_only: set[str]
+) -> None:
+    """The check above can fail: a Dockerfile that syncs the workspace as `make sync` does
+    would install devkit, the embedded Mongo, the SMTP sink and the tools."""
+    naive = tmp_path / "Dockerfile"
+    naive.write_text("FROM python:3.13-slim\nRUN uv sync --frozen --all-packages\n")
+    installed = image_sizes.install_set("order", image_sizes.dockerfile_sync_flags(naive))
+    assert KNOWN_DEVELOPMENT <= set(installed) & development_only
+
+
+def test_image_sizes_reads_the_shop_images_from_docker_image_ls() -> None:
+    listed = (
+        "shop-order:latest\t211MB\nshop/order:dev\t211MB\n"
+        "python:3.13-slim\t125MB\nshop-web:x\t1MB\n"  # not a shop service
+    )
+    assert image_sizes.parse_image_ls(listed) == {
+        "order (shop-order:latest)": "211MB",
+        "order (shop/order:dev)": "211MB",
+    }
+
+
 # --- Kubernetes -----------------------------------------------------------------------------
 
 BASE = DEPLOY / "k8s" / "base"
@@ -449,7 +511,7 @@ def container(manifests: dict[tuple[str, str], dict[str, Any]], service: str) ->
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_each_service_has_deployment_service_hpa_and_pdb(
+def test_each_service_has_deployment_service_autoscaler_and_pdb(
     manifests: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
     deployment = manifests[("Deployment", service)]
@@ -459,10 +521,26 @@ def test_each_service_has_deployment_service_hpa_and_pdb(
     svc = manifests[("Service", service)]["spec"]
     assert svc["selector"] == selector
     assert svc["ports"][0]["port"] == port(service)
-    hpa = manifests[("HorizontalPodAutoscaler", service)]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": service}
-    assert hpa["metrics"][0]["resource"]["name"] == "cpu"
-    assert 1 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    # One autoscaler per Deployment: KEDA's ScaledObject creates and owns an HPA itself, so a
+    # consumer with both would have two controllers fighting over its replica count.
+    hpa = manifests.get(("HorizontalPodAutoscaler", service))
+    scaled = manifests.get(("ScaledObject", service))
+    assert (hpa is None) != (scaled is None), "exactly one of HPA and ScaledObject"
+    if hpa is not None:
+        spec = hpa["spec"]
+        assert spec["scaleTargetRef"] == {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "name": service,
+        }
+        assert spec["metrics"][0]["resource"]["name"] == "cpu"
+        assert 1 <= spec["minReplicas"] < spec["maxReplicas"]
+    else:
+        assert scaled is not None
+        spec = scaled["spec"]
+        assert spec["scaleTargetRef"] == {"name": service}
+        assert 1 <= spec["minReplicaCount"] < spec["maxReplicaCount"]
+        assert "cpu" in {trigger["type"] for trigger in spec["triggers"]}
     pdb = manifests[("PodDisruptionBudget", service)]["spec"]
     assert pdb["selector"]["matchLabels"] == selector
     assert "minAvailable" in pdb or "maxUnavailable" in pdb
@@ -473,7 +551,9 @@ def test_each_deployment_has_probes_resources_and_runs_unprivileged(
     manifests: dict[tuple[str, str], dict[str, Any]], service: str
 ) -> None:
     c = container(manifests, service)
-    assert c["image"] == f"shop-{service}"
+    # A fixed tag that `kind load` provides: no :latest, which kind and minikube try to pull.
+    assert c["image"] == f"shop/{service}:dev"
+    assert c["imagePullPolicy"] == "IfNotPresent"
     assert c["ports"] == [{"name": "http", "containerPort": port(service)}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
@@ -501,11 +581,10 @@ def test_k8s_env_matches_compose(
     for name in ("MONGO_URL", "AMQP_URL", "INTERNAL_TOKEN"):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "shop-secrets", "key": name}
     assert "TRUSTED_PROXIES" not in available
-    # No Ingress in the base: nothing in front of the gateway is a proxy it may believe.
+    # The base believes no proxy (an overlay names its ingress controller's pod CIDR).
     assert ("GATEWAY_TRUSTED_PROXIES" in available) == (service == "gateway")
     if service == "gateway":
         assert env["GATEWAY_TRUSTED_PROXIES"]["value"] == ""
-        assert not any(kind == "Ingress" for kind, _ in manifests)
     for key, value in compose_env(compose, service).items():
         if re.fullmatch(r"http://[a-z]+:\d+(/.*)?", value) and key in env:
             assert env[key]["value"] == value, key
@@ -519,6 +598,205 @@ def test_mongo_and_rabbitmq_are_external_services(
     for name in ("mongodb", "rabbitmq", "smtp", "otel-collector"):
         assert manifests[("Service", name)]["spec"]["type"] == "ExternalName"
     assert not any(kind == "StatefulSet" for kind, _ in manifests)
+
+
+# --- Kubernetes: images, autoscaling on queue depth, NetworkPolicy, Ingress ------------------
+
+K8S = DEPLOY / "k8s"
+# kind's default podSubnet: the dev overlay's GATEWAY_TRUSTED_PROXIES.
+KIND_POD_SUBNET = "10.244.0.0/16"
+PEER_URL = re.compile(r"http://(?P<host>[a-z-]+):(?P<port>\d+)")
+
+
+def consumers() -> list[str]:
+    """The services with a handler table, i.e. a queue of their own (docs/internals.md)."""
+    found = []
+    for service in APP_SERVICES:
+        try:
+            handlers = importlib.import_module(f"{service}_service.handlers")
+        except ModuleNotFoundError:
+            continue
+        if handlers.HANDLERS:
+            found.append(service)
+    return found
+
+
+def queue_names(scaled: dict[str, Any]) -> list[str]:
+    return [
+        trigger["metadata"]["queueName"]
+        for trigger in scaled["spec"]["triggers"]
+        if trigger["type"] == "rabbitmq"
+    ]
+
+
+def all_containers(docs: Any) -> list[dict[str, Any]]:
+    return [
+        c
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    ]
+
+
+def test_the_seven_data_services_are_the_consumers() -> None:
+    assert sorted(consumers()) == sorted(set(APP_SERVICES) - {"gateway"})
+
+
+@pytest.mark.parametrize("service", consumers())
+def test_each_consumer_scales_on_the_depth_of_the_queue_it_declares(
+    manifests: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    scaled = manifests[("ScaledObject", service)]
+    assert ("HorizontalPodAutoscaler", service) not in manifests
+    config = manifests[("ConfigMap", "shop-config")]["data"]
+    declared = Names.of(
+        bus_config(
+            settings_class(service).model_construct(
+                service_name=service, bus_prefix=config.get("BUS_PREFIX", "")
+            )
+        )
+    ).queue
+    assert queue_names(scaled) == [declared]
+    (trigger,) = (t for t in scaled["spec"]["triggers"] if t["type"] == "rabbitmq")
+    assert trigger["metadata"]["mode"] == "QueueLength"
+    assert int(trigger["metadata"]["value"]) > 0
+    auth = manifests[("TriggerAuthentication", trigger["authenticationRef"]["name"])]
+    # the broker URL the services use, from their Secret: never written into a manifest
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": "host", "name": "shop-secrets", "key": "AMQP_URL"}
+    ]
+    assert "host" not in trigger["metadata"] and "hostFromEnv" not in trigger["metadata"]
+
+
+def test_no_image_floats(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    for c in all_containers(manifests.values()):
+        name, _, tag = c["image"].rpartition(":")
+        assert name and tag and tag != "latest", c["image"]
+        assert c["imagePullPolicy"] == "IfNotPresent", c["name"]
+    assert "images" not in yaml.safe_load((BASE / "kustomization.yaml").read_text())
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector applied to `labels` (an empty selector selects all)."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for e in selector.get("matchExpressions", []):
+        key, op, values = e["key"], e["operator"], e.get("values", [])
+        ok = {
+            "In": labels.get(key) in values,
+            "NotIn": labels.get(key) not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[op]
+        if not ok:
+            return False
+    return True
+
+
+def callers(manifests: dict[tuple[str, str], dict[str, Any]], service: str) -> set[str]:
+    """The services whose environment (their own or the shared ConfigMap) names `service`'s
+    URL: the peers that call it over HTTP."""
+    config = manifests[("ConfigMap", "shop-config")]["data"]
+    found = set()
+    for caller in APP_SERVICES:
+        values = [e.get("value", "") for e in container(manifests, caller)["env"]]
+        values += list(config.values())
+        for value in values:
+            for match in PEER_URL.finditer(str(value)):
+                if match["host"] == service and caller != service:
+                    assert int(match["port"]) == port(service), value
+                    found.add(caller)
+    return found
+
+
+def pod_labels(docs: Any) -> dict[str, dict[str, str]]:
+    """Workload name → the labels of its pods (Deployments and StatefulSets)."""
+    return {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
+
+
+def admitted(docs: Any, target: str, ports: set[int | str]) -> tuple[set[str], set[str]]:
+    """(workloads by name, namespaces by name) the NetworkPolicies among `docs` admit to any of
+    `ports` of `target`'s pods."""
+    workloads = pod_labels(docs)
+    pods: set[str] = set()
+    namespaces: set[str] = set()
+    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        spec = policy["spec"]
+        if not selects(spec["podSelector"], workloads[target]):
+            continue
+        assert "Ingress" in spec["policyTypes"]
+        for rule in spec.get("ingress", []):
+            rule_ports = {p["port"] for p in rule.get("ports", [])}
+            if rule_ports and not rule_ports & ports:  # a rule without ports admits to all
+                continue
+            assert rule.get("from"), f"{policy['metadata']['name']} admits everyone"
+            for peer in rule["from"]:
+                if "namespaceSelector" in peer:
+                    assert "podSelector" not in peer
+                    names = peer["namespaceSelector"]["matchLabels"]
+                    namespaces.add(names["kubernetes.io/metadata.name"])
+                    continue
+                pods |= {
+                    w for w, labels in workloads.items() if selects(peer["podSelector"], labels)
+                }
+    return pods, namespaces
+
+
+def test_ingress_is_denied_by_default(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    deny = manifests[("NetworkPolicy", "default-deny-ingress")]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_network_policy_admits_the_gateway_and_the_callers_only(
+    manifests: dict[tuple[str, str], dict[str, Any]], service: str
+) -> None:
+    pods, namespaces = admitted(manifests.values(), service, {port(service), "http"})
+    if service == "gateway":
+        assert pods == set()  # nothing in the namespace calls the gateway
+        assert namespaces == {"ingress-nginx", "monitoring"}
+    else:
+        assert pods == {"gateway"} | callers(manifests, service)
+        assert namespaces == {"monitoring"}  # Prometheus scrapes /metrics on the same port
+    assert callers(manifests, "user") == set(APP_SERVICES) - {"user"}  # JWKS_URL: everyone
+
+
+def test_the_ingress_routes_to_the_gateway_service(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    ingresses = [d for (kind, _), d in manifests.items() if kind == "Ingress"]
+    assert [i["metadata"]["name"] for i in ingresses] == ["gateway"]
+    (gateway_port,) = manifests[("Service", "gateway")]["spec"]["ports"]
+    backends = [
+        path["backend"]["service"]
+        for rule in ingresses[0]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+    assert backends and all(b["name"] == "gateway" for b in backends)
+    assert all(b["port"] in ({"name": gateway_port["name"]}, {"number": 8000}) for b in backends)
+    assert {p["path"] for r in ingresses[0]["spec"]["rules"] for p in r["http"]["paths"]} == {"/"}
+
+
+def test_kind_files_build_load_and_publish_what_the_manifests_expect(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    script = (K8S / "kind-load.sh").read_text()
+    listed = re.search(r"^SERVICES=\((?P<names>[a-z ]+)\)$", script, flags=re.MULTILINE)
+    assert listed and sorted(listed["names"].split()) == sorted(APP_SERVICES)
+    assert (
+        '-t "shop/$service:dev"' in script
+        and 'kind load docker-image "shop/$service:dev"' in script
+    )
+    cluster = yaml.safe_load((K8S / "kind-cluster.yaml").read_text())
+    (mapping,) = cluster["nodes"][0]["extraPortMappings"]
+    assert mapping["containerPort"] == 80 and mapping["listenAddress"] == "127.0.0.1"
+    dev = (K8S / "overlays" / "dev" / "kustomization.yaml").read_text()
+    assert f"PUBLIC_BASE_URL=http://localhost:{mapping['hostPort']}" in dev
+    assert cluster.get("networking", {}).get("podSubnet", KIND_POD_SUBNET) == KIND_POD_SUBNET
 
 
 def kustomize(overlay: Path) -> list[dict[str, Any]]:
@@ -554,18 +832,29 @@ def pod_env(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> dict[str,
     return env
 
 
-def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def dev_overlay(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, Any]], Path]:
+    """The dev overlay built by kustomize, from the Secret inputs exactly as
+    `python scripts/deploy_env.py` writes them; and the deploy directory they are in."""
+    tmp_path = tmp_path_factory.mktemp("deploy")
     copy = tmp_path / "k8s"
     shutil.copytree(DEPLOY / "k8s", copy)
-    # the Secret's inputs exactly as `python scripts/deploy_env.py` writes them
     assert deploy_env.main(["--deploy-dir", str(tmp_path)]) == 0
-    docs = kustomize(copy / "overlays" / "dev")
+    return kustomize(copy / "overlays" / "dev"), tmp_path
+
+
+def test_kustomize_builds_the_dev_overlay(
+    dev_overlay: tuple[list[dict[str, Any]], Path],
+) -> None:
+    docs, tmp_path = dev_overlay
     kinds = [d["kind"] for d in docs]
-    assert kinds.count("Deployment") == kinds.count("HorizontalPodAutoscaler") == len(PORTS)
+    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in PORTS]
+    autoscalers = kinds.count("HorizontalPodAutoscaler") + kinds.count("ScaledObject")
+    assert len(apps) == autoscalers == len(PORTS)
     assert all(
         d["metadata"].get("namespace") == "shop-dev" for d in docs if d["kind"] != "Namespace"
     )
-    secret = next(d for d in docs if d["kind"] == "Secret")
+    secret = next(d for d in docs if d["metadata"]["name"].startswith("shop-secrets-"))
     user = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "user")
     refs = {
         e["valueFrom"]["secretKeyRef"]["name"]
@@ -576,9 +865,93 @@ def test_kustomize_builds_the_dev_overlay(tmp_path: Path) -> None:
     # Every service's settings start under SHOP_ENV=prod from what the cluster would give it
     # (the dev overlay itself says dev): credentials in both URLs, the internal credential.
     token = deploy_env.read_env(tmp_path / ".env")["INTERNAL_TOKEN"]
-    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for deployment in apps:
         service = deployment["metadata"]["name"]
         env = pod_env(docs, deployment) | {"SHOP_ENV": "prod"}
         with mock.patch.dict(os.environ, env, clear=True):
             settings = settings_class(service)()
         assert settings.internal_token.get_secret_value() == token, service
+        # KEDA watches the queue this service declares, under the settings the pod gets.
+        scaled = by_name.get(("ScaledObject", service))
+        if scaled is not None:
+            (queue,) = queue_names(scaled)
+            assert queue == Names.of(bus_config(settings)).queue, service
+    # KEDA signs in with the generated Secret (its hashed name reaches the KEDA kinds too), and
+    # from its own namespace: the broker's name must carry the namespace the overlay uses.
+    (auth,) = (d for d in docs if d["kind"] == "TriggerAuthentication")
+    ((ref,),) = [auth["spec"]["secretTargetRef"]]
+    assert ref["name"] == secret["metadata"]["name"]
+    host = urlsplit(base64.b64decode(secret["data"][ref["key"]]).decode()).hostname
+    namespace = auth["metadata"]["namespace"]
+    assert namespace == deploy_env.DEV_NAMESPACE
+    assert host == f"rabbitmq.{namespace}.svc" and ("Service", "rabbitmq") in by_name
+    gateway = pod_env(docs, by_name[("Deployment", "gateway")])
+    assert gateway["GATEWAY_TRUSTED_PROXIES"] == KIND_POD_SUBNET
+    assert "host" not in by_name[("Ingress", "gateway")]["spec"]["rules"][0]
+
+
+# What each piece of the dev overlay's own infrastructure serves on, and the setting that names it.
+INFRA_PORTS = {"mongodb": 27017, "rabbitmq": 5672, "smtp": 1025, "otel-collector": 4318}
+
+
+def named_hosts(env: dict[str, str]) -> set[str]:
+    """The dev infrastructure a pod's environment names: in URLs, or as a bare host
+    (NOTIFY_SMTP_HOST)."""
+    hosts = set()
+    for value in env.values():
+        host = urlsplit(value).hostname if "://" in value else value
+        if host and host.endswith(f".{deploy_env.DEV_NAMESPACE}.svc"):
+            host = host.split(".")[0]  # the same Service, namespace-qualified (AMQP_URL)
+        if host in INFRA_PORTS:
+            hosts.add(host)
+    return hosts
+
+
+def test_dev_infrastructure_admits_its_clients_only(
+    dev_overlay: tuple[list[dict[str, Any]], Path],
+) -> None:
+    """MongoDB, RabbitMQ, the SMTP sink and the collector run in the dev namespace, behind the
+    base's deny-all: each admits exactly the pods whose settings name it (and RabbitMQ KEDA)."""
+    docs, _ = dev_overlay
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    apps = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] in PORTS]
+    clients: dict[str, set[str]] = {name: set() for name in INFRA_PORTS}
+    for deployment in apps:
+        for host in named_hosts(pod_env(docs, deployment)):
+            clients[host].add(deployment["metadata"]["name"])
+    assert clients["mongodb"] == clients["rabbitmq"] == set(PORTS)
+    assert clients["smtp"] == {"notify"}
+    for name, service_port in INFRA_PORTS.items():
+        service = by_name[("Service", name)]["spec"]
+        assert "externalName" not in service and service.get("type", "ClusterIP") == "ClusterIP"
+        assert service["ports"][0]["port"] == service_port
+        assert selects({"matchLabels": service["selector"]}, pod_labels(docs)[name])
+        pods, namespaces = admitted(docs, name, {service_port})
+        assert pods == clients[name], name
+        assert namespaces == ({"keda"} if name == "rabbitmq" else set()), name
+        # the UIs (RabbitMQ's, Mailpit's, Jaeger's) are for kubectl port-forward only
+        for other in service["ports"][1:]:
+            assert admitted(docs, name, {other["port"]}) == (set(), set()), other
+    # the Secret volumes and env of the infrastructure name the generated Secret
+    infra_secret = next(d for d in docs if d["metadata"]["name"].startswith("shop-infra-"))
+    assert set(infra_secret["data"]) == {*deploy_env.INFRA_VARIABLES, "mongo-keyfile"}
+
+
+def test_dev_infrastructure_runs_the_images_compose_runs(
+    dev_overlay: tuple[list[dict[str, Any]], Path], compose: dict[str, Any]
+) -> None:
+    docs, _ = dev_overlay
+    same = {
+        "mongodb": "mongo",
+        "rabbitmq": "rabbitmq",
+        "smtp": "mailpit",
+        "otel-collector": "jaeger",
+    }
+    images = {
+        d["metadata"]["name"]: {c["image"] for c in d["spec"]["template"]["spec"]["containers"]}
+        for d in docs
+        if d["kind"] in ("Deployment", "StatefulSet")
+    }
+    for workload, service in same.items():
+        assert images[workload] == {compose["services"][service]["image"]}, workload
