@@ -51,7 +51,7 @@ from bus.context import HandlerTable, handler_name
 from bus.metrics import HANDLER_DURATION, HANDLER_FAILURES
 from bus.outbox import Outbox, OutboxWriter
 from bus.retry import Failure
-from bus.tracing import extract_context, process_attributes, tracer
+from bus.tracing import PROCESS, extract_context, process_attributes, span_name, tracer
 from contracts import Actor, Envelope, Event
 from kit.transactions import after_commit, is_retryable, run_in_transaction
 
@@ -399,15 +399,16 @@ class BatchConsumer(Consumer):
 
     def _span(self, delivery: _Delivery, batch_size: int) -> Span:
         return tracer.start_span(
-            f"{delivery.routing_key} process",
+            span_name(self.config, PROCESS),
             context=extract_context(delivery.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 **process_attributes(
-                    self.config.service,
+                    self.config,
                     delivery.routing_key,
                     delivery.envelope.id,
                     delivery.attempt,
+                    delivery.message.delivery_tag,
                 ),
                 "messaging.batch.message_count": batch_size,
             },

@@ -47,7 +47,7 @@ from bus.outbox import Outbox
 from bus.publisher import publish_confirmed
 from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
 from bus.topology import Names, declare_topology
-from bus.tracing import extract_context, process_attributes, tracer
+from bus.tracing import PROCESS, extract_context, process_attributes, span_name, tracer
 from contracts import ContractError, Envelope
 from kit.transactions import Conflict, is_retryable, run_in_transaction
 
@@ -199,10 +199,12 @@ class Consumer:
             attempt=attempt,
         )
         with tracer.start_as_current_span(
-            f"{routing_key} process",
+            span_name(self.config, PROCESS),
             context=extract_context(headers),
             kind=SpanKind.CONSUMER,
-            attributes=process_attributes(self.config.service, routing_key, envelope.id, attempt),
+            attributes=process_attributes(
+                self.config, routing_key, envelope.id, attempt, message.delivery_tag
+            ),
         ) as span:
             fresh = False
             for handler in handlers_for(self._handlers, type(envelope.data)):

@@ -30,7 +30,14 @@ from bus.documents import CLAIM_ID, CLAIM_OWNER, CLAIM_UNTIL, OUTBOX, Home, Row
 from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
 from bus.publisher import PublishFailed
-from bus.tracing import extract_context, inject_headers, tracer
+from bus.tracing import (
+    PUBLISH,
+    extract_context,
+    inject_headers,
+    publish_attributes,
+    span_name,
+    tracer,
+)
 from contracts import new_id
 from kit.transactions import run_in_transaction
 
@@ -297,16 +304,10 @@ class OutboxRelay:
         stored: Mapping[str, Any] = row.get("headers") or {}
         routing_key: str = row["routing_key"]
         with tracer.start_as_current_span(
-            f"{routing_key} publish",
+            span_name(self._config, PUBLISH),
             context=extract_context(stored),
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "shop.service": self._config.service,  # which one, when services share a process
-                "messaging.operation.type": "send",
-                "messaging.destination.name": routing_key,
-                "messaging.message.id": row["_id"],
-            },
+            attributes=publish_attributes(self._config, routing_key, row["_id"]),
         ):
             headers = {**stored, **inject_headers()}
             body = row["body"]

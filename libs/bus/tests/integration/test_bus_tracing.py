@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry import trace
@@ -61,9 +62,37 @@ async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
 
         await eventually(lambda: len(spans()) >= 3, what="root, publish and process spans")
         spans_by_name = spans()
-        publish = spans_by_name[f"{BusTracePing.ROUTING_KEY} publish"]
-        process = spans_by_name[f"{BusTracePing.ROUTING_KEY} process"]
+        exchange = f"{config.prefix}shop.events"
+        publish = spans_by_name[f"publish {exchange}"]
+        process = spans_by_name[f"process {exchange}"]
         assert publish.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+        # OpenTelemetry's messaging conventions for RabbitMQ: the destination is the exchange,
+        # the routing key has its own attribute.
+        host, port = urlsplit(config.amqp_url).hostname, urlsplit(config.amqp_url).port or 5672
+        common = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": exchange,
+            "messaging.rabbitmq.destination.routing_key": BusTracePing.ROUTING_KEY,
+            "messaging.message.id": envelope.id,
+            "server.address": host,
+            "server.port": port,
+            "shop.service": config.service,
+        }
+        assert dict(publish.attributes or {}) == {
+            **common,
+            "messaging.operation.name": "publish",
+            "messaging.operation.type": "send",
+        }
+        processed = dict(process.attributes or {})
+        delivery_tag = processed.pop("messaging.rabbitmq.message.delivery_tag")
+        assert isinstance(delivery_tag, int) and delivery_tag >= 1
+        assert processed == {
+            **common,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": f"{config.prefix}{config.service}.events",
+            "shop.messaging.attempt": 1,
+        }
         assert (
             publish.parent is not None and publish.parent.span_id == root.get_span_context().span_id
         )
