@@ -1,8 +1,5 @@
 """Client spans for what a request calls: MongoDB commands and outgoing HTTP.
 
-The contrib instrumentation packages would do this, but their current release pins an older
-OpenTelemetry SDK than ours; these two small adapters cover what we need:
-
 - `MongoCommandTracer`: a PyMongo command listener (`connect()` registers it while spans are
   exported) that opens a CLIENT span per command, child of whatever span is current when the
   command is sent, and closes it when the server answers. Name and attributes are OpenTelemetry's
@@ -10,8 +7,8 @@ OpenTelemetry SDK than ours; these two small adapters cover what we need:
   `db.collection.name`, `db.operation.name`, `server.address`/`server.port`; `error.type` and
   `db.response.status_code` when the server refuses). Command documents are not recorded (they
   hold user data).
-- `TracingTransport`: an httpx transport wrapper that opens a CLIENT span per request and injects
-  its `traceparent`, so the callee's server span joins the same trace.
+- `TracingTransport`: the contrib httpx instrumentation's transport wrapper (a CLIENT span per
+  request, `traceparent` injected), set to the stable HTTP conventions.
 """
 
 from __future__ import annotations
@@ -22,10 +19,14 @@ from typing import Any
 
 import httpx
 from opentelemetry import trace
+from opentelemetry.instrumentation._semconv import (
+    _OpenTelemetrySemanticConventionStability,
+    _OpenTelemetryStabilitySignalType,
+    _StabilityMode,
+)
+from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pymongo import monitoring
-
-from kit.tracing import inject_traceparent
 
 TRACER = "kit.clients"
 
@@ -110,29 +111,26 @@ def command_attributes(event: monitoring.CommandStartedEvent) -> dict[str, str |
     }
 
 
-class TracingTransport(httpx.AsyncBaseTransport):
-    """Wraps an httpx transport: a CLIENT span and a `traceparent` header per request."""
+def prefer_stable_http_conventions() -> None:
+    """Have the contrib HTTP instrumentation emit the stable HTTP conventions
+    (`http.request.method`, `url.full`, `http.response.status_code`, as our server spans do)
+    rather than its default pre-1.21 names (`http.method`, `http.url`), unless the operator chose
+    with `OTEL_SEMCONV_STABILITY_OPT_IN` (`http/dup` for both, say). That variable is the only
+    public switch, and kit writes no environment (kit.settings is its one reader), so this sets
+    the mode the library read from it; `test_outgoing_http_is_a_client_span_carrying_traceparent`
+    fails if a release moves it."""
+    stability = _OpenTelemetrySemanticConventionStability
+    stability._initialize()  # type: ignore[no-untyped-call]  # (reads the variable once)
+    modes = stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    if modes.get(_OpenTelemetryStabilitySignalType.HTTP) is _StabilityMode.DEFAULT:
+        modes[_OpenTelemetryStabilitySignalType.HTTP] = _StabilityMode.HTTP
+
+
+class TracingTransport(AsyncOpenTelemetryTransport):
+    """An httpx transport (the pooled default when none is given) traced by OpenTelemetry's
+    contrib instrumentation: a CLIENT span per request, its `traceparent` injected so that the
+    callee's server span joins the same trace."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        tracer = trace.get_tracer(TRACER)
-        with tracer.start_as_current_span(
-            f"HTTP {request.method}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": request.method,
-                "server.address": request.url.host,
-                "url.path": request.url.path,
-            },
-        ) as span:
-            inject_traceparent(request.headers)
-            response = await self.inner.handle_async_request(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        prefer_stable_http_conventions()
+        super().__init__(inner if inner is not None else httpx.AsyncHTTPTransport())
