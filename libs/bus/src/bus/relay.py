@@ -35,6 +35,7 @@ from bus.tracing import (
     extract_context,
     inject_headers,
     publish_attributes,
+    record_failure,
     span_name,
     tracer,
 )
@@ -308,17 +309,23 @@ class OutboxRelay:
             context=extract_context(stored),
             kind=SpanKind.PRODUCER,
             attributes=publish_attributes(self._config, routing_key, row["_id"]),
-        ):
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
             headers = {**stored, **inject_headers()}
             body = row["body"]
-            await self._publisher.publish_raw(
-                routing_key,
-                body.encode() if isinstance(body, str) else bytes(body),
-                message_id=row["_id"],
-                type_=row["type"],
-                correlation_id=row.get("correlation_id"),
-                headers=headers,
-            )
+            try:
+                await self._publisher.publish_raw(
+                    routing_key,
+                    body.encode() if isinstance(body, str) else bytes(body),
+                    message_id=row["_id"],
+                    type_=row["type"],
+                    correlation_id=row.get("correlation_id"),
+                    headers=headers,
+                )
+            except Exception as exc:
+                record_failure(span, exc)
+                raise
 
     async def _count_attempt(self, row_id: str) -> None:
         # A refused row of this relay's own (never claimed, so never counted) leaves the

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, Status, StatusCode
 
 from bus.config import BusConfig
 from bus.topology import Names
@@ -98,6 +99,14 @@ def process_attributes(
     if delivery_tag is not None:
         attributes["messaging.rabbitmq.message.delivery_tag"] = delivery_tag
     return attributes
+
+
+def record_failure(span: Span, exc: BaseException) -> None:
+    """Mark `span` failed as the conventions say: ERROR status, the exception as an event, and
+    `error.type` (the exception's class) to group failures by."""
+    span.record_exception(exc)
+    span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+    span.set_attribute("error.type", type(exc).__qualname__)
 
 
 def extract_context(headers: Mapping[str, Any] | None) -> otel_context.Context:

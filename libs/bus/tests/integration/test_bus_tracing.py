@@ -99,3 +99,43 @@ async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
         assert process.parent is not None and process.parent.span_id == publish.context.span_id
     finally:
         await bus.stop()
+
+
+async def test_a_failed_delivery_is_an_error_span_and_its_retry_counts_the_attempt(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    exporter: InMemorySpanExporter,
+) -> None:
+    config = make_config()
+    calls: list[int] = []
+
+    async def fail_once(envelope: Envelope[BusTracePing], ctx: HandlerContext) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the first delivery fails")
+
+    bus = ServiceBus(config, {BusTracePing: [fail_once]}, mongo_client, db, connection=connection)
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusTracePing(key="again"), correlation_id="retry")
+        await bus.publisher.publish(envelope)
+
+        def processed() -> list[Any]:
+            return [
+                s
+                for s in exporter.get_finished_spans()
+                if s.kind is SpanKind.CONSUMER
+                and (s.attributes or {}).get("messaging.message.id") == envelope.id
+            ]
+
+        await eventually(lambda: len(processed()) >= 2, what="the delivery and its retry")
+        first, second = sorted(processed(), key=lambda s: s.start_time or 0)
+        assert (first.attributes or {})["shop.messaging.attempt"] == 1
+        assert (first.attributes or {})["error.type"] == "RuntimeError"
+        assert not first.status.is_ok
+        assert (second.attributes or {})["shop.messaging.attempt"] == 2
+        assert "error.type" not in (second.attributes or {}) and second.status.is_ok
+    finally:
+        await bus.stop()
