@@ -45,12 +45,13 @@ test-containers: sync ## Integration and e2e suites on MongoDB and RabbitMQ cont
 test-web: sync web browser ## The web front end in Chromium against the running system
 	$(PYTEST) -m web
 
-lint: sync ## ruff, and mypy (strict on libs/ and every service)
+lint: sync ## ruff, mypy (strict on libs/ and every service), AsyncAPI parser, Spectral OWASP on OpenAPI
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy --strict libs/*/src
 	$(PY) -m mypy --strict services/*/src
-	$(PY) -m mypy scripts bench
+	$(PY) -m mypy scripts bench tools
+	tools/lint/check.sh
 
 format: sync ## Apply ruff's fixes and formatting
 	$(PY) -m ruff check --fix .

@@ -73,6 +73,7 @@ class Journey:
         self.ports = {app.state.settings.port: name for name, app in shop.apps.items()}
         self.ports[shop.client.base_url.port or 0] = "gateway"
         self.db_prefix = shop.apps["user"].state.settings.db_prefix
+        self.exchange = f"{shop.apps['user'].state.settings.bus_prefix}shop.events"
 
     def spans(self) -> list[ReadableSpan]:
         return [
@@ -86,7 +87,7 @@ class Journey:
             return self.ports.get(attr(span, "server.port"))
         if attr(span, "shop.service"):
             return str(attr(span, "shop.service"))
-        database = attr(span, "db.name")
+        database = attr(span, "db.namespace")
         if database:
             return str(database).removeprefix(self.db_prefix)
         return None
@@ -165,6 +166,18 @@ async def test_a_whole_order_is_one_trace_across_every_service(shop: Shop) -> No
         source = message["envelope"]["source"]
         assert (source, event_id) in journey.messaging(SpanKind.PRODUCER), (source, event_id)
 
+    # Named and described as OpenTelemetry's RabbitMQ conventions say: the exchange is the
+    # destination, the routing key is its own attribute.
+    for span in journey.spans():
+        if span.kind in (SpanKind.PRODUCER, SpanKind.CONSUMER):
+            operation = "publish" if span.kind is SpanKind.PRODUCER else "process"
+            assert span.name == f"{operation} {journey.exchange}", span.name
+            assert attr(span, "messaging.destination.name") == journey.exchange
+            event_id = str(attr(span, "messaging.message.id"))
+            if event_id in messages:
+                routing_key = event_class(messages[event_id]["envelope"]["type"]).ROUTING_KEY
+                assert attr(span, "messaging.rabbitmq.destination.routing_key") == routing_key
+
     # Every delivery of those events, in every service that consumes them, continued the trace:
     # none of them appears in another trace.
     spans = journey.spans()
@@ -196,7 +209,7 @@ async def test_a_whole_order_is_one_trace_across_every_service(shop: Shop) -> No
     # analytics': it records a batch of deliveries (of many traces) in one transaction, which
     # runs under the batch's first delivery's span (bus.batch); its consumer spans of this
     # order's events are in this trace (above).
-    mongo = {journey.service(s) for s in spans if attr(s, "db.system") == "mongodb"}
+    mongo = {journey.service(s) for s in spans if attr(s, "db.system.name") == "mongodb"}
     assert set(SERVICES) - {"analytics"} <= mongo
 
     # One tree: every span's parent is in the trace (the test's own span is the root).

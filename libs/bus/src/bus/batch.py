@@ -37,7 +37,7 @@ from typing import Any, cast
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -51,7 +51,14 @@ from bus.context import HandlerTable, handler_name
 from bus.metrics import HANDLER_DURATION, HANDLER_FAILURES
 from bus.outbox import Outbox, OutboxWriter
 from bus.retry import Failure
-from bus.tracing import extract_context, process_attributes, tracer
+from bus.tracing import (
+    PROCESS,
+    extract_context,
+    process_attributes,
+    record_failure,
+    span_name,
+    tracer,
+)
 from contracts import Actor, Envelope, Event
 from kit.transactions import after_commit, is_retryable, run_in_transaction
 
@@ -319,8 +326,7 @@ class BatchConsumer(Consumer):
 
     async def _failed(self, delivery: _Delivery, span: Span, exc: Exception) -> None:
         """Retry or dead-letter one delivery whose transaction failed (`Consumer._fail`)."""
-        span.record_exception(exc)
-        span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+        record_failure(span, exc)
         envelope = delivery.envelope
         failure = Failure(
             exc, delivery.attempt, delivery.routing_key, self._name, self.config.service
@@ -399,15 +405,16 @@ class BatchConsumer(Consumer):
 
     def _span(self, delivery: _Delivery, batch_size: int) -> Span:
         return tracer.start_span(
-            f"{delivery.routing_key} process",
+            span_name(self.config, PROCESS),
             context=extract_context(delivery.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 **process_attributes(
-                    self.config.service,
+                    self.config,
                     delivery.routing_key,
                     delivery.envelope.id,
                     delivery.attempt,
+                    delivery.message.delivery_tag,
                 ),
                 "messaging.batch.message_count": batch_size,
             },

@@ -19,7 +19,7 @@ import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue
 from aio_pika.abc import AbstractRobustChannel as Channel
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
@@ -47,7 +47,14 @@ from bus.outbox import Outbox
 from bus.publisher import publish_confirmed
 from bus.retry import Failure, attempt_of, dead_letter_headers, retry_headers
 from bus.topology import Names, declare_topology
-from bus.tracing import extract_context, process_attributes, tracer
+from bus.tracing import (
+    PROCESS,
+    extract_context,
+    process_attributes,
+    record_failure,
+    span_name,
+    tracer,
+)
 from contracts import ContractError, Envelope
 from kit.transactions import Conflict, is_retryable, run_in_transaction
 
@@ -199,10 +206,12 @@ class Consumer:
             attempt=attempt,
         )
         with tracer.start_as_current_span(
-            f"{routing_key} process",
+            span_name(self.config, PROCESS),
             context=extract_context(headers),
             kind=SpanKind.CONSUMER,
-            attributes=process_attributes(self.config.service, routing_key, envelope.id, attempt),
+            attributes=process_attributes(
+                self.config, routing_key, envelope.id, attempt, message.delivery_tag
+            ),
         ) as span:
             fresh = False
             for handler in handlers_for(self._handlers, type(envelope.data)):
@@ -212,8 +221,7 @@ class Consumer:
                         await self._run_handler(handler, name, envelope, attempt, bound) or fresh
                     )
                 except Exception as exc:
-                    span.record_exception(exc)
-                    span.set_status(Status(StatusCode.ERROR, str(exc)[:200]))
+                    record_failure(span, exc)
                     HANDLER_FAILURES.labels(self.config.service, name, envelope.type).inc()
                     failure = Failure(exc, attempt, routing_key, name, self.config.service)
                     self._count(envelope.type, await self._fail(message, failure, headers, bound))

@@ -30,7 +30,15 @@ from bus.documents import CLAIM_ID, CLAIM_OWNER, CLAIM_UNTIL, OUTBOX, Home, Row
 from bus.metrics import EVENTS_PUBLISHED
 from bus.outbox import COLLECTION, PENDING, SENT
 from bus.publisher import PublishFailed
-from bus.tracing import extract_context, inject_headers, tracer
+from bus.tracing import (
+    PUBLISH,
+    extract_context,
+    inject_headers,
+    publish_attributes,
+    record_failure,
+    span_name,
+    tracer,
+)
 from contracts import new_id
 from kit.transactions import run_in_transaction
 
@@ -297,27 +305,27 @@ class OutboxRelay:
         stored: Mapping[str, Any] = row.get("headers") or {}
         routing_key: str = row["routing_key"]
         with tracer.start_as_current_span(
-            f"{routing_key} publish",
+            span_name(self._config, PUBLISH),
             context=extract_context(stored),
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "shop.service": self._config.service,  # which one, when services share a process
-                "messaging.operation.type": "send",
-                "messaging.destination.name": routing_key,
-                "messaging.message.id": row["_id"],
-            },
-        ):
+            attributes=publish_attributes(self._config, routing_key, row["_id"]),
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
             headers = {**stored, **inject_headers()}
             body = row["body"]
-            await self._publisher.publish_raw(
-                routing_key,
-                body.encode() if isinstance(body, str) else bytes(body),
-                message_id=row["_id"],
-                type_=row["type"],
-                correlation_id=row.get("correlation_id"),
-                headers=headers,
-            )
+            try:
+                await self._publisher.publish_raw(
+                    routing_key,
+                    body.encode() if isinstance(body, str) else bytes(body),
+                    message_id=row["_id"],
+                    type_=row["type"],
+                    correlation_id=row.get("correlation_id"),
+                    headers=headers,
+                )
+            except Exception as exc:
+                record_failure(span, exc)
+                raise
 
     async def _count_attempt(self, row_id: str) -> None:
         # A refused row of this relay's own (never claimed, so never counted) leaves the

@@ -334,6 +334,14 @@ async def test_each_delivery_has_its_span_and_what_it_causes_continues_its_trace
 
         await eventually(lambda: set(traces) <= set(processed()), what="both process spans")
         assert {i: processed()[i] for i in traces} == traces
+        consumed = [
+            s.attributes or {} for s in exporter.get_finished_spans() if s.kind is SpanKind.CONSUMER
+        ]
+        batched = [a for a in consumed if a["messaging.message.id"] in traces]
+        assert {a["messaging.batch.message_count"] for a in batched} == {2}
+        assert {a["messaging.consumer.group.name"] for a in batched} == {
+            f"{config.prefix}{config.service}.events"
+        }
     finally:
         await bus.stop()
         await channel.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from opentelemetry import trace
@@ -61,12 +62,80 @@ async def test_trace_id_travels_from_outbox_writer_through_relay_to_handler(
 
         await eventually(lambda: len(spans()) >= 3, what="root, publish and process spans")
         spans_by_name = spans()
-        publish = spans_by_name[f"{BusTracePing.ROUTING_KEY} publish"]
-        process = spans_by_name[f"{BusTracePing.ROUTING_KEY} process"]
+        exchange = f"{config.prefix}shop.events"
+        publish = spans_by_name[f"publish {exchange}"]
+        process = spans_by_name[f"process {exchange}"]
         assert publish.kind is SpanKind.PRODUCER and process.kind is SpanKind.CONSUMER
+        # OpenTelemetry's messaging conventions for RabbitMQ: the destination is the exchange,
+        # the routing key has its own attribute.
+        host, port = urlsplit(config.amqp_url).hostname, urlsplit(config.amqp_url).port or 5672
+        common = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": exchange,
+            "messaging.rabbitmq.destination.routing_key": BusTracePing.ROUTING_KEY,
+            "messaging.message.id": envelope.id,
+            "server.address": host,
+            "server.port": port,
+            "shop.service": config.service,
+        }
+        assert dict(publish.attributes or {}) == {
+            **common,
+            "messaging.operation.name": "publish",
+            "messaging.operation.type": "send",
+        }
+        processed = dict(process.attributes or {})
+        delivery_tag = processed.pop("messaging.rabbitmq.message.delivery_tag")
+        assert isinstance(delivery_tag, int) and delivery_tag >= 1
+        assert processed == {
+            **common,
+            "messaging.operation.name": "process",
+            "messaging.operation.type": "process",
+            "messaging.consumer.group.name": f"{config.prefix}{config.service}.events",
+            "shop.messaging.attempt": 1,
+        }
         assert (
             publish.parent is not None and publish.parent.span_id == root.get_span_context().span_id
         )
         assert process.parent is not None and process.parent.span_id == publish.context.span_id
+    finally:
+        await bus.stop()
+
+
+async def test_a_failed_delivery_is_an_error_span_and_its_retry_counts_the_attempt(
+    make_config: Callable[..., BusConfig],
+    mongo_client: AsyncMongoClient[Any],
+    db: AsyncDatabase[Any],
+    connection: BusConnection,
+    exporter: InMemorySpanExporter,
+) -> None:
+    config = make_config()
+    calls: list[int] = []
+
+    async def fail_once(envelope: Envelope[BusTracePing], ctx: HandlerContext) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("the first delivery fails")
+
+    bus = ServiceBus(config, {BusTracePing: [fail_once]}, mongo_client, db, connection=connection)
+    await bus.start()
+    try:
+        envelope = Envelope.wrap(BusTracePing(key="again"), correlation_id="retry")
+        await bus.publisher.publish(envelope)
+
+        def processed() -> list[Any]:
+            return [
+                s
+                for s in exporter.get_finished_spans()
+                if s.kind is SpanKind.CONSUMER
+                and (s.attributes or {}).get("messaging.message.id") == envelope.id
+            ]
+
+        await eventually(lambda: len(processed()) >= 2, what="the delivery and its retry")
+        first, second = sorted(processed(), key=lambda s: s.start_time or 0)
+        assert (first.attributes or {})["shop.messaging.attempt"] == 1
+        assert (first.attributes or {})["error.type"] == "RuntimeError"
+        assert not first.status.is_ok
+        assert (second.attributes or {})["shop.messaging.attempt"] == 2
+        assert "error.type" not in (second.attributes or {}) and second.status.is_ok
     finally:
         await bus.stop()

@@ -1,26 +1,32 @@
 """Client spans for what a request calls: MongoDB commands and outgoing HTTP.
 
-The contrib instrumentation packages would do this, but their current release pins an older
-OpenTelemetry SDK than ours; these two small adapters cover what we need:
-
 - `MongoCommandTracer`: a PyMongo command listener (`connect()` registers it while spans are
-  exported) that opens a CLIENT span per command (`mongo find users`), child of whatever span is
-  current when the command is sent, and closes it when the server answers. Command documents
-  are not recorded (they hold user data).
-- `TracingTransport`: an httpx transport wrapper that opens a CLIENT span per request and injects
-  its `traceparent`, so the callee's server span joins the same trace.
+  exported) that opens a CLIENT span per command, child of whatever span is current when the
+  command is sent, and closes it when the server answers. Name and attributes are OpenTelemetry's
+  database conventions for MongoDB (`find users`; `db.system.name`, `db.namespace`,
+  `db.collection.name`, `db.operation.name`, `server.address`/`server.port`; `error.type` and
+  `db.response.status_code` when the server refuses). Command documents are not recorded (they
+  hold user data).
+- `TracingTransport`: the contrib httpx instrumentation's transport wrapper (a CLIENT span per
+  request, `traceparent` injected), set to the stable HTTP conventions.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 from opentelemetry import trace
+from opentelemetry.instrumentation._semconv import (
+    _OpenTelemetrySemanticConventionStability,
+    _OpenTelemetryStabilitySignalType,
+    _StabilityMode,
+)
+from opentelemetry.instrumentation.httpx import AsyncOpenTelemetryTransport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from pymongo import monitoring
-
-from kit.tracing import inject_traceparent
 
 TRACER = "kit.clients"
 
@@ -43,62 +49,88 @@ class MongoCommandTracer(monitoring.CommandListener):
         return (event.request_id, event.connection_id)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        target = event.command.get(event.command_name)
-        collection = target if isinstance(target, str) else None
-        name = f"mongo {event.command_name}" + (f" {collection}" if collection else "")
         span = trace.get_tracer(TRACER).start_span(
-            name,
+            command_span_name(event),
             kind=SpanKind.CLIENT,
-            attributes={
-                "db.system": "mongodb",
-                "db.name": event.database_name,
-                "db.operation": event.command_name,
-                **({"db.mongodb.collection": collection} if collection else {}),
-            },
+            attributes=command_attributes(event),
         )
         with self._lock:
             self._spans[self._key(event)] = span
 
-    def _finish(self, event: CommandEvent, error: str | None) -> None:
+    def _finish(self, event: CommandEvent, failure: Mapping[str, Any] | None) -> None:
         with self._lock:
             span = self._spans.pop(self._key(event), None)
         if span is None:
             return
-        if error is not None:
-            span.set_status(Status(StatusCode.ERROR, error))
+        if failure is not None:
+            code = failure.get("code")
+            name = str(failure.get("codeName") or code or "command failed")
+            if code is not None:
+                span.set_attribute("db.response.status_code", str(code))
+            span.set_attribute("error.type", name)
+            span.set_status(Status(StatusCode.ERROR, name))
         span.end()
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        self._finish(event, None)
+        # A refused write (a duplicate key, say) answers ok with the error in `writeErrors`.
+        write_errors = event.reply.get("writeErrors")
+        self._finish(event, write_errors[0] if write_errors else None)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        failure = event.failure if isinstance(event.failure, dict) else {}
-        self._finish(event, str(failure.get("codeName") or "command failed"))
+        self._finish(event, event.failure if isinstance(event.failure, Mapping) else {})
 
 
-class TracingTransport(httpx.AsyncBaseTransport):
-    """Wraps an httpx transport: a CLIENT span and a `traceparent` header per request."""
+def command_collection(event: monitoring.CommandStartedEvent) -> str | None:
+    """The collection a command works on: the value of its first key (`{"find": "users"}`), or
+    `collection` for a cursor's next batch (`{"getMore": <id>, "collection": "users"}`)."""
+    target = event.command.get(event.command_name)
+    if isinstance(target, str):
+        return target
+    collection = event.command.get("collection")
+    return collection if isinstance(collection, str) else None
+
+
+def command_span_name(event: monitoring.CommandStartedEvent) -> str:
+    """`find users`, or `commitTransaction admin` for a command on no collection: the database
+    conventions' `{db.operation.name} {target}`."""
+    return f"{event.command_name} {command_collection(event) or event.database_name}"
+
+
+def command_attributes(event: monitoring.CommandStartedEvent) -> dict[str, str | int]:
+    """The database conventions' attributes of one command (never the command document: it
+    holds user data)."""
+    host, port = event.connection_id
+    collection = command_collection(event)
+    return {
+        "db.system.name": "mongodb",
+        "db.namespace": event.database_name,
+        "db.operation.name": event.command_name,
+        **({"db.collection.name": collection} if collection else {}),
+        "server.address": host,
+        **({"server.port": port} if port is not None else {}),  # none over a unix socket
+    }
+
+
+def prefer_stable_http_conventions() -> None:
+    """Have the contrib HTTP instrumentation emit the stable HTTP conventions
+    (`http.request.method`, `url.full`, `http.response.status_code`, as our server spans do)
+    rather than its default pre-1.21 names (`http.method`, `http.url`), unless the operator chose
+    with `OTEL_SEMCONV_STABILITY_OPT_IN` (`http/dup` for both, say). That variable is the only
+    public switch, and kit writes no environment (kit.settings is its one reader), so this sets
+    the mode the library read from it; `test_outgoing_http_is_a_client_span_carrying_traceparent`
+    fails if a release moves it."""
+    stability = _OpenTelemetrySemanticConventionStability
+    stability._initialize()  # type: ignore[no-untyped-call]  # (reads the variable once)
+    modes = stability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    if modes.get(_OpenTelemetryStabilitySignalType.HTTP) is _StabilityMode.DEFAULT:
+        modes[_OpenTelemetryStabilitySignalType.HTTP] = _StabilityMode.HTTP
+
+
+class TracingTransport(AsyncOpenTelemetryTransport):
+    """An httpx transport (the pooled default when none is given) traced by OpenTelemetry's
+    contrib instrumentation: a CLIENT span per request, its `traceparent` injected so that the
+    callee's server span joins the same trace."""
 
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
-        self.inner = inner if inner is not None else httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        tracer = trace.get_tracer(TRACER)
-        with tracer.start_as_current_span(
-            f"HTTP {request.method}",
-            kind=SpanKind.CLIENT,
-            attributes={
-                "http.request.method": request.method,
-                "server.address": request.url.host,
-                "url.path": request.url.path,
-            },
-        ) as span:
-            inject_traceparent(request.headers)
-            response = await self.inner.handle_async_request(request)
-            span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
-                span.set_status(Status(StatusCode.ERROR))
-            return response
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        prefer_stable_http_conventions()
+        super().__init__(inner if inner is not None else httpx.AsyncHTTPTransport())

@@ -16,6 +16,7 @@ import pytest
 from pydantic_settings import SettingsConfigDict
 from pymongo import DESCENDING
 from pymongo.errors import DuplicateKeyError
+from pymongo.uri_parser import parse_uri
 
 from kit.mongo import IndexSpec, connect, database, ensure_indexes, ping
 from kit.settings import ServiceSettings
@@ -83,7 +84,7 @@ async def test_ping_is_false_when_nothing_answers() -> None:
 
 
 async def test_each_command_is_a_client_span_of_the_current_trace(
-    mongo_url: str, db_name: str
+    mongo_url: str, db_name: str, mongo_is_embedded: bool
 ) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -98,18 +99,36 @@ async def test_each_command_is_a_client_span_of_the_current_trace(
     client = connect(settings)
     try:
         db = database(client, settings)
+        await db.things.create_index("key", unique=True)
+        exporter.clear()
         with trace.get_tracer("test").start_as_current_span("handler") as parent:
-            await db.things.insert_one({"secret": "hunter2"})
+            await db.things.insert_one({"secret": "hunter2", "key": 1})
             await db.things.find_one({})
+            with pytest.raises(DuplicateKeyError):
+                await db.things.insert_one({"key": 1})
         trace_id = parent.get_span_context().trace_id
         commands = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CLIENT]
-        names = [s.name for s in commands]
-        assert "mongo insert things" in names
-        assert "mongo find things" in names
+        by_name = {s.name: s for s in commands}
+        assert {"insert things", "find things"} <= set(by_name)
+        # OpenTelemetry's database conventions (MongoDB), not the old db.name / db.operation.
+        found = dict(by_name["find things"].attributes or {})
+        server = (found.pop("server.address"), found.pop("server.port"))
+        assert found == {
+            "db.system.name": "mongodb",
+            "db.namespace": db_name,
+            "db.collection.name": "things",
+            "db.operation.name": "find",
+        }
+        if mongo_is_embedded:  # (a replica set member may answer under another name)
+            assert server in parse_uri(mongo_url)["nodelist"]
+        first, refused = [s for s in commands if s.name == "insert things"]
+        assert first.status.is_ok and "error.type" not in (first.attributes or {})
+        assert not refused.status.is_ok
+        assert (refused.attributes or {})["db.response.status_code"] == "11000"
+        assert (refused.attributes or {})["error.type"] in {"DuplicateKey", "11000"}
         for span in commands:
-            if span.name.endswith("things"):
-                assert span.context.trace_id == trace_id
-                assert "hunter2" not in str(span.attributes)
+            assert span.context.trace_id == trace_id
+            assert "hunter2" not in str(span.attributes)
     finally:
         await client.drop_database(db_name)
         await client.close()

@@ -117,7 +117,20 @@ async def test_outgoing_http_is_a_client_span_carrying_traceparent(
     (client_span,) = [s for s in spans.get_finished_spans() if s.kind == SpanKind.CLIENT]
     assert seen and seen[0].split("-")[1] == trace_id
     assert seen[0].split("-")[2] == format(client_span.context.span_id, "016x")
+    assert client_span.parent is not None
+    assert client_span.parent.span_id == parent.get_span_context().span_id
     assert not client_span.status.is_ok
+    # The contrib instrumentation, on the stable HTTP conventions (as the server spans are).
+    assert client_span.instrumentation_scope is not None
+    assert client_span.instrumentation_scope.name == "opentelemetry.instrumentation.httpx"
+    attributes = dict(client_span.attributes or {})
+    assert client_span.name == "GET"
+    assert attributes["http.request.method"] == "GET"
+    assert attributes["url.full"] == "http://inventory/api/v1/products"
+    assert attributes["server.address"] == "inventory"
+    assert attributes["http.response.status_code"] == 503
+    assert attributes["error.type"] == "503"
+    assert "http.method" not in attributes and "http.status_code" not in attributes
 
 
 def test_without_an_exporter_spans_are_not_recorded_but_trace_ids_propagate(
@@ -174,3 +187,23 @@ def test_a_provider_installed_by_someone_else_counts_as_exporting(
     monkeypatch.setattr(tracing, "_exporting", False)
     monkeypatch.setattr(tracing, "_provider", TracerProvider())  # an agent's: its own rules
     assert tracing.exporting()
+
+
+def test_an_operators_semconv_choice_for_http_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.instrumentation._semconv import (
+        _OpenTelemetrySemanticConventionStability,
+        _OpenTelemetryStabilitySignalType,
+        _StabilityMode,
+    )
+
+    from kit.tracing_clients import prefer_stable_http_conventions
+
+    modes = _OpenTelemetrySemanticConventionStability._OTEL_SEMCONV_STABILITY_SIGNAL_MAPPING
+    http = _OpenTelemetryStabilitySignalType.HTTP
+    # OTEL_SEMCONV_STABILITY_OPT_IN=http/dup (old and stable names side by side) stays so.
+    monkeypatch.setitem(modes, http, _StabilityMode.HTTP_DUP)
+    prefer_stable_http_conventions()
+    assert modes[http] is _StabilityMode.HTTP_DUP
+    monkeypatch.setitem(modes, http, _StabilityMode.DEFAULT)  # the variable unset
+    prefer_stable_http_conventions()
+    assert modes[http] is _StabilityMode.HTTP
