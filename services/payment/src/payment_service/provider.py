@@ -274,7 +274,7 @@ class SandboxProvider:
         query: Doc = {"outcome": "authorized"}
         if payment_ref is not None:
             query["payment_ref"] = payment_ref
-        cursor = self.ledger.find(query).sort("at", 1)
+        cursor = self.ledger.find(query).sort([("at", 1), ("_id", 1)])
         return [entry async for doc in cursor for entry in _entries_of(doc)]
 
     async def charges(self, payment_ref: str) -> list[LedgerEntry]:

@@ -20,6 +20,8 @@ from payment_service.provider_calls import (
 
 from .conftest import NewSandbox
 
+pytestmark = pytest.mark.integration
+
 RETRY = RetryPolicy(max_attempts=4, backoff_base=0.25, backoff_cap=1.5)
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 
