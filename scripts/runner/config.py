@@ -187,9 +187,6 @@ def child_env(config: Config, mongo_url: str) -> dict[str, str]:
         NOTIFY_SMTP_PORT=str(config.smtp_port),
         NOTIFY_PUBLIC_BASE_URL=config.url("gateway"),
         PAYMENT_USER_URL=config.url("user"),
-        # The sandbox processor's ledger outlives a payment restart (a capture after a crash
-        # must find the authorization, as a real processor's would).
-        PAYMENT_SANDBOX_STATE_PATH=str(config.run_dir / "payment-sandbox.json"),
         ORDER_USER_URL=config.url("user"),
         ORDER_INVENTORY_URL=config.url("inventory"),
         # The gateway and the services present it to each other (kit.internal); new each run,

@@ -1,7 +1,7 @@
 """The fault suite: a driver keeps a number of orders in flight on every branch (`LOAD`: 30 in
 the short form, 200 in the long one) while faults are injected one at a time; then an invariant
 checker reads the system through its APIs, its databases and the payment processor's own ledger
-(the sandbox's journal in the run directory), and `verdict` says whether the run proved anything:
+(the sandbox's ledger in the payment database), and `verdict` says whether the run proved anything:
 it fails on any must-be-zero figure, on less load than asked for, on orders left non-terminal,
 on failed placements, on a scenario window with too few orders, on poison missing from the DLQs.
 
@@ -31,16 +31,18 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
+from payment_service.provider import SandboxProvider
 from pymongo import AsyncMongoClient
 
 from bus import BusConnection, Names
 from devkit.bus_testing import Probe, can_drop_connections
+from kit.mongo import Db
 
 from . import infra_faults
 from .system import (
@@ -997,7 +999,7 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
             0, item["count"] - len(item["messages"])
         )
 
-    # The processor's own ledger (the sandbox's journal), from the outside in.
+    # The processor's own ledger (the sandbox's, in the payment database), from the outside in.
     ledger = await audit_ledger(system, orders)
 
     return {
@@ -1095,19 +1097,10 @@ async def listed(shop: Shop, path: str) -> list[dict[str, Any]]:
             return items
 
 
-def ledger_entries(path: Path) -> list[dict[str, Any]]:
-    """The entries of the sandbox processor's journal (`payment_service.provider`: one JSON
-    line per change, an `entry` for each operation it carried out; a torn last line is a change
-    that never answered)."""
-    entries: list[dict[str, Any]] = []
-    for line in path.read_text().splitlines():
-        try:
-            change = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if change.get("entry") is not None:
-            entries.append(change["entry"])
-    return entries
+async def ledger_entries(db: Db) -> list[dict[str, Any]]:
+    """The operations the sandbox processor carried out (`payment_service.provider`: its ledger
+    in the payment database, `sandbox_ledger`, shared by every payment process), as dicts."""
+    return [asdict(entry) for entry in await SandboxProvider(db).entries()]
 
 
 def audit_entries(
@@ -1160,26 +1153,19 @@ def audit_entries(
 async def audit_ledger(
     system: System, orders: dict[str, dict[str, Any]], settle: float = 60.0
 ) -> dict[str, Any]:
-    """`audit_entries` on the journal the payment service's sandbox keeps in the run directory
-    (PAYMENT_SANDBOX_STATE_PATH), read again until it holds (a void follows the order's end)."""
-    path = Path(system.env["PAYMENT_SANDBOX_STATE_PATH"])
+    """`audit_entries` on the ledger the sandbox keeps in the payment database, read again
+    until it holds (a void follows the order's end)."""
+    client: AsyncMongoClient[Any] = AsyncMongoClient(system.mongo_url)
     deadline = time.monotonic() + settle
-    while True:
-        if not path.exists():
-            audit: dict[str, Any] = {
-                "capture_mismatches": [f"no journal at {path}"],
-                "authorizations_not_voided": [],
-                "refunds_above_capture": [],
-                "captured_cents": 0,
-                "confirmed_total_cents": 0,
-                "entries": 0,
-            }
-        else:
-            audit = audit_entries(ledger_entries(path), orders)
-        problems = [v for v in audit.values() if isinstance(v, list) and v]
-        if not problems or time.monotonic() > deadline:
-            return audit
-        await asyncio.sleep(2)
+    try:
+        while True:
+            audit = audit_entries(await ledger_entries(client[system.database("payment")]), orders)
+            problems = [v for v in audit.values() if isinstance(v, list) and v]
+            if not problems or time.monotonic() > deadline:
+                return audit
+            await asyncio.sleep(2)
+    finally:
+        await client.close()
 
 
 def audit_returns(events: list[dict[str, Any]], returns: list[dict[str, Any]]) -> dict[str, Any]:

@@ -163,8 +163,6 @@ class System:
             SHOP_MANAGER_EMAIL=MANAGER[0],
             SHOP_MANAGER_PASSWORD=MANAGER[1],
             APPROVAL_THRESHOLD_CENTS=str(APPROVAL_THRESHOLD_CENTS),
-            # The processor outlives the payment service that the suite kills.
-            PAYMENT_SANDBOX_STATE_PATH=str(self.run_dir / "payment-sandbox.json"),
             # Retries spread over ~50 s: the embedded Mongo fails any two overlapping write
             # transactions (bus README, known limits), which a loaded 2-core machine makes common.
             BUS_RETRY_DELAYS="1,5,15",

@@ -1,15 +1,13 @@
-"""The fault suite's verdict and its reading of the processor's ledger, on made-up reports and
-journals (no shop): what makes a run fail."""
+"""The fault suite's verdict and its audit of the processor's ledger, on made-up reports and
+ledgers (no shop): what makes a run fail (reading the ledger: test_ledger_reading.py)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .suite import FIGURES, LOAD, MUST_BE_ZERO, audit_entries, ledger_entries, verdict
+from .suite import FIGURES, LOAD, MUST_BE_ZERO, audit_entries, verdict
 
 pytestmark = pytest.mark.unit
 
@@ -45,14 +43,6 @@ def test_a_clean_ledger_has_no_problem() -> None:
     assert audit["authorizations_not_voided"] == []
     assert audit["refunds_above_capture"] == []
     assert audit["captured_cents"] == audit["confirmed_total_cents"] == 1_000
-
-
-def test_the_journal_is_read_line_by_line_past_a_torn_one(tmp_path: Path) -> None:
-    journal = tmp_path / "payment-sandbox.json"
-    answer = {"answer": "k", "payment_ref": "o", "calls": 1, "result": {}, "entry": None}
-    lines = [json.dumps(answer), *(json.dumps({"entry": e}) for e in CLEAN), '{"entry": {"op']
-    journal.write_text("\n".join(lines))
-    assert ledger_entries(journal) == CLEAN
 
 
 def test_an_authorization_left_open_on_an_order_that_did_not_confirm_is_found() -> None:

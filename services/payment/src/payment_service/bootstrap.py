@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,21 +12,19 @@ from pymongo import AsyncMongoClient
 from bus.runtime import Bus, Lifespan, service_lifespan
 from kit.clock import Clock, utcnow
 from kit.internal import internal_headers
+from kit.mongo import Db, connect
 from payment_service.deps import Deps
 from payment_service.handlers import HANDLERS
-from payment_service.provider import PaymentProvider, SandboxProvider
+from payment_service.provider import SANDBOX_INDEXES, PaymentProvider, SandboxProvider
 from payment_service.settings import PaymentSettings
 from payment_service.store import INDEXES, PAYMENTS
 from payment_service.users import UserDirectory
 
 
-def sandbox(settings: PaymentSettings) -> SandboxProvider:
-    """The sandbox processor (the only one this project has), its journal where configured."""
-    path = settings.sandbox_state_path
-    return SandboxProvider(
-        latency_seconds=settings.provider_latency_seconds,
-        state_path=Path(path) if path else None,
-    )
+def sandbox(settings: PaymentSettings, db: Db) -> SandboxProvider:
+    """The sandbox processor (the only one this project has), its ledger in `db` (the service's
+    own database: every replica sees what any of them did at the processor)."""
+    return SandboxProvider(db, latency_seconds=settings.provider_latency_seconds)
 
 
 def bootstrap(
@@ -47,13 +44,14 @@ def bootstrap(
         headers=internal_headers(settings),
         transport=user_transport,
     )
+    client = mongo if mongo is not None else connect(settings)
     return Deps.wire(
         settings,
         HANDLERS,
-        mongo=mongo,
+        mongo=client,
         bus=bus,
         document_outboxes=(PAYMENTS,),
-        provider=provider or sandbox(settings),
+        provider=provider or sandbox(settings, client[settings.database_name]),
         users=users,
         clock=clock or utcnow,
     )
@@ -71,7 +69,8 @@ def lifespan(
     provider: PaymentProvider | None = None,
     user_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Lifespan:
-    """The shared service lifespan over `bootstrap` (with the test doubles given), then the
-    legacy indexes dropped."""
+    """The shared service lifespan over `bootstrap` (with the test doubles given), the
+    sandbox's indexes beside the service's, then the legacy indexes dropped."""
     wiring = partial(bootstrap, bus=bus, provider=provider, user_transport=user_transport)
-    return service_lifespan(settings, wiring, indexes=INDEXES, on_started=drop_legacy)
+    indexes = [*INDEXES, *SANDBOX_INDEXES]
+    return service_lifespan(settings, wiring, indexes=indexes, on_started=drop_legacy)

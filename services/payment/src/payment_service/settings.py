@@ -26,9 +26,6 @@ class PaymentSettings(ServiceSettings):
     backoff_cap_seconds: float = Field(1.5, ge=0)
     provider_latency_seconds: float = Field(0.05, ge=0)
     fraud_threshold: float = Field(0.7, gt=0, le=1)
-    # A file where the sandbox processor keeps its ledger across restarts of the service (the
-    # processor is the outside world: it does not forget an authorization when we crash).
-    sandbox_state_path: str | None = None
     user_url: str = "http://127.0.0.1:8001"
     user_timeout_seconds: float = Field(2.0, gt=0)
 

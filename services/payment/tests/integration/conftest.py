@@ -26,7 +26,7 @@ from fastapi import FastAPI
 from payment_service.bootstrap import bootstrap
 from payment_service.deps import Deps
 from payment_service.main import create_app
-from payment_service.provider import Authorization, SandboxProvider
+from payment_service.provider import SANDBOX_INDEXES, Authorization, SandboxProvider
 from payment_service.settings import PaymentSettings
 from payment_service.store import INDEXES
 from pymongo import AsyncMongoClient, monitoring
@@ -51,10 +51,9 @@ REFUND_TOKENS = ("pm_card_refund_declined", "pm_card_refund_flaky", "pm_card_ref
 class Running:
     """A started payment app: deps, HTTP client, publisher, probe on `payment.#`, the sandbox."""
 
-    def __init__(self, app: FastAPI, client: httpx.AsyncClient, provider: SandboxProvider) -> None:
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
         self.app = app
         self.http = client
-        self.provider = provider
         self.publisher: AmqpPublisher | None = None
         self.probe: Probe | None = None
         self.user_id = ""
@@ -65,6 +64,12 @@ class Running:
     def deps(self) -> Deps:
         deps: Deps = self.app.state.deps
         return deps
+
+    @property
+    def provider(self) -> SandboxProvider:
+        """The sandbox the service wired (its ledger in the service's database)."""
+        assert isinstance(self.deps.provider, SandboxProvider)
+        return self.deps.provider
 
     async def publish(self, envelope: Envelope[Any]) -> None:
         assert self.publisher is not None
@@ -196,10 +201,8 @@ async def start_payment(
             **overrides,
         }
         settings = PaymentSettings(**values)
-        provider = SandboxProvider()
         app = create_app(
             settings,
-            provider=provider,
             user_transport=httpx.ASGITransport(app=user.app),
         )
         # Tokens come from the real user service: trust its keys as the gateway's JWKS would.
@@ -214,7 +217,7 @@ async def start_payment(
                     transport=httpx.ASGITransport(app=app), base_url="http://payment"
                 ) as client,
             ):
-                running = Running(app, client, provider)
+                running = Running(app, client)
                 running.publisher = AmqpPublisher(connection, config)
                 running.probe = await Probe.bind(await connection.channel(), config, "payment.#")
                 running.user_id, running.methods, mine = await customer(user, f"c{tag}")
@@ -397,6 +400,27 @@ def cancelled(order: str, reason: str = "CUSTOMER") -> Envelope[OrderCancelled]:
     return Envelope.wrap(event, correlation_id=order)
 
 
+type NewSandbox = Callable[[], Awaitable[SandboxProvider]]
+
+
+@pytest.fixture
+async def new_sandbox(
+    mongo_client: AsyncMongoClient[Any], db_name: str
+) -> AsyncIterator[NewSandbox]:
+    """Sandboxes, each with its ledger in a database of its own (dropped after the test)."""
+    made: list[str] = []
+
+    async def make() -> SandboxProvider:
+        name = f"{db_name}_{len(made)}"
+        made.append(name)
+        await ensure_indexes(mongo_client[name], SANDBOX_INDEXES)
+        return SandboxProvider(mongo_client[name])
+
+    yield make
+    for name in made:
+        await mongo_client.drop_database(name)
+
+
 @pytest.fixture
 async def payments(mongo_client: AsyncMongoClient[Any], db_name: str) -> AsyncIterator[Payments]:
     """The payment service's commands on the embedded store and an in-memory bus: no backoff,
@@ -407,7 +431,7 @@ async def payments(mongo_client: AsyncMongoClient[Any], db_name: str) -> AsyncIt
         backoff_cap_seconds=0.0,
         provider_latency_seconds=0.0,
     )
-    bus, provider, clock = InMemoryBus(), Interrupting(), Clock(T0)
+    bus, provider, clock = InMemoryBus(), Interrupting(mongo_client[db_name]), Clock(T0)
     deps = bootstrap(
         settings,
         mongo=mongo_client,
@@ -416,7 +440,7 @@ async def payments(mongo_client: AsyncMongoClient[Any], db_name: str) -> AsyncIt
         provider=provider,
         user_transport=user_directory(CUSTOMER),
     )
-    await ensure_indexes(deps.db, INDEXES)
+    await ensure_indexes(deps.db, [*INDEXES, *SANDBOX_INDEXES])
     try:
         yield Payments(deps, bus, provider, clock)
     finally:

@@ -10,6 +10,7 @@ import pytest
 from payment_service import commands
 from payment_service.commands import Step
 from payment_service.handlers import HANDLERS
+from payment_service.provider import SANDBOX_LEDGER
 
 from contracts.order import PaymentRequested
 from contracts.payment import (
@@ -39,9 +40,9 @@ def order_id() -> str:
     return f"o-{secrets.token_hex(4)}"
 
 
-def keys(pay: Payments, order: str) -> list[str]:
+async def keys(pay: Payments, order: str) -> list[str]:
     """The idempotency keys of the processor's authorizations carried out for `order`."""
-    return [c.key for c in pay.provider.charges(order)]
+    return [c.key for c in await pay.provider.charges(order)]
 
 
 async def test_an_ok_card_is_authorized_once(payments: Payments) -> None:
@@ -53,7 +54,7 @@ async def test_an_ok_card_is_authorized_once(payments: Payments) -> None:
         1,
         False,
     )
-    assert keys(payments, order) == [f"{order}:1"]
+    assert await keys(payments, order) == [f"{order}:1"]
     payment = await payments.payment(order)
     assert payment["status"] == "authorized" and payment["_id"] == authorized.payment_id
     assert payment["fraud"] == {"score": 0.0, "reasons": [], "flagged": False}
@@ -68,7 +69,7 @@ async def test_a_declined_card_fails_for_good(payments: Payments) -> None:
     (failed,) = payments.emitted(PaymentFailed, order)
     assert (failed.reason, failed.attempts, failed.retryable) == ("DECLINED", 1, False)
     assert (await payments.payment(order))["status"] == "failed"
-    assert payments.provider.charges(order) == []
+    assert await payments.provider.charges(order) == []
 
 
 async def test_transient_errors_are_retried_each_call_under_its_own_numbered_key(
@@ -84,7 +85,7 @@ async def test_transient_errors_are_retried_each_call_under_its_own_numbered_key
         (f"{order}:2", "transient"),
         (f"{order}:3", "authorized"),
     ]
-    assert keys(payments, order) == [f"{order}:3"]
+    assert await keys(payments, order) == [f"{order}:3"]
 
 
 async def test_an_unavailable_processor_fails_retryably_after_the_budget(
@@ -124,7 +125,7 @@ async def test_a_fraud_flag_waits_for_review_then_the_reviewed_charge_is_authori
     await payments.send(requested(order, "pm_card_fraud", review_passed=True))
     (authorized,) = payments.emitted(PaymentAuthorized, order)
     assert authorized.fraud_flag is True and authorized.payment_id == payment["_id"]
-    assert len(payments.provider.charges(order)) == 1
+    assert len(await payments.provider.charges(order)) == 1
 
 
 async def test_a_passed_review_clears_nothing_it_did_not_review(payments: Payments) -> None:
@@ -146,7 +147,7 @@ async def test_a_customer_retry_after_a_decline_keeps_the_payment_and_the_count(
     (failed,) = payments.emitted(PaymentFailed, order)
     (authorized,) = payments.emitted(PaymentAuthorized, order)
     assert authorized.payment_id == failed.payment_id and authorized.attempts == 2
-    assert keys(payments, order) == [f"{order}:2"]
+    assert await keys(payments, order) == [f"{order}:2"]
     assert (await payments.payment(order))["status"] == "authorized"
 
 
@@ -179,7 +180,7 @@ async def test_capture_happens_exactly_once_under_duplicate_confirmations(
     await payments.send(confirmed(order))  # a second OrderConfirmed
     (captured,) = payments.emitted(PaymentCaptured, order)
     assert captured.amount_cents == AMOUNT
-    assert len(payments.provider.operations(order, "capture")) == 1
+    assert len(await payments.provider.operations(order, "capture")) == 1
     payment = await payments.payment(order)
     assert (payment["status"], payment["captured_cents"]) == ("captured", AMOUNT)
 
@@ -189,7 +190,7 @@ async def test_capture_takes_the_confirmed_total_not_the_whole_hold(payments: Pa
     await payments.send(requested(order, "pm_card_ok"), confirmed(order, total=AMOUNT - 500))
     (captured,) = payments.emitted(PaymentCaptured, order)
     assert captured.amount_cents == AMOUNT - 500
-    (capture,) = payments.provider.operations(order, "capture")
+    (capture,) = await payments.provider.operations(order, "capture")
     assert capture.amount_cents == AMOUNT - 500
 
 
@@ -202,8 +203,8 @@ async def test_a_cancel_after_authorization_voids_and_nothing_is_captured(
     assert (voided.amount_cents, voided.reason) == (AMOUNT, "CUSTOMER")
     await payments.send(confirmed(order))  # must not capture a voided hold
     assert payments.types(order) == ["PaymentAuthorized", "PaymentVoided"]
-    assert payments.provider.operations(order, "capture") == []
-    assert len(payments.provider.operations(order, "void")) == 1
+    assert await payments.provider.operations(order, "capture") == []
+    assert len(await payments.provider.operations(order, "void")) == 1
     payment = await payments.payment(order)
     assert (payment["status"], payment["closed"]) == ("voided", True)
 
@@ -235,11 +236,11 @@ async def test_an_authorization_granted_while_the_order_ended_is_voided_at_once(
     await payments.bus.dispatch(request)  # redelivered
     assert payments.types(order) == ["PaymentAuthorized", "PaymentVoided"]
     assert payments.emitted(PaymentVoided, order)[0].reason == "ORDER_CLOSED"
-    assert keys(payments, order) == [f"{order}:1"]  # the rerun did not call again
-    assert len(payments.provider.operations(order, "void")) == 1
+    assert await keys(payments, order) == [f"{order}:1"]  # the rerun did not call again
+    assert len(await payments.provider.operations(order, "void")) == 1
     assert len(payments.deps.inflight) == 0
     await payments.send(confirmed(order))
-    assert payments.provider.operations(order, "capture") == []
+    assert await payments.provider.operations(order, "capture") == []
 
 
 async def test_a_run_that_lost_the_processors_answer_calls_again_under_the_same_key(
@@ -255,7 +256,7 @@ async def test_a_run_that_lost_the_processors_answer_calls_again_under_the_same_
     (authorized,) = payments.emitted(PaymentAuthorized, order)
     assert authorized.attempts == 1
     # Asked twice under one key, the processor charged once.
-    assert payments.provider.calls == 2 and keys(payments, order) == [f"{order}:1"]
+    assert payments.provider.calls == 2 and await keys(payments, order) == [f"{order}:1"]
 
 
 async def test_each_step_is_one_write_of_the_payment(payments: Payments, writes: Writes) -> None:
@@ -265,7 +266,10 @@ async def test_each_step_is_one_write_of_the_payment(payments: Payments, writes:
     assert payments.types(order) == ["PaymentAuthorized", "PaymentCaptured"]
     # The authorization inserts the payment, the capture updates it; no inbox or outbox row.
     assert writes.of("payments") == {"insert": 1, "update": 1}
-    assert {coll for coll, _ in writes.counts} == {"payments"}
+    # The sandbox processor (sharing the database) records the hold and its capture: one
+    # document, inserted then updated; nothing else is written.
+    assert writes.of(SANDBOX_LEDGER) == {"insert": 1, "update": 1}
+    assert {coll for coll, _ in writes.counts} == {"payments", SANDBOX_LEDGER}
 
 
 async def test_the_lookup_shows_every_call_and_404s_an_unknown_order(payments: Payments) -> None:

@@ -31,9 +31,9 @@ async def captured(payments: Payments, token: str = "pm_card_ok", total: int = A
     return order
 
 
-def refunds(payments: Payments, order: str) -> list[int]:
+async def refunds(payments: Payments, order: str) -> list[int]:
     """The amounts the processor really paid back for `order`."""
-    return [e.amount_cents for e in payments.provider.operations(order, "refund")]
+    return [e.amount_cents for e in await payments.provider.operations(order, "refund")]
 
 
 def outcomes(payments: Payments, order: str) -> list[tuple[str, str | None, int, str | None]]:
@@ -61,8 +61,8 @@ async def test_a_return_is_refunded_once_whatever_is_redelivered(payments: Payme
         "u-customer",
         "USD",
     )
-    assert refunds(payments, order) == [1000]  # one refund on the processor's ledger
-    (entry,) = payments.provider.operations(order, "refund")
+    assert await refunds(payments, order) == [1000]  # one refund on the processor's ledger
+    (entry,) = await payments.provider.operations(order, "refund")
     assert entry.key == f"{order}:refund:r-1"
     after = await payments.payment(order)
     assert (after["status"], after["refunded_cents"]) == ("captured", 1000)  # partly refunded
@@ -82,7 +82,7 @@ async def test_two_returns_are_refunded_up_to_the_capture_and_no_further(
         ("PaymentRefundFailed", "r-3", 1, "REFUND_EXCEEDS_CAPTURE"),
     ]
     assert payments.provider.calls == calls
-    assert refunds(payments, order) == [1000, AMOUNT - 1000]
+    assert await refunds(payments, order) == [1000, AMOUNT - 1000]
     payment = await payments.payment(order)
     assert (payment["status"], payment["refunded_cents"]) == ("refunded", AMOUNT)
 
@@ -97,14 +97,14 @@ async def test_a_refund_beyond_what_was_captured_is_refused_without_a_call(
     assert outcomes(payments, order) == [
         ("PaymentRefundFailed", "r-1", 2001, "REFUND_EXCEEDS_CAPTURE")
     ]
-    assert payments.provider.calls == calls and refunds(payments, order) == []
+    assert payments.provider.calls == calls and await refunds(payments, order) == []
     payment = await payments.payment(order)
     assert (payment["status"], payment["refunded_cents"]) == ("captured", 0)
     assert payment["refunds"]["r-1"]["status"] == "failed"
     # The refusal is final for that return; another return within the capture is refunded.
     await payments.send(received(order, "r-1", 2000), received(order, "r-2", 2000))
     assert outcomes(payments, order)[1:] == [("PaymentRefunded", "r-2", 2000, None)]
-    assert refunds(payments, order) == [2000]
+    assert await refunds(payments, order) == [2000]
 
 
 async def test_a_return_ahead_of_the_capture_waits_for_it(payments: Payments) -> None:
@@ -115,11 +115,11 @@ async def test_a_return_ahead_of_the_capture_waits_for_it(payments: Payments) ->
     early = received(order, "r-1", 500)
     with pytest.raises(CaptureAwaited):
         await payments.bus.dispatch(early)
-    assert outcomes(payments, order) == [] and refunds(payments, order) == []
+    assert outcomes(payments, order) == [] and await refunds(payments, order) == []
     await payments.send(confirmed(order))
     await payments.bus.dispatch(early)  # redelivered
     assert outcomes(payments, order) == [("PaymentRefunded", "r-1", 500, None)]
-    assert refunds(payments, order) == [500]
+    assert await refunds(payments, order) == [500]
 
 
 async def test_a_payment_never_captured_refunds_nothing(payments: Payments) -> None:
@@ -127,7 +127,7 @@ async def test_a_payment_never_captured_refunds_nothing(payments: Payments) -> N
     await payments.send(requested(order, "pm_card_ok"), cancelled(order))  # voided
     await payments.send(received(order, "r-1", 500))
     assert outcomes(payments, order) == [("PaymentRefundFailed", "r-1", 500, "NOT_CAPTURED")]
-    assert refunds(payments, order) == []
+    assert await refunds(payments, order) == []
     assert (await payments.payment(order))["status"] == "voided"
     # An order payment never saw at all: refused once, on a stub that remembers it.
     unknown = order_id()
@@ -154,7 +154,7 @@ async def test_the_processor_declining_fails_the_refund(payments: Payments) -> N
     order = await captured(payments, "pm_card_refund_declined")
     await payments.send(received(order, "r-1", 1000))
     assert outcomes(payments, order) == [("PaymentRefundFailed", "r-1", 1000, "DECLINED")]
-    assert refunds(payments, order) == []
+    assert await refunds(payments, order) == []
     payment = await payments.payment(order)
     entry = payment["refunds"]["r-1"]
     assert (entry["status"], entry["error"], len(entry["calls"])) == (
@@ -171,7 +171,7 @@ async def test_transient_errors_are_retried_under_the_same_key(payments: Payment
     await payments.send(received(order, "r-1", 1000))
     assert outcomes(payments, order) == [("PaymentRefunded", "r-1", 1000, None)]
     assert payments.provider.calls == calls + 3  # two transient answers, then the refund
-    assert refunds(payments, order) == [1000]
+    assert await refunds(payments, order) == [1000]
     entry = (await payments.payment(order))["refunds"]["r-1"]
     assert [c["outcome"] for c in entry["calls"]] == ["transient", "transient", "refunded"]
     assert entry["idempotency_key"] == f"{order}:refund:r-1"
@@ -187,7 +187,7 @@ async def test_an_unavailable_processor_fails_the_refund_after_the_budget(
         ("PaymentRefundFailed", "r-1", 1000, "PROVIDER_UNAVAILABLE")
     ]
     assert payments.provider.calls == calls + payments.deps.settings.max_attempts
-    assert refunds(payments, order) == []
+    assert await refunds(payments, order) == []
 
 
 async def test_a_refund_that_raced_another_is_decided_against_the_new_total(
@@ -210,7 +210,7 @@ async def test_a_refund_that_raced_another_is_decided_against_the_new_total(
         ("PaymentRefundFailed", "r-1", 2000, "REFUND_EXCEEDS_CAPTURE"),
         ("PaymentRefunded", "r-2", 1000, None),
     ]
-    assert refunds(payments, order) == [1000]
+    assert await refunds(payments, order) == [1000]
     assert (await payments.payment(order))["refunded_cents"] == 1000
 
 

@@ -95,16 +95,16 @@ async def test_each_test_card_ends_as_the_customer_would_expect(start_payment: S
             AMOUNT,
             False,
         )
-        assert [c.amount_cents for c in pay.provider.charges(ok)] == [AMOUNT]
+        assert [c.amount_cents for c in await pay.provider.charges(ok)] == [AMOUNT]
 
         declined, result = await pay_with(pay, "pm_card_declined")
         assert result["type"] == "PaymentFailed"
         assert (result["reason"], result["attempts"], result["retryable"]) == ("DECLINED", 1, False)
-        assert pay.provider.charges(declined) == []
+        assert await pay.provider.charges(declined) == []
 
         flaky, result = await pay_with(pay, "pm_card_flaky")
         assert result["type"] == "PaymentAuthorized" and result["attempts"] == 3
-        assert len(pay.provider.charges(flaky)) == 1
+        assert len(await pay.provider.charges(flaky)) == 1
 
 
 async def test_unavailable_processor_fails_after_four_attempts_within_five_seconds(
@@ -140,12 +140,12 @@ async def test_fraud_card_waits_for_review_then_authorizes_once_passed(
         order, result = await pay_with(pay, "pm_card_fraud")
         assert result["type"] == "PaymentReviewRequired"
         assert result["fraudScore"] == 1.0 and "TEST_CARD_FRAUD" in result["reasons"]
-        assert pay.provider.charges(order) == []
+        assert await pay.provider.charges(order) == []
 
         await pay.publish(requested(pay, order, "pm_card_fraud", review_passed=True))
         authorized = await outcome(pay, order, "PaymentAuthorized")
         assert authorized["fraudFlag"] is True and authorized["attempts"] == 1
-        assert len(pay.provider.charges(order)) == 1
+        assert len(await pay.provider.charges(order)) == 1
 
 
 async def test_a_passed_review_without_a_flag_is_still_scored(start_payment: Start) -> None:
@@ -153,7 +153,7 @@ async def test_a_passed_review_without_a_flag_is_still_scored(start_payment: Sta
     async with start_payment() as pay:
         order, result = await pay_with(pay, "pm_card_fraud", review_passed=True)
         assert result["type"] == "PaymentReviewRequired"
-        assert pay.provider.charges(order) == []
+        assert await pay.provider.charges(order) == []
 
 
 async def test_a_passed_review_clears_only_the_flagged_card_and_amount(
@@ -169,14 +169,14 @@ async def test_a_passed_review_clears_only_the_flagged_card_and_amount(
             lambda: len(pay.emitted("PaymentReviewRequired", order)) == 2,
             what="a second review for another amount",
         )
-        assert pay.provider.charges(order) == []
+        assert await pay.provider.charges(order) == []
         # Flagged now for 9_999; the Manager clears it; the request for exactly that passes.
         await pay.publish(
             requested(pay, order, "pm_card_fraud", attempt=3, review_passed=True, amount=9_999)
         )
         authorized = await outcome(pay, order, "PaymentAuthorized")
         assert authorized["fraudFlag"] is True
-        assert [c.amount_cents for c in pay.provider.charges(order)] == [9_999]
+        assert [c.amount_cents for c in await pay.provider.charges(order)] == [9_999]
 
 
 async def test_a_reviewed_card_stays_cleared_after_a_retry_with_another_card(
@@ -193,7 +193,7 @@ async def test_a_reviewed_card_stays_cleared_after_a_retry_with_another_card(
         authorized = await outcome(pay, order, "PaymentAuthorized")
         assert authorized["fraudFlag"] is True
         assert len(pay.emitted("PaymentReviewRequired", order)) == 1
-        assert len(pay.provider.charges(order)) == 1
+        assert len(await pay.provider.charges(order)) == 1
 
 
 async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> None:
@@ -207,7 +207,7 @@ async def test_a_request_delivered_twice_charges_once(start_payment: Start) -> N
         await outcome(pay, order)
         await quiet(pay)
         assert len(pay.emitted("PaymentAuthorized", order)) == 1
-        assert len(pay.provider.charges(order)) == 1
+        assert len(await pay.provider.charges(order)) == 1
         # Deliveries handled at once may each ask the processor, always by the same key: one
         # charge, one recorded call.
         payment = await pay.deps.store.payment_for(order)
@@ -222,7 +222,7 @@ async def test_customer_retry_with_another_card_keeps_counting(start_payment: St
         await pay.publish(requested(pay, order, "pm_card_ok", attempt=2))
         authorized = await outcome(pay, order, "PaymentAuthorized")
         assert authorized["attempts"] == 2 and authorized["paymentId"] == failed["paymentId"]
-        assert len(pay.provider.charges(order)) == 1
+        assert len(await pay.provider.charges(order)) == 1
 
 
 async def test_capture_once_on_confirmation(start_payment: Start) -> None:
@@ -236,7 +236,7 @@ async def test_capture_once_on_confirmation(start_payment: Start) -> None:
         assert captured["amountCents"] == AMOUNT
         await quiet(pay)
         assert len(pay.emitted("PaymentCaptured", order)) == 1
-        assert len(pay.provider.operations(order, "capture")) == 1
+        assert len(await pay.provider.operations(order, "capture")) == 1
 
 
 async def test_capture_sends_the_confirmed_amount_to_the_provider(start_payment: Start) -> None:
@@ -246,7 +246,7 @@ async def test_capture_sends_the_confirmed_amount_to_the_provider(start_payment:
         captured = await outcome(pay, order, "PaymentCaptured")
         assert captured["amountCents"] == AMOUNT - 500
         # The processor took what the event says, not the whole hold.
-        (capture,) = pay.provider.operations(order, "capture")
+        (capture,) = await pay.provider.operations(order, "capture")
         assert capture.amount_cents == AMOUNT - 500
 
 
@@ -308,7 +308,7 @@ async def test_each_step_runs_once_and_writes_the_payment_once(
         assert payments["insert"] == 1 and payments["update"] in (2, 3), payments
         # One authorization and one capture reached the processor.
         assert pay.provider.calls == 2
-        assert len(pay.provider.charges(order)) == 1
+        assert len(await pay.provider.charges(order)) == 1
 
 
 async def _events_pulled(pay: Running, order: str) -> bool:
@@ -335,8 +335,8 @@ async def test_cancel_after_authorization_voids_and_nothing_is_captured(
         await pay.publish(confirmed(pay, order))  # a confirmation must not capture a voided hold
         await quiet(pay)
         assert pay.emitted("PaymentCaptured", order) == []
-        assert pay.provider.operations(order, "capture") == []
-        assert len(pay.provider.operations(order, "void")) == 1
+        assert await pay.provider.operations(order, "capture") == []
+        assert len(await pay.provider.operations(order, "void")) == 1
 
 
 async def test_cancel_before_any_authorization_then_late_request(start_payment: Start) -> None:
@@ -348,7 +348,7 @@ async def test_cancel_before_any_authorization_then_late_request(start_payment: 
         # A request that arrives after the order ended is never charged.
         await pay.publish(requested(pay, order, "pm_card_ok"))
         await quiet(pay)
-        assert pay.provider.charges(order) == []
+        assert await pay.provider.charges(order) == []
         assert pay.probe is not None and pay.emitted("PaymentAuthorized", order) == []
         assert await pay.deps.db.payments.count_documents({"order_id": order, "closed": True}) == 1
 
@@ -395,7 +395,7 @@ async def test_a_payment_an_older_version_stored_keeps_its_calls(start_payment: 
         await pay.publish(requested(pay, order, "pm_card_ok", attempt=2))
         authorized = await outcome(pay, order, "PaymentAuthorized")
         assert (authorized["attempts"], authorized["paymentId"]) == (2, "pay-legacy")
-        assert [c.key for c in pay.provider.charges(order)] == [f"{order}:2"]
+        assert [c.key for c in await pay.provider.charges(order)] == [f"{order}:2"]
         body = (
             await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
         ).json()
@@ -423,10 +423,10 @@ async def test_authorization_that_completes_after_the_cancel_is_voided(
         voided = await outcome(pay, order, "PaymentVoided")
         assert voided["reason"] == "ORDER_CLOSED" and voided["amountCents"] == AMOUNT
         assert pay.emitted("PaymentAuthorized", order)[0]["attempts"] == 3
-        assert len(pay.provider.operations(order, "void")) == 1
+        assert len(await pay.provider.operations(order, "void")) == 1
         await pay.publish(confirmed(pay, order))
         await quiet(pay)
-        assert pay.provider.operations(order, "capture") == []
+        assert await pay.provider.operations(order, "capture") == []
 
 
 async def test_a_received_return_is_refunded_once_and_shows_in_the_lookup(
@@ -452,7 +452,7 @@ async def test_a_received_return_is_refunded_once_and_shows_in_the_lookup(
         assert (refunded["returnId"], refunded["amountCents"]) == ("r-1", 1000)
         await quiet(pay)
         assert len(pay.emitted("PaymentRefunded", order)) == 1
-        assert len(pay.provider.operations(order, "refund")) == 1
+        assert len(await pay.provider.operations(order, "refund")) == 1
         body = (
             await pay.http.get(f"/api/v1/payments/{order}", headers=pay.headers["Admin"])
         ).json()

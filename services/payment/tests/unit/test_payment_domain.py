@@ -1,5 +1,5 @@
 """Pure rules: fraud scoring, the payment state machine, the retry schedule, what a refund may
-take; the sandbox."""
+take (the sandbox processor: integration/test_sandbox_ledger.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from payment_service.domain import (
     worst_case_retry_seconds,
 )
 from payment_service.inflight import InFlight
-from payment_service.provider import PaymentDeclined, SandboxProvider, TransientProviderError
 from payment_service.settings import PaymentSettings
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -153,28 +152,6 @@ def test_default_retries_fit_in_five_seconds() -> None:
         PaymentSettings(max_attempts=8, backoff_base_seconds=1, backoff_cap_seconds=2)
 
 
-async def test_sandbox_answers_a_key_once_and_never_charges_twice() -> None:
-    sandbox = SandboxProvider()
-    args = {"payment_ref": "o1", "token": "pm_card_flaky", "amount_cents": 10, "currency": "USD"}
-    for key in ("o1:1", "o1:1", "o1:2"):
-        with pytest.raises(TransientProviderError):
-            await sandbox.authorize(key=key, **args)  # type: ignore[arg-type]
-    first = await sandbox.authorize(key="o1:3", **args)  # type: ignore[arg-type]
-    again = await sandbox.authorize(key="o1:3", **args)  # type: ignore[arg-type]
-    assert first == again and len(sandbox.charges("o1")) == 1
-    await sandbox.void(key="o1:void", authorization_id=first.authorization_id)
-    await sandbox.void(key="o1:void", authorization_id=first.authorization_id)
-    assert len(sandbox.operations("o1", "void")) == 1
-    with pytest.raises(PaymentDeclined):
-        await sandbox.capture(
-            key="o1:capture", authorization_id=first.authorization_id, amount_cents=10
-        )
-    with pytest.raises(PaymentDeclined):
-        await sandbox.authorize(
-            key="o2:1", payment_ref="o2", token="pm_card_declined", amount_cents=1, currency="USD"
-        )
-
-
 CARD = Charge("pm1", 2_500)
 
 
@@ -190,22 +167,6 @@ def test_a_passed_review_spares_only_a_flagged_card_and_amount() -> None:
 def test_an_approval_without_a_flag_clears_nothing() -> None:
     # A Manager approving the order's value: the fraud rules never flagged anything.
     assert fraud_rules_apply(True, set(), CARD)
-
-
-async def test_sandbox_refuses_to_capture_more_than_authorized() -> None:
-    sandbox = SandboxProvider()
-    auth = await sandbox.authorize(
-        key="o1:1", payment_ref="o1", token="pm_card_ok", amount_cents=1_000, currency="USD"
-    )
-    with pytest.raises(PaymentDeclined, match="cannot capture 1001"):
-        await sandbox.capture(
-            key="o1:capture", authorization_id=auth.authorization_id, amount_cents=1_001
-        )
-    assert sandbox.operations("o1", "capture") == []
-    await sandbox.capture(
-        key="o1:capture", authorization_id=auth.authorization_id, amount_cents=600
-    )
-    assert [e.amount_cents for e in sandbox.operations("o1", "capture")] == [600]
 
 
 def test_a_refund_takes_at_most_what_was_captured_less_earlier_refunds() -> None:

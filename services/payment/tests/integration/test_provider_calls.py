@@ -1,5 +1,5 @@
-"""provider_calls.authorize_with_retries and refund_with_retries against the sandbox processor:
-keys, retries, backoff."""
+"""provider_calls.authorize_with_retries and refund_with_retries against the sandbox processor
+(its ledger on the embedded store, a database per sandbox): keys, retries, backoff."""
 
 from __future__ import annotations
 
@@ -17,6 +17,10 @@ from payment_service.provider_calls import (
     authorize_with_retries,
     refund_with_retries,
 )
+
+from .conftest import NewSandbox
+
+pytestmark = pytest.mark.integration
 
 RETRY = RetryPolicy(max_attempts=4, backoff_base=0.25, backoff_cap=1.5)
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -49,8 +53,10 @@ async def authorize(
     return outcome, seen, sleeps.waits
 
 
-async def test_an_ok_card_is_authorized_by_one_call_under_the_first_key() -> None:
-    provider = SandboxProvider()
+async def test_an_ok_card_is_authorized_by_one_call_under_the_first_key(
+    new_sandbox: NewSandbox,
+) -> None:
+    provider = await new_sandbox()
     outcome, seen, waits = await authorize(provider, "pm_card_ok")
     assert outcome.result == "authorized" and list(outcome.calls) == seen
     (call,) = outcome.calls
@@ -58,13 +64,15 @@ async def test_an_ok_card_is_authorized_by_one_call_under_the_first_key() -> Non
     assert (
         outcome.authorization_id
         == call.authorization_id
-        == provider.charges("o-1")[0].authorization_id
+        == (await provider.charges("o-1"))[0].authorization_id
     )
     assert waits == []
 
 
-async def test_transient_errors_are_retried_with_backoff_until_authorized() -> None:
-    provider = SandboxProvider()
+async def test_transient_errors_are_retried_with_backoff_until_authorized(
+    new_sandbox: NewSandbox,
+) -> None:
+    provider = await new_sandbox()
     outcome, _, waits = await authorize(provider, "pm_card_flaky")
     assert outcome.result == "authorized"
     assert [(c.key, c.outcome) for c in outcome.calls] == [
@@ -74,19 +82,21 @@ async def test_transient_errors_are_retried_with_backoff_until_authorized() -> N
     ]
     # Exponential backoff, jitter 0 picks the lower half: 0.25/2, then 0.5/2.
     assert waits == [0.125, 0.25]
-    assert len(provider.charges("o-1")) == 1
+    assert len(await provider.charges("o-1")) == 1
 
 
-async def test_a_decline_is_final() -> None:
-    provider = SandboxProvider()
+async def test_a_decline_is_final(new_sandbox: NewSandbox) -> None:
+    provider = await new_sandbox()
     outcome, _, waits = await authorize(provider, "pm_card_declined")
     assert outcome.result == "declined" and len(outcome.calls) == 1
     assert outcome.calls[0].error == "card declined" and outcome.authorization_id is None
-    assert waits == [] and provider.charges("o-1") == []
+    assert waits == [] and await provider.charges("o-1") == []
 
 
-async def test_an_unavailable_processor_uses_the_budget_and_no_more() -> None:
-    provider = SandboxProvider()
+async def test_an_unavailable_processor_uses_the_budget_and_no_more(
+    new_sandbox: NewSandbox,
+) -> None:
+    provider = await new_sandbox()
     outcome, _, waits = await authorize(provider, "pm_card_unavailable", budget=3)
     assert outcome.result == "unavailable"
     assert [c.outcome for c in outcome.calls] == ["transient"] * 3
@@ -94,24 +104,30 @@ async def test_an_unavailable_processor_uses_the_budget_and_no_more() -> None:
     assert provider.calls == 3
 
 
-async def test_numbers_go_on_from_earlier_calls_and_no_budget_means_no_call() -> None:
-    provider = SandboxProvider()
+async def test_numbers_go_on_from_earlier_calls_and_no_budget_means_no_call(
+    new_sandbox: NewSandbox,
+) -> None:
+    provider = await new_sandbox()
     outcome, _, _ = await authorize(provider, "pm_card_ok", after=2)
     assert [c.key for c in outcome.calls] == ["o-1:3"]
     nothing, _, _ = await authorize(provider, "pm_card_ok", budget=0)
     assert nothing.result == "not_called" and provider.calls == 1
 
 
-async def test_a_rerun_calls_again_under_the_same_keys_and_charges_nothing_twice() -> None:
-    provider = SandboxProvider()
+async def test_a_rerun_calls_again_under_the_same_keys_and_charges_nothing_twice(
+    new_sandbox: NewSandbox,
+) -> None:
+    provider = await new_sandbox()
     first, _, _ = await authorize(provider, "pm_card_flaky")
     again, _, _ = await authorize(provider, "pm_card_flaky")
     assert [(c.key, c.outcome) for c in again.calls] == [(c.key, c.outcome) for c in first.calls]
     assert again.authorization_id == first.authorization_id
-    assert len(provider.charges("o-1")) == 1
+    assert len(await provider.charges("o-1")) == 1
 
 
-async def test_an_unexpected_provider_failure_propagates_unrecorded() -> None:
+async def test_an_unexpected_provider_failure_propagates_unrecorded(
+    new_sandbox: NewSandbox,
+) -> None:
     class Broken(SandboxProvider):
         async def authorize(
             self, *, key: str, payment_ref: str, token: str, amount_cents: int, currency: str
@@ -121,7 +137,7 @@ async def test_an_unexpected_provider_failure_propagates_unrecorded() -> None:
     seen: list[ProviderCall] = []
     with pytest.raises(RuntimeError):
         await authorize_with_retries(
-            Broken(),
+            Broken((await new_sandbox()).ledger.database),
             AuthorizationRequest("o-1", "pm_card_ok", 2500, "USD"),
             after=0,
             budget=4,
@@ -153,8 +169,8 @@ async def refund(
     return outcome, sleeps.waits
 
 
-async def test_a_refund_is_retried_under_its_one_key() -> None:
-    provider = SandboxProvider()
+async def test_a_refund_is_retried_under_its_one_key(new_sandbox: NewSandbox) -> None:
+    provider = await new_sandbox()
     outcome, waits = await refund(provider, "pm_card_refund_flaky")
     assert outcome.result == "refunded" and outcome.error is None
     assert [(c.number, c.key, c.outcome) for c in outcome.calls] == [
@@ -163,20 +179,20 @@ async def test_a_refund_is_retried_under_its_one_key() -> None:
         (3, "o-1:refund:r-1", "refunded"),
     ]
     assert waits == [0.125, 0.25]
-    assert [e.amount_cents for e in provider.operations("o-1", "refund")] == [1000]
+    assert [e.amount_cents for e in await provider.operations("o-1", "refund")] == [1000]
 
 
-async def test_a_refund_declined_or_never_answered_is_not_refunded() -> None:
-    declined, waits = await refund(SandboxProvider(), "pm_card_refund_declined")
+async def test_a_refund_declined_or_never_answered_is_not_refunded(new_sandbox: NewSandbox) -> None:
+    declined, waits = await refund(await new_sandbox(), "pm_card_refund_declined")
     assert (declined.result, declined.error, len(declined.calls), waits) == (
         "declined",
         "refund declined",
         1,
         [],
     )
-    too_much, _ = await refund(SandboxProvider(), "pm_card_ok", amount=2501)
+    too_much, _ = await refund(await new_sandbox(), "pm_card_ok", amount=2501)
     assert too_much.result == "declined"
-    provider = SandboxProvider()
+    provider = await new_sandbox()
     unavailable, waits = await refund(provider, "pm_card_refund_unavailable", budget=3)
     assert unavailable.result == "unavailable" and len(waits) == 2
-    assert provider.operations("o-1", "refund") == []
+    assert await provider.operations("o-1", "refund") == []
