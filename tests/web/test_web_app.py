@@ -11,7 +11,7 @@ import re
 import secrets
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from .shopweb import ADMIN, MANAGER, PASSWORD, System, shot
 
@@ -336,3 +336,30 @@ def test_admin_consoles(page: Page, system: System) -> None:
     page.get_by_role("link", name="Dead letters").click()
     expect(page.get_by_role("heading", name=re.compile(r"^order: \d+ dead letter"))).to_be_visible()
     shot(page, "20-admin-dead-letters")
+
+
+def test_the_api_docs_work_offline(page: Page, system: System) -> None:
+    """`/docs` loads nothing from another host (issue 21 item 6): every request that leaves the
+    gateway is refused here, and the page must still render and call the API. The `page`
+    fixture fails the test on anything the docs page's CSP blocked."""
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(system.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline)
+    page.goto(f"{system.url}/docs")
+    health = page.locator(".opblock").filter(has_text="/healthz")
+    expect(health).to_be_visible()
+    # The merged document: the services' operations too, not only the gateway's own.
+    expect(page.locator(".opblock-summary-path[data-path='/api/v1/orders']").first).to_be_visible()
+    health.locator(".opblock-summary").click()
+    health.get_by_role("button", name="Try it out").click()
+    health.get_by_role("button", name="Execute").click()
+    expect(health.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    shot(page, "21-api-docs")
+    assert not elsewhere, f"the docs page reached other hosts: {elsewhere}"
