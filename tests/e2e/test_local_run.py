@@ -70,7 +70,6 @@ def descendants(root: int) -> set[int]:
 class Runner:
     process: subprocess.Popen[str]
     base: int
-    run_dir: Path
     lines: list[str] = field(default_factory=list)
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
@@ -153,7 +152,7 @@ def runner(tmp_path: Path, amqp_url: str) -> Iterator[Runner]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    run = Runner(process, base, tmp_path / "run")
+    run = Runner(process, base)
     try:
         yield run
     finally:
@@ -197,7 +196,7 @@ def wait_until_ready(url: str, timeout: float) -> None:
     pytest.fail(f"{url}/readyz did not become 200 within {timeout}s")
 
 
-def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
+def test_make_run_serves_everything_and_stops_cleanly(runner: Runner, tmp_path: Path) -> None:
     runner.wait_for("ready in", READY_TIMEOUT + 10)
 
     with httpx.Client(base_url=runner.url, timeout=10) as client:
@@ -235,7 +234,7 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
     runner.wait_for("kept in", 5)
     admin = printed_account(runner.lines, "Admin")
     email, password = printed_account(runner.lines, "Manager")
-    kept = runner.run_dir / "accounts.env"
+    kept = tmp_path / "run" / "accounts.env"  # the fixture's SHOP_RUN_DIR
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     assert f"SHOP_MANAGER_PASSWORD={password}" in kept.read_text()
     with httpx.Client(base_url=runner.url, timeout=10) as client:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, Route, expect
@@ -243,7 +244,29 @@ def test_manager_approves_a_high_value_order_and_sees_it_in_the_report(
     expect(top.get_by_role("rowheader", name=name)).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Orders by status"))).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Customer funnel"))).to_be_visible()
+    # Revenue and orders over time: a day-by-day chart that counts today's sale.
+    series = page.get_by_role("img", name=re.compile("^Revenue and orders per day"))
+    summary = re.compile(r"\$[\d,]+\.\d\d from [1-9]\d* orders")
+    expect(series).to_have_attribute("aria-label", summary)
+    days = page.get_by_role("region", name="Revenue and orders per day")
+    days.get_by_text("Figures by day").click()
+    sold = days.get_by_role("row", name=re.compile(r"^\d{4}-\d\d-\d\d [1-9]"))
+    expect(sold.last).to_be_visible()  # a day with orders (the table lists the quiet ones too)
     shot(page, "14-manager-reports")
+
+    # By product: each product under its name, in the table, the chart and the CSV.
+    page.get_by_label("Group by").select_option("product")
+    page.get_by_role("button", name="Show").click()
+    by_product = page.get_by_role("region", name="Sales by product")
+    expect(by_product.get_by_role("rowheader", name=name)).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile("^Revenue by product"))
+    expect(chart).to_have_attribute("aria-label", re.compile(re.escape(name)))
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "key,orders,revenueCents,refundsCents,netRevenueCents,name"
+    assert any(line.endswith(f",{name}") for line in lines[1:]), lines
+    shot(page, "14b-manager-reports-by-product")
 
     page.get_by_role("link", name="Approvals").click()
     expect(page.locator(f"[data-order-id='{order_id}']")).to_have_count(0)
