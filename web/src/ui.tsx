@@ -251,8 +251,8 @@ export interface DayFigures {
 const shortDay = (day: string) =>
   new Date(`${day}T00:00:00Z`).toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
 
-/** Revenue (line over a shaded area, left axis) and orders (dashed line with dots, right axis)
- * per day as SVG; a summary for screen readers and every day's figures in a table beneath. */
+/** Revenue (a bar per day, left axis) and orders (a dashed line with dots, right axis) per day
+ * as SVG; a summary for screen readers and every day's figures in a table beneath. */
 export function TimeSeriesChart({
   title,
   days,
@@ -269,12 +269,13 @@ export function TimeSeriesChart({
   const plotH = height - top - bottom;
   const maxRevenue = Math.max(1, ...days.map((d) => d.revenueCents));
   const maxOrders = Math.max(1, ...days.map((d) => d.orders));
-  const x = (i: number) => left + (days.length === 1 ? plotW / 2 : (plotW * i) / (days.length - 1));
+  // Each day owns a slot; its bar and its orders dot sit at the slot's middle.
+  const slot = plotW / days.length;
+  const x = (i: number) => left + slot * (i + 0.5);
   const yRevenue = (v: number) => top + plotH - (plotH * v) / maxRevenue;
   const yOrders = (v: number) => top + plotH - (plotH * v) / maxOrders;
-  const revenueLine = days.map((d, i) => `${x(i).toFixed(1)},${yRevenue(d.revenueCents).toFixed(1)}`).join(" ");
   const ordersLine = days.map((d, i) => `${x(i).toFixed(1)},${yOrders(d.orders).toFixed(1)}`).join(" ");
-  const area = `${x(0).toFixed(1)},${top + plotH} ${revenueLine} ${x(days.length - 1).toFixed(1)},${top + plotH}`;
+  const barW = Math.max(1, slot * 0.7);
   const totalRevenue = days.reduce((n, d) => n + d.revenueCents, 0);
   const totalOrders = days.reduce((n, d) => n + d.orders, 0);
   const peak = days.reduce((best, d) => (d.revenueCents > best.revenueCents ? d : best), days[0]);
@@ -297,8 +298,16 @@ export function TimeSeriesChart({
             </text>
           </g>
         ))}
-        <polygon points={area} class="chart-area" />
-        <polyline points={revenueLine} class="chart-line revenue" />
+        {days.map((d, i) => (
+          <rect
+            key={d.day}
+            x={x(i) - barW / 2}
+            y={yRevenue(d.revenueCents)}
+            width={barW}
+            height={top + plotH - yRevenue(d.revenueCents)}
+            class="chart-bar"
+          />
+        ))}
         <polyline points={ordersLine} class="chart-line orders" />
         {days.map((d, i) => (
           <circle key={d.day} cx={x(i)} cy={yOrders(d.orders)} r={days.length > 60 ? 1.5 : 3} class="chart-dot orders" />
