@@ -28,7 +28,7 @@ import argparse
 import base64
 import os
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -89,15 +89,18 @@ def read_env(path: Path) -> dict[str, str]:
     return values
 
 
-def ensure_env(path: Path) -> list[str]:
-    """Add the variables `path` lacks (creating it owner-only); the names added."""
+def ensure_env(
+    path: Path, variables: Mapping[str, Callable[[], str]] = VARIABLES, header: str = HEADER
+) -> list[str]:
+    """Add the `variables` that `path` lacks (creating it owner-only, `header` first); the
+    names added. `make run` keeps its generated accounts the same way (runner.accounts)."""
     existing = read_env(path)
-    missing = [name for name in VARIABLES if name not in existing]
+    missing = [name for name in variables if name not in existing]
     if not missing:
         return []
     fresh = not path.exists()
-    lines = [HEADER] if fresh else []
-    lines += [f"{name}={VARIABLES[name]()}\n" for name in missing]
+    lines = [header] if fresh else []
+    lines += [f"{name}={variables[name]()}\n" for name in missing]
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as out:
         out.writelines(lines)

@@ -10,8 +10,9 @@
    service name; restart a child that dies unexpectedly, with backoff. Beside them, in dev, seed
    the demo catalogue into inventory's database (`python -m devkit.seed_catalogue --demo`: the
    missing products, each with its ProductCreated in the outbox for inventory's relay;
-   `SHOP_SEED_CATALOG=0` skips it).
-4. Wait for the gateway's `/readyz` (and the seeding), then print the URLs.
+   `SHOP_SEED_CATALOG=0` skips it). In dev, an Admin and a Manager: the `SHOP_ADMIN_*` and
+   `SHOP_MANAGER_*` variables, or generated once into `.run/accounts.env` (runner.accounts).
+4. Wait for the gateway's `/readyz` (and the seeding), then print the URLs and the accounts.
 5. Ctrl-C / SIGTERM: SIGTERM every child (gateway first, Mongo last), SIGKILL after a grace.
 
 Environment: `MONGO_URL`, `AMQP_URL`, `BUS_PREFIX`, `SHOP_PORT_BASE` (gateway port; service N
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from runner.accounts import local_accounts
 from runner.checks import BROKER_HELP, banner, check_broker, wait_ready
 from runner.children import Child, Printer
 from runner.config import ROOT, Config, child_env, parse_args, redact
@@ -146,6 +148,11 @@ async def run(config: Config) -> int:
 
         (config.run_dir / "keys").mkdir(parents=True, exist_ok=True)
         env = child_env(config, mongo_url)
+        accounts = (
+            local_accounts(config.run_dir, os.environ, generate=env["SHOP_ENV"] == "dev")
+            if "user" in config.only
+            else None
+        )
         if "notify" in config.only:
             # Email goes over real SMTP to this sink; it keeps each message under .run/mail.
             sink = [
@@ -168,6 +175,8 @@ async def run(config: Config) -> int:
                 own = dict(env, **{f"{name.upper()}_PORT": str(config.instance_port(name, index))})
                 if name in own_mongo:
                     own["MONGO_URL"] = own_mongo[name]
+                if name == "user" and accounts is not None:
+                    own.update(accounts.env)  # only the user service needs the passwords
                 argv = [sys.executable, "-m", f"{name}_service"]
                 label = config.instance_name(name, index)
                 child = Child(label, argv, own, say, config.restart)
@@ -184,7 +193,7 @@ async def run(config: Config) -> int:
                 return 1
             if seeding is not None:
                 await seeding
-            for line in banner(config, mongo_url, time.monotonic() - t0):
+            for line in banner(config, mongo_url, time.monotonic() - t0, accounts):
                 say("runner", line)
         await stop.wait()
         say("runner", "stopping")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 
 import httpx
 
+from runner.accounts import LocalAccounts
 from runner.config import SERVICE_NAMES, Config, redact
 
 
@@ -89,8 +89,10 @@ async def wait_ready(config: Config, stop: asyncio.Event) -> dict[str, str]:
     return not_ready
 
 
-def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
-    """What a developer needs once everything answers."""
+def banner(
+    config: Config, mongo_url: str, seconds: float, accounts: LocalAccounts | None = None
+) -> list[str]:
+    """What a developer needs once everything answers (the run's accounts included)."""
     lines = [f"ready in {seconds:.1f}s"]
     if "gateway" in config.only:
         lines += [
@@ -105,26 +107,12 @@ def banner(config: Config, mongo_url: str, seconds: float) -> list[str]:
     ]
     if "notify" in config.only:
         lines.append(f"mail      {config.run_dir / 'mail'} (SMTP sink :{config.smtp_port})")
-    missing = [
-        v
-        for v in (
-            "SHOP_ADMIN_EMAIL",
-            "SHOP_ADMIN_PASSWORD",
-            "SHOP_MANAGER_EMAIL",
-            "SHOP_MANAGER_PASSWORD",
-        )
-        if not os.environ.get(v)
-    ]
-    if missing:
+    if accounts is not None:
+        lines += accounts.banner()
+    elif "user" in config.only:
         lines += [
-            "bootstrap accounts: set SHOP_ADMIN_EMAIL/SHOP_ADMIN_PASSWORD and",
-            "  SHOP_MANAGER_EMAIL/SHOP_MANAGER_PASSWORD in the environment before `make run`",
-            "  to get an Admin and a Manager; SHOP_SEED_CATALOG=0 skips the demo catalogue.",
+            "accounts: set SHOP_ADMIN_EMAIL/SHOP_ADMIN_PASSWORD and SHOP_MANAGER_EMAIL/",
+            "  SHOP_MANAGER_PASSWORD for an Admin and a Manager (generated in SHOP_ENV=dev only)",
         ]
-    else:
-        lines.append(
-            f"bootstrap accounts: Admin {os.environ['SHOP_ADMIN_EMAIL']}, "
-            f"Manager {os.environ['SHOP_MANAGER_EMAIL']}"
-        )
     lines.append("Ctrl-C stops everything.")
     return lines

@@ -13,6 +13,7 @@ import os
 import queue
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -127,7 +128,12 @@ def delete_broker_state(amqp_url: str, prefix: str) -> None:
 def runner(tmp_path: Path, amqp_url: str) -> Iterator[Runner]:
     base = free_port_block()
     prefix = f"e2e{secrets.token_hex(3)}."
-    env = {k: v for k, v in os.environ.items() if k != "MONGO_URL"}
+    # No MONGO_URL (the runner's own embedded Mongo) and no bootstrap accounts (it makes them).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k != "MONGO_URL" and not k.startswith(("SHOP_ADMIN_", "SHOP_MANAGER_"))
+    }
     env.update(
         SHOP_PORT_BASE=str(base),
         SHOP_MONGO_PORT="0",
@@ -169,6 +175,15 @@ def started_pids(lines: list[str]) -> dict[str, int]:
     return pids
 
 
+def printed_account(lines: list[str], role: str) -> tuple[str, str]:
+    """(email, password) of `role` from the runner's banner (`  Manager  <email>  <password>`)."""
+    for line in lines:
+        words = line.split("| ", 1)[-1].split()
+        if len(words) == 3 and words[0] == role:
+            return words[1], words[2]
+    pytest.fail(f"the runner printed no {role} account")
+
+
 def wait_until_ready(url: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -181,7 +196,7 @@ def wait_until_ready(url: str, timeout: float) -> None:
     pytest.fail(f"{url}/readyz did not become 200 within {timeout}s")
 
 
-def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
+def test_make_run_serves_everything_and_stops_cleanly(runner: Runner, tmp_path: Path) -> None:
     runner.wait_for("ready in", READY_TIMEOUT + 10)
 
     with httpx.Client(base_url=runner.url, timeout=10) as client:
@@ -214,6 +229,22 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
         assert "Refactoring" in {p["name"] for p in books.json()["items"]}
     assert any("demo catalogue: 30 products added" in line for line in runner.lines)
 
+    # A newcomer gets an Admin and a Manager: printed once up, kept owner-only under the run
+    # directory, and the printed Manager password signs in as a Manager.
+    runner.wait_for("kept in", 5)
+    admin = printed_account(runner.lines, "Admin")
+    email, password = printed_account(runner.lines, "Manager")
+    kept = tmp_path / "run" / "accounts.env"  # the fixture's SHOP_RUN_DIR
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert f"SHOP_MANAGER_PASSWORD={password}" in kept.read_text()
+    with httpx.Client(base_url=runner.url, timeout=10) as client:
+        login = client.post("/api/v1/users/login", json={"identifier": email, "password": password})
+        assert login.status_code == 200, login.text
+        token = login.json()["accessToken"]
+        me = client.get("/api/v1/users/me", headers={"authorization": f"Bearer {token}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["role"] == "Manager"
+
     started = started_pids(runner.lines)
     # One embedded Mongo per service (the runner's default), named after it.
     mongos = {f"mongo-{name}" for name in SERVICES if name != "gateway"}
@@ -232,6 +263,8 @@ def test_make_run_serves_everything_and_stops_cleanly(runner: Runner) -> None:
     runner.process.send_signal(signal.SIGTERM)
     assert runner.process.wait(timeout=60) == 0
     runner.drain()
+    for secret in (admin[1], password):  # no child logged them: only the banner's one line
+        assert sum(secret in line for line in runner.lines) == 1
     deadline = time.monotonic() + 10
     alive = children
     while alive and time.monotonic() < deadline:

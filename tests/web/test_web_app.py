@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import secrets
+from pathlib import Path
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from .shopweb import ADMIN, MANAGER, PASSWORD, System, shot
 
@@ -243,7 +244,29 @@ def test_manager_approves_a_high_value_order_and_sees_it_in_the_report(
     expect(top.get_by_role("rowheader", name=name)).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Orders by status"))).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("Customer funnel"))).to_be_visible()
+    # Revenue and orders over time: a day-by-day chart that counts today's sale.
+    series = page.get_by_role("img", name=re.compile("^Revenue and orders per day"))
+    summary = re.compile(r"\$[\d,]+\.\d\d from [1-9]\d* orders")
+    expect(series).to_have_attribute("aria-label", summary)
+    days = page.get_by_role("region", name="Revenue and orders per day")
+    days.get_by_text("Figures by day").click()
+    sold = days.get_by_role("row", name=re.compile(r"^\d{4}-\d\d-\d\d [1-9]"))
+    expect(sold.last).to_be_visible()  # a day with orders (the table lists the quiet ones too)
     shot(page, "14-manager-reports")
+
+    # By product: each product under its name, in the table, the chart and the CSV.
+    page.get_by_label("Group by").select_option("product")
+    page.get_by_role("button", name="Show").click()
+    by_product = page.get_by_role("region", name="Sales by product")
+    expect(by_product.get_by_role("rowheader", name=name)).to_be_visible()
+    chart = page.get_by_role("img", name=re.compile("^Revenue by product"))
+    expect(chart).to_have_attribute("aria-label", re.compile(re.escape(name)))
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download CSV").click()
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "key,orders,revenueCents,refundsCents,netRevenueCents,name"
+    assert any(line.endswith(f",{name}") for line in lines[1:]), lines
+    shot(page, "14b-manager-reports-by-product")
 
     page.get_by_role("link", name="Approvals").click()
     expect(page.locator(f"[data-order-id='{order_id}']")).to_have_count(0)
@@ -336,3 +359,30 @@ def test_admin_consoles(page: Page, system: System) -> None:
     page.get_by_role("link", name="Dead letters").click()
     expect(page.get_by_role("heading", name=re.compile(r"^order: \d+ dead letter"))).to_be_visible()
     shot(page, "20-admin-dead-letters")
+
+
+def test_the_api_docs_work_offline(page: Page, system: System) -> None:
+    """`/docs` loads nothing from another host (issue 21 item 6): every request that leaves the
+    gateway is refused here, and the page must still render and call the API. The `page`
+    fixture fails the test on anything the docs page's CSP blocked."""
+    elsewhere: list[str] = []
+
+    def offline(route: Route) -> None:
+        if route.request.url.startswith(system.url):
+            route.continue_()
+        else:
+            elsewhere.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", offline)
+    page.goto(f"{system.url}/docs")
+    health = page.locator(".opblock").filter(has_text="/healthz")
+    expect(health).to_be_visible()
+    # The merged document: the services' operations too, not only the gateway's own.
+    expect(page.locator(".opblock-summary-path[data-path='/api/v1/orders']").first).to_be_visible()
+    health.locator(".opblock-summary").click()
+    health.get_by_role("button", name="Try it out").click()
+    health.get_by_role("button", name="Execute").click()
+    expect(health.locator(".live-responses-table tbody .response-col_status")).to_have_text("200")
+    shot(page, "21-api-docs")
+    assert not elsewhere, f"the docs page reached other hosts: {elsewhere}"

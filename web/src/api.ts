@@ -262,7 +262,8 @@ export interface SalesReport {
   paymentFailureRate: number;
   partialFulfillmentRate: number;
   topProducts: { productId: string; name: string; quantity: number; revenueCents: number }[];
-  groups: { key: string; orders: number; revenueCents: number }[];
+  // `name`: a product group's catalogue name (null for days and unknown products).
+  groups: { key: string; name?: string | null; orders: number; revenueCents: number; refundsCents?: number; netRevenueCents?: number }[];
 }
 
 export interface Funnel {

@@ -1,4 +1,4 @@
-// Small shared pieces: loading data, errors, badges, a bar chart.
+// Small shared pieces: loading data, errors, badges, a bar chart and a time-series chart.
 import type { ComponentChildren } from "preact";
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type FulfilmentStatus, type OrderStatus, type Product, type ReturnStatus } from "./api";
@@ -237,6 +237,111 @@ export function BarChart({
         })}
       </svg>
       <figcaption>{title}</figcaption>
+    </figure>
+  );
+}
+
+/** One day of a time series: its revenue and its number of orders. */
+export interface DayFigures {
+  day: string; // YYYY-MM-DD (UTC, as the reports key their days)
+  revenueCents: number;
+  orders: number;
+}
+
+const shortDay = (day: string) =>
+  new Date(`${day}T00:00:00Z`).toLocaleDateString("en-US", { month: "short", day: "numeric", timeZone: "UTC" });
+
+/** Revenue (a bar per day, left axis) and orders (a dashed line with dots, right axis) per day
+ * as SVG; a summary for screen readers and every day's figures in a table beneath. */
+export function TimeSeriesChart({
+  title,
+  days,
+  format,
+}: {
+  title: string;
+  days: DayFigures[];
+  format: (cents: number) => string;
+}) {
+  if (!days.length) return <p class="muted">No data for {title.toLowerCase()} yet.</p>;
+  const [width, height] = [640, 240];
+  const [left, right, top, bottom] = [78, 44, 12, 34];
+  const plotW = width - left - right;
+  const plotH = height - top - bottom;
+  const maxRevenue = Math.max(1, ...days.map((d) => d.revenueCents));
+  const maxOrders = Math.max(1, ...days.map((d) => d.orders));
+  // Each day owns a slot; its bar and its orders dot sit at the slot's middle.
+  const slot = plotW / days.length;
+  const x = (i: number) => left + slot * (i + 0.5);
+  const yRevenue = (v: number) => top + plotH - (plotH * v) / maxRevenue;
+  const yOrders = (v: number) => top + plotH - (plotH * v) / maxOrders;
+  const ordersLine = days.map((d, i) => `${x(i).toFixed(1)},${yOrders(d.orders).toFixed(1)}`).join(" ");
+  const barW = Math.max(1, slot * 0.7);
+  const totalRevenue = days.reduce((n, d) => n + d.revenueCents, 0);
+  const totalOrders = days.reduce((n, d) => n + d.orders, 0);
+  const peak = days.reduce((best, d) => (d.revenueCents > best.revenueCents ? d : best), days[0]);
+  const summary =
+    `${title}, ${shortDay(days[0].day)} to ${shortDay(days[days.length - 1].day)}: ` +
+    `${format(totalRevenue)} from ${totalOrders} orders` +
+    (peak.revenueCents ? `; the best day ${shortDay(peak.day)} with ${format(peak.revenueCents)}` : "");
+  const ticks = [...new Set([0, Math.floor((days.length - 1) / 2), days.length - 1])];
+  return (
+    <figure class="chart timeseries">
+      <svg role="img" aria-label={summary} viewBox={`0 0 ${width} ${height}`} width="100%" preserveAspectRatio="xMinYMin meet">
+        {[0, 0.5, 1].map((f) => (
+          <g key={f}>
+            <line x1={left} x2={left + plotW} y1={top + plotH - plotH * f} y2={top + plotH - plotH * f} class="chart-grid" />
+            <text x={left - 6} y={top + plotH - plotH * f + 4} text-anchor="end" class="chart-label">
+              {format(Math.round(maxRevenue * f))}
+            </text>
+            <text x={left + plotW + 6} y={top + plotH - plotH * f + 4} class="chart-label">
+              {Number.isInteger(maxOrders * f) ? maxOrders * f : ""}
+            </text>
+          </g>
+        ))}
+        {days.map((d, i) => (
+          <rect
+            key={d.day}
+            x={x(i) - barW / 2}
+            y={yRevenue(d.revenueCents)}
+            width={barW}
+            height={top + plotH - yRevenue(d.revenueCents)}
+            class="chart-bar"
+          />
+        ))}
+        <polyline points={ordersLine} class="chart-line orders" />
+        {days.map((d, i) => (
+          <circle key={d.day} cx={x(i)} cy={yOrders(d.orders)} r={days.length > 60 ? 1.5 : 3} class="chart-dot orders" />
+        ))}
+        {ticks.map((i) => (
+          <text key={i} x={x(i)} y={height - 10} text-anchor="middle" class="chart-label">
+            {shortDay(days[i].day)}
+          </text>
+        ))}
+      </svg>
+      <figcaption>
+        {title}: <span class="key revenue">revenue</span> (left axis), <span class="key orders">orders</span> (right axis)
+      </figcaption>
+      <details>
+        <summary>Figures by day</summary>
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">Day</th>
+              <th scope="col">Orders</th>
+              <th scope="col">Revenue</th>
+            </tr>
+          </thead>
+          <tbody>
+            {days.map((d) => (
+              <tr key={d.day}>
+                <th scope="row">{d.day}</th>
+                <td>{d.orders}</td>
+                <td>{format(d.revenueCents)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </details>
     </figure>
   );
 }

@@ -14,7 +14,20 @@ import {
   type SalesReport,
 } from "../api";
 import { ApprovalForm } from "./Orders";
-import { BarChart, ErrorBox, LoadMore, Loading, StatusFilter, ReturnBadge, Section, linesText, useAsync, useProductNames } from "../ui";
+import {
+  BarChart,
+  ErrorBox,
+  LoadMore,
+  Loading,
+  StatusFilter,
+  ReturnBadge,
+  Section,
+  TimeSeriesChart,
+  linesText,
+  useAsync,
+  useProductNames,
+  type DayFigures,
+} from "../ui";
 
 export function Approvals() {
   const queue = useAsync(() => api<Page<Order>>("/orders", { query: { status: "AWAITING_APPROVAL", limit: 100 } }), []);
@@ -176,21 +189,43 @@ function isoDay(offsetDays: number): string {
 
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
 
+/** Every day from `from` to `to` (inclusive, never past today), with the report's figures or
+ * zeros: a time series shows the quiet days too. */
+export function everyDay(from: string, to: string, groups: SalesReport["groups"]): DayFigures[] {
+  const known = new Map(groups.map((g) => [g.key, g]));
+  const last = [to, isoDay(0)].sort()[0];
+  const days: DayFigures[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${last}T00:00:00Z`) && days.length < 1000; t += 86_400_000) {
+    const day = new Date(t).toISOString().slice(0, 10);
+    const found = known.get(day);
+    days.push({ day, revenueCents: found?.revenueCents ?? 0, orders: found?.orders ?? 0 });
+  }
+  return days;
+}
+
 export function Reports() {
   const [from, setFrom] = useState(isoDay(-29));
   const [to, setTo] = useState(isoDay(1));
   const [groupBy, setGroupBy] = useState<"day" | "product">("day");
   const [range, setRange] = useState({ from, to, groupBy });
   const sales = useAsync(() => api<SalesReport>("/reports/sales", { query: range }), [range]);
+  // The time series needs the days: the same report when grouped by day, else one more call.
+  const daily = useAsync(
+    () => (range.groupBy === "day" ? Promise.resolve(undefined) : api<SalesReport>("/reports/sales", { query: { ...range, groupBy: "day" } })),
+    [range],
+  );
   const funnel = useAsync(() => api<Funnel>("/reports/funnel", { query: { from: range.from, to: range.to } }), [range]);
   const report = sales.data;
   const currency = report?.currency ?? "USD";
+  const dayGroups = range.groupBy === "day" ? report?.groups : daily.data?.groups;
+  const byProduct = range.groupBy === "product" ? (report?.groups ?? []) : [];
+  const productLabel = (g: SalesReport["groups"][number]) => g.name ?? `product ${g.key}`;
 
   const download = async () => {
     const csv = await api<string>("/reports/sales", { query: { ...range, format: "csv" }, raw: true, headers: { accept: "text/csv" } });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
-    link.download = `sales-${range.from}-${range.to}.csv`;
+    link.download = `sales-${range.groupBy}-${range.from}-${range.to}.csv`;
     link.click();
     URL.revokeObjectURL(link.href);
   };
@@ -219,7 +254,7 @@ export function Reports() {
           Download CSV
         </button>
       </form>
-      <ErrorBox error={sales.error || funnel.error} />
+      <ErrorBox error={sales.error || daily.error || funnel.error} />
       {!report && sales.loading && <Loading what="Loading the report" />}
       {report && (
         <>
@@ -253,6 +288,17 @@ export function Reports() {
               <dd>{pct(report.partialFulfillmentRate)}</dd>
             </div>
           </dl>
+          <Section title="Revenue and orders per day">
+            {dayGroups ? (
+              <TimeSeriesChart
+                title="Revenue and orders per day"
+                days={everyDay(range.from, range.to, dayGroups)}
+                format={(n) => money(n, currency)}
+              />
+            ) : (
+              <Loading what="Loading the days" />
+            )}
+          </Section>
           <div class="columns">
             <Section title="Orders by status">
               <BarChart
@@ -260,14 +306,48 @@ export function Reports() {
                 data={Object.entries(report.ordersByStatus).map(([label, value]) => ({ label, value }))}
               />
             </Section>
-            <Section title={groupBy === "day" ? "Revenue by day" : "Revenue by product"}>
-              <BarChart
-                title={groupBy === "day" ? "Revenue by day" : "Revenue by product"}
-                data={report.groups.map((g) => ({ label: g.key, value: g.revenueCents }))}
-                format={(n) => money(n, currency)}
-              />
-            </Section>
+            {range.groupBy === "product" && (
+              <Section title="Revenue by product">
+                <BarChart
+                  title="Revenue by product"
+                  data={byProduct.map((g) => ({ label: productLabel(g), value: g.revenueCents }))}
+                  format={(n) => money(n, currency)}
+                />
+              </Section>
+            )}
           </div>
+          {range.groupBy === "product" && (
+            <Section title="Sales by product">
+              {byProduct.length ? (
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Product</th>
+                      <th scope="col">Orders</th>
+                      <th scope="col">Revenue</th>
+                      <th scope="col">Refunds</th>
+                      <th scope="col">Net</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {byProduct.map((g) => (
+                      <tr key={g.key}>
+                        <th scope="row" title={g.key}>
+                          {productLabel(g)}
+                        </th>
+                        <td>{g.orders}</td>
+                        <td>{money(g.revenueCents, currency)}</td>
+                        <td>{money(g.refundsCents ?? 0, currency)}</td>
+                        <td>{money(g.netRevenueCents ?? g.revenueCents, currency)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              ) : (
+                <p class="muted">No confirmed sales in this window.</p>
+              )}
+            </Section>
+          )}
           <Section title="Top products">
             {report.topProducts.length ? (
               <table>
@@ -312,6 +392,7 @@ export function Reports() {
         class="secondary"
         onClick={() => {
           sales.reload();
+          daily.reload();
           funnel.reload();
         }}
       >

@@ -60,7 +60,7 @@ async def sales_report(
     found = await commands.sales_report(deps, window, group_by, currency)
     report = SalesReport.model_validate(found, by_name=True)
     if format == "csv":
-        return Response(report.as_csv(), media_type="text/csv")
+        return Response(report.as_csv(names=group_by == "product"), media_type="text/csv")
     return report
 
 

@@ -100,9 +100,10 @@ async def sales_report(
     After the confirmation (`domain`'s report maths): `refunds_cents` = the refunds whose event
     time is in the window (whenever their orders were placed), `net_revenue_cents` = revenue −
     refunds, both per group too (a day: that day's refunds; a product: its share of each refund
-    by the return's lines); `fulfilment`: seconds from confirmation to shipment and to delivery
-    over the orders shipped / delivered in the window; `return_rates`: per product of the
-    window's confirmed orders, units received back / units sold.
+    by the return's lines; a product group also has the product's `name`); `fulfilment`:
+    seconds from confirmation to shipment and to delivery over the orders shipped / delivered
+    in the window; `return_rates`: per product of the window's confirmed orders, units received
+    back / units sold.
     """
     facets = await deps.store.sales_facets(window, currency)
     totals = (facets["totals"] or [{}])[0]
@@ -110,16 +111,21 @@ async def sales_report(
     revenue = int(totals.get("revenue_cents", 0))
     confirmed_count = int(totals.get("confirmed", 0))
     products = facets["by_product"]
-    names = await deps.store.product_names([p["_id"] for p in products])
     late = await deps.store.after_confirmation(window)
     refunds = refunds_in(late, window, currency)
     to_shipment, to_delivery = fulfilment_times(late, window, currency)
+    # Each product under its name in the catalogue replica now (a renamed product's sales are
+    # one row, under its new name; a deleted one keeps its last); None when never heard of.
+    names = await deps.store.product_names({p["_id"] for p in products} | set(refunds.by_product))
     if group_by == "product":
         groups = [
             {"key": p["_id"], "orders": len(p["orders"]), "revenue_cents": p["revenue_cents"]}
             for p in products
         ]
-        groups = with_refunds(groups, refunds.by_product, sort=False)
+        groups = [
+            {**g, "name": names.get(g["key"])}
+            for g in with_refunds(groups, refunds.by_product, sort=False)
+        ]
     else:
         groups = [
             {"key": d["_id"], "orders": d["orders"], "revenue_cents": d["revenue_cents"]}

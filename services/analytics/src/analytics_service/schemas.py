@@ -74,6 +74,9 @@ class Group(ResponseModel):
     the window has `orders` 0."""
 
     key: str
+    # Beyond api.md: a product group's name in the catalogue (its current one); null for a day
+    # and for a product analytics never heard of.
+    name: str | None = None
     orders: int
     revenue_cents: int
     refunds_cents: int
@@ -131,23 +134,25 @@ class SalesReport(ResponseModel):
     fulfilment: Fulfilment
     return_rates: list[ReturnRate]
 
-    def as_csv(self) -> str:
-        """The groups as CSV, every key safe to open in a sheet. The columns: api.md's
+    def as_csv(self, *, names: bool = False) -> str:
+        """The groups as CSV, every text cell safe to open in a sheet. The columns: api.md's
         `key,orders,revenueCents` first, then `refundsCents,netRevenueCents` appended (a reader
-        of the first three is unaffected)."""
+        of the first three is unaffected), and with `names` (by product) the product's `name`
+        last."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + (("name",) if names else ()))
         for group in self.groups:
-            writer.writerow(
-                [
-                    spreadsheet_safe(group.key),
-                    group.orders,
-                    group.revenue_cents,
-                    group.refunds_cents,
-                    group.net_revenue_cents,
-                ]
-            )
+            row: list[str | int] = [
+                spreadsheet_safe(group.key),
+                group.orders,
+                group.revenue_cents,
+                group.refunds_cents,
+                group.net_revenue_cents,
+            ]
+            if names:
+                row.append(spreadsheet_safe(group.name or ""))
+            writer.writerow(row)
         return out.getvalue()
 
 

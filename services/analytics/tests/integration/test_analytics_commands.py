@@ -8,6 +8,8 @@ what a Manager or a customer would see: reports, the audit trail, promotions.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +20,7 @@ from analytics_service import commands, handlers
 from analytics_service.bootstrap import bootstrap, tidy_legacy
 from analytics_service.deps import Deps
 from analytics_service.domain import Window
+from analytics_service.schemas import SalesReport
 from analytics_service.settings import AnalyticsSettings
 from analytics_service.store import INDEXES, AuditFilters
 from fastapi import FastAPI
@@ -28,7 +31,7 @@ from bus.batch import BatchContext
 from bus.fake import InMemoryBus
 from contracts import SYSTEM, Actor, Envelope, Event
 from contracts.analytics import PromotionGranted
-from contracts.inventory import ProductCreated
+from contracts.inventory import ProductCreated, ProductUpdated
 from contracts.order import OrderConfirmed, OrderPlaced
 from contracts.payment import PaymentAuthorized, PaymentFailed
 from contracts.types import PricedLine
@@ -176,6 +179,38 @@ async def test_confirmed_and_failed_orders_show_in_the_sales_and_funnel_reports(
 
     funnel = await commands.funnel_report(deps, around_now())
     assert funnel == {"registered": 1, "profile_complete": 0, "first_order": 1, "repeat_order": 0}
+
+
+async def test_revenue_by_product_names_each_product_as_the_catalogue_now_does(
+    deps: Deps,
+) -> None:
+    """Names come from inventory's product events (the catalogue replica). A product renamed
+    after its sales is one row under its new name; one analytics never heard of has none."""
+    renamed = ProductUpdated(product_id="p1", name="Sencha", category="tea", price_cents=500)
+    await deliver(
+        deps,
+        product("p1", "Green tea"),
+        *order("o1", ("p1", 2, 500), ("p2", 1, 300)),
+        *order("o2", ("p1", 1, 500)),
+        env(renamed, "p1"),
+    )
+
+    report = await commands.sales_report(deps, around_now(), "product", "USD")
+    groups = [(g["key"], g["name"], g["orders"], g["revenue_cents"]) for g in report["groups"]]
+    assert groups == [("p1", "Sencha", 2, 1500), ("p2", None, 1, 300)]
+    assert [p["name"] for p in report["top_products"]] == ["Sencha", None]
+
+    rows = list(csv.reader(io.StringIO(SalesReport.model_validate(report).as_csv(names=True))))
+    assert rows == [
+        ["key", "orders", "revenueCents", "refundsCents", "netRevenueCents", "name"],
+        ["p1", "2", "1500", "0", "1500", "Sencha"],
+        ["p2", "1", "300", "0", "300", ""],
+    ]
+    # By day: no names, and the CSV keeps api.md's columns and the two appended ones.
+    by_day = await commands.sales_report(deps, around_now(), "day", "USD")
+    assert [g.get("name") for g in by_day["groups"]] == [None]
+    header = SalesReport.model_validate(by_day).as_csv().splitlines()[0]
+    assert header == "key,orders,revenueCents,refundsCents,netRevenueCents"
 
 
 async def test_a_duplicate_event_is_counted_once_in_a_batch_and_across_batches(

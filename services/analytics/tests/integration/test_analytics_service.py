@@ -284,9 +284,10 @@ async def test_scripted_events_twice_give_exact_reports_audit_and_promotions(
         headers=h.headers("m", "Manager"),
     )
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
-    # api.md's three columns first, the refunds and the net appended.
-    assert csv.text.splitlines()[0] == "key,orders,revenueCents,refundsCents,netRevenueCents"
-    assert "p3,2,6000,0,6000" in csv.text.splitlines()
+    # api.md's three columns first, the refunds, the net and the product's name appended.
+    header = "key,orders,revenueCents,refundsCents,netRevenueCents,name"
+    assert csv.text.splitlines()[0] == header
+    assert "p3,2,6000,0,6000,Desk" in csv.text.splitlines()
 
     funnel = await h.get("/api/v1/reports/funnel", role="Manager")
     assert funnel == {"registered": 2, "profileComplete": 1, "firstOrder": 2, "repeatOrder": 1}
@@ -605,11 +606,13 @@ async def test_sales_csv_neutralises_cells_a_spreadsheet_would_run(
     )
     assert response.status_code == 200
     header, *rows = csv.reader(io.StringIO(response.text, newline=""))
-    assert header == ["key", "orders", "revenueCents", "refundsCents", "netRevenueCents"]
+    assert header == ["key", "orders", "revenueCents", "refundsCents", "netRevenueCents", "name"]
+    # Each key and name is still readable (a leading quote, the text kept), none starts a
+    # formula (each product here is named as its id).
+    assert all(row[5] == row[0] for row in rows)
     keys = [row[0] for row in rows]
-    # Each key is still readable (a leading quote, the text kept), none starts a formula.
     assert sorted(keys) == sorted(f"'{pid}" for pid in FORMULA_IDS)
-    assert all(row[1:] == ["1", "100", "0", "100"] for row in rows)
+    assert all(row[1:5] == ["1", "100", "0", "100"] for row in rows)
     # JSON is no spreadsheet: it keeps the keys as they are.
     report = await h.get("/api/v1/reports/sales", groupBy="product")
     assert sorted(g["key"] for g in report["groups"]) == sorted(FORMULA_IDS)

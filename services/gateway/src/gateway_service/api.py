@@ -1,12 +1,12 @@
-"""The gateway's own routes: the API proxy, `/readyz`, the merged OpenAPI and its docs page."""
+"""The gateway's own routes: the API proxy, `/readyz` and the merged OpenAPI (its docs page:
+docs.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
 from gateway_service.openapi import MergedOpenAPI
 from gateway_service.proxy import Proxy
@@ -37,12 +37,6 @@ async def openapi(request: Request) -> JSONResponse:
     merged: MergedOpenAPI = request.app.state.openapi
     base: dict[str, Any] = request.app.openapi()
     return JSONResponse(await merged.document(base))
-
-
-@system.get("/docs", include_in_schema=False)
-async def docs(request: Request) -> HTMLResponse:
-    """Swagger UI over the merged document."""
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="shop API")
 
 
 @proxy.api_route("/api/v1/{path:path}", methods=PROXY_METHODS)

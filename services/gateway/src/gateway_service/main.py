@@ -15,6 +15,7 @@ from gateway_service.api import proxy, system
 from gateway_service.audit import DeniedAudit
 from gateway_service.auth import guard, upstream_forbidden
 from gateway_service.dead_letters import DeadLetterOps
+from gateway_service.docs import router as docs_router
 from gateway_service.openapi import MergedOpenAPI
 from gateway_service.ops import router as ops
 from gateway_service.paths import PathCheckMiddleware
@@ -101,6 +102,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         r for r in app.router.routes if getattr(r, "path", None) not in REPLACED_PATHS
     ]
     app.include_router(system)
+    app.include_router(docs_router)
     web = settings.web_dir is not None and (settings.web_dir / "index.html").is_file()
     if web:
         assert settings.web_dir is not None

@@ -79,13 +79,12 @@ def is_identity_header(name: str) -> bool:
     return name.lower().startswith(IDENTITY_HEADER_PREFIX)
 
 
-# A JSON API never needs to load anything: the strictest policy. The docs page (Swagger UI from
-# its CDN) gets one that allows exactly what it loads.
+# A JSON API never needs to load anything: the strictest policy. The docs page (docs.py: Swagger
+# UI served by the gateway itself) gets one that allows exactly what it loads, from 'self' only.
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 DOCS_CSP = (
-    "default-src 'none'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-    "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 # The web front end (web.py): its own scripts and styles only, no inline script, API calls to
 # the same origin; nothing may frame it.
