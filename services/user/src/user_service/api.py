@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -143,6 +143,31 @@ async def ip_rate_limited(
 
 RateLimited = Depends(ip_rate_limited)
 
+_WINDOW_HEADERS = {
+    "RateLimit-Limit": "Requests this address may make in the current window",
+    "RateLimit-Remaining": "Requests left in the current window",
+    "RateLimit-Reset": "Seconds until the window starts again",
+}
+RATE_LIMIT_HEADERS = {
+    name: {"description": text, "schema": {"type": "integer"}}
+    for name, text in _WINDOW_HEADERS.items()
+}
+
+
+def rate_limited_responses(success: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI answers of a rate-limited route: each carries the `RateLimit-*` headers, the
+    429 `Retry-After` too (what `ip_rate_limited` sends, documented for clients)."""
+    answers: dict[int | str, dict[str, Any]] = {**PROBLEM_RESPONSES, success: {}}
+    documented = {
+        code: {**answer, "headers": RATE_LIMIT_HEADERS} for code, answer in answers.items()
+    }
+    retry_after = {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer"},
+    }
+    documented[429]["headers"] = {**RATE_LIMIT_HEADERS, "Retry-After": retry_after}
+    return documented
+
 
 def signed_in_caller(request: Request, principal: CurrentUser) -> Caller:
     """Who is calling (a signed-in user), for the actor block of the events it causes."""
@@ -163,7 +188,11 @@ async def jwks(deps: DepsDep, response: Response) -> Jwks:
     return Jwks.model_validate(jwks_document(deps.public_keys or [deps.signing_key]))
 
 
-@router.post("/check", dependencies=[RateLimited])
+@router.post(
+    "/check",
+    dependencies=[RateLimited],
+    responses=rate_limited_responses(200),
+)
 async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult:
     """checkUserExists: by email or username; touches `lastActiveAt` when it exists."""
     user = await commands.check(deps, body.identifier, caller_of(request))
@@ -172,7 +201,12 @@ async def check(body: CheckBody, deps: DepsDep, request: Request) -> CheckResult
     return CheckResult(exists=True, user_id=user["_id"], role=user["role"])
 
 
-@router.post("/register", status_code=201, dependencies=[RateLimited])
+@router.post(
+    "/register",
+    status_code=201,
+    dependencies=[RateLimited],
+    responses=rate_limited_responses(201),
+)
 async def register(body: RegisterBody, deps: DepsDep, request: Request) -> Registered:
     """registerUser: a Customer with an incomplete profile, and its first token pair."""
     user, tokens = await commands.register(
@@ -192,7 +226,11 @@ def _tokens(tokens: dict[str, str]) -> dict[str, str]:
     return {"access_token": tokens["accessToken"], "refresh_token": tokens["refreshToken"]}
 
 
-@router.post("/login", dependencies=[RateLimited])
+@router.post(
+    "/login",
+    dependencies=[RateLimited],
+    responses=rate_limited_responses(200),
+)
 async def login(body: LoginBody, deps: DepsDep, request: Request) -> LoggedIn:
     """login: a token pair and the flags; one 401 for every wrong case, 429 while locked."""
     user, tokens = await commands.login(
