@@ -66,6 +66,15 @@ def descendants(root: int) -> set[int]:
     return found
 
 
+def kill_tree(process: subprocess.Popen[str]) -> None:
+    """SIGKILL the runner and everything it started, children of children included."""
+    for pid in descendants(process.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.kill()
+    process.wait()
+
+
 @dataclass
 class Runner:
     process: subprocess.Popen[str]
@@ -157,11 +166,7 @@ def runner(tmp_path: Path, amqp_url: str) -> Iterator[Runner]:
         yield run
     finally:
         if process.poll() is None:
-            for pid in descendants(process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            process.kill()
-            process.wait()
+            kill_tree(process)
         delete_broker_state(amqp_url, prefix)
 
 

@@ -38,7 +38,7 @@ from bus import BusConfig, BusConnection
 from devkit.bus_testing import Probe, eventually
 
 from .shop import ADMIN, MANAGER, Shop
-from .test_local_run import Runner, delete_broker_state, descendants, started_pids
+from .test_local_run import Runner, delete_broker_state, kill_tree, started_pids
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -127,11 +127,7 @@ async def shop_with_two_payments(
     finally:
         # Killed, not stopped: a clean stop is test_local_run's business, and takes seconds.
         if process.poll() is None:
-            for pid in descendants(process.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            process.kill()
-            process.wait()
+            kill_tree(process)
         await asyncio.to_thread(runner.drain)
         await asyncio.to_thread(delete_broker_state, amqp_url, prefix)
 

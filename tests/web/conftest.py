@@ -11,7 +11,6 @@ Screenshots of every main screen go to tests/reports/web/ (git-ignored; regenera
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -25,7 +24,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
-from tests.e2e.test_local_run import Runner, delete_broker_state, descendants, free_port_block
+from tests.e2e.test_local_run import Runner, delete_broker_state, free_port_block, kill_tree
 from tests.web.shopweb import (
     ADMIN,
     CHROMIUM,
@@ -81,11 +80,7 @@ def system(tmp_path_factory: pytest.TempPathFactory, amqp_url: str) -> Iterator[
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                for pid in descendants(process.pid):
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                process.kill()
-                process.wait()
+                kill_tree(process)
         # In a thread of its own: Playwright's sync API keeps an event loop on this one.
         cleanup = threading.Thread(target=delete_broker_state, args=(amqp_url, prefix))
         cleanup.start()
