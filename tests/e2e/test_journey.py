@@ -408,7 +408,7 @@ async def test_the_sales_report_counts_the_confirmed_orders(journey: Journey) ->
     assert csv.status_code == 200
     assert csv.headers["content-type"].startswith("text/csv")
     rows = csv.text.strip().splitlines()
-    assert rows[0] == "key,orders,revenueCents,refundsCents,netRevenueCents"
+    assert rows[0] == "key,orders,revenueCents,refundsCents,netRevenueCents,name"
     assert sum(int(r.split(",")[2]) for r in rows[1:]) == sum(totals.values())
 
 
