@@ -2,8 +2,10 @@
 the short form, 200 in the long one) while faults are injected one at a time; then an invariant
 checker reads the system through its APIs, its databases and the payment processor's own ledger
 (the sandbox's journal in the run directory), and `verdict` says whether the run proved anything:
-it fails on any must-be-zero figure, on less load than asked for, on orders left non-terminal,
-on failed placements, on a scenario window with too few orders, on poison missing from the DLQs.
+it fails on any must-be-zero figure, on less load than asked for, on orders left non-terminal
+or ended where their branch does not (`BRANCH_OUTCOMES`), on failed placements (a placement
+retried with its Idempotency-Key is counted, not failed), on a scenario window with too few
+orders, on poison missing from the DLQs.
 
 After CONFIRMED, one order in `FULFIL_EVERY` goes on: the Admin ships and delivers it, its
 customer sends one unit back, a Manager approves it (one return in `REJECT_EVERY` is rejected)
@@ -12,8 +14,8 @@ and the Admin receives it, so that refunds and restocks happen under the same fa
     python -m tests.chaos.suite [--long] [--in-flight N]   (`make chaos`: --long; exit 1 on
                                                            a failed verdict)
 
-The short form (kill order, inventory and payment once each, one broker connection drop,
-duplicates and poison) also runs inside `make test` (tests/chaos/test_chaos.py). The report is
+The short form (kill order, inventory and payment once each, one broker connection drop, a
+broker restart, a store stall, duplicates and poison) also runs inside `make test` (tests/chaos/test_chaos.py). The report is
 printed as a table and written to tests/reports/chaos.json.
 """
 
@@ -37,10 +39,13 @@ from typing import Any
 
 import aio_pika
 import httpx
+from order_service.replicas import PRODUCTS
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bus import BusConnection, Names
 from devkit.bus_testing import Probe, can_drop_connections
+from devkit.seed_catalogue import bulk_products, seed_catalogue
 
 from . import infra_faults
 from .system import (
@@ -91,6 +96,35 @@ BRANCHES = (
     "fraud_approve",
     "fraud_reject",
 )
+# Where each branch's orders must end (`status:reason`, as `outcome_of` writes it). Only the
+# end the branch's customer or manager steers to: the driver answers every wait within its
+# window, and the holds (`system.DEADLINES`) outlast the saga under the long form's load, so an
+# order that ends elsewhere (a hold that expired before payment: CANCELLED COMMIT_FAILED, a
+# window that closed) is a fault the shop did not absorb, and fails the verdict.
+CONFIRMED = "CONFIRMED:"
+BRANCH_OUTCOMES: dict[str, frozenset[str]] = {
+    "ok": frozenset({CONFIRMED}),
+    "declined_retry": frozenset({CONFIRMED}),
+    "declined_cancel": frozenset({"CANCELLED:CUSTOMER"}),
+    "flaky": frozenset({CONFIRMED}),
+    "partial_accept": frozenset({CONFIRMED}),
+    "partial_ask_accept": frozenset({CONFIRMED}),
+    "partial_ask_refuse": frozenset({"CANCELLED:CUSTOMER"}),
+    "partial_cancel": frozenset({"CANCELLED:CUSTOMER"}),
+    "out_of_stock": frozenset({"REJECTED:OUT_OF_STOCK"}),
+    "high_value_approve": frozenset({CONFIRMED}),
+    "high_value_reject": frozenset({"REJECTED:MANAGER_REJECTED"}),
+    "fraud_approve": frozenset({CONFIRMED}),
+    "fraud_reject": frozenset({"REJECTED:FRAUD"}),
+    # The provider-bursts fault's branch: a card the provider keeps failing on, then another.
+    "unavailable_retry": frozenset({CONFIRMED}),
+}
+# Tries of one placement (each `Shop.call`, itself retrying for a minute) before it fails.
+PLACE_TRIES = 4
+# The partial branches' one-unit products seeded per order in flight asked for (a long run
+# places about three orders per order in flight on those branches; more are seeded if not).
+SCARCE_PER_TARGET = 3
+SCARCE_PRICE_CENTS = 700
 # One CONFIRMED order in FULFIL_EVERY is shipped, delivered and partly returned; one of those
 # returns in REJECT_EVERY is rejected, the others approved and received.
 FULFIL_EVERY = 5
@@ -141,7 +175,8 @@ class Shop:
     def __init__(self, system: System) -> None:
         self.system = system
         self.client = httpx.AsyncClient(base_url=system.gateway, timeout=15)
-        self.mongo: AsyncMongoClient[Any] = AsyncMongoClient(system.mongo_url)
+        # Each service's own store (`System.mongo_url_of`), opened when first read.
+        self._stores: dict[str, AsyncMongoClient[Any]] = {}
         self.admin: dict[str, str] = {}
         self.manager: dict[str, str] = {}
         self.connection = BusConnection(system.amqp_url, name=f"{system.prefix}chaos-probe")
@@ -162,22 +197,35 @@ class Shop:
     async def close(self) -> None:
         await self.client.aclose()
         await self.connection.close()
-        await self.mongo.close()
+        for client in self._stores.values():
+            await client.close()
 
-    async def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def db(self, service: str) -> AsyncDatabase[Any]:
+        """`service`'s database, on its own embedded server."""
+        if service not in self._stores:
+            self._stores[service] = AsyncMongoClient(self.system.mongo_url_of(service))
+        return self._stores[service][self.system.database(service)]
+
+    async def call(
+        self, method: str, path: str, *, retried: list[str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """One request, retried while the gateway (or the service behind it) is down, and once
-        logged in again when its access token expired."""
+        logged in again when its access token expired; each retry's cause goes to `retried`."""
         deadline = time.monotonic() + 60
         renewed = False
         while True:
             try:
                 response = await self.client.request(method, path, **kwargs)
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 if time.monotonic() > deadline:
                     raise
+                if retried is not None:
+                    retried.append(repr(exc))
                 await asyncio.sleep(0.5)
                 continue
             if response.status_code in (502, 503, 504) and time.monotonic() < deadline:
+                if retried is not None:
+                    retried.append(str(response.status_code))
                 await asyncio.sleep(0.5)
                 continue
             headers = kwargs.get("headers") or {}
@@ -249,6 +297,25 @@ class Shop:
         product_id: str = response.json()["productId"]
         return product_id
 
+    async def seed_products(self, count: int, price_cents: int, stock: int) -> list[str]:
+        """`count` products written straight into inventory's store by the catalogue seeder
+        (inventory's own code, ProductCreated in its outbox), once order's catalogue replica
+        holds them all: a placement then needs no inventory read (`product_facts`)."""
+        self.db("inventory")  # opens inventory's client
+        client = self._stores["inventory"]
+        products = bulk_products(
+            count, tag=secrets.token_hex(3), price_cents=price_cents, stock=stock, categories=1
+        )
+        ids = await seed_catalogue(client, self.db("inventory"), products)
+        replica = self.db("order")[PRODUCTS]
+        wanted = {"_id": {"$in": ids}, "price_cents": {"$exists": True}}
+        deadline = time.monotonic() + 120
+        while await replica.count_documents(wanted) < len(ids):
+            if time.monotonic() > deadline:
+                raise TimeoutError("order's replica lacks seeded products after 120 s")
+            await asyncio.sleep(0.5)
+        return ids
+
     def events(self) -> list[dict[str, Any]]:
         assert self.probe is not None
         found = []
@@ -278,10 +345,16 @@ class Driver:
         self.placers = max(4, min(16, target // 12))
         self.placed: dict[str, Placed] = {}
         self.place_failures: list[str] = []
-        self.server_errors: list[str] = []
+        self.driver_errors: list[str] = []  # the watcher's failed sweeps
+        self.place_retries: list[str] = []  # what each retried placement try answered
         self.customers: dict[str, list[Customer]] = {}
         self.products: dict[str, str] = {}
         self.all_products: list[str] = []
+        # The partial branches' scarce products (one unit each), seeded before the load: one
+        # created per order through the API failed while a fault had inventory down.
+        self.scarce: list[str] = []
+        self.scarce_batches = 0
+        self._seeding = asyncio.Lock()
         self.branches = itertools.cycle(BRANCHES)
         self.burst = False  # payment provider failing in bursts: unavailable cards in the mix
         self._bursts = itertools.count()
@@ -322,6 +395,16 @@ class Driver:
         self.products["alternative"] = await shop.product(1_000_000, 3_100, "chaos-gone")
         self.products["pricey"] = await shop.product(1_000_000, APPROVAL_THRESHOLD_CENTS // 2 + 1)
         self.all_products = list(self.products.values())
+        await self.more_scarce()
+
+    async def more_scarce(self) -> None:
+        """A batch of scarce products: enough for every partial order of a run at the load's
+        pace (4 branches in 13), seeded again should a run outlast it."""
+        async with self._seeding:
+            if not self.scarce:
+                batch = SCARCE_PER_TARGET * self.target
+                self.scarce += await self.shop.seed_products(batch, SCARCE_PRICE_CENTS, 1)
+                self.scarce_batches += 1
 
     def who(self, kind: str) -> Customer:
         return secrets.choice(self.customers[kind])
@@ -330,7 +413,9 @@ class Driver:
         p = self.products
         if branch.startswith("partial"):
             # Two wanted, one there: a product of its own with one unit.
-            scarce = await self.shop.product(1, 700)
+            while not self.scarce:
+                await self.more_scarce()
+            scarce = self.scarce.pop()
             self.all_products.append(scarce)
             kind = {
                 "partial_accept": "partial_accept",
@@ -354,18 +439,29 @@ class Driver:
     async def place(self, branch: str) -> Placed | None:
         customer, lines = await self.plan(branch)
         body = {"items": [{"productId": pid, "quantity": q} for pid, q in lines]}
-        # The same key on every try: a retry after a lost answer is the same order.
+        # What a client does with a timeout or a 5xx: the same request with the same key, so
+        # that a retry after a lost answer is the same order. A placement that succeeds after
+        # retries is not a failure; each retry is counted (`place_retries`).
         headers = {**customer.headers, "Idempotency-Key": str(uuid.uuid4())}
-        response = await self.shop.call("POST", "/api/v1/orders", json=body, headers=headers)
-        for _ in range(3):
+        retried: list[str] = []
+        response: httpx.Response | None = None
+        for _ in range(PLACE_TRIES):
+            try:
+                response = await self.shop.call(
+                    "POST", "/api/v1/orders", json=body, headers=headers, retried=retried
+                )
+            except httpx.HTTPError as exc:
+                response = None
+                retried.append(repr(exc))
+                continue
             if response.status_code < 500:
                 break
-            # What a client does with a 5xx: the same request with the same key (no double order).
-            self.server_errors.append(f"place {branch}: {response.status_code}")
+            retried.append(str(response.status_code))
             await asyncio.sleep(1)
-            response = await self.shop.call("POST", "/api/v1/orders", json=body, headers=headers)
-        if response.status_code != 202:
-            self.place_failures.append(f"{branch}: {response.status_code} {response.text[:200]}")
+        self.place_retries += [f"{branch}: {r}" for r in retried]
+        if response is None or response.status_code != 202:
+            answer = "no answer" if response is None else response.text[:200]
+            self.place_failures.append(f"{branch}: {retried[-1:]} {answer}")
             return None
         placed = Placed(response.json()["orderId"], branch, time.monotonic())
         self.placed[placed.order_id] = placed
@@ -499,7 +595,7 @@ class Driver:
             try:
                 await self.sweep()
             except Exception as exc:  # noqa: BLE001 - a driver error is reported, not raised
-                self.server_errors.append(f"sweep: {exc!r}")
+                self.driver_errors.append(f"sweep: {exc!r}")
             await asyncio.sleep(max(0.2, WATCH_SECONDS - (time.monotonic() - started)))
 
     async def _placer(self) -> None:
@@ -796,9 +892,9 @@ def scenarios(faults: Faults, long: bool) -> list[tuple[str, str, Callable[[], A
         ("broker-restart", "rabbitmqctl stop_app, 10 s, start_app", faults.broker_restart),
         ("store-stall", "inventory's Mongo SIGSTOPped for 10 s", faults.store_stall),
         (
-            # Inventory: orders wait for its answer within their stock window (15 min) and go on
-            # where their branch says; payment out 60 s runs past the suite's 15 s payment window
-            # (PAYMENT_TIMEOUT cancellations, voided late authorizations).
+            # Inventory: placed orders wait for its answer within their stock window (15 min),
+            # paid ones for its commit within theirs (`system.DEADLINES`), and go on where their
+            # branch says.
             "consumer-outage-inventory",
             "inventory stopped for 60 s while orders flow, then started",
             _bind(faults.consumer_outage, "inventory", 60.0),
@@ -848,7 +944,7 @@ def _bind(
 
 async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> dict[str, Any]:
     """Every figure the suite asserts on, read through the APIs and the databases."""
-    orders_db = shop.mongo[system.database("order")]
+    orders_db = shop.db("order")
     statuses: dict[str, str] = {}
     lost: list[str] = []
     stuck: list[str] = []
@@ -923,7 +1019,7 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         await asyncio.sleep(2)
 
     # Payments: the payment database and the PaymentCaptured events on the bus.
-    payments = [p async for p in shop.mongo[system.database("payment")].payments.find({})]
+    payments = [p async for p in shop.db("payment").payments.find({})]
     captured_without_confirmed = sorted(
         p["order_id"]
         for p in payments
@@ -970,7 +1066,7 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         await asyncio.sleep(2)
 
     # Notifications: one per (event, channel, recipient).
-    notify = shop.mongo[system.database("notify")].notifications
+    notify = shop.db("notify").notifications
     per_event: Counter[tuple[Any, ...]] = Counter()
     async for row in notify.find({}, {"event_id": 1, "channel": 1, "user_id": 1, "type": 1}):
         per_event[
@@ -996,6 +1092,11 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         unexpected += [{"service": item["service"], "unlisted": True}] * max(
             0, item["count"] - len(item["messages"])
         )
+
+    ended = {
+        branch: dict(Counter(outcome_of(orders, p.order_id) for p in placed))
+        for branch, placed in sorted(by_branch(driver).items())
+    }
 
     # The processor's own ledger (the sandbox's journal), from the outside in.
     ledger = await audit_ledger(system, orders)
@@ -1029,14 +1130,14 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
         "shipments": sum(shipments.values()),
         "by_status": dict(Counter(statuses.values())),
         "by_outcome": dict(sorted(outcomes.items())),
-        # Where each branch's orders ended (a branch may end otherwise under load: deadlines).
-        "by_branch": {
-            branch: dict(Counter(outcome_of(orders, p.order_id) for p in placed))
-            for branch, placed in sorted(by_branch(driver).items())
-        },
+        # Where each branch's orders ended, and how many ended where their branch does not.
+        "by_branch": ended,
+        "off_branch": sum(count for _, _, count in off_branch(ended)),
         "orders_not_placed_by_driver": len(unknown),
         "place_failures": len(driver.place_failures),
-        "server_errors_retried": len(driver.server_errors),
+        "place_retries": len(driver.place_retries),
+        "driver_errors": len(driver.driver_errors),
+        "scarce_batches_seeded": driver.scarce_batches,
         "max_in_flight": driver.in_flight_max,
         "notifications": notifications,
         "duplicates_injected": dict(faults.duplicates_sent),
@@ -1059,7 +1160,8 @@ async def check(system: System, shop: Shop, driver: Driver, faults: Faults) -> d
             "fulfilments": dict(list(driver.fulfilled.items())[:20]),
             "unexpected_dead_letters": unexpected[:20],
             "place_failures": driver.place_failures[:20],
-            "server_errors": driver.server_errors[:20],
+            "place_retries": driver.place_retries[:20],
+            "driver_errors": driver.driver_errors[:20],
             "stuck_orders": {
                 o: driver.placed[o].__dict__ for o in stuck[:10] if o in driver.placed
             },
@@ -1248,6 +1350,7 @@ FIGURES = (
     "ledger_capture_mismatches",
     "authorizations_not_voided",
     "ledger_refunds_above_capture",
+    "off_branch",
     "ledger_captured_cents",
     "confirmed_total_cents",
     "fulfilled",
@@ -1270,6 +1373,7 @@ MUST_BE_ZERO = (
     "ledger_capture_mismatches",
     "authorizations_not_voided",
     "ledger_refunds_above_capture",
+    "off_branch",
 )
 
 
@@ -1288,7 +1392,8 @@ def verdict(report: dict[str, Any]) -> list[str]:
     must-be-zero figure, on less load than it asked for (orders submitted, orders in flight, a
     scenario's window with fewer orders than `window_orders`, or none), on orders not all
     terminal, on any placement that failed, on poison that did not reach a DLQ, on a fault that
-    was not injected, and on nothing fulfilled or returned."""
+    was not injected, on nothing fulfilled or returned, and on any order that ended where its
+    branch does not (`BRANCH_OUTCOMES`)."""
     figures = report.get("figures")
     if not figures:
         return [f"no figures: {report.get('error', 'the run stopped before the checker')}"]
@@ -1308,6 +1413,10 @@ def verdict(report: dict[str, Any]) -> list[str]:
         problems.append(
             f"fulfilled {figures['fulfilled']}, returns received {figures['returns_received']}"
         )
+    problems += [
+        f"{branch}: {count} ended {outcome}, allowed {sorted(BRANCH_OUTCOMES.get(branch, []))}"
+        for branch, outcome, count in off_branch(figures.get("by_branch", {}))
+    ]
     if not report["scenarios"]:
         problems.append("no scenario ran")
     for s in report["scenarios"]:
@@ -1318,6 +1427,17 @@ def verdict(report: dict[str, Any]) -> list[str]:
         if not s["ok"]:
             problems.append(f"{s['name']}: not ok {s['detail']}")
     return problems
+
+
+def off_branch(by_branch: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    """(branch, outcome, orders) for each outcome outside its branch's `BRANCH_OUTCOMES` (a
+    branch the table does not know may end nowhere)."""
+    return [
+        (branch, outcome, count)
+        for branch, outcomes in sorted(by_branch.items())
+        for outcome, count in sorted(outcomes.items())
+        if outcome not in BRANCH_OUTCOMES.get(branch, frozenset())
+    ]
 
 
 def table(report: dict[str, Any]) -> str:
@@ -1355,8 +1475,8 @@ def table(report: dict[str, Any]) -> str:
         lines += [f"  {b}: {o}" for b, o in figures.get("by_branch", {}).items()]
         lines.append(f"max orders in flight: {figures['max_in_flight']} (>= {load['in_flight']})")
         lines.append(
-            "place answered 5xx, retried with its key: "
-            f"{figures['server_errors_retried']}; place failures: {figures['place_failures']}"
+            "placement tries retried with their key (timeout, 5xx): "
+            f"{figures['place_retries']}; place failures: {figures['place_failures']}"
         )
     problems = report.get("verdict", [])
     lines.append("verdict: " + ("PASS" if not problems else "FAIL"))
