@@ -15,8 +15,9 @@ and the Admin receives it, so that refunds and restocks happen under the same fa
                                                            a failed verdict)
 
 The short form (kill order, inventory and payment once each, one broker connection drop, a
-broker restart, a store stall, duplicates and poison) also runs inside `make test` (tests/chaos/test_chaos.py). The report is
-printed as a table and written to tests/reports/chaos.json.
+broker restart, a store stall, duplicates and poison) also runs inside `make test`
+(tests/chaos/test_chaos.py). The report is printed as a table and written to
+tests/reports/chaos.json.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import secrets
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,12 @@ class Scenario:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+def backoff(first: float = 0.5, cap: float = 8.0) -> Iterator[float]:
+    """Pauses between a client's tries: doubling from `first` up to `cap`, each jittered."""
+    for attempt in itertools.count():
+        yield min(cap, first * 2**attempt) * random.uniform(0.5, 1.5)
+
+
 class Shop:
     """What the driver and the checker use: the gateway, the databases, a probe on `#`."""
 
@@ -213,6 +221,10 @@ class Shop:
         logged in again when its access token expired; each retry's cause goes to `retried`."""
         deadline = time.monotonic() + 60
         renewed = False
+        # Backing off as a client should: a request that timed out may still be queued in the
+        # service (a placement waits its turn for the order's transactions), and retrying it
+        # every half second piled copies on that queue (2.8 tries per placement at 200 in flight).
+        pauses = backoff()
         while True:
             try:
                 response = await self.client.request(method, path, **kwargs)
@@ -221,12 +233,12 @@ class Shop:
                     raise
                 if retried is not None:
                     retried.append(repr(exc))
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(next(pauses))
                 continue
             if response.status_code in (502, 503, 504) and time.monotonic() < deadline:
                 if retried is not None:
                     retried.append(str(response.status_code))
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(next(pauses))
                 continue
             headers = kwargs.get("headers") or {}
             if response.status_code == 401 and not renewed and "authorization" in headers:
@@ -469,29 +481,35 @@ class Driver:
         self._customer_of[placed.order_id] = customer
         return placed
 
-    async def act(self, placed: Placed, action: str, headers: dict[str, str], body: Any) -> None:
+    async def act(self, placed: Placed, action: str, headers: dict[str, str], body: Any) -> bool:
+        """One customer or manager action; whether the shop answered it (a 409 is an answer:
+        the order moved on meanwhile, perhaps by this action's own try that timed out)."""
         response = await self.shop.call(
             "POST", f"/api/v1/orders/{placed.order_id}/{action}", json=body, headers=headers
         )
         placed.actions.append(f"{action}:{response.status_code}")
+        return response.status_code < 500
 
     async def react(self, placed: Placed) -> None:
         """Do what the branch's customer or manager does while the order waits for them (once
-        per wait; an approval once per review: a fraud review may follow a high-value one)."""
+        per wait, and again at the next sweep when the shop did not answer, as a person would;
+        an approval once per review: a fraud review may follow a high-value one)."""
         customer = self._customer_of[placed.order_id]
         branch, status = placed.branch, placed.status
+        answered = True
         if status == "PAYMENT_FAILED" and status not in placed.done:
-            placed.done.add(status)
             if branch in ("declined_retry", "unavailable_retry") and len(customer.methods) > 1:
                 body = {"paymentMethodId": customer.methods[1]}
-                await self.act(placed, "payment/retry", customer.headers, body)
+                answered = await self.act(placed, "payment/retry", customer.headers, body)
             elif branch == "declined_cancel":
-                await self.act(placed, "cancel", customer.headers, None)
+                answered = await self.act(placed, "cancel", customer.headers, None)
             # otherwise the payment window closes
+            if answered:
+                placed.done.add(status)
         elif status == "AWAITING_CUSTOMER_DECISION" and status not in placed.done:
-            placed.done.add(status)
             accept = branch != "partial_ask_refuse"
-            await self.act(placed, "decision", customer.headers, {"accept": accept})
+            if await self.act(placed, "decision", customer.headers, {"accept": accept}):
+                placed.done.add(status)
         elif status == "AWAITING_APPROVAL":
             response = await self.shop.call(
                 "GET", f"/api/v1/orders/{placed.order_id}", headers=self.shop.admin
@@ -500,9 +518,9 @@ class Driver:
                 return
             wait = f"{status}:{response.json().get('approvalReason')}"
             if wait not in placed.done:
-                placed.done.add(wait)
                 action = "reject" if branch.endswith("reject") else "approve"
-                await self.act(placed, action, self.shop.manager, {"reason": "chaos"})
+                if await self.act(placed, action, self.shop.manager, {"reason": "chaos"}):
+                    placed.done.add(wait)
 
     def _react(self, placed: Placed) -> None:
         if placed.order_id in self._reacting:
@@ -1377,13 +1395,15 @@ MUST_BE_ZERO = (
 )
 
 
-# What each form asks of its load: orders in flight during the faults (the driver holds a few
-# more), and the fewest orders placed within each scenario's window.
 # The longest a scenario's window waits past the recovery for its orders.
 WINDOW_CAP_SECONDS = 60.0
+# What each form asks of its load: orders in flight during the faults (the driver holds a few
+# more), the fewest orders placed within each scenario's window, and the longest the load may
+# take to reach its orders in flight before the first fault (the long form's placements wait
+# their turn for order's transactions on a loaded machine).
 LOAD = {
-    "short": {"in_flight": 30, "window_orders": 5},
-    "long": {"in_flight": 200, "window_orders": 10},
+    "short": {"in_flight": 30, "window_orders": 5, "ramp_cap_seconds": 120},
+    "long": {"in_flight": 200, "window_orders": 10, "ramp_cap_seconds": 240},
 }
 
 
@@ -1511,7 +1531,7 @@ async def run(amqp_url: str, *, long: bool, in_flight: int | None = None) -> dic
             faults = Faults(system, shop, driver)
             driver.start()
             # Load first: the orders in flight the form asks for before the first fault.
-            ramp = time.monotonic() + 120
+            ramp = time.monotonic() + load["ramp_cap_seconds"]
             while driver.in_flight_max < load["in_flight"] and time.monotonic() < ramp:
                 await asyncio.sleep(0.5)
             say(f"{driver.in_flight_max} orders in flight ({len(driver.placed)} placed)")
