@@ -157,6 +157,7 @@ class Placed:
     status: str = "PENDING"
     actions: list[str] = field(default_factory=list)
     done: set[str] = field(default_factory=set)  # the waits the driver answered
+    seen: dict[str, float] = field(default_factory=dict)  # each wait, when first seen
 
 
 @dataclass
@@ -349,9 +350,11 @@ class Driver:
     status: `in_flight_max` and the per-scenario figures come from those samples.
     """
 
-    def __init__(self, shop: Shop, target: int) -> None:
+    def __init__(self, shop: Shop, target: int, think: float = 0.0) -> None:
         self.shop = shop
         self.target = target
+        # How long a customer or manager takes over a wait before answering it (`LOAD`).
+        self.think = think
         # Held a little above the target: the shop's own count lags the driver's by a sweep.
         self.hold = target + max(4, target // 10)
         self.placers = max(4, min(16, target // 12))
@@ -497,6 +500,10 @@ class Driver:
         customer = self._customer_of[placed.order_id]
         branch, status = placed.branch, placed.status
         answered = True
+        if status in ("PAYMENT_FAILED", "AWAITING_CUSTOMER_DECISION") and not self.thought(
+            placed, status
+        ):
+            return
         if status == "PAYMENT_FAILED" and status not in placed.done:
             if branch in ("declined_retry", "unavailable_retry") and len(customer.methods) > 1:
                 body = {"paymentMethodId": customer.methods[1]}
@@ -517,10 +524,16 @@ class Driver:
             if response.status_code != 200 or response.json()["status"] != status:
                 return
             wait = f"{status}:{response.json().get('approvalReason')}"
-            if wait not in placed.done:
+            if wait not in placed.done and self.thought(placed, wait):
                 action = "reject" if branch.endswith("reject") else "approve"
                 if await self.act(placed, action, self.shop.manager, {"reason": "chaos"}):
                     placed.done.add(wait)
+
+    def thought(self, placed: Placed, wait: str) -> bool:
+        """Whether the customer or manager has taken their time over `wait` (`think` seconds
+        since the driver first saw the order in it)."""
+        since = placed.seen.setdefault(wait, time.monotonic())
+        return time.monotonic() - since >= self.think
 
     def _react(self, placed: Placed) -> None:
         if placed.order_id in self._reacting:
@@ -1398,12 +1411,19 @@ MUST_BE_ZERO = (
 # The longest a scenario's window waits past the recovery for its orders.
 WINDOW_CAP_SECONDS = 60.0
 # What each form asks of its load: orders in flight during the faults (the driver holds a few
-# more), the fewest orders placed within each scenario's window, and the longest the load may
-# take to reach its orders in flight before the first fault (the long form's placements wait
-# their turn for order's transactions on a loaded machine).
+# more), the fewest orders placed within each scenario's window, the longest the load may take
+# to reach its orders in flight before the first fault (the long form's placements wait their
+# turn for order's transactions on a loaded machine), and how long a customer or manager takes
+# over a wait before answering it.
+# Orders in flight = placements per second x seconds an order lives (Little's law). The long
+# form places at most about 1.7 orders/s on the 2-core machine (order's transactions run one at
+# a time on the embedded server), and an order answered at once lives about 45 s: 80 in flight.
+# Customers and managers who take 100 s over a decision, a failed payment or a review (as in a
+# sale, where they take minutes) keep 200 in flight with the branch mix unchanged; the orders
+# they leave waiting hold stock and authorizations through every fault.
 LOAD = {
-    "short": {"in_flight": 30, "window_orders": 5, "ramp_cap_seconds": 120},
-    "long": {"in_flight": 200, "window_orders": 10, "ramp_cap_seconds": 240},
+    "short": {"in_flight": 30, "window_orders": 5, "ramp_cap_seconds": 120, "think_seconds": 0},
+    "long": {"in_flight": 200, "window_orders": 10, "ramp_cap_seconds": 240, "think_seconds": 100},
 }
 
 
@@ -1524,7 +1544,7 @@ async def run(amqp_url: str, *, long: bool, in_flight: int | None = None) -> dic
         shop = Shop(system)
         try:
             await shop.open()
-            driver = Driver(shop, load["in_flight"])
+            driver = Driver(shop, load["in_flight"], think=load["think_seconds"])
             load["hold"] = driver.hold
             await driver.prepare()
             say(f"{sum(map(len, driver.customers.values()))} customers ready")
