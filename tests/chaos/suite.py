@@ -496,7 +496,8 @@ class Driver:
     async def react(self, placed: Placed) -> None:
         """Do what the branch's customer or manager does while the order waits for them (once
         per wait, and again at the next sweep when the shop did not answer, as a person would;
-        an approval once per review: a fraud review may follow a high-value one)."""
+        an approval once per review: a fraud review may follow a high-value one, or another
+        fraud review)."""
         customer = self._customer_of[placed.order_id]
         branch, status = placed.branch, placed.status
         answered = True
@@ -523,7 +524,10 @@ class Driver:
             )
             if response.status_code != 200 or response.json()["status"] != status:
                 return
-            wait = f"{status}:{response.json().get('approvalReason')}"
+            # One answer per review, told apart by its deadline: a payment retried with another
+            # card after an approved fraud review is reviewed again, for the same reason.
+            order = response.json()
+            wait = f"{status}:{order.get('approvalReason')}:{order.get('deadline')}"
             if wait not in placed.done and self.thought(placed, wait):
                 action = "reject" if branch.endswith("reject") else "approve"
                 if await self.act(placed, action, self.shop.manager, {"reason": "chaos"}):
