@@ -1,14 +1,20 @@
 """The short form of the fault suite, inside `make test` (the long form is `make chaos`).
 
-The shop runs as processes (one per service, as `make run` starts them) with its own ports,
-embedded Mongo, broker prefix and database prefix; the driver keeps 30 orders in flight
-(`CHAOS_IN_FLIGHT`; `make chaos` keeps 200) on every checkout branch while order, inventory and
-payment are SIGKILLed and restarted, the broker drops the system's connections, and duplicates
-of every event type and a few poison messages are published; some CONFIRMED orders are shipped,
-delivered and partly returned meanwhile. The suite's own verdict (`suite.verdict`) must be
-empty: every must-be-zero figure 0 (the processor's ledger included), every order submitted
-terminal, no placement failed, the load reached, each scenario's window with its orders, the
-poison in the DLQs. Without `rabbitmqctl` (the broker faults need it) the test fails.
+The shop runs as processes (one per service, as `make run` starts them) with its own ports, an
+embedded Mongo per service, its own RabbitMQ node (`devkit.rabbit_node`; the machine's shared
+broker is never restarted), broker prefix and database prefix. The driver keeps 30 orders in
+flight (`CHAOS_IN_FLIGHT`; `make chaos` keeps 200) on every checkout branch while, one at a time,
+order, inventory and payment are SIGKILLed and restarted, the broker drops the system's
+connections, the broker node restarts (`stop_app`, 10 s, `start_app`), inventory's Mongo is
+SIGSTOPped for 10 s, and duplicates of every event type and a few poison messages are published;
+some CONFIRMED orders are shipped, delivered and partly returned meanwhile. The broker restart
+and the store stall also watch `/readyz`: not ready during the fault, ready after it.
+
+The suite's own verdict (`suite.verdict`) must be empty: every must-be-zero figure 0 (the
+processor's ledger included), every order submitted terminal and ended where its branch says
+(`suite.BRANCH_OUTCOMES`), no placement failed (retries with the same Idempotency-Key are
+counted, not failed), the load reached, each scenario's window with its orders, the poison in
+the DLQs. Without `rabbitmqctl` (the broker faults need it) the test fails.
 """
 
 from __future__ import annotations

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from .suite import FIGURES, LOAD, MUST_BE_ZERO, audit_entries, verdict
+from .suite import (
+    BRANCH_OUTCOMES,
+    BRANCHES,
+    FIGURES,
+    LOAD,
+    MUST_BE_ZERO,
+    audit_entries,
+    off_branch,
+    verdict,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -85,6 +94,9 @@ def passing_report() -> dict[str, Any]:
         "fulfilled": 12,
         "returns_received": 5,
     }
+    figures["by_branch"] = {
+        branch: dict.fromkeys(outcomes, 10) for branch, outcomes in BRANCH_OUTCOMES.items()
+    }
     scenario = {"name": "kill-order", "orders_during": 40, "ok": True, "detail": {}}
     return {"load": dict(LOAD["long"]), "figures": figures, "scenarios": [scenario]}
 
@@ -106,6 +118,23 @@ def test_a_run_that_proves_its_load_and_invariants_passes() -> None:
         (lambda r: r["scenarios"][0].update(ok=False), "kill-order: not ok"),
         (lambda r: r.update(scenarios=[]), "no scenario ran"),
         (lambda r: r.pop("figures"), "no figures"),
+        # The happy branch's holds expired before payment (the load outran them).
+        (
+            lambda r: r["figures"]["by_branch"]["ok"].update({"CANCELLED:COMMIT_FAILED": 89}),
+            "ok: 89 ended CANCELLED:COMMIT_FAILED, allowed ['CONFIRMED:']",
+        ),
+        (
+            lambda r: r["figures"]["by_branch"]["declined_retry"].update(
+                {"CANCELLED:PAYMENT_FAILED": 2}
+            ),
+            "declined_retry: 2 ended CANCELLED:PAYMENT_FAILED",
+        ),
+        (
+            lambda r: r["figures"]["by_branch"]["high_value_reject"].update({"CONFIRMED:": 1}),
+            "high_value_reject: 1 ended CONFIRMED:",
+        ),
+        (lambda r: r["figures"]["by_branch"].update(new={"CONFIRMED:": 1}), "new: 1 ended"),
+        (lambda r: r["figures"].update(off_branch=3), "off_branch = 3"),
     ],
 )
 def test_a_run_fails_when(change: Any, reason: str) -> None:
@@ -119,3 +148,18 @@ def test_the_ledger_figures_must_be_zero() -> None:
         assert name in MUST_BE_ZERO
     assert "ledger_refunds_above_capture" in MUST_BE_ZERO
     assert "poison_not_dead_lettered" in MUST_BE_ZERO
+
+
+def test_every_branch_the_driver_places_says_where_it_ends() -> None:
+    """A branch added to the driver without its outcomes would fail every run: say so here."""
+    assert {*BRANCHES, "unavailable_retry"} == set(BRANCH_OUTCOMES)
+    assert all(BRANCH_OUTCOMES.values())
+
+
+def test_an_order_ending_where_its_branch_says_is_not_off_branch() -> None:
+    by_branch = {
+        "ok": {"CONFIRMED:": 40},
+        "partial_ask_refuse": {"CANCELLED:CUSTOMER": 3},
+        "fraud_reject": {"REJECTED:FRAUD": 3, "CANCELLED:COMMIT_FAILED": 1},
+    }
+    assert off_branch(by_branch) == [("fraud_reject", "CANCELLED:COMMIT_FAILED", 1)]
