@@ -1292,7 +1292,7 @@ async def audit_ledger(
 ) -> dict[str, Any]:
     """`audit_entries` on the ledger the sandbox keeps in the payment database, read again
     until it holds (a void follows the order's end)."""
-    client: AsyncMongoClient[Any] = AsyncMongoClient(system.mongo_url)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(system.mongo_url_of("payment"))
     deadline = time.monotonic() + settle
     try:
         while True:
