@@ -187,6 +187,9 @@ async def _revocations_polled(app: FastAPI, interval: float) -> AsyncIterator[No
         await feed.aclose()
 
 
+KEEP_ALIVE_SECONDS = 30
+
+
 def server_options(settings: ServiceSettings) -> dict[str, Any]:
     """uvicorn's options for a service (`serve`; tests run a `uvicorn.Config` of them)."""
     return {
@@ -200,6 +203,10 @@ def server_options(settings: ServiceSettings) -> dict[str, Any]:
         # cannot load it fails to start rather than running on the slower loop unnoticed.
         "loop": "uvloop",
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
+        # Longer than any client's keep-alive (httpx expires idle connections after 5 s, which
+        # was uvicorn's default too): with equal timeouts a client could send on a connection
+        # the server was closing, and the gateway answered 502 for a request never read.
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "proxy_headers": False,  # X-Forwarded-* are read by kit.request_context.client_ip only
         "server_header": False,
     }

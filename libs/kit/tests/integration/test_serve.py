@@ -92,3 +92,12 @@ def test_a_service_runs_on_uvloop_and_a_failed_start_exits_the_process() -> None
     )
     assert "LOOP uvloop" in result.stdout, result.stdout + result.stderr
     assert result.returncode != 0  # a supervisor sees a start-up that failed
+
+
+def test_services_keep_idle_connections_longer_than_their_clients() -> None:
+    """A client must drop an idle connection before the server closes it; with both at 5 s the
+    gateway sometimes sent a request on a connection uvicorn was closing (a 502 under load)."""
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None
+    keep_alive = server_options(ServiceSettings(service_name="probe"))["timeout_keep_alive"]
+    assert keep_alive >= 2 * client_expiry
